@@ -1,0 +1,115 @@
+// Child processes started by tests: real memcached servers and mcrelay itself.
+// Every process is registered so that it is killed (by its own PID) when the
+// test process exits, also when a test fails or throws.
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const live = new Set<ChildProcess>();
+function killAll(): void {
+  for (const p of live) {
+    try { p.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+  live.clear();
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => { killAll(); process.exit(130); });
+}
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const CLI = path.join(ROOT, 'dist/src/cli.js');
+
+/** A loopback port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Resolves once something accepts TCP connections on the port. */
+export async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(20);
+  }
+}
+
+export class Proc {
+  readonly child: ChildProcess;
+  readonly port: number;
+  output = '';
+  private exited: Promise<number | null>;
+
+  constructor(child: ChildProcess, port: number) {
+    this.child = child;
+    this.port = port;
+    live.add(child);
+    child.stdout?.on('data', (d: Buffer) => { this.output += d.toString(); });
+    child.stderr?.on('data', (d: Buffer) => { this.output += d.toString(); });
+    this.exited = new Promise((resolve) => child.once('exit', (code) => { live.delete(child); resolve(code); }));
+  }
+
+  get pid(): number { return this.child.pid!; }
+  get addr(): string { return `127.0.0.1:${this.port}`; }
+  get alive(): boolean { return this.child.exitCode === null && this.child.signalCode === null; }
+
+  signal(sig: NodeJS.Signals): void { if (this.alive) this.child.kill(sig); }
+
+  async stop(sig: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    if (this.alive) this.child.kill(sig);
+    return this.exited;
+  }
+
+  wait(): Promise<number | null> { return this.exited; }
+}
+
+export interface MemcachedOptions { port?: number; memoryMb?: number; extraArgs?: string[] }
+
+/** Starts a real memcached on 127.0.0.1 and waits until it accepts connections. */
+export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc> {
+  const port = opts.port ?? await freePort();
+  const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', String(opts.memoryMb ?? 64), '-c', '4096', '-t', '1'];
+  if (process.getuid?.() === 0) args.push('-u', 'root');
+  args.push(...(opts.extraArgs ?? []));
+  const child = spawn('memcached', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = new Proc(child, port);
+  await Promise.race([
+    waitForPort(port),
+    p.wait().then((code) => { throw new Error(`memcached exited with ${code}: ${p.output}`); }),
+  ]);
+  return p;
+}
+
+/** Starts mcrelay (the built CLI) with the given flags plus -l/-p, waits until it listens. */
+export async function startProxy(flags: string[], opts: { port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
+  const port = opts.port ?? await freePort();
+  const child = spawn(process.execPath, [CLI, '-l', '127.0.0.1', '-p', String(port), ...flags], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  const p = new Proc(child, port);
+  await Promise.race([
+    waitForPort(port, 10000),
+    p.wait().then((code) => { throw new Error(`mcrelay exited with ${code}: ${p.output}`); }),
+  ]);
+  return p;
+}

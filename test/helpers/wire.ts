@@ -1,0 +1,88 @@
+// A raw text-protocol client for tests: sends literal bytes, collects the reply.
+import net from 'node:net';
+
+export class WireClient {
+  readonly socket: net.Socket;
+  private buf: Buffer = Buffer.alloc(0);
+  private waiters: Array<() => void> = [];
+  closed = false;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (d: Buffer) => {
+      this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
+      this.wake();
+    });
+    socket.on('close', () => { this.closed = true; this.wake(); });
+    socket.on('error', () => { /* surfaced as close */ });
+  }
+
+  static connect(port: number, host = '127.0.0.1'): Promise<WireClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, host);
+      s.setNoDelay(true);
+      s.once('connect', () => resolve(new WireClient(s)));
+      s.once('error', reject);
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  write(data: string | Buffer): void { this.socket.write(data); }
+
+  /** Sends the input in pieces, each a separate write with a pause between. */
+  async writeSplit(data: Buffer, at: number[]): Promise<void> {
+    let prev = 0;
+    for (const cut of [...at, data.length]) {
+      if (cut > prev) {
+        this.socket.write(data.subarray(prev, cut));
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      prev = cut;
+    }
+  }
+
+  /** Waits until `done(bytes so far)` is true, the socket closes, or the timeout passes. */
+  async readUntil(done: (b: Buffer) => boolean, timeoutMs = 3000): Promise<Buffer> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done(this.buf) && !this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => { clearTimeout(t); resolve(); });
+      });
+    }
+    const out = this.buf;
+    this.buf = Buffer.alloc(0);
+    return out;
+  }
+
+  /** Collects everything that arrives until no byte has come for quietMs. */
+  async readQuiet(quietMs = 150, timeoutMs = 5000): Promise<Buffer> {
+    const deadline = Date.now() + timeoutMs;
+    let seen = -1;
+    while (Date.now() < deadline && !this.closed) {
+      if (this.buf.length === seen) break;
+      seen = this.buf.length;
+      await new Promise((r) => setTimeout(r, quietMs));
+    }
+    const out = this.buf;
+    this.buf = Buffer.alloc(0);
+    return out;
+  }
+
+  /** Sends a request and reads until the reply ends with `terminator` (default: a line). */
+  async request(data: string | Buffer, terminator = '\r\n', timeoutMs = 3000): Promise<string> {
+    this.write(data);
+    const t = Buffer.from(terminator);
+    const b = await this.readUntil((x) => x.length >= t.length && x.subarray(x.length - t.length).equals(t), timeoutMs);
+    return b.toString('latin1');
+  }
+
+  close(): void { this.socket.destroy(); }
+}
