@@ -1,0 +1,212 @@
+// One pipelined connection from a worker to one memcached server.
+//
+//   enqueue(op, bytes) -> outbox --(one write per turn)--> server
+//   server --> ResponseParser --> pending[head] (FIFO: replies come in request order)
+//
+// Replies are matched to ops purely by order, so anything that breaks the order
+// (an unparseable reply, a reply that never comes) poisons the stream: the
+// connection is closed and every op still pending on it is failed, which hands
+// reads over to the backup (see worker/dispatch.ts).
+
+import net from 'node:net';
+import type { ServerAddress } from '../config/config.js';
+import { InputBuffer, Outbox } from '../protocol/io-buffers.js';
+import { Reply, ResponseParser } from '../protocol/response-parser.js';
+import type { Op } from '../worker/request.js';
+
+/** Why a connection failed its ops; decides what health does with the server. */
+export const Failure = {
+  /** refused, reset, closed by the server: the server is down */
+  CONNECTION: 0,
+  /** the head op waited longer than the timeout */
+  TIMEOUT: 1,
+  /** the server sent something that is not a memcached reply */
+  PROTOCOL: 2,
+} as const;
+
+export interface ReplyHandler {
+  onValue(op: Op, buf: Buffer, start: number, end: number, keyStart: number, keyEnd: number): void;
+  /** the op's final reply: a line (END for a retrieval), [start, end) including CRLF */
+  onLine(op: Op, buf: Buffer, start: number, end: number): void;
+  onFailed(op: Op): void;
+  onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void;
+  /** the connection has bytes to write; flush() it later in this turn */
+  schedule(conn: BackendConnection): void;
+}
+
+const IDLE = 0;
+const CONNECTING = 1;
+const OPEN = 2;
+
+export class BackendConnection {
+  readonly server: number;
+  readonly address: ServerAddress;
+  private socket: net.Socket | null = null;
+  private state = IDLE;
+  readonly outbox = new Outbox();
+  private readonly input = new InputBuffer();
+  private readonly parser = new ResponseParser();
+  // pending ops: a growable power-of-two ring
+  private ring: Array<Op | null> = new Array(64).fill(null);
+  private head = 0;
+  private tail = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** set while this connection is in the handler's flush list */
+  scheduled = false;
+  /** no reconnect before this time (ms) after a protocol failure */
+  private backoffUntil = 0;
+  private backoffMs = 0;
+
+  constructor(
+    server: number,
+    address: ServerAddress,
+    private readonly handler: ReplyHandler,
+    private readonly timeoutMs: number,
+    private readonly maxBackoffMs: number,
+  ) {
+    this.server = server;
+    this.address = address;
+  }
+
+  get inflight(): number { return (this.tail - this.head) & (this.ring.length - 1); }
+
+  /** False while a reconnect is held back after a protocol failure. */
+  usable(now: number): boolean {
+    return this.state !== IDLE || now >= this.backoffUntil;
+  }
+
+  /** Queues op; the caller has added (or will add in this turn) its bytes to outbox. */
+  enqueue(op: Op, now: number): void {
+    if (this.state === IDLE) this.connect();
+    op.server = this.server;
+    op.conn = this;
+    op.sentAt = now;
+    this.ring[this.tail] = op;
+    this.tail = (this.tail + 1) & (this.ring.length - 1);
+    if (this.tail === this.head) this.grow();
+    if (!this.scheduled) {
+      this.scheduled = true;
+      this.handler.schedule(this);
+    }
+    if (this.timer === null) this.timer = setInterval(checkTimeout, Math.max(10, this.timeoutMs >> 2), this);
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.socket !== null) this.outbox.flush(this.socket);
+  }
+
+  private grow(): void {
+    // tail caught up with head: the ring is full; double it, unrolled from head
+    const old = this.ring;
+    const next: Array<Op | null> = new Array(old.length * 2).fill(null);
+    for (let i = 0; i < old.length; i++) next[i] = old[(this.head + i) & (old.length - 1)]!;
+    this.ring = next;
+    this.head = 0;
+    this.tail = old.length;
+  }
+
+  private connect(): void {
+    const a = this.address;
+    const socket = a.path !== null ? net.connect(a.path) : net.connect(a.port, a.host);
+    socket.setNoDelay(true);
+    this.socket = socket;
+    this.state = CONNECTING;
+    socket.on('connect', onConnect);
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('close', onClose);
+    (socket as SocketWithOwner).owner = this;
+  }
+
+  /** @internal */ connected(): void {
+    this.state = OPEN;
+    this.backoffMs = 0;
+  }
+
+  /** @internal */ receive(chunk: Buffer): void {
+    const input = this.input;
+    input.push(chunk, this.parser.need);
+    const buf = input.buf;
+    const end = input.end;
+    let pos = input.pos;
+    const parser = this.parser;
+    const handler = this.handler;
+    while (pos < end) {
+      const op = this.ring[this.head];
+      if (op === null || op === undefined) return this.fail(Failure.PROTOCOL, new Error('reply with no request pending'));
+      const r = parser.read(buf, pos, end, op.retrieval);
+      if (r === Reply.NEED_MORE) break;
+      if (r === Reply.BAD) return this.fail(Failure.PROTOCOL, new Error('unparseable reply'));
+      if (r === Reply.VALUE) {
+        handler.onValue(op, buf, parser.start, parser.next, parser.keyStart, parser.keyEnd);
+      } else {
+        this.ring[this.head] = null;
+        this.head = (this.head + 1) & (this.ring.length - 1);
+        handler.onLine(op, buf, parser.start, parser.next);
+      }
+      // A handler may have failed this connection (a value nobody asked for).
+      if (this.state === IDLE) return;
+      pos = parser.next;
+    }
+    input.consume(pos);
+  }
+
+  /** Head op too old? Then the stream is stuck: fail the connection. */
+  /** @internal */ checkTimeout(now: number): void {
+    const op = this.ring[this.head];
+    if (op === null || op === undefined) {
+      if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
+      return;
+    }
+    if (now - op.sentAt >= this.timeoutMs) this.fail(Failure.TIMEOUT, null);
+  }
+
+  /** Closes the connection and fails every pending op (each exactly once). */
+  fail(failure: number, error: Error | null): void {
+    const socket = this.socket;
+    this.socket = null;
+    this.state = IDLE;
+    if (socket !== null) {
+      (socket as SocketWithOwner).owner = null;
+      socket.destroy();
+    }
+    if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
+    this.outbox.clear();
+    this.input.consume(this.input.end);
+    this.parser.need = 0;
+    if (failure === Failure.PROTOCOL) {
+      this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs === 0 ? 50 : this.backoffMs * 2);
+      this.backoffUntil = Date.now() + this.backoffMs;
+    }
+    this.handler.onConnectionFailed(this, failure, error);
+    // Fail ops after the health update so that their failover sees the new state.
+    while (this.head !== this.tail) {
+      const op = this.ring[this.head]!;
+      this.ring[this.head] = null;
+      this.head = (this.head + 1) & (this.ring.length - 1);
+      this.handler.onFailed(op);
+    }
+  }
+
+  close(): void {
+    const socket = this.socket;
+    this.socket = null;
+    this.state = IDLE;
+    if (socket !== null) {
+      (socket as SocketWithOwner).owner = null;
+      socket.destroy();
+    }
+    if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
+  }
+}
+
+interface SocketWithOwner extends net.Socket { owner: BackendConnection | null }
+
+// Socket handlers are shared top-level functions that find their connection on
+// the socket: no closure per connection or per request.
+function onConnect(this: SocketWithOwner): void { this.owner?.connected(); }
+function onData(this: SocketWithOwner, chunk: Buffer): void { this.owner?.receive(chunk); }
+function onError(this: SocketWithOwner, err: Error): void { this.owner?.fail(Failure.CONNECTION, err); }
+function onClose(this: SocketWithOwner): void { this.owner?.fail(Failure.CONNECTION, new Error('connection closed by server')); }
+function checkTimeout(conn: BackendConnection): void { conn.checkTimeout(Date.now()); }

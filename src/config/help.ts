@@ -1,0 +1,69 @@
+// The --help text. Every magent flag appears with its short form first so that an
+// operator moving a magent command line across can find each flag by its letter.
+
+import { DEFAULTS } from './config.js';
+
+/** workers: the default worker count on this machine, shown in the text */
+export function helpText(workers: number): string {
+  return `Usage: mcrelay [options] -s host:port [-s host:port ...] [-b host:port ...]
+
+mcrelay is a memcached proxy and a drop-in replacement for magent: it takes
+magent's flags with magent's meaning. Writes go to a key's master and to its
+backup; reads go to the master, and to the backup while the master is down.
+
+Listening:
+  -p, --port N              TCP port to listen on (default ${DEFAULTS.port}); 0 turns TCP
+                            off and then needs -f
+  -l, --listen ADDR         address to listen on (default ${DEFAULTS.host}).
+                            Unlike magent, whose default was 0.0.0.0, mcrelay
+                            listens on loopback only unless told otherwise:
+                            pass -l 0.0.0.0 to serve other hosts
+  -f, --unix-socket PATH    unix socket to listen on (default off)
+  -n, --max-connections N   most client connections at once (default ${DEFAULTS.maxConnections})
+
+Servers:
+  -s, --server HOST:PORT    a master memcached server; repeat for each one.
+      --master HOST:PORT    The list order is part of the hash: give every proxy
+                            the same list in the same order. PORT defaults to
+                            ${DEFAULTS.port}; write IPv6 as [addr]:port
+  -b, --backup HOST:PORT    a backup memcached server; repeat for each one
+                            (default none). Every write also goes to the key's
+                            backup; reads fall back to it while a master is down
+  -k, --ketama              same as --distribution ketama
+      --distribution NAME   how keys map to servers (default ${DEFAULTS.distribution}):
+                              jump    jump consistent hash
+                              ketama  ketama ring, as magent -k builds it
+                              magent  magent's default hash (without -k)
+  -i, --connections-per-server N
+                            pipelined connections each worker keeps to each
+                            server (default ${DEFAULTS.connectionsPerServer}; magent's -i was the size of
+                            its idle connection pool, default 20)
+      --timeout MS          backend request timeout in ms (default ${DEFAULTS.timeoutMs})
+      --failure-limit N     consecutive timeouts that mark a server down
+                            (default ${DEFAULTS.failureLimit})
+      --retry-interval MS   how often a down server is probed, in ms
+                            (default ${DEFAULTS.retryIntervalMs})
+      --max-item-size SIZE  largest value accepted, in bytes, or with a k or m
+                            suffix as memcached's -I takes it (default 1m)
+
+Process:
+      --workers N           worker threads, 1..256 (default: the number of CPUs,
+                            ${workers} here)
+  -u, --user USER           user to switch to after binding (when started as
+                            root), by name or numeric id
+  -g, --group GROUP         group to switch to after binding (when started as
+                            root), by name or numeric id
+  -D, --foreground          accepted for magent compatibility; mcrelay always
+                            stays in the foreground (run it under a supervisor)
+  -v, --verbose             log more; repeat (-vv) to log more still
+  -h, --help                print this help and exit
+  -V, --version             print the version and exit
+
+Options take their value as -p 12000, -p12000, --port 12000 or --port=12000;
+flags without a value can be grouped (-vD); -- ends the options.
+
+Example (magent's command line, unchanged):
+  mcrelay -u root -n 102400 -l 127.0.0.1 -p 12000 \\
+          -s 127.0.0.1:11211 -s 127.0.0.1:11212 -b 127.0.0.1:12002
+`;
+}

@@ -1,0 +1,147 @@
+// Moving an accepted client socket from the main thread to a worker thread.
+//
+// Worker threads share the process's descriptor table, but a descriptor belongs to
+// the libuv handle that wraps it: two threads may not both own it. So the socket
+// is passed the way Node's cluster module passes it between processes: written
+// over a local IPC pipe with SCM_RIGHTS, which makes the kernel give the receiver
+// a new descriptor of its own; the main thread then closes its copy. Node exposes
+// IPC pipes only through its internal pipe_wrap binding (what child_process uses),
+// reached here through process.binding; this file is the only place that does.
+//
+//   main: HandoffServer (one per worker) --accept--> IPC pipe --write(handle)-->
+//   worker: HandoffReceiver (IPC pipe) --onread: pendingHandle--> net.Socket
+//
+// libuv only reads or writes descriptors on a pipe opened as IPC, and a pipe that
+// comes out of accept() never is; the main thread therefore re-opens the accepted
+// descriptor as an IPC pipe and parks the accepted handle unclosed (closing it
+// would close the descriptor under the IPC pipe). One parked handle per worker
+// start: bounded by the number of worker (re)starts.
+
+import net from 'node:net';
+
+interface UvHandle { close(cb?: () => void): void; fd: number }
+interface PipeHandle extends UvHandle {
+  bind(path: string): number;
+  listen(backlog: number): number;
+  open(fd: number): number;
+  connect(req: object, path: string): number;
+  readStart(): number;
+  readStop(): number;
+  writeUtf8String(req: object, s: string, handle?: object): number;
+  onconnection: ((status: number, client: PipeHandle) => void) | null;
+  onread: ((buf: ArrayBuffer | undefined) => void) | null;
+  pendingHandle: object | null;
+  unref(): void;
+  ref(): void;
+}
+interface PipeWrapBinding {
+  Pipe: new (type: number) => PipeHandle;
+  PipeConnectWrap: new () => { oncomplete: ((status: number) => void) | null };
+  constants: { SOCKET: number; SERVER: number; IPC: number };
+}
+interface StreamWrapBinding {
+  WriteWrap: new () => { oncomplete: ((status: number) => void) | null; async: boolean; handle: object | null };
+  streamBaseState: Int32Array;
+  kReadBytesOrError: number;
+  kLastWriteWasAsync: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const binding = (process as any).binding as (name: string) => unknown;
+const pipeWrap = binding('pipe_wrap') as PipeWrapBinding;
+const streamWrap = binding('stream_wrap') as StreamWrapBinding;
+
+const parked: PipeHandle[] = [];
+
+/** Main-thread end for one worker: accepts the worker's pipe, then sends sockets on it. */
+export class HandoffServer {
+  readonly path: string;
+  private server: PipeHandle | null;
+  private ipc: PipeHandle | null = null;
+  private readonly ready: Promise<void>;
+
+  constructor(name: string) {
+    // An abstract socket name: nothing on disk to clean up, gone with the process.
+    this.path = `\0mcrelay-${process.pid}-${name}`;
+    const server = new pipeWrap.Pipe(pipeWrap.constants.SERVER);
+    let err = server.bind(this.path);
+    if (err === 0) err = server.listen(1);
+    if (err !== 0) throw new Error(`handoff pipe ${name}: bind/listen failed (${err})`);
+    this.server = server;
+    this.ready = new Promise((resolve) => {
+      server.onconnection = (status: number, client: PipeHandle) => {
+        if (status !== 0 || this.ipc !== null) return;
+        const ipc = new pipeWrap.Pipe(pipeWrap.constants.IPC);
+        if (ipc.open(client.fd) !== 0) throw new Error('handoff pipe: cannot open as IPC');
+        parked.push(client);
+        this.ipc = ipc;
+        this.server?.close();
+        this.server = null;
+        resolve();
+      };
+    });
+  }
+
+  /** Resolves once the worker has connected. */
+  connected(): Promise<void> { return this.ready; }
+
+  /**
+   * Sends the socket to the worker, then closes the main thread's copy. Returns
+   * false if the pipe is gone (the worker died); the caller then closes the socket.
+   */
+  send(socket: net.Socket): boolean {
+    const ipc = this.ipc;
+    const handle = (socket as unknown as { _handle: object | null })._handle;
+    if (ipc === null || handle === null) return false;
+    const req = new streamWrap.WriteWrap();
+    req.handle = ipc;
+    req.async = false;
+    req.oncomplete = () => { socket.destroy(); };
+    const err = ipc.writeUtf8String(req, 'S', handle);
+    if (err !== 0) return false;
+    // A synchronous write already handed the descriptor to the kernel.
+    if (streamWrap.streamBaseState[streamWrap.kLastWriteWasAsync] === 0) socket.destroy();
+    return true;
+  }
+
+  close(): void {
+    this.server?.close();
+    this.server = null;
+    this.ipc?.close();
+    this.ipc = null;
+  }
+}
+
+/** Worker-thread end: connects to the main thread's pipe and receives sockets. */
+export class HandoffReceiver {
+  private readonly pipe: PipeHandle;
+
+  constructor(path: string, onSocket: (handle: object) => void, onClosed: () => void) {
+    const pipe = new pipeWrap.Pipe(pipeWrap.constants.IPC);
+    this.pipe = pipe;
+    const req = new pipeWrap.PipeConnectWrap();
+    req.oncomplete = (status: number) => {
+      if (status !== 0) { onClosed(); return; }
+      pipe.onread = () => {
+        const handle = pipe.pendingHandle;
+        pipe.pendingHandle = null;
+        if (handle !== null && handle !== undefined) onSocket(handle);
+        // A negative count is EOF or an error: the main thread is gone.
+        if (streamWrap.streamBaseState[streamWrap.kReadBytesOrError]! < 0) { pipe.readStop(); onClosed(); }
+      };
+      pipe.readStart();
+    };
+    const err = pipe.connect(req, path);
+    if (err !== 0) throw new Error(`handoff pipe: connect failed (${err})`);
+  }
+
+  /** Lets the thread exit once nothing else keeps it alive. */
+  unref(): void { this.pipe.unref(); }
+
+  close(): void { this.pipe.close(); }
+}
+
+/** Wraps a received handle in a socket owned by this thread. */
+export function socketFromHandle(handle: object): net.Socket {
+  return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+}

@@ -1,0 +1,111 @@
+// The main thread: builds the shared tables, starts the workers, listens, hands
+// every accepted client to a worker, and probes servers that are down.
+//
+//   listen socket --accept (paused)--> Supervisor.handOff --> worker thread
+//   Prober: DOWN servers --version--> UP        (shared HealthTable)
+
+import net from 'node:net';
+import fs from 'node:fs';
+import type { Config } from '../config/config.js';
+import { C, Counters } from '../shared/counters.js';
+import { HealthTable } from '../shared/health.js';
+import * as wire from '../protocol/wire.js';
+import { log } from '../log.js';
+import { Prober } from './prober.js';
+import { Supervisor } from './supervisor.js';
+import { VERSION } from '../version.js';
+
+export interface Running {
+  readonly supervisor: Supervisor;
+  readonly health: HealthTable;
+  readonly counters: Counters;
+  /** the addresses actually bound (port 0 resolved) */
+  readonly addresses: ReadonlyArray<net.AddressInfo | string>;
+  stop(): Promise<void>;
+}
+
+export async function start(config: Config): Promise<Running> {
+  const startedAt = Date.now();
+  const servers = [...config.masters, ...config.backups];
+  const health = new HealthTable(servers.length);
+  const counters = new Counters(config.workers + 1);
+  const mainRow = counters.row(0);
+  const supervisor = new Supervisor(config, health.buffer, counters, startedAt);
+  await supervisor.start();
+
+  const onConnection = (socket: net.Socket): void => {
+    if (supervisor.connections() >= config.maxConnections) {
+      // memcached's answer when it is out of connections, then close.
+      mainRow[C.REJECTED_CONNECTIONS]!++;
+      socket.end(wire.SERVER_ERROR_TOO_MANY_CONNECTIONS);
+      socket.on('error', () => socket.destroy());
+      return;
+    }
+    if (!supervisor.handOff(socket)) {
+      socket.destroy();
+      return;
+    }
+    mainRow[C.TOTAL_CONNECTIONS]!++;
+  };
+
+  const listeners: net.Server[] = [];
+  const listen = (server: net.Server, target: net.ListenOptions): Promise<void> =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(target, () => { server.off('error', reject); resolve(); });
+    });
+  const l = config.listen;
+  if (l.port > 0) {
+    const server = net.createServer({ pauseOnConnect: true }, onConnection);
+    await listen(server, { host: l.host, port: l.port, backlog: 1024 });
+    listeners.push(server);
+  }
+  if (l.path !== null) {
+    try { fs.unlinkSync(l.path); } catch { /* not there */ }
+    const server = net.createServer({ pauseOnConnect: true }, onConnection);
+    await listen(server, { path: l.path, backlog: 1024 });
+    listeners.push(server);
+  }
+  for (const s of listeners) s.on('error', (err) => log.error('listener error', { error: err.message }));
+
+  dropPrivileges(config);
+
+  const prober = new Prober(servers, health, config.retryIntervalMs, config.timeoutMs);
+  prober.start();
+
+  const addresses = listeners.map((s) => s.address()!);
+  log.info('mcrelay started', {
+    version: VERSION,
+    listen: addresses,
+    masters: config.masters.map((s) => s.name),
+    backups: config.backups.map((s) => s.name),
+    distribution: config.distribution,
+    workers: config.workers,
+  });
+
+  return {
+    supervisor,
+    health,
+    counters,
+    addresses,
+    async stop(): Promise<void> {
+      prober.stop();
+      await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
+      await supervisor.stop();
+    },
+  };
+}
+
+/** -u / -g: after binding (a low port needs root), run as the given user and group. */
+function dropPrivileges(config: Config): void {
+  if (process.getuid?.() !== 0) {
+    if (config.user !== null || config.group !== null) log.warn('not started as root: -u/-g ignored');
+    return;
+  }
+  if (config.group !== null) process.setgid!(config.group);
+  if (config.user !== null) {
+    const user = config.user;
+    process.setuid!(user);
+  }
+  if (config.user !== null || config.group !== null) log.info('dropped privileges', { user: config.user, group: config.group });
+}

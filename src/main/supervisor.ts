@@ -1,0 +1,150 @@
+// Worker threads: start, hand each new client to the least loaded, replace the dead.
+//
+// A worker's load is the number of clients handed to it minus the number it has
+// seen close (two counters in its row of the shared counters, one writer each),
+// so choosing needs no message round trip.
+
+import { Worker } from 'node:worker_threads';
+import type net from 'node:net';
+import type { Config } from '../config/config.js';
+import { C, type Counters } from '../shared/counters.js';
+import { log } from '../log.js';
+import { HandoffServer } from './handoff.js';
+import type { WorkerInit } from '../worker/entry.js';
+
+const ENTRY = new URL('../worker/entry.js', import.meta.url);
+/** A worker that dies sooner than this after starting is restarted after a pause. */
+const CRASH_LOOP_MS = 1000;
+
+interface Slot {
+  id: number;
+  worker: Worker | null;
+  handoff: HandoffServer | null;
+  /** accepting sockets: started and connected */
+  live: boolean;
+  startedAt: number;
+  generation: number;
+}
+
+export class Supervisor {
+  private readonly slots: Slot[] = [];
+  private stopping = false;
+  restarts = 0;
+
+  constructor(
+    private readonly config: Config,
+    private readonly health: SharedArrayBuffer,
+    private readonly counters: Counters,
+    private readonly startedAt: number,
+  ) {}
+
+  async start(): Promise<void> {
+    const starts: Array<Promise<void>> = [];
+    for (let i = 0; i < this.config.workers; i++) {
+      const slot: Slot = { id: i, worker: null, handoff: null, live: false, startedAt: 0, generation: 0 };
+      this.slots.push(slot);
+      starts.push(this.spawn(slot));
+    }
+    await Promise.all(starts);
+  }
+
+  private row(slot: Slot): Float64Array {
+    return this.counters.row(slot.id + 1);
+  }
+
+  private spawn(slot: Slot): Promise<void> {
+    slot.generation++;
+    const handoff = new HandoffServer(`w${slot.id}-${slot.generation}`);
+    const init: WorkerInit = {
+      id: slot.id,
+      config: this.config,
+      health: this.health,
+      counters: this.counters.buffer,
+      row: slot.id + 1,
+      startedAt: this.startedAt,
+      handoffPath: handoff.path,
+    };
+    const worker = new Worker(ENTRY, { workerData: init });
+    slot.worker = worker;
+    slot.handoff = handoff;
+    slot.startedAt = Date.now();
+    worker.on('error', (err) => log.error('worker failed', { worker: slot.id, error: err.message, stack: err.stack }));
+    worker.on('exit', (code) => this.exited(slot, worker, code));
+    return handoff.connected().then(() => {
+      if (slot.worker === worker) slot.live = true;
+    });
+  }
+
+  private exited(slot: Slot, worker: Worker, code: number): void {
+    if (slot.worker !== worker) return;
+    slot.live = false;
+    slot.worker = null;
+    slot.handoff?.close();
+    slot.handoff = null;
+    // Its clients went with it.
+    const row = this.row(slot);
+    row[C.HANDED_CONNECTIONS] = row[C.CLOSED_CONNECTIONS]!;
+    if (this.stopping) return;
+    this.restarts++;
+    log.error('worker exited; starting a replacement', { worker: slot.id, code });
+    const delay = Date.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
+    setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, delay);
+  }
+
+  /** Clients currently held by all workers. */
+  connections(): number {
+    let n = 0;
+    for (const slot of this.slots) {
+      const row = this.row(slot);
+      n += row[C.HANDED_CONNECTIONS]! - row[C.CLOSED_CONNECTIONS]!;
+    }
+    return n;
+  }
+
+  /** Per worker: clients currently held (for tests and stats). */
+  load(): number[] {
+    return this.slots.map((s) => {
+      const row = this.row(s);
+      return row[C.HANDED_CONNECTIONS]! - row[C.CLOSED_CONNECTIONS]!;
+    });
+  }
+
+  /** Hands the socket to the live worker holding the fewest clients. */
+  handOff(socket: net.Socket): boolean {
+    let best: Slot | null = null;
+    let bestLoad = Infinity;
+    for (const slot of this.slots) {
+      if (!slot.live) continue;
+      const row = this.row(slot);
+      const load = row[C.HANDED_CONNECTIONS]! - row[C.CLOSED_CONNECTIONS]!;
+      if (load < bestLoad) { best = slot; bestLoad = load; }
+    }
+    if (best === null || !best.handoff!.send(socket)) return false;
+    this.row(best)[C.HANDED_CONNECTIONS]!++;
+    return true;
+  }
+
+  workerThreadIds(): number[] {
+    return this.slots.map((s) => s.worker?.threadId ?? -1);
+  }
+
+  /** Test hook and operator tool: ends one worker as if it had crashed. */
+  async killWorker(id: number): Promise<void> {
+    await this.slots[id]?.worker?.terminate();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.slots.map(async (slot) => {
+      const w = slot.worker;
+      slot.live = false;
+      if (w !== null) {
+        w.postMessage({ type: 'stop' });
+        const t = setTimeout(() => { void w.terminate(); }, 2000);
+        await new Promise((r) => w.once('exit', r));
+        clearTimeout(t);
+      }
+      slot.handoff?.close();
+    }));
+  }
+}

@@ -1,0 +1,150 @@
+// Byte buffers on both sides of every socket.
+//
+// InputBuffer joins the bytes a parser has not consumed yet with the next chunk.
+// Chunks are used as they arrive when nothing is left over (the common case), and
+// never written to afterwards, so parsers can hand out subarrays of them.
+//
+// Outbox gathers what one socket has to send during one event-loop turn: small
+// pieces are copied into a shared region (a copy of 30 bytes is cheaper than a
+// write call for it), large ones are kept by reference, and flush() writes it all
+// with one write (or one corked writev).
+
+const EMPTY = Buffer.alloc(0);
+
+export class InputBuffer {
+  buf: Buffer = EMPTY;
+  pos = 0;
+  end = 0;
+
+  get pending(): number { return this.end - this.pos; }
+
+  /**
+   * Appends a chunk. `need` (0 if unknown) is how many bytes from pos the parser
+   * wants before it can make progress, so a large value is collected into one
+   * allocation of that size instead of being re-joined per chunk.
+   */
+  push(chunk: Buffer, need: number): void {
+    const have = this.end - this.pos;
+    if (have === 0) {
+      this.buf = chunk;
+      this.pos = 0;
+      this.end = chunk.length;
+      return;
+    }
+    // Room after end in a buffer this class allocated: append in place. Bytes
+    // before end may be referenced by subarrays; bytes after it never are.
+    if (this.buf.length - this.end >= chunk.length && this.owned) {
+      chunk.copy(this.buf, this.end);
+      this.end += chunk.length;
+      return;
+    }
+    const size = Math.max(have + chunk.length, need, 2 * have);
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, this.pos, this.end);
+    chunk.copy(next, have);
+    this.buf = next;
+    this.owned = true;
+    this.pos = 0;
+    this.end = have + chunk.length;
+  }
+
+  /** Marks everything before `pos` as consumed. */
+  consume(pos: number): void {
+    this.pos = pos;
+    if (pos >= this.end) {
+      this.buf = EMPTY;
+      this.pos = this.end = 0;
+      this.owned = false;
+    }
+  }
+
+  private owned = false;
+}
+
+/** Pieces up to this size are copied into the outbox's own region. */
+const COPY_LIMIT = 4096;
+const REGION_SIZE = 64 * 1024;
+
+export interface Writable {
+  write(b: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+}
+
+export class Outbox {
+  private region: Buffer = Buffer.allocUnsafe(REGION_SIZE);
+  /** start of the bytes not yet handed to a socket */
+  private regionStart = 0;
+  private regionEnd = 0;
+  private readonly chunks: Buffer[] = [];
+  length = 0;
+
+  add(b: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    if (n === 0) return;
+    this.length += n;
+    if (n > COPY_LIMIT) {
+      this.seal();
+      this.chunks.push(Buffer.from(b.buffer, b.byteOffset + start, n));
+      return;
+    }
+    if (this.region.length - this.regionEnd < n) {
+      this.seal();
+      this.region = Buffer.allocUnsafe(REGION_SIZE);
+      this.regionStart = this.regionEnd = 0;
+    }
+    if (n < 32) {
+      // A byte loop beats Buffer#copy's call overhead for the tiny pieces
+      // (keys, spaces, CRLF) requests are built from.
+      const r = this.region;
+      let o = this.regionEnd;
+      for (let i = start; i < end; i++) r[o++] = b[i]!;
+    } else {
+      this.region.set(b.subarray(start, end), this.regionEnd);
+    }
+    this.regionEnd += n;
+  }
+
+  addAll(b: Buffer): void {
+    this.add(b, 0, b.length);
+  }
+
+  /** Moves the region's unsent bytes into the chunk list. */
+  private seal(): void {
+    if (this.regionEnd > this.regionStart) {
+      this.chunks.push(this.region.subarray(this.regionStart, this.regionEnd));
+      this.regionStart = this.regionEnd;
+    }
+  }
+
+  /** Writes everything gathered; returns the socket's write() result. */
+  flush(socket: Writable): boolean {
+    if (this.length === 0) return true;
+    this.seal();
+    const chunks = this.chunks;
+    let ok: boolean;
+    if (chunks.length === 1) {
+      ok = socket.write(chunks[0]!);
+    } else {
+      socket.cork();
+      ok = true;
+      for (let i = 0; i < chunks.length; i++) ok = socket.write(chunks[i]!);
+      socket.uncork();
+    }
+    chunks.length = 0;
+    this.length = 0;
+    // The socket may still hold the sent part of the region; start a fresh one
+    // once the old one is mostly used, never overwrite what was handed out.
+    if (this.region.length - this.regionEnd < COPY_LIMIT) {
+      this.region = Buffer.allocUnsafe(REGION_SIZE);
+      this.regionStart = this.regionEnd = 0;
+    }
+    return ok;
+  }
+
+  clear(): void {
+    this.chunks.length = 0;
+    this.length = 0;
+    this.regionStart = this.regionEnd;
+  }
+}

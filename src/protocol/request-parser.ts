@@ -1,0 +1,314 @@
+// Client-side request parser: memcached's text protocol, as memcached 1.6 reads it.
+//
+// parse(buf, pos, end) looks at one request starting at `pos` and returns one of
+// the outcomes below; the fields of the parser then describe that request as byte
+// offsets into `buf` (nothing is copied or converted to strings). The caller keeps
+// unconsumed bytes and calls again with more; a request is re-scanned from its
+// first byte, which costs one short line, except for a large data block, where
+// `need` tells the caller how many bytes to collect before calling again.
+//
+// Validation mirrors memcached's (token counts, safe_strto* numbers, key length),
+// so a request that is forwarded gets exactly one reply from the backend and a
+// refused one gets memcached's own error string.
+
+import { Cmd, lookupCommand } from './commands.js';
+import { isValidUint32Token, isValidUint64Token, parseInt32Token } from './numbers.js';
+import * as wire from './wire.js';
+
+export const Parse = {
+  /** no complete request yet; `need` is the total length wanted from pos, or 0 if unknown */
+  NEED_MORE: 0,
+  /** a request is described by the fields; it ends at `next` */
+  REQUEST: 1,
+  /** answer `reply` (unless noreply) and continue at `next` */
+  REPLY: 2,
+  /** answer `reply` if set, then close the connection */
+  CLOSE: 3,
+} as const;
+
+export const KEY_MAX_LENGTH = 250;
+/** memcached closes a connection whose unterminated line grows past this (get lines excepted). */
+export const LINE_MAX_LENGTH = 2048;
+/** a get line may be long (10,000 keys); past this it is hostile. */
+export const GET_LINE_MAX_LENGTH = 8 * 1024 * 1024;
+const MAX_TOKENS = 24; // of a non-retrieval command; beyond it memcached answers ERROR
+
+const SP = 0x20;
+const CR = 0x0d;
+const LF = 0x0a;
+
+const NOREPLY = Buffer.from('noreply', 'latin1');
+
+export class RequestParser {
+  // --- the request just parsed ---
+  cmd = 0;
+  /** offset just after the request (line, and data block if any) */
+  next = 0;
+  lineStart = 0;
+  /** end of the line without its terminator */
+  lineEnd = 0;
+  /** end of the line without " noreply": forward [lineStart, forwardEnd) + CRLF */
+  forwardEnd = 0;
+  noreply = false;
+  /** keys: start/end pairs; one key for single-key commands */
+  keyCount = 0;
+  keyOffsets: Int32Array = new Int32Array(64);
+  /** the exptime of gat/gats/touch, the delta of incr/decr, the delay of flush_all */
+  argStart = 0;
+  argEnd = 0;
+  /** storage: value length and where the value starts */
+  bytes = 0;
+  dataStart = 0;
+  /** cas: where the cas token starts (the line before it is a valid set) */
+  casStart = 0;
+  reply: Buffer | null = null;
+  /** NEED_MORE: bytes wanted from pos, when known */
+  need = 0;
+  /** REPLY with a data block to discard: how many bytes follow `next` to skip */
+  swallow = 0;
+
+  // token scratch: starts and ends of up to MAX_TOKENS tokens
+  private readonly tokStart = new Int32Array(MAX_TOKENS + 1);
+  private readonly tokEnd = new Int32Array(MAX_TOKENS + 1);
+  private ntok = 0;
+
+  constructor(readonly maxItemSize: number) {}
+
+  parse(buf: Buffer, pos: number, end: number): number {
+    this.reply = null;
+    this.noreply = false;
+    this.swallow = 0;
+    this.need = 0;
+    this.keyCount = 0;
+    const nl = buf.indexOf(LF, pos);
+    if (nl === -1 || nl >= end) return this.partialLine(buf, pos, end);
+    this.lineStart = pos;
+    let lineEnd = nl;
+    if (lineEnd > pos && buf[lineEnd - 1] === CR) lineEnd--;
+    this.lineEnd = lineEnd;
+    this.forwardEnd = lineEnd;
+    this.next = nl + 1;
+
+    // The command token.
+    let s = pos;
+    while (s < lineEnd && buf[s] === SP) s++;
+    let e = s;
+    while (e < lineEnd && buf[e] !== SP) e++;
+    const cmd = lookupCommand(buf, s, e);
+    this.cmd = cmd;
+    if (cmd === Cmd.UNKNOWN) return this.error(wire.ERROR);
+    if (cmd <= Cmd.GATS) return this.retrieval(buf, e, lineEnd);
+    this.tokenize(buf, e, lineEnd);
+    switch (cmd) {
+      case Cmd.SET: case Cmd.ADD: case Cmd.REPLACE: case Cmd.APPEND: case Cmd.PREPEND: case Cmd.CAS:
+        return this.storage(buf, end);
+      case Cmd.DELETE: return this.del(buf);
+      case Cmd.INCR: case Cmd.DECR: return this.arith(buf);
+      case Cmd.TOUCH: return this.touch(buf);
+      case Cmd.FLUSH_ALL: return this.flushAll(buf);
+      case Cmd.VERBOSITY: return this.verbosity(buf);
+      case Cmd.VERSION: case Cmd.STATS: return Parse.REQUEST;
+      case Cmd.QUIT: return Parse.CLOSE;
+    }
+    return this.error(wire.ERROR);
+  }
+
+  /** Token i of the arguments (0 = first after the command) as [tokStart, tokEnd). */
+  private tokenize(buf: Buffer, from: number, lineEnd: number): void {
+    let n = 0;
+    let i = from;
+    while (i < lineEnd) {
+      while (i < lineEnd && buf[i] === SP) i++;
+      if (i >= lineEnd) break;
+      const s = i;
+      while (i < lineEnd && buf[i] !== SP) i++;
+      if (n <= MAX_TOKENS) { this.tokStart[n] = s; this.tokEnd[n] = i; }
+      n++;
+    }
+    this.ntok = n;
+  }
+
+  private partialLine(buf: Buffer, pos: number, end: number): number {
+    const len = end - pos;
+    if (len <= LINE_MAX_LENGTH) return Parse.NEED_MORE;
+    // memcached keeps reading an unterminated line only if it is a get/gets line.
+    if (isGetPrefix(buf, pos, end) && len <= GET_LINE_MAX_LENGTH) return Parse.NEED_MORE;
+    this.next = end;
+    return Parse.CLOSE;
+  }
+
+  private error(reply: Buffer): number {
+    this.reply = reply;
+    return Parse.REPLY;
+  }
+
+  private isNoreply(buf: Buffer, t: number): boolean {
+    const s = this.tokStart[t]!;
+    return this.tokEnd[t]! - s === 7 && buf.compare(NOREPLY, 0, 7, s, s + 7) === 0;
+  }
+
+  /** Marks the request noreply when token t is "noreply" and cuts it from the forwarded line. */
+  private takeNoreply(buf: Buffer, t: number): boolean {
+    if (t >= this.ntok || !this.isNoreply(buf, t)) return false;
+    this.noreply = true;
+    let fe = this.tokStart[t]!;
+    while (fe > this.lineStart && buf[fe - 1] === SP) fe--;
+    this.forwardEnd = fe;
+    return true;
+  }
+
+  private keyToken(buf: Buffer, t: number): boolean {
+    const s = this.tokStart[t]!;
+    const e = this.tokEnd[t]!;
+    if (!validKey(buf, s, e)) return false;
+    this.keyOffsets[0] = s;
+    this.keyOffsets[1] = e;
+    this.keyCount = 1;
+    return true;
+  }
+
+  private retrieval(buf: Buffer, from: number, lineEnd: number): number {
+    let i = from;
+    const isGat = this.cmd === Cmd.GAT || this.cmd === Cmd.GATS;
+    if (isGat) {
+      while (i < lineEnd && buf[i] === SP) i++;
+      const s = i;
+      while (i < lineEnd && buf[i] !== SP) i++;
+      if (s === i) return this.error(wire.ERROR);
+      this.argStart = s;
+      this.argEnd = i;
+      if (parseInt32Token(buf, s, i) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
+    }
+    let n = 0;
+    let offs = this.keyOffsets;
+    while (i < lineEnd) {
+      while (i < lineEnd && buf[i] === SP) i++;
+      if (i >= lineEnd) break;
+      const s = i;
+      while (i < lineEnd && buf[i] !== SP) i++;
+      if (!validKey(buf, s, i)) return this.error(wire.CLIENT_ERROR_FORMAT);
+      if (2 * n + 2 > offs.length) {
+        const grown = new Int32Array(offs.length * 2);
+        grown.set(offs);
+        offs = this.keyOffsets = grown;
+      }
+      offs[2 * n] = s;
+      offs[2 * n + 1] = i;
+      n++;
+    }
+    if (n === 0 && !isGat) return this.error(wire.ERROR);
+    this.keyCount = n;
+    return Parse.REQUEST;
+  }
+
+  private storage(buf: Buffer, end: number): number {
+    const isCas = this.cmd === Cmd.CAS;
+    const base = isCas ? 5 : 4; // key flags exptime bytes [cas]
+    if (this.ntok !== base && this.ntok !== base + 1) return this.error(wire.ERROR);
+    if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
+    const t = this.tokStart;
+    const te = this.tokEnd;
+    const bytes = parseInt32Token(buf, t[3]!, te[3]!);
+    if (!isValidUint32Token(buf, t[1]!, te[1]!) || parseInt32Token(buf, t[2]!, te[2]!) === null ||
+        bytes === null || (isCas && !isValidUint64Token(buf, t[4]!, te[4]!))) {
+      return this.error(wire.CLIENT_ERROR_FORMAT);
+    }
+    if (bytes < 0 || bytes > 2147483647 - 2) return this.error(wire.CLIENT_ERROR_FORMAT);
+    this.takeNoreply(buf, base);
+    if (isCas) this.casStart = t[4]!;
+    this.bytes = bytes;
+    this.dataStart = this.next;
+    if (bytes > this.maxItemSize) {
+      this.swallow = bytes + 2;
+      return this.error(wire.SERVER_ERROR_TOO_LARGE);
+    }
+    const dataEnd = this.next + bytes + 2;
+    if (dataEnd > end) {
+      this.need = dataEnd - this.lineStart;
+      return Parse.NEED_MORE;
+    }
+    this.next = dataEnd;
+    if (buf[dataEnd - 2] !== CR || buf[dataEnd - 1] !== LF) return this.error(wire.CLIENT_ERROR_DATA_CHUNK);
+    return Parse.REQUEST;
+  }
+
+  private del(buf: Buffer): number {
+    const n = this.ntok;
+    if (n < 1 || n > 3) return this.error(wire.ERROR);
+    if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
+    if (n > 1) {
+      const s = this.tokStart[1]!;
+      const holdIsZero = this.tokEnd[1]! - s === 1 && buf[s] === 0x30;
+      const noreply = this.takeNoreply(buf, n - 1);
+      const valid = (n === 2 && (holdIsZero || noreply)) || (n === 3 && holdIsZero && noreply);
+      if (!valid) return this.error(wire.CLIENT_ERROR_DELETE_USAGE);
+      // The legacy "0" is dropped: forward "delete <key>".
+      this.forwardEnd = this.keyOffsets[1]!;
+    }
+    return Parse.REQUEST;
+  }
+
+  private arith(buf: Buffer): number {
+    const n = this.ntok;
+    if (n !== 2 && n !== 3) return this.error(wire.ERROR);
+    if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
+    this.takeNoreply(buf, 2);
+    this.argStart = this.tokStart[1]!;
+    this.argEnd = this.tokEnd[1]!;
+    if (!isValidUint64Token(buf, this.argStart, this.argEnd)) return this.error(wire.CLIENT_ERROR_DELTA);
+    return Parse.REQUEST;
+  }
+
+  private touch(buf: Buffer): number {
+    const n = this.ntok;
+    if (n !== 2 && n !== 3) return this.error(wire.ERROR);
+    if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
+    this.takeNoreply(buf, 2);
+    this.argStart = this.tokStart[1]!;
+    this.argEnd = this.tokEnd[1]!;
+    if (parseInt32Token(buf, this.argStart, this.argEnd) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
+    return Parse.REQUEST;
+  }
+
+  private flushAll(buf: Buffer): number {
+    const n = this.ntok;
+    if (n > 2) return this.error(wire.ERROR);
+    const noreply = n > 0 && this.takeNoreply(buf, n - 1);
+    this.argStart = this.argEnd = 0;
+    if (n === (noreply ? 2 : 1)) {
+      this.argStart = this.tokStart[0]!;
+      this.argEnd = this.tokEnd[0]!;
+      if (parseInt32Token(buf, this.argStart, this.argEnd) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
+    } else if (n === 2) {
+      return this.error(wire.CLIENT_ERROR_EXPTIME);
+    }
+    return Parse.REQUEST;
+  }
+
+  private verbosity(buf: Buffer): number {
+    const n = this.ntok;
+    if (n < 1 || n > 2) return this.error(wire.ERROR);
+    this.takeNoreply(buf, n - 1);
+    if (!isValidUint32Token(buf, this.tokStart[0]!, this.tokEnd[0]!) && !this.noreply) {
+      return this.error(wire.CLIENT_ERROR_FORMAT);
+    }
+    return Parse.REQUEST;
+  }
+}
+
+/** memcached's key rule plus the proxy's: 1..250 bytes, no control characters. */
+export function validKey(buf: Uint8Array, start: number, end: number): boolean {
+  const len = end - start;
+  if (len <= 0 || len > KEY_MAX_LENGTH) return false;
+  for (let i = start; i < end; i++) {
+    const c = buf[i]!;
+    if (c <= 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
+function isGetPrefix(buf: Buffer, pos: number, end: number): boolean {
+  // "get " or "gets "
+  if (end - pos < 4 || buf[pos] !== 0x67 || buf[pos + 1] !== 0x65 || buf[pos + 2] !== 0x74) return false;
+  return buf[pos + 3] === SP || (buf[pos + 3] === 0x73 && buf[pos + 4] === SP);
+}

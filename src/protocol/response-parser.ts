@@ -1,0 +1,98 @@
+// Backend-side response parser: splits a backend's byte stream into replies.
+//
+// next(buf, pos, end, retrieval) reads one unit at pos: a VALUE block (line and
+// data) while a retrieval is at the head of the connection's queue, or one reply
+// line. It records offsets only. Anything a memcached server would not send is
+// BAD: the connection it came on can no longer be trusted and must be closed.
+
+export const Reply = {
+  NEED_MORE: 0,
+  /** a "VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n" block: [start, next) */
+  VALUE: 1,
+  /** "END\r\n" closing a retrieval */
+  END: 2,
+  /** any other single-line reply: [start, next), line content [start, lineEnd) */
+  LINE: 3,
+  BAD: 4,
+} as const;
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const MAX_LINE = 8192;
+
+export class ResponseParser {
+  start = 0;
+  lineEnd = 0;
+  next = 0;
+  keyStart = 0;
+  keyEnd = 0;
+  /** NEED_MORE: total bytes wanted from pos, 0 if unknown */
+  need = 0;
+
+  read(buf: Buffer, pos: number, end: number, retrieval: boolean): number {
+    this.need = 0;
+    const nl = buf.indexOf(LF, pos);
+    if (nl === -1 || nl >= end) return end - pos > MAX_LINE ? Reply.BAD : Reply.NEED_MORE;
+    if (nl === pos || buf[nl - 1] !== CR) return Reply.BAD;
+    this.start = pos;
+    this.lineEnd = nl - 1;
+    this.next = nl + 1;
+    if (!retrieval) return Reply.LINE;
+    const len = nl - 1 - pos;
+    // "END"
+    if (len === 3 && buf[pos] === 0x45 && buf[pos + 1] === 0x4e && buf[pos + 2] === 0x44) return Reply.END;
+    // "VALUE "
+    if (len > 6 && buf[pos] === 0x56 && buf[pos + 1] === 0x41 && buf[pos + 2] === 0x4c &&
+        buf[pos + 3] === 0x55 && buf[pos + 4] === 0x45 && buf[pos + 5] === SP) {
+      return this.value(buf, pos + 6, nl - 1, end);
+    }
+    // An error line ends a retrieval too (ERROR, CLIENT_ERROR, SERVER_ERROR).
+    if (isErrorLine(buf, pos, nl - 1)) return Reply.LINE;
+    return Reply.BAD;
+  }
+
+  private value(buf: Buffer, from: number, lineEnd: number, end: number): number {
+    // key
+    let i = from;
+    this.keyStart = i;
+    while (i < lineEnd && buf[i] !== SP) i++;
+    this.keyEnd = i;
+    if (i === from || i === lineEnd) return Reply.BAD;
+    // flags
+    i++;
+    const fs = i;
+    while (i < lineEnd && buf[i] !== SP) i++;
+    if (i === fs || i === lineEnd) return Reply.BAD;
+    // bytes
+    i++;
+    let bytes = 0;
+    const bs = i;
+    while (i < lineEnd && buf[i] !== SP) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) return Reply.BAD;
+      bytes = bytes * 10 + d;
+      i++;
+    }
+    if (i === bs || bytes > 0x7fffffff) return Reply.BAD;
+    const dataEnd = this.next + bytes + 2;
+    if (dataEnd > end) {
+      this.need = dataEnd - this.start;
+      return Reply.NEED_MORE;
+    }
+    if (buf[dataEnd - 2] !== CR || buf[dataEnd - 1] !== LF) return Reply.BAD;
+    this.next = dataEnd;
+    return Reply.VALUE;
+  }
+}
+
+export function isErrorLine(buf: Buffer, start: number, end: number): boolean {
+  const len = end - start;
+  if (len >= 5 && buf[start] === 0x45 && buf[start + 1] === 0x52 && buf[start + 2] === 0x52 &&
+      buf[start + 3] === 0x4f && buf[start + 4] === 0x52) return true; // ERROR
+  if (len >= 12 && buf[start + 6] === 0x5f && buf[start + 7] === 0x45 && buf[start + 8] === 0x52) {
+    // CLIENT_ERROR / SERVER_ERROR
+    return (buf[start] === 0x43 || buf[start] === 0x53);
+  }
+  return false;
+}

@@ -1,0 +1,23 @@
+// Every reply string mcrelay itself puts on the wire, exactly as memcached 1.6
+// spells it. Replies from backends are forwarded as received and are not listed.
+
+const line = (s: string): Buffer => Buffer.from(`${s}\r\n`, 'latin1');
+
+export const CRLF = line('');
+export const END = line('END');
+export const OK = line('OK');
+export const ERROR = line('ERROR');
+export const RESET = line('RESET');
+export const STORED = line('STORED');
+export const DELETED = line('DELETED');
+
+export const CLIENT_ERROR_FORMAT = line('CLIENT_ERROR bad command line format');
+export const CLIENT_ERROR_DATA_CHUNK = line('CLIENT_ERROR bad data chunk');
+export const CLIENT_ERROR_DELTA = line('CLIENT_ERROR invalid numeric delta argument');
+export const CLIENT_ERROR_EXPTIME = line('CLIENT_ERROR invalid exptime argument');
+export const CLIENT_ERROR_DELETE_USAGE = line('CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]');
+export const CLIENT_ERROR_LINE_TOO_LONG = line('CLIENT_ERROR line too long');
+
+export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');
+export const SERVER_ERROR_UNAVAILABLE = line('SERVER_ERROR backend unavailable');
+export const SERVER_ERROR_TOO_MANY_CONNECTIONS = line('SERVER_ERROR Too many open connections');

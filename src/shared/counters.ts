@@ -1,0 +1,55 @@
+// Counters for stats, shared by all threads.
+//
+// Each worker owns one row of a Float64Array over a SharedArrayBuffer and is the
+// only writer of it, so increments need no atomics (and float64 holds integers
+// exactly up to 2^53, where Int32 would wrap). Readers (the stats command in any
+// worker, the main thread) sum the rows; a read may be a moment stale, never torn
+// in a way that matters for monotonically growing counters.
+// Row 0 belongs to the main thread (connection counts), rows 1..N to the workers.
+
+export const C = {
+  // per worker row: connections handed to it (written by the main thread only)
+  HANDED_CONNECTIONS: 0,
+  TOTAL_CONNECTIONS: 1,
+  REJECTED_CONNECTIONS: 2,
+  CMD_GET: 3,
+  CMD_SET: 4,
+  CMD_TOUCH: 5,
+  GET_HITS: 6,
+  GET_MISSES: 7,
+  GET_FAILOVER: 8,
+  BACKEND_ERRORS: 9,
+  BACKEND_TIMEOUTS: 10,
+  BACKUP_REPAIRS: 11,
+  BYTES_READ: 12,
+  BYTES_WRITTEN: 13,
+  CMD_FLUSH: 14,
+  // per worker row: its connections that closed (written by the worker only)
+  CLOSED_CONNECTIONS: 15,
+} as const;
+export const COUNTER_COUNT = 16;
+
+export class Counters {
+  readonly buffer: SharedArrayBuffer;
+  readonly rows: number;
+  private readonly all: Float64Array;
+
+  constructor(rowsOrBuffer: number | SharedArrayBuffer) {
+    this.buffer = typeof rowsOrBuffer === 'number'
+      ? new SharedArrayBuffer(rowsOrBuffer * COUNTER_COUNT * 8)
+      : rowsOrBuffer;
+    this.all = new Float64Array(this.buffer);
+    this.rows = this.all.length / COUNTER_COUNT;
+  }
+
+  /** The row a single writer increments directly: row[C.CMD_GET]++ */
+  row(index: number): Float64Array {
+    return this.all.subarray(index * COUNTER_COUNT, (index + 1) * COUNTER_COUNT);
+  }
+
+  sum(counter: number): number {
+    let s = 0;
+    for (let r = 0; r < this.rows; r++) s += this.all[r * COUNTER_COUNT + counter]!;
+    return s;
+  }
+}

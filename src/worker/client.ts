@@ -1,0 +1,267 @@
+// One client connection inside a worker.
+//
+//   socket data --> InputBuffer --> RequestParser --> Request --> Dispatcher.submit
+//   socket      <-- Outbox <-- reply queue (strictly in request order) <--'
+//
+// Requests go to the backends as soon as they are parsed (pipelined); replies are
+// written in request order when the request at the head of the queue is done.
+// A client that does not read its replies is paused once too much is pending.
+
+import type net from 'node:net';
+import { Cmd } from '../protocol/commands.js';
+import { InputBuffer, Outbox } from '../protocol/io-buffers.js';
+import { Parse, type RequestParser } from '../protocol/request-parser.js';
+import * as wire from '../protocol/wire.js';
+import { C } from '../shared/counters.js';
+import type { Dispatcher } from './dispatch.js';
+import type { Request } from './request.js';
+import type { LocalCommands } from './local.js';
+
+/** Requests in flight per client before its socket stops being read. */
+const MAX_QUEUED = 8192;
+/** Reply bytes waiting in the socket before the client stops being read. */
+const MAX_UNSENT = 8 * 1024 * 1024;
+
+interface SocketWithOwner extends net.Socket { owner: ClientConnection | null }
+
+export class ClientConnection {
+  private socket: SocketWithOwner | null;
+  private readonly input = new InputBuffer();
+  private readonly outbox = new Outbox();
+  /** bytes the parser wants before it can continue (a large value), 0 if unknown */
+  private need = 0;
+  /** bytes of a refused data block still to discard */
+  private swallow = 0;
+  // reply queue: a ring of requests in arrival order
+  private queue: Array<Request | null> = new Array(16).fill(null);
+  private head = 0;
+  private tail = 0;
+  private queued = 0;
+  /** quit or a fatal error was read: close once earlier replies are out */
+  private closing = false;
+  private paused = false;
+  private scheduled = false;
+
+  constructor(
+    socket: net.Socket,
+    private readonly parser: RequestParser,
+    private readonly dispatcher: Dispatcher,
+    private readonly local: LocalCommands,
+  ) {
+    const s = socket as SocketWithOwner;
+    s.owner = this;
+    s.setNoDelay(true);
+    s.on('data', onData);
+    s.on('drain', onDrain);
+    s.on('error', onError);
+    s.on('close', onClose);
+    this.socket = s;
+  }
+
+  /** @internal */ receive(chunk: Buffer): void {
+    this.dispatcher.counters[C.BYTES_READ]! += chunk.length;
+    if (this.closing) return;
+    if (this.swallow > 0) {
+      const n = Math.min(this.swallow, chunk.length);
+      this.swallow -= n;
+      if (n === chunk.length) return;
+      chunk = chunk.subarray(n);
+    }
+    const input = this.input;
+    input.push(chunk, this.need);
+    this.need = 0;
+    const buf = input.buf;
+    const end = input.end;
+    let pos = input.pos;
+    const parser = this.parser;
+    while (pos < end) {
+      const r = parser.parse(buf, pos, end);
+      if (r === Parse.NEED_MORE) {
+        this.need = parser.need;
+        break;
+      }
+      pos = parser.next;
+      if (r === Parse.REQUEST) {
+        this.request(buf);
+      } else if (r === Parse.REPLY) {
+        if (!parser.noreply) this.replyNow(parser.reply!);
+        if (parser.swallow > 0) {
+          const skip = Math.min(parser.swallow, end - pos);
+          pos += skip;
+          this.swallow = parser.swallow - skip;
+        }
+      } else {
+        // CLOSE: quit, or a line memcached would drop the connection for.
+        if (parser.reply !== null) this.replyNow(parser.reply);
+        this.closing = true;
+        pos = end;
+        this.replyReady();
+        break;
+      }
+      if (this.socket === null) return;
+    }
+    input.consume(pos);
+    this.checkPressure();
+  }
+
+  private request(buf: Buffer): void {
+    const parser = this.parser;
+    const cmd = parser.cmd;
+    if (cmd === Cmd.VERSION || cmd === Cmd.VERBOSITY || cmd === Cmd.STATS) {
+      const reply = this.local.reply(cmd, buf, parser);
+      if (parser.noreply) return;
+      if (reply !== null) this.replyNow(reply);
+      else this.replyNow(null); // stats: figures taken when earlier requests are done
+      return;
+    }
+    const req = this.dispatcher.pools.request();
+    req.cmd = cmd;
+    req.buf = buf;
+    req.noreply = parser.noreply;
+    req.setKeys(parser.keyOffsets, parser.keyCount);
+    req.lineStart = parser.lineStart;
+    req.forwardEnd = parser.forwardEnd;
+    req.argStart = parser.argStart;
+    req.argEnd = parser.argEnd;
+    req.dataStart = parser.dataStart;
+    req.bytes = parser.bytes;
+    req.casStart = parser.casStart;
+    req.refs = 1;
+    if (parser.noreply) {
+      // Nobody waits for the reply; the request lives only as long as its ops.
+      this.dispatcher.submit(req);
+      this.dispatcher.release(req);
+      return;
+    }
+    req.client = this;
+    this.push(req);
+    this.dispatcher.submit(req);
+  }
+
+  private push(req: Request): void {
+    this.queue[this.tail] = req;
+    this.tail = (this.tail + 1) & (this.queue.length - 1);
+    this.queued++;
+    if (this.tail === this.head) {
+      const old = this.queue;
+      const next: Array<Request | null> = new Array(old.length * 2).fill(null);
+      for (let i = 0; i < old.length; i++) next[i] = old[(this.head + i) & (old.length - 1)]!;
+      this.queue = next;
+      this.head = 0;
+      this.tail = old.length;
+    }
+  }
+
+  /** A reply the proxy knows right away: written now if nothing is ahead of it. */
+  private replyNow(reply: Buffer | null): void {
+    if (this.queued === 0) {
+      this.outbox.addAll(reply ?? this.local.stats());
+      this.schedule();
+      return;
+    }
+    const req = this.dispatcher.pools.request();
+    req.refs = 1;
+    req.cmd = reply === null ? Cmd.STATS : Cmd.UNKNOWN;
+    req.reply = reply;
+    req.done = true;
+    req.client = this;
+    this.push(req);
+  }
+
+  /** Called when some request became done: write every done request at the head. */
+  replyReady(): void {
+    const out = this.outbox;
+    let wrote = false;
+    while (this.queued > 0) {
+      const req = this.queue[this.head]!;
+      if (!req.done) break;
+      this.queue[this.head] = null;
+      this.head = (this.head + 1) & (this.queue.length - 1);
+      this.queued--;
+      if (req.cmd === Cmd.STATS) out.addAll(this.local.stats());
+      else writeReply(out, req);
+      req.client = null;
+      this.dispatcher.release(req);
+      wrote = true;
+    }
+    if (wrote || (this.closing && this.queued === 0)) this.schedule();
+  }
+
+  private schedule(): void {
+    if (!this.scheduled && this.socket !== null) {
+      this.scheduled = true;
+      this.dispatcher.schedule(this);
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    const socket = this.socket;
+    if (socket === null) return;
+    this.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
+    this.outbox.flush(socket);
+    if (this.closing && this.queued === 0) {
+      socket.end();
+      return;
+    }
+    this.checkPressure();
+  }
+
+  /** Stops reading a client that has too much unanswered, resumes when it drains. */
+  private checkPressure(): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    const over = this.queued > MAX_QUEUED || socket.writableLength > MAX_UNSENT;
+    if (over && !this.paused) {
+      this.paused = true;
+      socket.pause();
+    } else if (!over && this.paused) {
+      this.paused = false;
+      socket.resume();
+    }
+  }
+
+  /** @internal */ drained(): void {
+    this.checkPressure();
+  }
+
+  /** @internal */ closed(): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    this.socket = null;
+    socket.owner = null;
+    // Requests still at the backends finish there; their replies go nowhere.
+    while (this.queued > 0) {
+      const req = this.queue[this.head]!;
+      this.queue[this.head] = null;
+      this.head = (this.head + 1) & (this.queue.length - 1);
+      this.queued--;
+      req.client = null;
+      this.dispatcher.release(req);
+    }
+    this.outbox.clear();
+    this.local.clientClosed(this);
+  }
+
+  destroy(): void {
+    this.socket?.destroy();
+  }
+}
+
+function writeReply(out: Outbox, req: Request): void {
+  if (req.reply !== null) {
+    out.addAll(req.reply);
+    return;
+  }
+  const v = req.values;
+  for (let i = 0; i < v.length; i++) {
+    const b = v[i];
+    if (b !== null && b !== undefined) out.addAll(b);
+  }
+  out.addAll(wire.END);
+}
+
+function onData(this: SocketWithOwner, chunk: Buffer): void { this.owner?.receive(chunk); }
+function onDrain(this: SocketWithOwner): void { this.owner?.drained(); }
+function onError(this: SocketWithOwner): void { this.destroy(); }
+function onClose(this: SocketWithOwner): void { this.owner?.closed(); }

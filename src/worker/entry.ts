@@ -1,0 +1,53 @@
+// Worker thread entry: receives client sockets from the main thread and runs the
+// whole data path for them in this thread's event loop.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/config.js';
+import { HandoffReceiver, socketFromHandle } from '../main/handoff.js';
+import { RequestParser } from '../protocol/request-parser.js';
+import { initXxhash } from '../routing/xxhash.js';
+import { Counters } from '../shared/counters.js';
+import { HealthTable } from '../shared/health.js';
+import { log, setLogLevel } from '../log.js';
+import { ClientConnection } from './client.js';
+import { Dispatcher } from './dispatch.js';
+import { LocalCommands } from './local.js';
+
+export interface WorkerInit {
+  id: number;
+  config: Config;
+  health: SharedArrayBuffer;
+  counters: SharedArrayBuffer;
+  /** this worker's row in the counters */
+  row: number;
+  startedAt: number;
+  handoffPath: string;
+}
+
+const init = workerData as WorkerInit;
+setLogLevel(init.config.verbose);
+await initXxhash();
+
+const counters = new Counters(init.counters);
+const row = counters.row(init.row);
+const dispatcher = new Dispatcher(init.config, new HealthTable(init.health), row);
+const parser = new RequestParser(init.config.maxItemSize);
+const local = new LocalCommands(counters, row, init.startedAt, init.config.workers);
+
+const receiver = new HandoffReceiver(
+  init.handoffPath,
+  (handle) => { new ClientConnection(socketFromHandle(handle), parser, dispatcher, local); },
+  () => {
+    // The main thread is gone or closed the pipe: nothing more will arrive.
+    log.debug('handoff pipe closed', { worker: init.id });
+  },
+);
+
+parentPort!.on('message', (m: { type: string }) => {
+  if (m.type === 'stop') {
+    receiver.close();
+    dispatcher.closeAll();
+    process.exit(0);
+  }
+});
+parentPort!.postMessage({ type: 'ready' });

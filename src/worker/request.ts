@@ -1,0 +1,134 @@
+// The records that carry one client request through a worker, reused from free
+// lists so the data path allocates no objects per request in steady state.
+//
+//   Request: one client command, from parse to the reply written to the client.
+//            Lives until its reply is written AND every backend op it started is
+//            answered (a backup's reply can arrive after the client got its own).
+//   Op:      one request to one backend server, queued on that server's connection.
+
+import type { BackendConnection } from '../backend/connection.js';
+import type { ClientConnection } from './client.js';
+
+/** What an op is for, which decides what its reply does. */
+export const Role = {
+  /** its reply is (part of) the client's reply */
+  CLIENT: 0,
+  /** a replicated write to the backup; its reply is compared with the master's */
+  SHADOW: 1,
+  /** fire and forget (repairs, gat's touch of the backup) */
+  FORGET: 2,
+} as const;
+
+export class Request {
+  client: ClientConnection | null = null;
+  cmd = 0;
+  noreply = false;
+  /** the client input holding the request's bytes; kept alive while the request is */
+  buf: Buffer = Buffer.alloc(0);
+  keyCount = 0;
+  /** start/end pairs of the keys in buf */
+  keys: Int32Array = new Int32Array(2);
+  argStart = 0;
+  argEnd = 0;
+  lineStart = 0;
+  forwardEnd = 0;
+  dataStart = 0;
+  bytes = 0;
+  casStart = 0;
+  master = -1;
+  backup = -1;
+
+  /** the reply is complete and may be written when this request reaches the head */
+  done = false;
+  /** single-line reply (a constant or a subarray of a backend's input) */
+  reply: Buffer | null = null;
+  /** retrieval: the value block found for each key, in key order */
+  values: Array<Buffer | null> = [];
+  /** ops whose replies the client reply still waits for */
+  waiting = 0;
+  /** queue membership + every op not yet answered */
+  refs = 0;
+
+  // replication bookkeeping for single-key writes
+  masterReply: Buffer | null = null;
+  backupReply: Buffer | null = null;
+  /** 0 none, 1 sent, 2 answered, 3 failed */
+  masterState = 0;
+  backupState = 0;
+
+  keyStart(i: number): number { return this.keys[2 * i]!; }
+  keyEnd(i: number): number { return this.keys[2 * i + 1]!; }
+
+  setKeys(offsets: Int32Array, count: number): void {
+    if (this.keys.length < 2 * count) this.keys = new Int32Array(Math.max(2 * count, 2 * this.keys.length));
+    this.keys.set(offsets.subarray(0, 2 * count));
+    this.keyCount = count;
+  }
+
+  reset(): void {
+    this.client = null;
+    this.buf = EMPTY;
+    this.done = false;
+    this.reply = null;
+    this.values.length = 0;
+    this.waiting = 0;
+    this.refs = 0;
+    this.masterReply = null;
+    this.backupReply = null;
+    this.masterState = 0;
+    this.backupState = 0;
+    this.master = -1;
+    this.backup = -1;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class Op {
+  req: Request | null = null;
+  role = 0;
+  server = -1;
+  /** the connection the op is queued on */
+  conn: BackendConnection | null = null;
+  retrieval = false;
+  /** retrieval: indexes of the request's keys asked of this server, in order */
+  keyIdx: number[] = [];
+  /** retrieval: how far value matching has advanced in keyIdx */
+  cursor = 0;
+  sentAt = 0;
+  /** the key (for FORGET ops that may need it in logs); offsets into req.buf */
+  keyIndex = 0;
+
+  reset(): void {
+    this.req = null;
+    this.keyIdx.length = 0;
+    this.cursor = 0;
+    this.server = -1;
+    this.conn = null;
+  }
+}
+
+/** Free lists; bounded so that a burst does not pin its peak forever. */
+export class Pools {
+  private readonly requests: Request[] = [];
+  private readonly ops: Op[] = [];
+  private static readonly MAX_FREE = 4096;
+
+  request(): Request {
+    return this.requests.pop() ?? new Request();
+  }
+
+  freeRequest(r: Request): void {
+    r.reset();
+    if (this.requests.length < Pools.MAX_FREE) this.requests.push(r);
+  }
+
+  op(): Op {
+    return this.ops.pop() ?? new Op();
+  }
+
+  freeOp(o: Op): void {
+    o.reset();
+    if (this.ops.length < Pools.MAX_FREE) this.ops.push(o);
+  }
+}
