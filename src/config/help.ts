@@ -32,7 +32,8 @@ Servers:
   -k, --ketama              same as --distribution ketama
       --distribution NAME   how keys map to servers (default ${DEFAULTS.distribution}):
                               jump    jump consistent hash
-                              ketama  ketama ring, as magent -k builds it
+                              ketama  md5 ketama ring as libketama and twemproxy
+                                      build it (not magent -k's: see README)
                               magent  magent's default hash (without -k)
   -i, --connections-per-server N
                             pipelined connections each worker keeps to each

@@ -37,7 +37,7 @@ export async function start(config: Config): Promise<Running> {
     if (supervisor.connections() >= config.maxConnections) {
       // memcached's answer when it is out of connections, then close.
       mainRow[C.REJECTED_CONNECTIONS]!++;
-      socket.end(wire.SERVER_ERROR_TOO_MANY_CONNECTIONS);
+      socket.end(wire.ERROR_TOO_MANY_CONNECTIONS);
       socket.on('error', () => socket.destroy());
       return;
     }

@@ -20,4 +20,5 @@ export const CLIENT_ERROR_LINE_TOO_LONG = line('CLIENT_ERROR line too long');
 
 export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');
 export const SERVER_ERROR_UNAVAILABLE = line('SERVER_ERROR backend unavailable');
-export const SERVER_ERROR_TOO_MANY_CONNECTIONS = line('SERVER_ERROR Too many open connections');
+// memcached's own words when it is out of connections (it then closes).
+export const ERROR_TOO_MANY_CONNECTIONS = line('ERROR Too many open connections');
