@@ -99,11 +99,10 @@ export class ThreadContext {
 }
 
 function decimalLength(n: number): number {
-  let len = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    len++;
-  }
+  if (n < 100000) return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : 5;
+  if (n < 10000000000) return n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+  let len = 11;
+  for (let p = 100000000000; n >= p; p *= 10) len++;
   return len;
 }
 

@@ -55,7 +55,8 @@ export async function start(config: Config): Promise<Running> {
       server.listen(target, () => { server.off('error', reject); resolve(); });
     });
   const l = config.listen;
-  if (l.port > 0) {
+  // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
+  if (l.port > 0 || l.path === null) {
     const server = net.createServer({ pauseOnConnect: true }, onConnection);
     await listen(server, { host: l.host, port: l.port, backlog: 1024 });
     listeners.push(server);
