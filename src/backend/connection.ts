@@ -88,7 +88,7 @@ export class BackendConnection {
       this.scheduled = true;
       this.handler.schedule(this);
     }
-    if (this.timer === null) this.timer = setInterval(checkTimeout, Math.max(10, this.timeoutMs >> 2), this);
+    if (this.timer === null) this.timer = setInterval(checkTimeout, timerPeriod(this.timeoutMs), this);
   }
 
   flush(): void {
@@ -209,4 +209,8 @@ function onConnect(this: SocketWithOwner): void { this.owner?.connected(); }
 function onData(this: SocketWithOwner, chunk: Buffer): void { this.owner?.receive(chunk); }
 function onError(this: SocketWithOwner, err: Error): void { this.owner?.fail(Failure.CONNECTION, err); }
 function onClose(this: SocketWithOwner): void { this.owner?.fail(Failure.CONNECTION, new Error('connection closed by server')); }
+/** How often a busy connection checks its oldest op: a timeout is noticed within this much. */
+function timerPeriod(timeoutMs: number): number {
+  return Math.max(5, Math.min(50, timeoutMs >> 3));
+}
 function checkTimeout(conn: BackendConnection): void { conn.checkTimeout(Date.now()); }

@@ -24,7 +24,10 @@ const MAX_UNSENT = 8 * 1024 * 1024;
 
 interface SocketWithOwner extends net.Socket { owner: ClientConnection | null }
 
+let nextId = 0;
+
 export class ClientConnection {
+  readonly id = nextId++ & 0x3fffffff;
   private socket: SocketWithOwner | null;
   private readonly input = new InputBuffer();
   private readonly outbox = new Outbox();
@@ -116,6 +119,7 @@ export class ClientConnection {
     }
     const req = this.dispatcher.pools.request();
     req.cmd = cmd;
+    req.affinity = this.id;
     req.buf = buf;
     req.noreply = parser.noreply;
     req.setKeys(parser.keyOffsets, parser.keyCount);

@@ -41,7 +41,6 @@ export class Dispatcher implements ReplyHandler {
   private readonly router: Router;
   private readonly masterCount: number;
   private readonly servers: BackendConnection[][];
-  private readonly rr: Int32Array;
   /** per server: the op being filled while a multi-key request is grouped */
   private readonly opFor: Array<Op | null>;
   private readonly connFor: Array<BackendConnection | null>;
@@ -64,7 +63,6 @@ export class Dispatcher implements ReplyHandler {
       }
       return conns;
     });
-    this.rr = new Int32Array(all.length);
     this.opFor = new Array(all.length).fill(null);
     this.connFor = new Array(all.length).fill(null);
   }
@@ -98,11 +96,14 @@ export class Dispatcher implements ReplyHandler {
     this.write(req);
   }
 
-  private connection(server: number, now: number): BackendConnection | null {
+  /**
+   * The connection to `server` for a request of client `affinity`. A client's
+   * requests to one server always share a connection, so that they reach the
+   * server in the order the client sent them (a noreply set, then a get).
+   */
+  private connection(server: number, affinity: number, now: number): BackendConnection | null {
     const conns = this.servers[server]!;
-    let conn: BackendConnection;
-    if (conns.length === 1) conn = conns[0]!;
-    else conn = conns[this.rr[server] = (this.rr[server]! + 1) % conns.length]!;
+    const conn = conns.length === 1 ? conns[0]! : conns[affinity % conns.length]!;
     return conn.usable(now) ? conn : null;
   }
 
@@ -136,11 +137,11 @@ export class Dispatcher implements ReplyHandler {
       const master = router.master;
       const backup = router.backup === -1 ? NONE : this.masterCount + router.backup;
       let target = backupOnly ? (backup !== NONE && health.isUp(backup) ? backup : NONE) : readTarget(health, master, backup);
-      let conn = target === NONE ? null : this.groupConnection(target, now);
+      let conn = target === NONE ? null : this.groupConnection(target, req.affinity, now);
       if (conn === null && target === master && backup !== NONE && health.isUp(backup)) {
         // The master's connection is held back after a protocol error: use the backup.
         target = backup;
-        conn = this.groupConnection(target, now);
+        conn = this.groupConnection(target, req.affinity, now);
       }
       if (conn === null) continue; // a miss, counted when the request completes
       if (target !== master) this.counters[C.GET_FAILOVER]!++;
@@ -180,17 +181,17 @@ export class Dispatcher implements ReplyHandler {
   }
 
   /** The connection a request's op for `server` is built on: one per server per request. */
-  private groupConnection(server: number, now: number): BackendConnection | null {
+  private groupConnection(server: number, affinity: number, now: number): BackendConnection | null {
     const held = this.connFor[server]!;
     if (held !== null) return held;
-    const conn = this.connection(server, now);
+    const conn = this.connection(server, affinity, now);
     this.connFor[server] = conn;
     return conn;
   }
 
   /** A fire-and-forget op for the backup: "<verb><key>[ <arg>]\r\n". */
   private forget(req: Request, server: number, verb: Buffer, ks: number, ke: number, withArg: boolean, now: number): void {
-    const conn = this.connection(server, now);
+    const conn = this.connection(server, req.affinity, now);
     if (conn === null) return;
     const op = this.pools.op();
     op.req = req;
@@ -219,9 +220,9 @@ export class Dispatcher implements ReplyHandler {
     req.backup = backup;
     const now = Date.now();
     const health = this.health;
-    const masterConn = health.isUp(master) ? this.connection(master, now) : null;
+    const masterConn = health.isUp(master) ? this.connection(master, req.affinity, now) : null;
     const shadow = shadowTarget(health, backup);
-    const backupConn = shadow === NONE ? null : this.connection(shadow, now);
+    const backupConn = shadow === NONE ? null : this.connection(shadow, req.affinity, now);
     if (masterConn !== null) {
       this.sendWrite(req, masterConn, Role.CLIENT, now, false);
       req.masterState = SENT;
@@ -271,7 +272,7 @@ export class Dispatcher implements ReplyHandler {
     const now = Date.now();
     for (let s = 0; s < this.servers.length; s++) {
       if (!this.health.isUp(s)) continue;
-      const conn = this.connection(s, now);
+      const conn = this.connection(s, req.affinity, now);
       if (conn === null) continue;
       const op = this.pools.op();
       op.req = req;
@@ -434,7 +435,7 @@ export class Dispatcher implements ReplyHandler {
 
   private replicateCas(req: Request): void {
     if (req.backup === NONE || !this.health.isUp(req.backup)) return;
-    const conn = this.connection(req.backup, Date.now());
+    const conn = this.connection(req.backup, req.affinity, Date.now());
     if (conn === null) return;
     this.sendWrite(req, conn, Role.SHADOW, Date.now(), true);
     req.backupState = SENT;

@@ -21,6 +21,8 @@ export const Role = {
 
 export class Request {
   client: ClientConnection | null = null;
+  /** the client's number, which picks its backend connection when there are several */
+  affinity = 0;
   cmd = 0;
   noreply = false;
   /** the client input holding the request's bytes; kept alive while the request is */

@@ -1,0 +1,77 @@
+// Faults only a scripted backend can show: garbage, a torn reply, silence.
+// The master is the fake; the backup is a real memcached holding the value.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { FakeBackend } from '../helpers/fake-backend.js';
+import { startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { WireClient } from '../helpers/wire.js';
+
+const procs: Proc[] = [];
+const fakes: FakeBackend[] = [];
+test.after.each(async () => {
+  for (const p of procs.splice(0)) await p.stop();
+  for (const f of fakes.splice(0)) await f.close();
+});
+
+async function setup(behaviour: (line: string, socket: import('node:net').Socket) => void, flags: string[] = []) {
+  const fake = await new FakeBackend(behaviour).listen();
+  fakes.push(fake);
+  const backup = await startMemcached();
+  procs.push(backup);
+  // Seed the backup directly: it holds what a replicated write would have put there.
+  const direct = await WireClient.connect(backup.port);
+  assert.is(await direct.request('set k 0 0 5\r\nvalue\r\n'), 'STORED\r\n');
+  direct.close();
+  const proxy = await startProxy(['-s', fake.addr, '-b', backup.addr, '--workers', '1', ...flags]);
+  procs.push(proxy);
+  const client = await WireClient.connect(proxy.port);
+  return { fake, backup, proxy, client };
+}
+
+const HIT = 'VALUE k 0 5\r\nvalue\r\nEND\r\n';
+
+test('garbage from the master closes its connection and the read is answered by the backup', async () => {
+  const { fake, client } = await setup((_line, s) => s.write('HELLO WORLD\r\n'));
+  assert.is(await client.request('get k\r\n', 'END\r\n'), HIT);
+  // The fake saw the request; the proxy dropped that connection after the garbage.
+  assert.ok(fake.lines.includes('get k'));
+  client.close();
+});
+
+test('a reply torn in half and then cut off: the read is answered by the backup', async () => {
+  const { client } = await setup((_line, s) => { s.write('VALUE k 0 5\r\nva'); setTimeout(() => s.destroy(), 20); });
+  assert.is(await client.request('get k\r\n', 'END\r\n'), HIT);
+  client.close();
+});
+
+test('a value for a key that was not asked for is a protocol error, not a wrong answer', async () => {
+  const { client } = await setup((_line, s) => s.write('VALUE other 0 5\r\nwrong\r\nEND\r\n'));
+  assert.is(await client.request('get k\r\n', 'END\r\n'), HIT);
+  client.close();
+});
+
+test('a silent master: the read fails over after the timeout, and repeated timeouts mark it down', async () => {
+  const { client } = await setup(() => { /* never answers */ }, ['--timeout', '300', '--failure-limit', '2', '--retry-interval', '60000']);
+  for (let i = 0; i < 2; i++) {
+    const t0 = Date.now();
+    assert.is(await client.request('get k\r\n', 'END\r\n', 3000), HIT);
+    const took = Date.now() - t0;
+    assert.ok(took >= 250 && took < 300 + 250, `answered after ${took} ms`);
+  }
+  // Two timeouts in a row: the master is down, reads go straight to the backup.
+  const t0 = Date.now();
+  assert.is(await client.request('get k\r\n', 'END\r\n'), HIT);
+  assert.ok(Date.now() - t0 < 200, `down master still waited ${Date.now() - t0} ms`);
+  client.close();
+});
+
+test('a write whose master fails in flight gets the backup\'s reply', async () => {
+  const { client, backup } = await setup((_line, s) => s.destroy());
+  assert.is(await client.request('set k 0 0 3\r\nnew\r\n'), 'STORED\r\n');
+  const direct = await WireClient.connect(backup.port);
+  assert.is(await direct.request('get k\r\n', 'END\r\n'), 'VALUE k 0 3\r\nnew\r\nEND\r\n');
+  direct.close();
+  client.close();
+});
+
+test.run();
