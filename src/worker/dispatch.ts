@@ -8,8 +8,13 @@
 //
 // Writes go to the key's master (the client's reply) and to its backup (a shadow
 // whose reply is compared with the master's; a disagreement deletes the key on the
-// backup so that it never holds a value the master does not). cas reaches the
-// backup as a set, sent only once the master has answered STORED.
+// backup so that it never holds a value the master does not).
+//
+// cas cannot be forwarded to the backup (its cas id is the master's): once the
+// master answers STORED, the item goes to the backup as a set. Until then, later
+// writes of the same key from this worker wait with their backup copies in a
+// queue behind the cas (casQueues), so that the backup applies them in the order
+// the master did; the clients' replies never wait for it.
 
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
@@ -34,6 +39,11 @@ const SENT = 1;
 const ANSWERED = 2;
 const FAILED = 3;
 
+// Request.casState
+const CAS_WAITING = 0;
+const CAS_STORED = 1;
+const CAS_REFUSED = 2;
+
 export interface Flushable { flush(): void }
 
 export class Dispatcher implements ReplyHandler {
@@ -46,6 +56,8 @@ export class Dispatcher implements ReplyHandler {
   private readonly connFor: Array<BackendConnection | null>;
   private readonly touched: number[] = [];
   private readonly dirty: Flushable[] = [];
+  /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
+  private readonly casQueues = new Map<string, Request[]>();
   private flushScheduled = false;
 
   constructor(
@@ -226,10 +238,17 @@ export class Dispatcher implements ReplyHandler {
     if (masterConn !== null) {
       this.sendWrite(req, masterConn, Role.CLIENT, now, false);
       req.masterState = SENT;
-      // cas is replayed on the backup as a set once the master has accepted it.
-      if (backupConn !== null && cmd !== Cmd.CAS) {
-        this.sendWrite(req, backupConn, Role.SHADOW, now, false);
-        req.backupState = SENT;
+      if (backupConn !== null) {
+        const queue = cmd === Cmd.CAS || this.casQueues.size > 0 ? this.casQueue(req, buf, ks, ke) : undefined;
+        if (queue !== undefined) {
+          // Held (one reference) until drainCas sends it to the backup.
+          queue.push(req);
+          req.refs++;
+          if (cmd !== Cmd.CAS) req.backupState = SENT;
+        } else {
+          this.sendWrite(req, backupConn, Role.SHADOW, now, false);
+          req.backupState = SENT;
+        }
       }
     } else if (backupConn !== null) {
       // Master down: the backup answers the client.
@@ -240,6 +259,44 @@ export class Dispatcher implements ReplyHandler {
       req.reply = wire.SERVER_ERROR_UNAVAILABLE;
       this.complete(req);
     }
+  }
+
+  /**
+   * The queue a write of this key must wait in for the backup: a cas starts one
+   * if there is none; other writes get one only if a cas is already waiting.
+   */
+  private casQueue(req: Request, buf: Buffer, ks: number, ke: number): Request[] | undefined {
+    const key = buf.toString('latin1', ks, ke);
+    let queue = this.casQueues.get(key);
+    if (queue === undefined && req.cmd === Cmd.CAS) {
+      queue = [];
+      this.casQueues.set(key, queue);
+    }
+    if (queue !== undefined) req.casKey = key;
+    return queue;
+  }
+
+  /** Sends the backup copies that waited behind cas requests the master has now answered. */
+  private drainCas(key: string): void {
+    const queue = this.casQueues.get(key);
+    if (queue === undefined) return;
+    const now = Date.now();
+    while (queue.length > 0) {
+      const r = queue[0]!;
+      if (r.cmd === Cmd.CAS && r.casState === CAS_WAITING) return;
+      queue.shift();
+      r.casKey = null;
+      const conn = this.health.isUp(r.backup) ? this.connection(r.backup, r.affinity, now) : null;
+      if (r.cmd === Cmd.CAS) {
+        if (r.casState === CAS_STORED && conn !== null) this.sendWrite(r, conn, Role.FORGET, now, true);
+      } else if (conn !== null) {
+        this.sendWrite(r, conn, Role.SHADOW, now, false);
+      } else {
+        this.shadowFailed(r);
+      }
+      this.release(r);
+    }
+    this.casQueues.delete(key);
   }
 
   private sendWrite(req: Request, conn: BackendConnection, role: number, now: number, casAsSet: boolean): void {
@@ -342,8 +399,10 @@ export class Dispatcher implements ReplyHandler {
         req.masterReply = line;
         req.reply = line;
         this.complete(req);
-        if (fromMaster && req.cmd === Cmd.CAS && line.equals(STORED_LINE)) this.replicateCas(req);
-        else if (fromMaster && req.backupState === ANSWERED) this.compare(req);
+        if (req.cmd === Cmd.CAS && req.casKey !== null) {
+          req.casState = line.equals(STORED_LINE) ? CAS_STORED : CAS_REFUSED;
+          this.drainCas(req.casKey);
+        } else if (fromMaster && req.backupState === ANSWERED) this.compare(req);
       } else {
         // Master down, backup served as primary.
         req.backupState = ANSWERED;
@@ -390,6 +449,10 @@ export class Dispatcher implements ReplyHandler {
       const fromMaster = server < this.masterCount && req.masterState === SENT;
       if (fromMaster) {
         req.masterState = FAILED;
+        if (req.cmd === Cmd.CAS && req.casKey !== null) {
+          req.casState = CAS_REFUSED;
+          this.drainCas(req.casKey);
+        }
         // The backup's reply, when it has or will come, answers the client.
         if (req.backupState === ANSWERED) { req.reply = req.backupReply; this.complete(req); }
         else if (req.backupState !== SENT) { req.reply = wire.SERVER_ERROR_UNAVAILABLE; this.complete(req); }
@@ -399,13 +462,18 @@ export class Dispatcher implements ReplyHandler {
         this.complete(req);
       }
     } else {
-      req.backupState = FAILED;
-      if (req.masterState === FAILED && !req.done) {
-        req.reply = wire.SERVER_ERROR_UNAVAILABLE;
-        this.complete(req);
-      }
+      this.shadowFailed(req);
     }
     this.release(req);
+  }
+
+  /** The backup copy of a write was lost; if the master's was too, the client learns it. */
+  private shadowFailed(req: Request): void {
+    req.backupState = FAILED;
+    if (req.masterState === FAILED && !req.done) {
+      req.reply = wire.SERVER_ERROR_UNAVAILABLE;
+      this.complete(req);
+    }
   }
 
   onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void {
@@ -432,14 +500,6 @@ export class Dispatcher implements ReplyHandler {
   }
 
   // ---- replication ----
-
-  private replicateCas(req: Request): void {
-    if (req.backup === NONE || !this.health.isUp(req.backup)) return;
-    const conn = this.connection(req.backup, req.affinity, Date.now());
-    if (conn === null) return;
-    this.sendWrite(req, conn, Role.SHADOW, Date.now(), true);
-    req.backupState = SENT;
-  }
 
   /** Master and backup both answered a write: a disagreement removes the key from the backup. */
   private compare(req: Request): void {

@@ -57,6 +57,10 @@ export class Request {
   /** 0 none, 1 sent, 2 answered, 3 failed */
   masterState = 0;
   backupState = 0;
+  /** set while this write waits in a cas queue (worker/dispatch.ts) */
+  casKey: string | null = null;
+  /** a cas: waiting for the master, stored, or refused */
+  casState = 0;
 
   keyStart(i: number): number { return this.keys[2 * i]!; }
   keyEnd(i: number): number { return this.keys[2 * i + 1]!; }
@@ -79,6 +83,8 @@ export class Request {
     this.backupReply = null;
     this.masterState = 0;
     this.backupState = 0;
+    this.casKey = null;
+    this.casState = 0;
     this.master = -1;
     this.backup = -1;
   }

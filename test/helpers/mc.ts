@@ -45,9 +45,9 @@ export async function readReplies(c: WireClient, n: number, timeoutMs = 5000): P
   return replies;
 }
 
-/** Sends one request and returns its one reply. */
+/** Sends one request (a string is sent as latin1, one byte per char) and returns its one reply. */
 export async function roundTrip(c: WireClient, request: string | Buffer, timeoutMs = 5000): Promise<Reply> {
-  c.write(request);
+  c.write(typeof request === 'string' ? Buffer.from(request, 'latin1') : request);
   return (await readReplies(c, 1, timeoutMs))[0]!;
 }
 
@@ -92,7 +92,7 @@ export async function setMany(c: WireClient, entries: ReadonlyArray<readonly [st
   const bad: string[] = [];
   for (let i = 0; i < entries.length; i += window) {
     const batch = entries.slice(i, i + window);
-    c.write(batch.map(([k, v]) => `set ${k} 0 0 ${Buffer.byteLength(v, 'latin1')}\r\n${v}\r\n`).join(''));
+    c.write(Buffer.from(batch.map(([k, v]) => `set ${k} 0 0 ${Buffer.byteLength(v, 'latin1')}\r\n${v}\r\n`).join(''), 'latin1'));
     const replies = await readReplies(c, batch.length, 10_000);
     replies.forEach((r, j) => { if (r.line !== 'STORED') bad.push(`${batch[j]![0]}: ${r.line}`); });
   }
