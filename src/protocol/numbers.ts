@@ -1,79 +1,89 @@
-// Number tokens validated the way memcached's safe_strto* functions accept them
-// (strtoul/strtol: optional sign, decimal digits, nothing after), so that mcrelay
-// refuses exactly the lines memcached refuses and a forwarded line never gets a
-// reply the proxy did not expect.
+// Number tokens read exactly as memcached 1.6 reads them (safe_strtoul,
+// safe_strtoull and safe_strtol over strtoul/strtoull/strtol on 64-bit Linux), so
+// that mcrelay refuses exactly the lines memcached refuses: a line the proxy
+// forwards must get exactly one reply, or the backend stream falls out of step.
+//
+// C's rules, in short: leading white space is skipped, a sign is allowed, at least
+// one digit, and the number may be followed by white space (the tokenizer splits
+// on spaces only, so a tab can end up inside a token). Out of the 64-bit range is
+// ERANGE (refused); safe_strtol then truncates to int32 without complaint.
 
 const MINUS = 0x2d;
 const PLUS = 0x2b;
+const U64_MAX = '18446744073709551615';
+const I64_MAX = '9223372036854775807';
+const I64_MIN_ABS = '9223372036854775808';
 
-/** Parses an unsigned decimal token; returns -1 when memcached would refuse it (max 2^53). */
-function digits(buf: Uint8Array, start: number, end: number): number {
-  if (start >= end) return -1;
-  let v = 0;
-  for (let i = start; i < end; i++) {
-    const d = buf[i]! - 0x30;
-    if (d < 0 || d > 9) return -1;
-    v = v * 10 + d;
-  }
-  return v;
+function isSpace(c: number | undefined): boolean {
+  return c === 0x20 || (c !== undefined && c >= 0x09 && c <= 0x0d);
 }
+
+/** Parsed pieces of a number token; fields of one reusable object, no allocation. */
+class Scan {
+  negative = false;
+  /** digits without leading zeros: [digitsStart, digitsEnd) */
+  digitsStart = 0;
+  digitsEnd = 0;
+  /** the magnitude modulo 2^32 */
+  low32 = 0;
+
+  /** False unless the token is [space][sign]digits[space...]. */
+  read(buf: Uint8Array, start: number, end: number): boolean {
+    let i = start;
+    while (i < end && isSpace(buf[i])) i++;
+    this.negative = false;
+    if (buf[i] === PLUS || buf[i] === MINUS) { this.negative = buf[i] === MINUS; i++; }
+    const first = i;
+    let low = 0;
+    while (i < end) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) break;
+      low = (low * 10 + d) % 4294967296;
+      i++;
+    }
+    if (i === first) return false;
+    if (i < end && !isSpace(buf[i])) return false;
+    let s = first;
+    while (s < i - 1 && buf[s] === 0x30) s++;
+    this.digitsStart = s;
+    this.digitsEnd = i;
+    this.low32 = low;
+    return true;
+  }
+
+  /** magnitude <= limit (a decimal string without leading zeros) */
+  atMost(buf: Uint8Array, limit: string): boolean {
+    const n = this.digitsEnd - this.digitsStart;
+    if (n !== limit.length) return n < limit.length;
+    for (let k = 0; k < n; k++) {
+      const d = buf[this.digitsStart + k]!;
+      const m = limit.charCodeAt(k);
+      if (d !== m) return d < m;
+    }
+    return true;
+  }
+
+  isZero(buf: Uint8Array): boolean {
+    return this.digitsEnd - this.digitsStart === 1 && buf[this.digitsStart] === 0x30;
+  }
+}
+
+const scan = new Scan();
 
 /**
- * memcached's safe_strtoul into a uint32 (flags): a value above 2^32 is accepted
- * and truncated as C does; a negative number is refused unless it is -0.
+ * safe_strtoul / safe_strtoull: any 64-bit unsigned value; "-N" is strtoull's
+ * 2^64 - N, refused when that is negative as a signed number (N <= 2^63).
  */
-export function isValidUint32Token(buf: Uint8Array, start: number, end: number): boolean {
-  let s = start;
-  let negative = false;
-  if (buf[s] === PLUS || buf[s] === MINUS) { negative = buf[s] === MINUS; s++; }
-  const v = digits(buf, s, end);
-  if (v < 0) return false;
-  // strtoul would give ULONG_MAX - v + 1 for "-v": a huge value, refused by the
-  // negative-sign check; "-0" stays 0 and is accepted. Over 2^64 is ERANGE.
-  if (negative) return v === 0;
-  return v <= 18446744073709551615;
+export function isValidUnsignedToken(buf: Uint8Array, start: number, end: number): boolean {
+  if (!scan.read(buf, start, end) || !scan.atMost(buf, U64_MAX)) return false;
+  if (!scan.negative || scan.isZero(buf)) return true;
+  return !scan.atMost(buf, I64_MIN_ABS);
 }
 
-/** memcached's safe_strtol into an int32 (exptime, byte count); returns null on refusal. */
+/** safe_strtol into an int32: the value truncated to 32 bits as C does, or null when refused. */
 export function parseInt32Token(buf: Uint8Array, start: number, end: number): number | null {
-  let s = start;
-  let negative = false;
-  if (buf[s] === PLUS || buf[s] === MINUS) { negative = buf[s] === MINUS; s++; }
-  const v = digits(buf, s, end);
-  if (v < 0) return null;
-  const n = negative ? -v : v;
-  // strtol's ERANGE is at the 64-bit long limit; after it memcached refuses > INT_MAX
-  // and truncates below INT_MIN, which no sane exptime reaches.
-  if (n > 2147483647) return null;
-  if (n < -9223372036854775808) return null;
-  return n;
-}
-
-/** memcached's safe_strtoull (incr/decr delta): 0..2^64-1, no negative sign. */
-export function isValidUint64Token(buf: Uint8Array, start: number, end: number): boolean {
-  let s = start;
-  if (buf[s] === PLUS) s++;
-  else if (buf[s] === MINUS) {
-    const v = digits(buf, s + 1, end);
-    return v === 0;
-  }
-  if (end - s > 20) {
-    // Leading zeros may make a long token still in range.
-    while (s < end - 1 && buf[s] === 0x30) s++;
-    if (end - s > 20) return false;
-  }
-  if (s >= end) return false;
-  for (let i = s; i < end; i++) {
-    const d = buf[i]! - 0x30;
-    if (d < 0 || d > 9) return false;
-  }
-  if (end - s < 20) return true;
-  // 20 digits: compare with 18446744073709551615 byte by byte (doubles cannot).
-  const max = '18446744073709551615';
-  for (let i = 0; i < 20; i++) {
-    const d = buf[s + i]!;
-    const m = max.charCodeAt(i);
-    if (d !== m) return d < m;
-  }
-  return true;
+  if (!scan.read(buf, start, end)) return null;
+  if (!scan.atMost(buf, scan.negative ? I64_MIN_ABS : I64_MAX)) return null;
+  const low = scan.negative ? (4294967296 - scan.low32) % 4294967296 : scan.low32;
+  return low | 0;
 }

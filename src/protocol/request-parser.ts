@@ -12,7 +12,7 @@
 // refused one gets memcached's own error string.
 
 import { Cmd, lookupCommand } from './commands.js';
-import { isValidUint32Token, isValidUint64Token, parseInt32Token } from './numbers.js';
+import { isValidUnsignedToken, parseInt32Token } from './numbers.js';
 import * as wire from './wire.js';
 
 export const Parse = {
@@ -66,6 +66,8 @@ export class RequestParser {
   need = 0;
   /** REPLY with a data block to discard: how many bytes follow `next` to skip */
   swallow = 0;
+  /** REPLY to a set too large to store: the key's old value must be deleted too */
+  dropKey = false;
 
   // token scratch: starts and ends of up to MAX_TOKENS tokens
   private readonly tokStart = new Int32Array(MAX_TOKENS + 1);
@@ -78,6 +80,7 @@ export class RequestParser {
     this.reply = null;
     this.noreply = false;
     this.swallow = 0;
+    this.dropKey = false;
     this.need = 0;
     this.keyCount = 0;
     const nl = buf.indexOf(LF, pos);
@@ -205,21 +208,24 @@ export class RequestParser {
     const isCas = this.cmd === Cmd.CAS;
     const base = isCas ? 5 : 4; // key flags exptime bytes [cas]
     if (this.ntok !== base && this.ntok !== base + 1) return this.error(wire.ERROR);
+    // memcached looks for noreply before it checks anything else, so it silences those errors too.
+    this.takeNoreply(buf, this.ntok - 1);
     if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
     const t = this.tokStart;
     const te = this.tokEnd;
     const bytes = parseInt32Token(buf, t[3]!, te[3]!);
-    if (!isValidUint32Token(buf, t[1]!, te[1]!) || parseInt32Token(buf, t[2]!, te[2]!) === null ||
-        bytes === null || (isCas && !isValidUint64Token(buf, t[4]!, te[4]!))) {
+    if (!isValidUnsignedToken(buf, t[1]!, te[1]!) || parseInt32Token(buf, t[2]!, te[2]!) === null ||
+        bytes === null || (isCas && !isValidUnsignedToken(buf, t[4]!, te[4]!))) {
       return this.error(wire.CLIENT_ERROR_FORMAT);
     }
     if (bytes < 0 || bytes > 2147483647 - 2) return this.error(wire.CLIENT_ERROR_FORMAT);
-    this.takeNoreply(buf, base);
     if (isCas) this.casStart = t[4]!;
     this.bytes = bytes;
     this.dataStart = this.next;
     if (bytes > this.maxItemSize) {
       this.swallow = bytes + 2;
+      // memcached drops the old value of a set it cannot store, so that it does not outlive the write.
+      this.dropKey = this.cmd === Cmd.SET;
       return this.error(wire.SERVER_ERROR_TOO_LARGE);
     }
     const dataEnd = this.next + bytes + 2;
@@ -235,35 +241,36 @@ export class RequestParser {
   private del(buf: Buffer): number {
     const n = this.ntok;
     if (n < 1 || n > 3) return this.error(wire.ERROR);
-    if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
     if (n > 1) {
+      // The usage check comes before the key check, as in memcached.
       const s = this.tokStart[1]!;
       const holdIsZero = this.tokEnd[1]! - s === 1 && buf[s] === 0x30;
       const noreply = this.takeNoreply(buf, n - 1);
       const valid = (n === 2 && (holdIsZero || noreply)) || (n === 3 && holdIsZero && noreply);
       if (!valid) return this.error(wire.CLIENT_ERROR_DELETE_USAGE);
-      // The legacy "0" is dropped: forward "delete <key>".
-      this.forwardEnd = this.keyOffsets[1]!;
     }
+    if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
+    // The legacy "0" is dropped: forward "delete <key>".
+    if (n > 1) this.forwardEnd = this.keyOffsets[1]!;
     return Parse.REQUEST;
   }
 
   private arith(buf: Buffer): number {
     const n = this.ntok;
     if (n !== 2 && n !== 3) return this.error(wire.ERROR);
+    this.takeNoreply(buf, n - 1);
     if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
-    this.takeNoreply(buf, 2);
     this.argStart = this.tokStart[1]!;
     this.argEnd = this.tokEnd[1]!;
-    if (!isValidUint64Token(buf, this.argStart, this.argEnd)) return this.error(wire.CLIENT_ERROR_DELTA);
+    if (!isValidUnsignedToken(buf, this.argStart, this.argEnd)) return this.error(wire.CLIENT_ERROR_DELTA);
     return Parse.REQUEST;
   }
 
   private touch(buf: Buffer): number {
     const n = this.ntok;
     if (n !== 2 && n !== 3) return this.error(wire.ERROR);
+    this.takeNoreply(buf, n - 1);
     if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
-    this.takeNoreply(buf, 2);
     this.argStart = this.tokStart[1]!;
     this.argEnd = this.tokEnd[1]!;
     if (parseInt32Token(buf, this.argStart, this.argEnd) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
@@ -275,12 +282,11 @@ export class RequestParser {
     if (n > 2) return this.error(wire.ERROR);
     const noreply = n > 0 && this.takeNoreply(buf, n - 1);
     this.argStart = this.argEnd = 0;
-    if (n === (noreply ? 2 : 1)) {
+    // memcached reads a delay from the first argument whenever there is more than noreply.
+    if (n !== (noreply ? 1 : 0)) {
       this.argStart = this.tokStart[0]!;
       this.argEnd = this.tokEnd[0]!;
       if (parseInt32Token(buf, this.argStart, this.argEnd) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
-    } else if (n === 2) {
-      return this.error(wire.CLIENT_ERROR_EXPTIME);
     }
     return Parse.REQUEST;
   }
@@ -289,7 +295,7 @@ export class RequestParser {
     const n = this.ntok;
     if (n < 1 || n > 2) return this.error(wire.ERROR);
     this.takeNoreply(buf, n - 1);
-    if (!isValidUint32Token(buf, this.tokStart[0]!, this.tokEnd[0]!) && !this.noreply) {
+    if (!isValidUnsignedToken(buf, this.tokStart[0]!, this.tokEnd[0]!) && !this.noreply) {
       return this.error(wire.CLIENT_ERROR_FORMAT);
     }
     return Parse.REQUEST;
@@ -308,7 +314,10 @@ export function validKey(buf: Uint8Array, start: number, end: number): boolean {
 }
 
 function isGetPrefix(buf: Buffer, pos: number, end: number): boolean {
-  // "get " or "gets "
-  if (end - pos < 4 || buf[pos] !== 0x67 || buf[pos + 1] !== 0x65 || buf[pos + 2] !== 0x74) return false;
-  return buf[pos + 3] === SP || (buf[pos + 3] === 0x73 && buf[pos + 4] === SP);
+  // "get " or "gets ", after at most 100 spaces (memcached's rule)
+  let p = pos;
+  while (p < end && buf[p] === SP) p++;
+  if (p - pos > 100) return false;
+  if (end - p < 4 || buf[p] !== 0x67 || buf[p + 1] !== 0x65 || buf[p + 2] !== 0x74) return false;
+  return buf[p + 3] === SP || (buf[p + 3] === 0x73 && buf[p + 4] === SP);
 }

@@ -88,6 +88,7 @@ export class ClientConnection {
         this.request(buf);
       } else if (r === Parse.REPLY) {
         if (!parser.noreply) this.replyNow(parser.reply!);
+        if (parser.dropKey) this.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this.id);
         if (parser.swallow > 0) {
           const skip = Math.min(parser.swallow, end - pos);
           pos += skip;

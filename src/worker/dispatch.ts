@@ -324,6 +324,22 @@ export class Dispatcher implements ReplyHandler {
     conn.enqueue(op, now);
   }
 
+  /** Deletes a key on its master and backup, answering nobody (a set too large to store). */
+  dropKey(buf: Buffer, ks: number, ke: number, affinity: number): void {
+    const req = this.pools.request();
+    req.refs = 1;
+    req.cmd = Cmd.DELETE;
+    req.buf = buf;
+    req.affinity = affinity;
+    this.router.route(buf, ks, ke);
+    const master = this.router.master;
+    const backup = this.router.backup === -1 ? NONE : this.masterCount + this.router.backup;
+    const now = Date.now();
+    if (this.health.isUp(master)) this.forget(req, master, DELETE, ks, ke, false, now);
+    if (shadowTarget(this.health, backup) !== NONE) this.forget(req, backup, DELETE, ks, ke, false, now);
+    this.release(req);
+  }
+
   private flushAllServers(req: Request): void {
     this.counters[C.CMD_FLUSH]!++;
     const now = Date.now();
