@@ -13,6 +13,7 @@ import type { ServerAddress } from '../config/config.js';
 import { InputBuffer, Outbox } from '../protocol/io-buffers.js';
 import { Reply, ResponseParser } from '../protocol/response-parser.js';
 import type { Op } from '../worker/request.js';
+import { recordLatency, S } from '../shared/server-stats.js';
 
 /** Why a connection failed its ops; decides what health does with the server. */
 export const Failure = {
@@ -63,6 +64,8 @@ export class BackendConnection {
     private readonly handler: ReplyHandler,
     private readonly timeoutMs: number,
     private readonly maxBackoffMs: number,
+    /** this worker's figures for this server (shared/server-stats.ts) */
+    private readonly stats: Float64Array,
   ) {
     this.server = server;
     this.address = address;
@@ -75,7 +78,7 @@ export class BackendConnection {
     return this.state !== IDLE || now >= this.backoffUntil;
   }
 
-  /** Queues op; the caller has added (or will add in this turn) its bytes to outbox. */
+  /** Queues op; the caller has added (or will add in this turn) its bytes to outbox. `now` is performance.now(). */
   enqueue(op: Op, now: number): void {
     if (this.state === IDLE) this.connect();
     op.server = this.server;
@@ -84,6 +87,7 @@ export class BackendConnection {
     this.ring[this.tail] = op;
     this.tail = (this.tail + 1) & (this.ring.length - 1);
     if (this.tail === this.head) this.grow();
+    this.stats[S.INFLIGHT] = this.inflight;
     if (!this.scheduled) {
       this.scheduled = true;
       this.handler.schedule(this);
@@ -132,6 +136,8 @@ export class BackendConnection {
     let pos = input.pos;
     const parser = this.parser;
     const handler = this.handler;
+    const stats = this.stats;
+    const now = performance.now();
     while (pos < end) {
       const op = this.ring[this.head];
       if (op === null || op === undefined) return this.fail(Failure.PROTOCOL, new Error('reply with no request pending'));
@@ -143,6 +149,9 @@ export class BackendConnection {
       } else {
         this.ring[this.head] = null;
         this.head = (this.head + 1) & (this.ring.length - 1);
+        stats[S.REQUESTS]!++;
+        stats[S.INFLIGHT] = (this.tail - this.head) & (this.ring.length - 1);
+        recordLatency(stats, now - op.sentAt);
         handler.onLine(op, buf, parser.start, parser.next);
       }
       // A handler may have failed this connection (a value nobody asked for).
@@ -177,8 +186,10 @@ export class BackendConnection {
     this.parser.need = 0;
     if (failure === Failure.PROTOCOL) {
       this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs === 0 ? 50 : this.backoffMs * 2);
-      this.backoffUntil = Date.now() + this.backoffMs;
+      this.backoffUntil = performance.now() + this.backoffMs;
     }
+    if (failure === Failure.TIMEOUT) this.stats[S.TIMEOUTS]!++;
+    else this.stats[S.ERRORS]!++;
     this.handler.onConnectionFailed(this, failure, error);
     // Fail ops after the health update so that their failover sees the new state.
     while (this.head !== this.tail) {
@@ -187,6 +198,7 @@ export class BackendConnection {
       this.head = (this.head + 1) & (this.ring.length - 1);
       this.handler.onFailed(op);
     }
+    this.stats[S.INFLIGHT] = this.inflight;
   }
 
   close(): void {
@@ -213,4 +225,4 @@ function onClose(this: SocketWithOwner): void { this.owner?.fail(Failure.CONNECT
 function timerPeriod(timeoutMs: number): number {
   return Math.max(5, Math.min(50, timeoutMs >> 3));
 }
-function checkTimeout(conn: BackendConnection): void { conn.checkTimeout(Date.now()); }
+function checkTimeout(conn: BackendConnection): void { conn.checkTimeout(performance.now()); }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import type { Config } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
+import { ServerStats } from '../shared/server-stats.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
 import { Prober } from './prober.js';
@@ -19,6 +20,7 @@ export interface Running {
   readonly supervisor: Supervisor;
   readonly health: HealthTable;
   readonly counters: Counters;
+  readonly serverStats: ServerStats;
   /** the addresses actually bound (port 0 resolved) */
   readonly addresses: ReadonlyArray<net.AddressInfo | string>;
   stop(): Promise<void>;
@@ -30,7 +32,8 @@ export async function start(config: Config): Promise<Running> {
   const health = new HealthTable(servers.length);
   const counters = new Counters(config.workers + 1);
   const mainRow = counters.row(0);
-  const supervisor = new Supervisor(config, health.buffer, counters, startedAt);
+  const serverStats = new ServerStats(config.workers, servers.length);
+  const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt);
   await supervisor.start();
 
   const onConnection = (socket: net.Socket): void => {
@@ -88,6 +91,7 @@ export async function start(config: Config): Promise<Running> {
     supervisor,
     health,
     counters,
+    serverStats,
     addresses,
     async stop(): Promise<void> {
       prober.stop();

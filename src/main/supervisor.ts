@@ -35,6 +35,7 @@ export class Supervisor {
     private readonly config: Config,
     private readonly health: SharedArrayBuffer,
     private readonly counters: Counters,
+    private readonly serverStats: SharedArrayBuffer,
     private readonly startedAt: number,
   ) {}
 
@@ -60,6 +61,7 @@ export class Supervisor {
       config: this.config,
       health: this.health,
       counters: this.counters.buffer,
+      serverStats: this.serverStats,
       row: slot.id + 1,
       startedAt: this.startedAt,
       handoffPath: handoff.path,

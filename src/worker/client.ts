@@ -111,11 +111,13 @@ export class ClientConnection {
   private request(buf: Buffer): void {
     const parser = this.parser;
     const cmd = parser.cmd;
-    if (cmd === Cmd.VERSION || cmd === Cmd.VERBOSITY || cmd === Cmd.STATS) {
-      const reply = this.local.reply(cmd, buf, parser);
-      if (parser.noreply) return;
-      if (reply !== null) this.replyNow(reply);
-      else this.replyNow(null); // stats: figures taken when earlier requests are done
+    if (cmd === Cmd.VERSION || cmd === Cmd.VERBOSITY) {
+      if (!parser.noreply) this.replyNow(this.local.reply(cmd), 0);
+      return;
+    }
+    if (cmd === Cmd.STATS) {
+      const kind = this.local.statsKind(buf, parser);
+      this.replyNow(kind < 0 ? wire.ERROR : null, kind);
       return;
     }
     const req = this.dispatcher.pools.request();
@@ -157,16 +159,20 @@ export class ClientConnection {
     }
   }
 
-  /** A reply the proxy knows right away: written now if nothing is ahead of it. */
-  private replyNow(reply: Buffer | null): void {
+  /**
+   * A reply the proxy gives itself, written now if nothing is ahead of it. A null
+   * reply is a stats reply of `statsKind`, whose figures are taken when it is written.
+   */
+  private replyNow(reply: Buffer | null, statsKind = 0): void {
     if (this.queued === 0) {
-      this.outbox.addAll(reply ?? this.local.stats());
+      this.outbox.addAll(reply ?? this.local.statsReply(statsKind));
       this.schedule();
       return;
     }
     const req = this.dispatcher.pools.request();
     req.refs = 1;
     req.cmd = reply === null ? Cmd.STATS : Cmd.UNKNOWN;
+    req.argStart = statsKind;
     req.reply = reply;
     req.done = true;
     req.client = this;
@@ -183,7 +189,7 @@ export class ClientConnection {
       this.queue[this.head] = null;
       this.head = (this.head + 1) & (this.queue.length - 1);
       this.queued--;
-      if (req.cmd === Cmd.STATS) out.addAll(this.local.stats());
+      if (req.cmd === Cmd.STATS) out.addAll(this.local.statsReply(req.argStart));
       else writeReply(out, req);
       req.client = null;
       this.dispatcher.release(req);

@@ -24,6 +24,7 @@ import { NONE, readTarget, shadowTarget } from '../routing/policy.js';
 import { Router } from '../routing/router.js';
 import { C } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
+import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Op, Pools, Request, Role } from './request.js';
 
@@ -53,6 +54,8 @@ export class Dispatcher implements ReplyHandler {
   private readonly servers: BackendConnection[][];
   /** per server: the op being filled while a multi-key request is grouped */
   private readonly opFor: Array<Op | null>;
+  /** per server: its stats block (reads of its keys served by the backup are counted on it) */
+  private readonly backupReads: Float64Array[];
   private readonly connFor: Array<BackendConnection | null>;
   private readonly touched: number[] = [];
   private readonly dirty: Flushable[] = [];
@@ -64,6 +67,8 @@ export class Dispatcher implements ReplyHandler {
     readonly config: Config,
     readonly health: HealthTable,
     readonly counters: Float64Array,
+    /** this worker's per-server figures: serverStats(server) */
+    readonly serverStats: (server: number) => Float64Array,
   ) {
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
     this.masterCount = config.masters.length;
@@ -71,10 +76,11 @@ export class Dispatcher implements ReplyHandler {
     this.servers = all.map((addr, i) => {
       const conns: BackendConnection[] = [];
       for (let c = 0; c < config.connectionsPerServer; c++) {
-        conns.push(new BackendConnection(i, addr, this, config.timeoutMs, config.retryIntervalMs));
+        conns.push(new BackendConnection(i, addr, this, config.timeoutMs, config.retryIntervalMs, serverStats(i)));
       }
       return conns;
     });
+    this.backupReads = all.map((_a, i) => serverStats(i));
     this.opFor = new Array(all.length).fill(null);
     this.connFor = new Array(all.length).fill(null);
   }
@@ -138,7 +144,7 @@ export class Dispatcher implements ReplyHandler {
     const router = this.router;
     const health = this.health;
     const buf = req.buf;
-    const now = Date.now();
+    const now = performance.now();
     const count = only === null ? req.keyCount : only.length;
     const isGat = req.cmd === Cmd.GAT || req.cmd === Cmd.GATS;
     for (let j = 0; j < count; j++) {
@@ -156,7 +162,10 @@ export class Dispatcher implements ReplyHandler {
         conn = this.groupConnection(target, req.affinity, now);
       }
       if (conn === null) continue; // a miss, counted when the request completes
-      if (target !== master) this.counters[C.GET_FAILOVER]!++;
+      if (target !== master) {
+        this.counters[C.GET_FAILOVER]!++;
+        this.backupReads[master]![S.BACKUP_READS]!++;
+      }
       let op = this.opFor[target]!;
       if (op === null) {
         op = this.pools.op();
@@ -230,7 +239,7 @@ export class Dispatcher implements ReplyHandler {
     const backup = this.router.backup === -1 ? NONE : this.masterCount + this.router.backup;
     req.master = master;
     req.backup = backup;
-    const now = Date.now();
+    const now = performance.now();
     const health = this.health;
     const masterConn = health.isUp(master) ? this.connection(master, req.affinity, now) : null;
     const shadow = shadowTarget(health, backup);
@@ -280,7 +289,7 @@ export class Dispatcher implements ReplyHandler {
   private drainCas(key: string): void {
     const queue = this.casQueues.get(key);
     if (queue === undefined) return;
-    const now = Date.now();
+    const now = performance.now();
     while (queue.length > 0) {
       const r = queue[0]!;
       if (r.cmd === Cmd.CAS && r.casState === CAS_WAITING) return;
@@ -334,7 +343,7 @@ export class Dispatcher implements ReplyHandler {
     this.router.route(buf, ks, ke);
     const master = this.router.master;
     const backup = this.router.backup === -1 ? NONE : this.masterCount + this.router.backup;
-    const now = Date.now();
+    const now = performance.now();
     if (this.health.isUp(master)) this.forget(req, master, DELETE, ks, ke, false, now);
     if (shadowTarget(this.health, backup) !== NONE) this.forget(req, backup, DELETE, ks, ke, false, now);
     this.release(req);
@@ -342,7 +351,7 @@ export class Dispatcher implements ReplyHandler {
 
   private flushAllServers(req: Request): void {
     this.counters[C.CMD_FLUSH]!++;
-    const now = Date.now();
+    const now = performance.now();
     for (let s = 0; s < this.servers.length; s++) {
       if (!this.health.isUp(s)) continue;
       const conn = this.connection(s, req.affinity, now);
@@ -523,7 +532,7 @@ export class Dispatcher implements ReplyHandler {
     const b = req.backupReply!;
     if (m.length === b.length && m.equals(b)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
-    this.forget(req, req.backup, DELETE, req.keyStart(0), req.keyEnd(0), false, Date.now());
+    this.forget(req, req.backup, DELETE, req.keyStart(0), req.keyEnd(0), false, performance.now());
   }
 
   // ---- completion ----

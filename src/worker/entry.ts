@@ -8,6 +8,7 @@ import { RequestParser } from '../protocol/request-parser.js';
 import { initXxhash } from '../routing/xxhash.js';
 import { Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
+import { ServerStats } from '../shared/server-stats.js';
 import { log, setLogLevel } from '../log.js';
 import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
@@ -18,6 +19,7 @@ export interface WorkerInit {
   config: Config;
   health: SharedArrayBuffer;
   counters: SharedArrayBuffer;
+  serverStats: SharedArrayBuffer;
   /** this worker's row in the counters */
   row: number;
   startedAt: number;
@@ -30,9 +32,11 @@ await initXxhash();
 
 const counters = new Counters(init.counters);
 const row = counters.row(init.row);
-const dispatcher = new Dispatcher(init.config, new HealthTable(init.health), row);
+const servers = init.config.masters.length + init.config.backups.length;
+const serverStats = new ServerStats(init.config.workers, servers, init.serverStats);
+const dispatcher = new Dispatcher(init.config, new HealthTable(init.health), row, (s) => serverStats.block(init.id, s));
 const parser = new RequestParser(init.config.maxItemSize);
-const local = new LocalCommands(counters, row, init.startedAt, init.config.workers);
+const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
 
 const receiver = new HandoffReceiver(
   init.handoffPath,

@@ -5,29 +5,54 @@ import type { RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C, type Counters } from '../shared/counters.js';
 import { VERSION } from '../version.js';
+import type { Config } from '../config/config.js';
+import { STATE_NAMES, type HealthTable } from '../shared/health.js';
+import { S, type ServerStats } from '../shared/server-stats.js';
 import type { ClientConnection } from './client.js';
+
+export const STATS_GENERAL = 0;
+export const STATS_SERVERS = 1;
 
 const VERSION_LINE = Buffer.from(`VERSION ${VERSION}\r\n`, 'latin1');
 
 export class LocalCommands {
+  private readonly serverNames: string[];
+
   constructor(
+    private readonly config: Config,
     private readonly counters: Counters,
     private readonly ownRow: Float64Array,
     private readonly startedAt: number,
-    private readonly workers: number,
-  ) {}
+    private readonly health: HealthTable,
+    private readonly serverStats: ServerStats,
+  ) {
+    this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
+  }
 
-  /** The reply to a local command; null for plain stats, whose figures are taken when it is written. */
-  reply(cmd: number, buf: Buffer, parser: RequestParser): Buffer | null {
-    if (cmd === Cmd.VERSION) return VERSION_LINE;
-    if (cmd === Cmd.VERBOSITY) return wire.OK;
-    // stats: only the plain form; memcached answers ERROR to a sub-command it does not know.
+  /** The reply to version or verbosity. */
+  reply(cmd: number): Buffer {
+    return cmd === Cmd.VERSION ? VERSION_LINE : wire.OK;
+  }
+
+  /**
+   * Which stats a `stats` line asks for: STATS_GENERAL, STATS_SERVERS, or -1 for
+   * a sub-command it does not know (memcached answers ERROR to those).
+   */
+  statsKind(buf: Buffer, parser: RequestParser): number {
     let i = parser.lineStart;
     while (buf[i] === 0x20) i++;
     i += 5;
     while (i < parser.lineEnd && buf[i] === 0x20) i++;
-    if (i < parser.lineEnd) return wire.ERROR;
-    return null;
+    if (i === parser.lineEnd) return STATS_GENERAL;
+    let e = i;
+    while (e < parser.lineEnd && buf[e] !== 0x20) e++;
+    if (buf.toString('latin1', i, e) === 'servers') return STATS_SERVERS;
+    return -1;
+  }
+
+  /** The figures, taken when the reply is written (after the requests before it). */
+  statsReply(kind: number): Buffer {
+    return kind === STATS_SERVERS ? this.serverStatsReply() : this.stats();
   }
 
   stats(): Buffer {
@@ -40,7 +65,7 @@ export class LocalCommands {
       ['uptime', Math.floor((now - this.startedAt) / 1000)],
       ['time', Math.floor(now / 1000)],
       ['version', VERSION],
-      ['threads', this.workers],
+      ['threads', this.config.workers],
       ['curr_connections', handed - closed],
       ['total_connections', c.sum(C.TOTAL_CONNECTIONS)],
       ['rejected_connections', c.sum(C.REJECTED_CONNECTIONS)],
@@ -59,6 +84,29 @@ export class LocalCommands {
     ];
     let s = '';
     for (const [k, v] of lines) s += `STAT ${k} ${v}\r\n`;
+    return Buffer.from(`${s}END\r\n`, 'latin1');
+  }
+
+  /** stats servers: one block of lines per backend, "STAT <address>:<field> <value>". */
+  serverStatsReply(): Buffer {
+    const st = this.serverStats;
+    const masters = this.config.masters.length;
+    let s = '';
+    for (let i = 0; i < this.serverNames.length; i++) {
+      const name = this.serverNames[i]!;
+      const fields: Array<[string, string | number]> = [
+        ['role', i < masters ? 'master' : 'backup'],
+        ['state', STATE_NAMES[this.health.state(i)] ?? 'unknown'],
+        ['inflight', st.sum(i, S.INFLIGHT)],
+        ['requests', st.sum(i, S.REQUESTS)],
+        ['errors', st.sum(i, S.ERRORS)],
+        ['timeouts', st.sum(i, S.TIMEOUTS)],
+        ['backup_reads', st.sum(i, S.BACKUP_READS)],
+        ['latency_p50_ms', st.percentile(i, 0.5).toFixed(3)],
+        ['latency_p99_ms', st.percentile(i, 0.99).toFixed(3)],
+      ];
+      for (const [k, v] of fields) s += `STAT ${name}:${k} ${v}\r\n`;
+    }
     return Buffer.from(`${s}END\r\n`, 'latin1');
   }
 

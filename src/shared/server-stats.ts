@@ -1,0 +1,78 @@
+// Per-backend-server figures, shared by all threads: what `stats servers` and
+// /metrics report about each server.
+//
+// Layout (Float64Array over a SharedArrayBuffer): one block of FIELDS numbers per
+// (worker, server) pair, at ((worker * servers) + server) * FIELDS. Each block has
+// a single writer, the worker's connection(s) to that server, so plain stores
+// suffice; readers sum a server's blocks over the workers.
+//   REQUESTS   replies received (requests answered)
+//   ERRORS     connection failures and protocol errors
+//   TIMEOUTS   requests that timed out
+//   INFLIGHT   requests sent and not yet answered (a gauge)
+//   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds
+
+export const S = {
+  REQUESTS: 0,
+  ERRORS: 1,
+  TIMEOUTS: 2,
+  INFLIGHT: 3,
+  /** reads of this server's keys that were answered by its backup */
+  BACKUP_READS: 4,
+  /** warm-up fills: keys copied from the backup into this (returning) server */
+  WARM_FILLS: 5,
+  LATENCY: 8,
+} as const;
+export const LATENCY_BUCKETS = 24;
+const FIELDS = S.LATENCY + LATENCY_BUCKETS;
+
+export class ServerStats {
+  readonly buffer: SharedArrayBuffer;
+  private readonly all: Float64Array;
+
+  constructor(readonly workers: number, readonly servers: number, buffer?: SharedArrayBuffer) {
+    this.buffer = buffer ?? new SharedArrayBuffer(workers * servers * FIELDS * 8);
+    this.all = new Float64Array(this.buffer);
+  }
+
+  /** The block one worker writes for one server. */
+  block(worker: number, server: number): Float64Array {
+    const at = (worker * this.servers + server) * FIELDS;
+    return this.all.subarray(at, at + FIELDS);
+  }
+
+  sum(server: number, field: number): number {
+    let s = 0;
+    for (let w = 0; w < this.workers; w++) s += this.all[(w * this.servers + server) * FIELDS + field]!;
+    return s;
+  }
+
+  /** Latency percentile (0..1) of a server in milliseconds, from the log2 buckets; 0 when empty. */
+  percentile(server: number, p: number): number {
+    const counts = new Array<number>(LATENCY_BUCKETS).fill(0);
+    let total = 0;
+    for (let b = 0; b < LATENCY_BUCKETS; b++) {
+      counts[b] = this.sum(server, S.LATENCY + b);
+      total += counts[b]!;
+    }
+    if (total === 0) return 0;
+    const rank = p * total;
+    let seen = 0;
+    for (let b = 0; b < LATENCY_BUCKETS; b++) {
+      const c = counts[b]!;
+      if (c > 0 && seen + c >= rank) {
+        // Interpolate inside the bucket [2^b, 2^(b+1)) microseconds.
+        const lo = 2 ** b;
+        return (lo + lo * ((rank - seen) / c)) / 1000;
+      }
+      seen += c;
+    }
+    return 2 ** LATENCY_BUCKETS / 1000;
+  }
+}
+
+/** Records one reply's latency (in ms) into a block. */
+export function recordLatency(block: Float64Array, ms: number): void {
+  const us = ms * 1000;
+  const b = us < 1 ? 0 : 31 - Math.clz32(us);
+  block[S.LATENCY + (b < LATENCY_BUCKETS ? b : LATENCY_BUCKETS - 1)]!++;
+}
