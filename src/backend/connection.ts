@@ -141,7 +141,7 @@ export class BackendConnection {
     while (pos < end) {
       const op = this.ring[this.head];
       if (op === null || op === undefined) return this.fail(Failure.PROTOCOL, new Error('reply with no request pending'));
-      const r = parser.read(buf, pos, end, op.retrieval);
+      const r = parser.read(buf, pos, end, op.kind);
       if (r === Reply.NEED_MORE) break;
       if (r === Reply.BAD) return this.fail(Failure.PROTOCOL, new Error('unparseable reply'));
       if (r === Reply.VALUE) {

@@ -1,8 +1,17 @@
-// Command line -> Config. magent's flags keep magent's meaning (magent 0.6 parses
-// with getopt "p:u:g:s:Dhvn:l:kb:f:i:"), each also has a long form, and mcrelay's
-// own settings are long options only. Parsing is getopt-like: -p12000 and
-// -p 12000, grouped flags (-vD, -kp12000), --opt=value and --opt value, and
-// -- ends the options.
+// Command line (over an optional --config file) -> Config. magent's flags keep
+// magent's meaning (magent 0.6 parses with getopt "p:u:g:s:Dhvn:l:kb:f:i:"), each
+// also has a long form, and mcrelay's own settings are long options only.
+// Parsing is getopt-like: -p12000 and -p 12000, grouped flags (-vD, -kp12000),
+// --opt=value and --opt value, and -- ends the options.
+//
+// With --config FILE the file is read first and the flags then apply over it,
+// wherever --config stands on the line:
+//
+//   defaults -> file (config/file.ts) -> flags in order -> checks -> Config
+//
+// A flag overrides the file's setting: -l, -p and -f each replace one part of
+// the file's first listen address; the first -s (or -b, or -v) replaces the
+// file's whole list (or level) rather than adding to it.
 //
 // Where mcrelay departs from magent, on purpose:
 // - the default listen address is 127.0.0.1 (magent: 0.0.0.0);
@@ -14,11 +23,19 @@
 //   "-u root" was atoi("root") = 0, which it ignored).
 
 import { readFileSync } from 'node:fs';
-import { isIPv6 } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 
-import { DEFAULTS, type Config, type Distribution, type ServerAddress } from './config.js';
+import {
+  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
+  isAccountName, parseInteger, parseListenAddress, parseListenHost, parseRatio, parseServerAddress,
+  parseSize, serverKey,
+  type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
+} from './config.js';
+import { loadConfigFile, type FileConfig } from './file.js';
 import { helpText } from './help.js';
+
+export { parseServerAddress } from './config.js';
 
 export type ParseResult =
   | { kind: 'run'; config: Config }
@@ -26,19 +43,14 @@ export type ParseResult =
   | { kind: 'version'; text: string }
   | { kind: 'error'; message: string };
 
-const MAX_WORKERS = 256;
-// Counts and millisecond settings stay within an Int32 (the shared tables are
-// Int32Arrays) and within setTimeout's limit, above which Node fires after 1 ms.
-const MAX_INT = 2 ** 31 - 1;
-// memcached -I refuses less than 1k and, in every version, more than 1 GiB.
-const MIN_ITEM_SIZE = 1024;
-const MAX_ITEM_SIZE = 1024 * 1024 * 1024;
+export type LoadResult = { config: Config } | { error: string };
 
 type OptionId =
   | 'port' | 'listen' | 'server' | 'backup' | 'maxConnections' | 'connectionsPerServer'
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
-  | 'maxItemSize' | 'distribution';
+  | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
+  | 'warmupDoneRatio' | 'journalMaxKeys';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -69,6 +81,12 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'failureLimit', short: null, long: ['failure-limit'], takesValue: true },
   { id: 'maxItemSize', short: null, long: ['max-item-size'], takesValue: true },
   { id: 'distribution', short: null, long: ['distribution'], takesValue: true },
+  { id: 'config', short: null, long: ['config'], takesValue: true },
+  { id: 'admin', short: null, long: ['admin'], takesValue: true },
+  { id: 'drainSeconds', short: null, long: ['drain-seconds'], takesValue: true },
+  { id: 'warmupSeconds', short: null, long: ['warmup-seconds'], takesValue: true },
+  { id: 'warmupDoneRatio', short: null, long: ['warmup-done-ratio'], takesValue: true },
+  { id: 'journalMaxKeys', short: null, long: ['journal-max-keys'], takesValue: true },
 ];
 
 const BY_SHORT = new Map<string, OptionSpec>();
@@ -99,12 +117,22 @@ interface Draft {
   user: string | null;
   group: string | null;
   verbose: number;
+  extraListen: readonly ListenAddress[];
+  admin: AdminAddress | null;
+  drainSeconds: number;
+  warmupSeconds: number;
+  warmupDoneRatio: number;
+  journalMaxKeys: number;
+  /** --config as given */
+  configPath: string | null;
+  // Set while the list (or level) is still the file's: the first flag replaces it.
+  mastersFromFile: boolean;
+  backupsFromFile: boolean;
+  verboseFromFile: boolean;
 }
 
-export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
-  const cpus = env?.cpus ?? availableParallelism();
-  const defaultWorkers = Math.min(MAX_WORKERS, Math.max(1, Math.floor(cpus)));
-  const draft: Draft = {
+function defaultDraft(defaultWorkers: number): Draft {
+  return {
     listenHost: DEFAULTS.host,
     port: DEFAULTS.port,
     unixSocket: null,
@@ -121,8 +149,126 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     user: null,
     group: null,
     verbose: 0,
+    extraListen: [],
+    admin: DEFAULTS.admin,
+    drainSeconds: DEFAULTS.drainSeconds,
+    warmupSeconds: DEFAULTS.warmupSeconds,
+    warmupDoneRatio: DEFAULTS.warmupDoneRatio,
+    journalMaxKeys: DEFAULTS.journalMaxKeys,
+    configPath: null,
+    mastersFromFile: false,
+    backupsFromFile: false,
+    verboseFromFile: false,
   };
+}
 
+/** The file's settings laid over the defaults, before any flag. */
+function overlay(draft: Draft, file: FileConfig): void {
+  if (file.listen !== undefined) {
+    draft.listenHost = file.listen.host;
+    draft.port = file.listen.port;
+    draft.unixSocket = file.listen.path;
+  }
+  if (file.extraListen !== undefined) draft.extraListen = file.extraListen;
+  if (file.masters !== undefined) {
+    draft.masters = [...file.masters];
+    draft.mastersFromFile = true;
+  }
+  if (file.backups !== undefined) {
+    draft.backups = [...file.backups];
+    draft.backupsFromFile = true;
+  }
+  if (file.verbose !== undefined) {
+    draft.verbose = file.verbose;
+    draft.verboseFromFile = true;
+  }
+  draft.distribution = file.distribution ?? draft.distribution;
+  draft.workers = file.workers ?? draft.workers;
+  draft.maxConnections = file.maxConnections ?? draft.maxConnections;
+  draft.connectionsPerServer = file.connectionsPerServer ?? draft.connectionsPerServer;
+  draft.timeoutMs = file.timeoutMs ?? draft.timeoutMs;
+  draft.retryIntervalMs = file.retryIntervalMs ?? draft.retryIntervalMs;
+  draft.failureLimit = file.failureLimit ?? draft.failureLimit;
+  draft.maxItemSize = file.maxItemSize ?? draft.maxItemSize;
+  draft.user = file.user ?? draft.user;
+  draft.group = file.group ?? draft.group;
+  if (file.admin !== undefined) draft.admin = file.admin;
+  draft.drainSeconds = file.drainSeconds ?? draft.drainSeconds;
+  draft.warmupSeconds = file.warmupSeconds ?? draft.warmupSeconds;
+  draft.warmupDoneRatio = file.warmupDoneRatio ?? draft.warmupDoneRatio;
+  draft.journalMaxKeys = file.journalMaxKeys ?? draft.journalMaxKeys;
+}
+
+export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
+  const cpus = env?.cpus ?? availableParallelism();
+  const defaultWorkers = Math.min(MAX_WORKERS, Math.max(1, Math.floor(cpus)));
+
+  // The first pass finds --config, and settles help, version and any flag error
+  // in command-line order, before the file is read.
+  let draft = defaultDraft(defaultWorkers);
+  const first = applyFlags(argv, draft, defaultWorkers);
+  if (first !== null) return first;
+
+  if (draft.configPath !== null) {
+    const loaded = loadConfigFile(draft.configPath);
+    if ('error' in loaded) return error(loaded.error);
+    draft = defaultDraft(defaultWorkers);
+    overlay(draft, loaded.config);
+    const second = applyFlags(argv, draft, defaultWorkers);
+    if (second !== null) return second;
+  }
+
+  if (draft.masters.length === 0) {
+    return error('at least one master server (-s host:port) is required');
+  }
+  if (draft.port === 0 && draft.unixSocket === null) {
+    return error('-p 0 turns TCP off, so a unix socket to listen on (-f path) is required');
+  }
+
+  const config: Config = {
+    // With -f, magent also kept listening on TCP unless given -p 0; port keeps
+    // that choice (0 = TCP off) for whoever opens the listeners.
+    listen: Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket }),
+    extraListen: Object.freeze([...draft.extraListen]),
+    masters: Object.freeze(draft.masters),
+    backups: Object.freeze(draft.backups),
+    distribution: draft.distribution,
+    workers: draft.workers,
+    maxConnections: draft.maxConnections,
+    connectionsPerServer: draft.connectionsPerServer,
+    timeoutMs: draft.timeoutMs,
+    retryIntervalMs: draft.retryIntervalMs,
+    failureLimit: draft.failureLimit,
+    maxItemSize: draft.maxItemSize,
+    user: draft.user,
+    group: draft.group,
+    verbose: draft.verbose,
+    // mcrelay never forks into the background: -D is accepted and changes nothing.
+    daemonize: false,
+    admin: draft.admin,
+    drainSeconds: draft.drainSeconds,
+    warmupSeconds: draft.warmupSeconds,
+    warmupDoneRatio: draft.warmupDoneRatio,
+    journalMaxKeys: draft.journalMaxKeys,
+    configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
+  };
+  return { kind: 'run', config: Object.freeze(config) };
+}
+
+/**
+ * For SIGHUP: reads the --config file again and applies the same command line
+ * over it, exactly as at start. The running config is the caller's to keep when
+ * this returns an error.
+ */
+export function loadConfig(argv: readonly string[], env?: { cpus: number }): LoadResult {
+  const r = parseArgv(argv, env);
+  if (r.kind === 'run') return { config: r.config };
+  if (r.kind === 'error') return { error: r.message };
+  return { error: 'mcrelay: the command line asks for --help or --version, not a configuration' };
+}
+
+/** Applies every flag of argv, in order, to the draft; returns a result that ends parsing, or null. */
+function applyFlags(argv: readonly string[], draft: Draft, defaultWorkers: number): ParseResult | null {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
 
@@ -172,35 +318,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
 
     return unexpected(arg);
   }
-
-  if (draft.masters.length === 0) {
-    return error('at least one master server (-s host:port) is required');
-  }
-  if (draft.port === 0 && draft.unixSocket === null) {
-    return error('-p 0 turns TCP off, so a unix socket to listen on (-f path) is required');
-  }
-
-  const config: Config = {
-    // With -f, magent also kept listening on TCP unless given -p 0; port keeps
-    // that choice (0 = TCP off) for whoever opens the listeners.
-    listen: Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket }),
-    masters: Object.freeze(draft.masters),
-    backups: Object.freeze(draft.backups),
-    distribution: draft.distribution,
-    workers: draft.workers,
-    maxConnections: draft.maxConnections,
-    connectionsPerServer: draft.connectionsPerServer,
-    timeoutMs: draft.timeoutMs,
-    retryIntervalMs: draft.retryIntervalMs,
-    failureLimit: draft.failureLimit,
-    maxItemSize: draft.maxItemSize,
-    user: draft.user,
-    group: draft.group,
-    verbose: draft.verbose,
-    // mcrelay never forks into the background: -D is accepted and changes nothing.
-    daemonize: false,
-  };
-  return { kind: 'run', config: Object.freeze(config) };
+  return null;
 }
 
 /** Applies one option to the draft; returns a result that ends parsing, or null to go on. */
@@ -217,6 +335,10 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
     case 'foreground':
       return null;
     case 'verbose':
+      if (draft.verboseFromFile) {
+        draft.verbose = 0;
+        draft.verboseFromFile = false;
+      }
       draft.verbose++;
       return null;
     case 'port': {
@@ -237,8 +359,16 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       draft.unixSocket = v;
       return null;
     case 'server':
+      if (draft.mastersFromFile) {
+        draft.masters = [];
+        draft.mastersFromFile = false;
+      }
       return addServer(draft.masters, 'master', flag, v);
     case 'backup':
+      if (draft.backupsFromFile) {
+        draft.backups = [];
+        draft.backupsFromFile = false;
+      }
       return addServer(draft.backups, 'backup', flag, v);
     case 'maxConnections':
     case 'connectionsPerServer':
@@ -262,9 +392,7 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
     }
     case 'maxItemSize': {
       const n = parseSize(v);
-      if (n === null || n < MIN_ITEM_SIZE || n > MAX_ITEM_SIZE) {
-        return invalid(flag, v, `expected bytes ${MIN_ITEM_SIZE}..${MAX_ITEM_SIZE}, or with a k or m suffix (e.g. 2m)`);
-      }
+      if (n === null || n < MIN_ITEM_SIZE || n > MAX_ITEM_SIZE) return invalid(flag, v, SIZE_EXPECTED);
       draft.maxItemSize = n;
       return null;
     }
@@ -276,13 +404,43 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       return null;
     case 'user':
     case 'group': {
-      // A value starting with '-' is almost surely the next flag swallowed as the
-      // argument (as in "-u -n 100"); no portable user or group name starts so.
-      if (v === '' || v.startsWith('-') || /\s/.test(v)) {
-        return invalid(flag, v, `expected a ${id} name or numeric id`);
-      }
+      if (!isAccountName(v)) return invalid(flag, v, `expected a ${id} name or numeric id`);
       if (id === 'user') draft.user = v;
       else draft.group = v;
+      return null;
+    }
+    case 'config':
+      if (v === '') return invalid(flag, v, 'expected a file path');
+      draft.configPath = v;
+      return null;
+    case 'admin': {
+      if (v === 'off') {
+        draft.admin = null;
+        return null;
+      }
+      const a = parseListenAddress(v, false);
+      if (typeof a === 'string') return invalid(flag, v, 'expected host:port or off');
+      draft.admin = Object.freeze({ host: a.host, port: a.port });
+      return null;
+    }
+    case 'drainSeconds':
+    case 'warmupSeconds': {
+      const n = parseInteger(v, 0, MAX_SECONDS);
+      if (n === null) return invalid(flag, v, `expected an integer 0..${MAX_SECONDS}`);
+      if (id === 'drainSeconds') draft.drainSeconds = n;
+      else draft.warmupSeconds = n;
+      return null;
+    }
+    case 'warmupDoneRatio': {
+      const r = parseRatio(v);
+      if (r === null) return invalid(flag, v, 'expected a number 0..1 (e.g. 0.01)');
+      draft.warmupDoneRatio = r;
+      return null;
+    }
+    case 'journalMaxKeys': {
+      const n = parseInteger(v, 1, MAX_INT);
+      if (n === null) return invalid(flag, v, `expected an integer 1..${MAX_INT}`);
+      draft.journalMaxKeys = n;
       return null;
     }
   }
@@ -299,86 +457,6 @@ function addServer(list: ServerAddress[], role: 'master' | 'backup', flag: strin
   }
   list.push(parsed);
   return null;
-}
-
-function serverKey(s: ServerAddress): string {
-  return s.path ?? `${s.host.toLowerCase()}:${s.port}`;
-}
-
-/**
- * Parses a -s / -b value. Returns the address, or the reason it is not one.
- *
- * Follows magent where magent was well-defined: "host:port", and a bare "host"
- * means port 11211 (magent's init of a server: no ':' -> port 11211). Beyond
- * magent (which took IPv4 literals only, via inet_addr): host names, IPv6 in
- * brackets ("[::1]:11211", or "[::1]" for port 11211), and an absolute path for
- * a memcached listening on a unix socket. Unlike magent, a port that is not
- * 1..65535 is an error rather than silently 11211.
- *
- * name is "host:port" with the host exactly as typed and the port as a plain
- * number ("[host]:port" for IPv6): proxies given the same list label servers
- * identically, which ketama relies on.
- */
-export function parseServerAddress(value: string): ServerAddress | string {
-  if (value.startsWith('/')) {
-    return Object.freeze({ name: value, host: '', port: 0, path: value });
-  }
-  let host: string;
-  let portText: string | undefined;
-  let bracketed = false;
-  if (value.startsWith('[')) {
-    const m = /^\[([^\]]*)\](?::(.*))?$/.exec(value);
-    if (m === null || !isIPv6(m[1]!)) return 'expected host:port, with an IPv6 address as [addr]:port';
-    host = m[1]!;
-    portText = m[2];
-    bracketed = true;
-  } else {
-    const colon = value.indexOf(':');
-    if (colon >= 0 && value.indexOf(':', colon + 1) >= 0) {
-      return 'expected host:port; write an IPv6 address in brackets, e.g. [::1]:11211';
-    }
-    host = colon < 0 ? value : value.slice(0, colon);
-    portText = colon < 0 ? undefined : value.slice(colon + 1);
-    if (!isHostName(host)) return 'expected host:port';
-  }
-  let port: number = DEFAULTS.port;
-  if (portText !== undefined) {
-    const p = parseInteger(portText, 1, 65535);
-    if (p === null) return 'expected host:port with a port 1..65535';
-    port = p;
-  }
-  const name = bracketed ? `[${host}]:${port}` : `${host}:${port}`;
-  return Object.freeze({ name, host, port, path: null });
-}
-
-/** -l: an IPv4 address, a host name, or an IPv6 address with or without brackets. */
-function parseListenHost(value: string): string | null {
-  const inner = value.startsWith('[') && value.endsWith(']') ? value.slice(1, -1) : value;
-  if (isIPv6(inner)) return inner;
-  if (inner === value && isHostName(value)) return value;
-  return null;
-}
-
-/** IPv4 literals and DNS names; a leading '-' would be a flag taken as a value. */
-function isHostName(s: string): boolean {
-  return /^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(s);
-}
-
-/** Plain decimal digits only: no sign, no exponent, no hex, no blanks. */
-function parseInteger(s: string, min: number, max: number): number | null {
-  if (!/^[0-9]+$/.test(s)) return null;
-  const n = Number(s);
-  return n >= min && n <= max ? n : null;
-}
-
-/** A byte count with an optional k or m suffix, as memcached's -I reads it (2m = 2 MiB). */
-function parseSize(s: string): number | null {
-  const m = /^([0-9]+)([kKmM]?)$/.exec(s);
-  if (m === null) return null;
-  const unit = m[2]!.toLowerCase();
-  const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : 1;
-  const n = Number(m[1]) * scale;
-  return Number.isSafeInteger(n) ? n : null;
 }
 
 let cachedVersion: string | null = null;

@@ -1,11 +1,13 @@
 // The --help text. Every magent flag appears with its short form first so that an
 // operator moving a magent command line across can find each flag by its letter.
+// Every option here also has a config file key (mcrelay.example.yml).
 
 import { DEFAULTS } from './config.js';
 
 /** workers: the default worker count on this machine, shown in the text */
 export function helpText(workers: number): string {
   return `Usage: mcrelay [options] -s host:port [-s host:port ...] [-b host:port ...]
+       mcrelay --config FILE [options]
 
 mcrelay is a memcached proxy and a drop-in replacement for magent: it takes
 magent's flags with magent's meaning. Writes go to a key's master and to its
@@ -46,6 +48,28 @@ Servers:
                             (default ${DEFAULTS.retryIntervalMs})
       --max-item-size SIZE  largest value accepted, in bytes, or with a k or m
                             suffix as memcached's -I takes it (default 1m)
+      --warmup-seconds N    how long a master that comes back is warmed from
+                            the backup (misses read from the backup and copied
+                            back); 0 turns warm-up off (default ${DEFAULTS.warmupSeconds})
+      --warmup-done-ratio R warm-up ends early once fewer than this share of
+                            the master's reads need the backup (default ${DEFAULTS.warmupDoneRatio})
+      --journal-max-keys N  most keys remembered as written while a server is
+                            unreachable, to invalidate when it returns
+                            (default ${DEFAULTS.journalMaxKeys})
+
+Config file:
+      --config FILE         read settings from a YAML file first (keys as in
+                            mcrelay.example.yml); options given here override
+                            it: -l, -p and -f replace parts of its first listen
+                            address, -s, -b and -v replace its list or level.
+                            SIGHUP reads the file again
+
+Operations:
+      --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health and
+                            /ready (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off disables it
+      --drain-seconds N     on SIGTERM or SIGINT, stop accepting and give
+                            requests in flight up to N seconds to finish
+                            (default ${DEFAULTS.drainSeconds})
 
 Process:
       --workers N           worker threads, 1..256 (default: the number of CPUs,

@@ -1,10 +1,11 @@
-// Brings servers back: every retry interval, each DOWN server is asked "version";
-// an answer marks it UP in the shared health table, where every worker sees it at
-// its next routing decision.
+// Finds servers coming back: every retry interval, each DOWN server is asked
+// "version"; an answer hands it to main/recovery.ts, which walks it back to UP
+// through the shared health table, where every worker sees it at its next
+// routing decision.
 
 import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
-import { DOWN, HealthTable, UP } from '../shared/health.js';
+import { DOWN, HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
 
 const VERSION_REQUEST = Buffer.from('version\r\n');
@@ -18,6 +19,7 @@ export class Prober {
     private readonly health: HealthTable,
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
+    private readonly answered: (server: number) => Promise<void>,
   ) {
     this.inProgress = servers.map(() => false);
   }
@@ -36,10 +38,13 @@ export class Prober {
     for (let i = 0; i < this.servers.length; i++) {
       if (this.health.state(i) !== DOWN || this.inProgress[i]) continue;
       this.inProgress[i] = true;
-      void probe(this.servers[i]!, this.timeoutMs).then((ok) => {
-        this.inProgress[i] = false;
-        if (ok && this.health.state(i) === DOWN && this.health.setState(i, UP)) {
-          log.info('server marked up', { server: this.servers[i]!.name });
+      void probe(this.servers[i]!, this.timeoutMs).then(async (ok) => {
+        try {
+          if (ok && this.health.state(i) === DOWN) await this.answered(i);
+        } catch (err) {
+          log.error('recovery failed', { server: this.servers[i]!.name, error: (err as Error).message });
+        } finally {
+          this.inProgress[i] = false;
         }
       });
     }

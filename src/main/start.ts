@@ -13,6 +13,7 @@ import { ServerStats } from '../shared/server-stats.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
 import { Prober } from './prober.js';
+import { Recovery } from './recovery.js';
 import { Supervisor } from './supervisor.js';
 import { VERSION } from '../version.js';
 
@@ -74,7 +75,10 @@ export async function start(config: Config): Promise<Running> {
 
   dropPrivileges(config);
 
-  const prober = new Prober(servers, health, config.retryIntervalMs, config.timeoutMs);
+  const recovery = new Recovery(config, health, serverStats, supervisor);
+  supervisor.onWorkerDied = () => recovery.workerDied();
+  recovery.start();
+  const prober = new Prober(servers, health, config.retryIntervalMs, config.timeoutMs, (s) => recovery.begin(s));
   prober.start();
 
   const addresses = listeners.map((s) => s.address()!);
@@ -95,6 +99,7 @@ export async function start(config: Config): Promise<Running> {
     addresses,
     async stop(): Promise<void> {
       prober.stop();
+      recovery.stop();
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
       await supervisor.stop();
     },

@@ -26,10 +26,16 @@ interface Slot {
   generation: number;
 }
 
+type Invalidated = { type: 'invalidated'; server: number; ok: boolean };
+
 export class Supervisor {
   private readonly slots: Slot[] = [];
   private stopping = false;
   restarts = 0;
+  /** called when a worker dies (its journals go with it) */
+  onWorkerDied: () => void = () => {};
+  /** per server: the workers' answers awaited by invalidateAll */
+  private readonly awaiting = new Map<number, { left: Set<Worker>; ok: boolean; done: (ok: boolean) => void }>();
 
   constructor(
     private readonly config: Config,
@@ -72,6 +78,7 @@ export class Supervisor {
     slot.startedAt = Date.now();
     worker.on('error', (err) => log.error('worker failed', { worker: slot.id, error: err.message, stack: err.stack }));
     worker.on('exit', (code) => this.exited(slot, worker, code));
+    worker.on('message', (m: Invalidated) => { if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok); });
     return handoff.connected().then(() => {
       if (slot.worker === worker) slot.live = true;
     });
@@ -83,6 +90,10 @@ export class Supervisor {
     slot.worker = null;
     slot.handoff?.close();
     slot.handoff = null;
+    this.onWorkerDied();
+    for (const [server, a] of this.awaiting) {
+      if (a.left.delete(worker)) { a.ok = false; if (a.left.size === 0) this.settle(server); }
+    }
     // Its clients went with it.
     const row = this.row(slot);
     row[C.HANDED_CONNECTIONS] = row[C.CLOSED_CONNECTIONS]!;
@@ -91,6 +102,34 @@ export class Supervisor {
     log.error('worker exited; starting a replacement', { worker: slot.id, code });
     const delay = Date.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
     setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, delay);
+  }
+
+  /**
+   * Asks every live worker to delete on `server` the keys it journaled (or to
+   * flush it); resolves true once all have, false if any could not or died.
+   */
+  invalidateAll(server: number, flush: boolean): Promise<boolean> {
+    return new Promise((resolve) => {
+      const left = new Set<Worker>();
+      for (const slot of this.slots) if (slot.live && slot.worker !== null) left.add(slot.worker);
+      if (left.size === 0) { resolve(!flush); return; }
+      this.awaiting.get(server)?.done(false);
+      this.awaiting.set(server, { left, ok: true, done: resolve });
+      for (const w of left) w.postMessage({ type: 'invalidate', server, flush });
+    });
+  }
+
+  private invalidated(worker: Worker, server: number, ok: boolean): void {
+    const a = this.awaiting.get(server);
+    if (a === undefined || !a.left.delete(worker)) return;
+    if (!ok) a.ok = false;
+    if (a.left.size === 0) this.settle(server);
+  }
+
+  private settle(server: number): void {
+    const a = this.awaiting.get(server)!;
+    this.awaiting.delete(server);
+    a.done(a.ok);
   }
 
   /** Clients currently held by all workers. */

@@ -22,17 +22,29 @@ export const Cmd = {
   QUIT: 17,
   FLUSH_ALL: 18,
   STATS: 19,
+  // meta commands
+  MG: 20,
+  MS: 21,
+  MD: 22,
+  MA: 23,
+  MN: 24,
+  ME: 25,
 } as const;
 
 /** Command names as sent to a backend, indexed by id ("get", "set", ...). */
 export const CMD_NAMES: readonly string[] = [
   '', 'get', 'gets', 'gat', 'gats', 'set', 'add', 'replace', 'append', 'prepend', 'cas',
   'delete', 'incr', 'decr', 'touch', 'version', 'verbosity', 'quit', 'flush_all', 'stats',
+  'mg', 'ms', 'md', 'ma', 'mn', 'me',
 ];
 export const CMD_NAME_BYTES: readonly Buffer[] = CMD_NAMES.map((n) => Buffer.from(n, 'latin1'));
 
 export function isRetrieval(cmd: number): boolean {
   return cmd >= Cmd.GET && cmd <= Cmd.GATS;
+}
+
+export function isMeta(cmd: number): boolean {
+  return cmd >= Cmd.MG;
 }
 
 export function isStorage(cmd: number): boolean {

@@ -33,6 +33,13 @@ export const LINE_MAX_LENGTH = 2048;
 export const GET_LINE_MAX_LENGTH = 8 * 1024 * 1024;
 const MAX_TOKENS = 24; // of a non-retrieval command; beyond it memcached answers ERROR
 
+/** Meta flags the proxy acts on (RequestParser.metaFlags). */
+export const META_QUIET = 1;
+export const META_BASE64 = 2;
+export const META_CAS = 4;
+export const META_TTL = 8;
+export const META_VALUE = 16;
+
 const SP = 0x20;
 const CR = 0x0d;
 const LF = 0x0a;
@@ -68,6 +75,8 @@ export class RequestParser {
   swallow = 0;
   /** REPLY to a set too large to store: the key's old value must be deleted too */
   dropKey = false;
+  /** meta: flags the proxy acts on (META_* bits) */
+  metaFlags = 0;
 
   // token scratch: starts and ends of up to MAX_TOKENS tokens
   private readonly tokStart = new Int32Array(MAX_TOKENS + 1);
@@ -81,6 +90,7 @@ export class RequestParser {
     this.noreply = false;
     this.swallow = 0;
     this.dropKey = false;
+    this.metaFlags = 0;
     this.need = 0;
     this.keyCount = 0;
     const nl = buf.indexOf(LF, pos);
@@ -112,6 +122,9 @@ export class RequestParser {
       case Cmd.VERBOSITY: return this.verbosity(buf);
       case Cmd.VERSION: case Cmd.STATS: return Parse.REQUEST;
       case Cmd.QUIT: return Parse.CLOSE;
+      case Cmd.MN: return Parse.REQUEST;
+      case Cmd.MG: case Cmd.MS: case Cmd.MD: case Cmd.MA: case Cmd.ME:
+        return this.meta(buf, end);
     }
     return this.error(wire.ERROR);
   }
@@ -288,6 +301,54 @@ export class RequestParser {
       this.argEnd = this.tokEnd[0]!;
       if (parseInt32Token(buf, this.argStart, this.argEnd) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
     }
+    return Parse.REQUEST;
+  }
+
+  /**
+   * mg/ms/md/ma/me <key> [<datalen> for ms] <flags>*. The proxy checks what it
+   * must to route and frame the request (key, data length) and leaves the flags
+   * to the server, which answers a bad one with one error line (and, for ms,
+   * swallows the data block itself), so the stream stays in step.
+   */
+  private meta(buf: Buffer, end: number): number {
+    const n = this.ntok;
+    if (n < 1) return this.error(this.cmd === Cmd.ME ? wire.CLIENT_ERROR_FORMAT : wire.ERROR);
+    let flags = 0;
+    const first = this.cmd === Cmd.MS ? 2 : 1;
+    for (let t = first; t < n && t < MAX_TOKENS; t++) {
+      switch (buf[this.tokStart[t]!]) {
+        case 0x71: flags |= META_QUIET; break; // q
+        case 0x62: flags |= META_BASE64; break; // b
+        case 0x43: flags |= META_CAS; break; // C
+        case 0x54: flags |= META_TTL; break; // T
+        case 0x76: flags |= META_VALUE; break; // v
+      }
+    }
+    this.metaFlags = flags;
+    const ks = this.tokStart[0]!;
+    const ke = this.tokEnd[0]!;
+    // memcached applies the key rules to the token as sent, base64 or not.
+    if (!validKey(buf, ks, ke)) return this.error(wire.CLIENT_ERROR_FORMAT);
+    this.keyOffsets[0] = ks;
+    this.keyOffsets[1] = ke;
+    this.keyCount = 1;
+    if (this.cmd !== Cmd.MS) return Parse.REQUEST;
+    if (n < 2) return this.error(wire.CLIENT_ERROR_FORMAT);
+    const bytes = parseInt32Token(buf, this.tokStart[1]!, this.tokEnd[1]!);
+    if (bytes === null || bytes < 0 || bytes > 2147483647 - 2) return this.error(wire.CLIENT_ERROR_FORMAT);
+    this.bytes = bytes;
+    this.dataStart = this.next;
+    if (bytes > this.maxItemSize) {
+      this.swallow = bytes + 2;
+      return this.error(wire.SERVER_ERROR_TOO_LARGE);
+    }
+    const dataEnd = this.next + bytes + 2;
+    if (dataEnd > end) {
+      this.need = dataEnd - this.lineStart;
+      return Parse.NEED_MORE;
+    }
+    this.next = dataEnd;
+    if (buf[dataEnd - 2] !== CR || buf[dataEnd - 1] !== LF) return this.error(wire.CLIENT_ERROR_DATA_CHUNK);
     return Parse.REQUEST;
   }
 

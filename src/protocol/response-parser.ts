@@ -1,8 +1,9 @@
 // Backend-side response parser: splits a backend's byte stream into replies.
 //
-// next(buf, pos, end, retrieval) reads one unit at pos: a VALUE block (line and
-// data) while a retrieval is at the head of the connection's queue, or one reply
-// line. It records offsets only. Anything a memcached server would not send is
+// read(buf, pos, end, kind) reads one unit at pos, for the kind of request at the
+// head of the connection's queue: a VALUE block (line and data) or END for a text
+// retrieval; a whole meta reply ("VA <size> ...\r\n<data>\r\n", or one line) for a
+// meta command; one line for anything else. It records offsets only. Anything a memcached server would not send is
 // BAD: the connection it came on can no longer be trusted and must be closed.
 
 export const Reply = {
@@ -14,6 +15,13 @@ export const Reply = {
   /** any other single-line reply: [start, next), line content [start, lineEnd) */
   LINE: 3,
   BAD: 4,
+} as const;
+
+/** What the request at the head of the queue expects (Op.kind). */
+export const Expect = {
+  LINE: 0,
+  RETRIEVAL: 1,
+  META: 2,
 } as const;
 
 const CR = 0x0d;
@@ -30,7 +38,7 @@ export class ResponseParser {
   /** NEED_MORE: total bytes wanted from pos, 0 if unknown */
   need = 0;
 
-  read(buf: Buffer, pos: number, end: number, retrieval: boolean): number {
+  read(buf: Buffer, pos: number, end: number, kind: number): number {
     this.need = 0;
     const nl = buf.indexOf(LF, pos);
     if (nl === -1 || nl >= end) return end - pos > MAX_LINE ? Reply.BAD : Reply.NEED_MORE;
@@ -38,8 +46,13 @@ export class ResponseParser {
     this.start = pos;
     this.lineEnd = nl - 1;
     this.next = nl + 1;
-    if (!retrieval) return Reply.LINE;
     const len = nl - 1 - pos;
+    if (kind === Expect.META) {
+      // "VA <size> <flags>*": the line and its data block are one reply.
+      if (len >= 4 && buf[pos] === 0x56 && buf[pos + 1] === 0x41 && buf[pos + 2] === SP) return this.metaValue(buf, pos + 3, nl - 1, end);
+      return Reply.LINE;
+    }
+    if (kind !== Expect.RETRIEVAL) return Reply.LINE;
     // "END"
     if (len === 3 && buf[pos] === 0x45 && buf[pos + 1] === 0x4e && buf[pos + 2] === 0x44) return Reply.END;
     // "VALUE "
@@ -50,6 +63,26 @@ export class ResponseParser {
     // An error line ends a retrieval too (ERROR, CLIENT_ERROR, SERVER_ERROR).
     if (isErrorLine(buf, pos, nl - 1)) return Reply.LINE;
     return Reply.BAD;
+  }
+
+  private metaValue(buf: Buffer, from: number, lineEnd: number, end: number): number {
+    let i = from;
+    let bytes = 0;
+    while (i < lineEnd && buf[i] !== SP) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) return Reply.BAD;
+      bytes = bytes * 10 + d;
+      i++;
+    }
+    if (i === from || bytes > 0x7fffffff) return Reply.BAD;
+    const dataEnd = this.next + bytes + 2;
+    if (dataEnd > end) {
+      this.need = dataEnd - this.start;
+      return Reply.NEED_MORE;
+    }
+    if (buf[dataEnd - 2] !== CR || buf[dataEnd - 1] !== LF) return Reply.BAD;
+    this.next = dataEnd;
+    return Reply.LINE;
   }
 
   private value(buf: Buffer, from: number, lineEnd: number, end: number): number {

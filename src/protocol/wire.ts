@@ -11,6 +11,10 @@ export const RESET = line('RESET');
 export const STORED = line('STORED');
 export const DELETED = line('DELETED');
 
+export const MN = line('MN');
+/** a reply that puts nothing on the wire (a quiet meta command's suppressed answer) */
+export const NOTHING = Buffer.alloc(0);
+
 export const CLIENT_ERROR_FORMAT = line('CLIENT_ERROR bad command line format');
 export const CLIENT_ERROR_DATA_CHUNK = line('CLIENT_ERROR bad data chunk');
 export const CLIENT_ERROR_DELTA = line('CLIENT_ERROR invalid numeric delta argument');

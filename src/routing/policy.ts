@@ -1,21 +1,39 @@
 // Where a request may go, given the health table: the one place that decides
 // failover. The router says which master and backup own a key; this module says
-// which of them to use now. Warm-up of a returning master (a later state) slots
-// in here without the data path changing shape.
+// which of them to use now.
+//
+//   state        reads of its keys          writes of its keys
+//   UP           master                     master + backup
+//   DOWN         backup                     backup (journaled for the master)
+//   RECOVERING   backup                     master + backup
+//   WARMING      master, misses -> backup   master + backup
+//
+// A backup serves reads only when UP; one that is DOWN has its writes journaled too.
 
-import { type HealthTable } from '../shared/health.js';
+import { DOWN, UP, WARMING, type HealthTable } from '../shared/health.js';
 
 /** A server that is not there: no pool, or no backup configured. */
 export const NONE = -1;
 
-/** The server a read of a key should go to: its master when up, else its backup, else NONE. */
+/** The server a read of a key should go to: its master when readable, else its backup, else NONE. */
 export function readTarget(health: HealthTable, master: number, backup: number): number {
-  if (health.isUp(master)) return master;
+  const s = health.state(master);
+  if (s === UP || s === WARMING) return master;
   if (backup !== NONE && health.isUp(backup)) return backup;
   return NONE;
 }
 
+/** Whether a master takes writes (UP, RECOVERING, WARMING: anything but DOWN). */
+export function writable(health: HealthTable, server: number): boolean {
+  return health.state(server) !== DOWN;
+}
+
 /** The backup a write is replicated to, or NONE. */
 export function shadowTarget(health: HealthTable, backup: number): number {
-  return backup !== NONE && health.isUp(backup) ? backup : NONE;
+  return backup !== NONE && health.state(backup) !== DOWN ? backup : NONE;
+}
+
+/** A read served by this master should look misses up on the backup. */
+export function warming(health: HealthTable, master: number): boolean {
+  return health.state(master) === WARMING;
 }

@@ -8,15 +8,21 @@
 //   [HEADER + i*STRIDE + 2]  CHANGES: how many state changes server i has had
 // Server i counts masters first (0..M-1), then backups (M..M+B-1).
 //
-// Workers only ever move a server to DOWN; the main thread's prober moves it back.
-// Everything is a single Atomics load or store: no locks, no waiting.
+// A server's life: UP -> DOWN -> RECOVERING -> WARMING -> UP (backups skip WARMING).
+// Workers only ever move a server to DOWN; the main thread moves it back, one step
+// at a time (main/recovery.ts). Every access is a single Atomics operation: no
+// locks, no waiting. What each state allows is decided in routing/policy.ts.
 
+/** serving reads and writes */
 export const UP = 0;
+/** unreachable: neither reads nor writes; writes of its keys are journaled */
 export const DOWN = 1;
-// Later states (RECOVERING, WARMING) are added here; readers treat any state other
-// than UP as "do not read from it" unless the policy says otherwise.
+/** answering again: takes writes, not reads, while journaled keys are deleted on it */
+export const RECOVERING = 2;
+/** a returning master: serves reads, and its misses are looked up on the backup */
+export const WARMING = 3;
 
-export const STATE_NAMES = ['up', 'down'] as const;
+export const STATE_NAMES = ['up', 'down', 'recovering', 'warming'] as const;
 
 const HEADER = 1;
 const STRIDE = 4;
@@ -64,10 +70,24 @@ export class HealthTable {
     return true;
   }
 
-  /** Only moves UP -> DOWN, so a worker cannot undo a recovery it did not see. */
+  /** Moves any state but DOWN to DOWN; returns true if this call made the change. */
   markDown(server: number): boolean {
     const at = HEADER + server * STRIDE + STATE;
-    if (Atomics.compareExchange(this.cells, at, UP, DOWN) !== UP) return false;
+    for (;;) {
+      const cur = Atomics.load(this.cells, at);
+      if (cur === DOWN) return false;
+      if (Atomics.compareExchange(this.cells, at, cur, DOWN) === cur) break;
+    }
+    Atomics.add(this.cells, HEADER + server * STRIDE + CHANGES, 1);
+    Atomics.add(this.cells, 0, 1);
+    return true;
+  }
+
+  /** Moves server from `from` to `to` only if it is still in `from` (the main thread's steps). */
+  advance(server: number, from: number, to: number): boolean {
+    const at = HEADER + server * STRIDE + STATE;
+    if (Atomics.compareExchange(this.cells, at, from, to) !== from) return false;
+    if (to === UP) Atomics.store(this.cells, HEADER + server * STRIDE + TIMEOUTS, 0);
     Atomics.add(this.cells, HEADER + server * STRIDE + CHANGES, 1);
     Atomics.add(this.cells, 0, 1);
     return true;

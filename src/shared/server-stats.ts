@@ -20,7 +20,13 @@ export const S = {
   BACKUP_READS: 4,
   /** warm-up fills: keys copied from the backup into this (returning) server */
   WARM_FILLS: 5,
-  LATENCY: 8,
+  /** keys read from this server while it was warming */
+  WARM_READS: 6,
+  /** keys journaled for this server by this worker (a gauge) */
+  JOURNAL: 7,
+  /** warm-up misses that the backup had (the reads that still needed the backup) */
+  WARM_BACKUP_HITS: 8,
+  LATENCY: 9,
 } as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;

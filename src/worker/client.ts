@@ -115,6 +115,11 @@ export class ClientConnection {
       if (!parser.noreply) this.replyNow(this.local.reply(cmd), 0);
       return;
     }
+    if (cmd === Cmd.MN) {
+      // The end of a quiet batch: every reply before it is already in order.
+      this.replyNow(wire.MN, 0);
+      return;
+    }
     if (cmd === Cmd.STATS) {
       const kind = this.local.statsKind(buf, parser);
       this.replyNow(kind < 0 ? wire.ERROR : null, kind);
@@ -133,6 +138,7 @@ export class ClientConnection {
     req.dataStart = parser.dataStart;
     req.bytes = parser.bytes;
     req.casStart = parser.casStart;
+    req.metaFlags = parser.metaFlags;
     req.refs = 1;
     if (parser.noreply) {
       // Nobody waits for the reply; the request lives only as long as its ops.

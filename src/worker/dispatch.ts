@@ -8,31 +8,48 @@
 //
 // Writes go to the key's master (the client's reply) and to its backup (a shadow
 // whose reply is compared with the master's; a disagreement deletes the key on the
-// backup so that it never holds a value the master does not).
+// backup so that it never holds a value the master does not). A write that cannot
+// reach a server, or whose request to it fails, is journaled for that server
+// (worker/journal.ts) so that the key is deleted there before it serves reads again.
 //
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
 // master answers STORED, the item goes to the backup as a set. Until then, later
 // writes of the same key from this worker wait with their backup copies in a
 // queue behind the cas (casQueues), so that the backup applies them in the order
 // the master did; the clients' replies never wait for it.
+//
+// A master that comes back WARMING serves reads; a key it misses is looked up on
+// the backup (mg v f t), copied into the master with its flags and remaining TTL
+// (ms ... ME: an add, so a newer value is never overwritten) and returned. For
+// gets, gat, gats and mg the copy is made first and the key read again from the
+// master, so that cas ids and meta flags come from the master.
 
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
+import { META_BASE64, META_CAS, META_QUIET, META_TTL } from '../protocol/request-parser.js';
+import { Expect } from '../protocol/response-parser.js';
 import * as wire from '../protocol/wire.js';
-import { NONE, readTarget, shadowTarget } from '../routing/policy.js';
+import { NONE, readTarget, shadowTarget, warming, writable } from '../routing/policy.js';
 import { Router } from '../routing/router.js';
 import { C } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
+import { Journal } from './journal.js';
 import { Op, Pools, Request, Role } from './request.js';
 
 const SP = Buffer.from(' ');
 const SET = Buffer.from('set');
 const DELETE = Buffer.from('delete ');
 const TOUCH = Buffer.from('touch ');
-const STORED_LINE = wire.STORED;
+const FLUSH_ALL = Buffer.from('flush_all\r\n');
+const MG = Buffer.from('mg ');
+const MD = Buffer.from('md ');
+const MS = Buffer.from('ms ');
+const WARM_LOOKUP_FLAGS = Buffer.from(' v f t');
+const BASE64_FLAG = Buffer.from(' b');
+const VALUE = Buffer.from('VALUE ');
 
 // Write-pair states (Request.masterState / backupState).
 const NOT_SENT = 0;
@@ -45,44 +62,68 @@ const CAS_WAITING = 0;
 const CAS_STORED = 1;
 const CAS_REFUSED = 2;
 
+/** Journaled deletes sent to a returning server at a time. */
+const INVALIDATE_BATCH = 4096;
+/** memcached reads an exptime above 30 days as a unix time. */
+const RELATIVE_TTL_MAX = 60 * 60 * 24 * 30;
+
 export interface Flushable { flush(): void }
+
+/** One returning server's invalidation in progress (see invalidate()). */
+interface Invalidation {
+  server: number;
+  keys: Set<string>;
+  overflowed: boolean;
+  rest: Iterator<string>;
+  pending: number;
+  failed: boolean;
+  tracker: Request;
+}
 
 export class Dispatcher implements ReplyHandler {
   readonly pools = new Pools();
+  readonly journal: Journal;
   private readonly router: Router;
   private readonly masterCount: number;
   private readonly servers: BackendConnection[][];
+  /** per server: this worker's figures for it */
+  private readonly stats: Float64Array[];
   /** per server: the op being filled while a multi-key request is grouped */
   private readonly opFor: Array<Op | null>;
-  /** per server: its stats block (reads of its keys served by the backup are counted on it) */
-  private readonly backupReads: Float64Array[];
   private readonly connFor: Array<BackendConnection | null>;
   private readonly touched: number[] = [];
   private readonly dirty: Flushable[] = [];
+  private flushScheduled = false;
   /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
   private readonly casQueues = new Map<string, Request[]>();
-  private flushScheduled = false;
+  private readonly invalidations = new Map<number, Invalidation>();
+  // the key routeKey() found: bytes [ks, ke) of kb
+  private kb: Buffer = wire.NOTHING;
+  private ks = 0;
+  private ke = 0;
 
   constructor(
     readonly config: Config,
     readonly health: HealthTable,
     readonly counters: Float64Array,
-    /** this worker's per-server figures: serverStats(server) */
-    readonly serverStats: (server: number) => Float64Array,
+    serverStats: (server: number) => Float64Array,
+    /** told when an invalidation asked by the main thread is over */
+    private readonly onInvalidated: (server: number, ok: boolean) => void,
   ) {
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
     this.masterCount = config.masters.length;
     const all = [...config.masters, ...config.backups];
+    this.stats = all.map((_a, i) => serverStats(i));
     this.servers = all.map((addr, i) => {
       const conns: BackendConnection[] = [];
       for (let c = 0; c < config.connectionsPerServer; c++) {
-        conns.push(new BackendConnection(i, addr, this, config.timeoutMs, config.retryIntervalMs, serverStats(i)));
+        conns.push(new BackendConnection(i, addr, this, config.timeoutMs, config.retryIntervalMs, this.stats[i]!));
       }
       return conns;
     });
-    this.backupReads = all.map((_a, i) => serverStats(i));
     this.opFor = new Array(all.length).fill(null);
     this.connFor = new Array(all.length).fill(null);
+    this.journal = new Journal(all.length, Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!);
   }
 
   // ---- scheduling: one flush per socket per event-loop turn ----
@@ -111,6 +152,11 @@ export class Dispatcher implements ReplyHandler {
     const cmd = req.cmd;
     if (cmd <= Cmd.GATS) return this.retrieval(req);
     if (cmd === Cmd.FLUSH_ALL) return this.flushAllServers(req);
+    if (cmd >= Cmd.MG && (req.metaFlags & META_BASE64) !== 0) {
+      // Route (and journal) by the key's bytes, as a text command for the same key would.
+      req.decodedKey = Buffer.from(req.buf.toString('latin1', req.keyStart(0), req.keyEnd(0)), 'base64');
+    }
+    if (cmd === Cmd.MG || cmd === Cmd.ME) return this.metaRead(req);
     this.write(req);
   }
 
@@ -124,6 +170,30 @@ export class Dispatcher implements ReplyHandler {
     const conn = conns.length === 1 ? conns[0]! : conns[affinity % conns.length]!;
     return conn.usable(now) ? conn : null;
   }
+
+  /** Sets kb/ks/ke to the bytes a single-key request is routed and journaled by. */
+  private routeKey(req: Request): void {
+    const d = req.decodedKey;
+    if (d !== null) { this.kb = d; this.ks = 0; this.ke = d.length; return; }
+    this.kb = req.buf;
+    this.ks = req.keyStart(0);
+    this.ke = req.keyEnd(0);
+  }
+
+  private backupOf(): number {
+    return this.router.backup === -1 ? NONE : this.masterCount + this.router.backup;
+  }
+
+  private newOp(req: Request, role: number, kind: number): Op {
+    const op = this.pools.op();
+    op.req = req;
+    op.role = role;
+    op.kind = kind;
+    req.refs++;
+    return op;
+  }
+
+  // ---- text retrieval: get, gets, gat, gats ----
 
   private retrieval(req: Request): void {
     const n = req.keyCount;
@@ -153,7 +223,7 @@ export class Dispatcher implements ReplyHandler {
       const ke = req.keyEnd(i);
       router.route(buf, ks, ke);
       const master = router.master;
-      const backup = router.backup === -1 ? NONE : this.masterCount + router.backup;
+      const backup = this.backupOf();
       let target = backupOnly ? (backup !== NONE && health.isUp(backup) ? backup : NONE) : readTarget(health, master, backup);
       let conn = target === NONE ? null : this.groupConnection(target, req.affinity, now);
       if (conn === null && target === master && backup !== NONE && health.isUp(backup)) {
@@ -164,23 +234,22 @@ export class Dispatcher implements ReplyHandler {
       if (conn === null) continue; // a miss, counted when the request completes
       if (target !== master) {
         this.counters[C.GET_FAILOVER]!++;
-        this.backupReads[master]![S.BACKUP_READS]!++;
+        this.stats[master]![S.BACKUP_READS]!++;
       }
       let op = this.opFor[target]!;
       if (op === null) {
-        op = this.pools.op();
-        op.req = req;
-        op.role = Role.CLIENT;
-        op.retrieval = true;
+        op = this.newOp(req, Role.CLIENT, Expect.RETRIEVAL);
+        // Misses of a warming master are looked up on the backup.
+        op.warm = target === master && backup !== NONE && warming(health, master) && health.isUp(backup);
         this.opFor[target] = op;
         this.touched.push(target);
         const out = conn.outbox;
         out.addAll(CMD_NAME_BYTES[req.cmd]!);
         if (isGat) { out.addAll(SP); out.add(buf, req.argStart, req.argEnd); }
         req.waiting++;
-        req.refs++;
         conn.enqueue(op, now);
       }
+      if (op.warm) this.stats[master]![S.WARM_READS]!++;
       op.keyIdx.push(i);
       const out = conn.outbox;
       out.addAll(SP);
@@ -188,7 +257,8 @@ export class Dispatcher implements ReplyHandler {
       // gat also touches the backup copy, so a failover does not resurrect the old TTL.
       if (isGat && target === master) {
         const shadow = shadowTarget(health, backup);
-        if (shadow !== NONE) this.forget(req, shadow, TOUCH, ks, ke, true, now);
+        if (shadow !== NONE) this.forget(req, shadow, TOUCH, buf, ks, ke, true, now);
+        else if (backup !== NONE) this.journal.add(backup, buf, ks, ke);
       }
     }
     const touched = this.touched;
@@ -210,50 +280,154 @@ export class Dispatcher implements ReplyHandler {
     return conn;
   }
 
-  /** A fire-and-forget op for the backup: "<verb><key>[ <arg>]\r\n". */
-  private forget(req: Request, server: number, verb: Buffer, ks: number, ke: number, withArg: boolean, now: number): void {
+  /** A fire-and-forget op: "<verb><key>[ <arg>]\r\n"; journaled for `server` if it fails. */
+  private forget(req: Request, server: number, verb: Buffer, kb: Buffer, ks: number, ke: number, withArg: boolean, now: number): void {
     const conn = this.connection(server, req.affinity, now);
-    if (conn === null) return;
-    const op = this.pools.op();
-    op.req = req;
-    op.role = Role.FORGET;
-    op.retrieval = false;
-    req.refs++;
+    if (conn === null) { this.journal.add(server, kb, ks, ke); return; }
+    const op = this.newOp(req, Role.FORGET, Expect.LINE);
+    op.keyBuf = kb;
+    op.keyStart = ks;
+    op.keyEnd = ke;
     const out = conn.outbox;
     out.addAll(verb);
-    out.add(req.buf, ks, ke);
+    out.add(kb, ks, ke);
     if (withArg) { out.addAll(SP); out.add(req.buf, req.argStart, req.argEnd); }
     out.addAll(wire.CRLF);
     conn.enqueue(op, now);
   }
 
+  /** Deletes a key on a server, by its bytes (md with a base64 key takes any bytes). */
+  private deleteKey(req: Request, server: number, kb: Buffer, ks: number, ke: number, now: number): void {
+    if (req.decodedKey === null) { this.forget(req, server, DELETE, kb, ks, ke, false, now); return; }
+    const conn = this.connection(server, req.affinity, now);
+    if (conn === null) { this.journal.add(server, kb, ks, ke); return; }
+    const op = this.newOp(req, Role.FORGET, Expect.META);
+    op.keyBuf = kb;
+    op.keyStart = ks;
+    op.keyEnd = ke;
+    const out = conn.outbox;
+    out.addAll(MD);
+    out.add(req.buf, req.keyStart(0), req.keyEnd(0));
+    out.addAll(BASE64_FLAG);
+    out.addAll(wire.CRLF);
+    conn.enqueue(op, now);
+  }
+
+  // ---- meta reads: mg, me ----
+
+  private metaRead(req: Request): void {
+    this.counters[C.CMD_GET]!++;
+    this.routeKey(req);
+    this.router.route(this.kb, this.ks, this.ke);
+    const master = this.router.master;
+    const backup = this.backupOf();
+    req.master = master;
+    req.backup = backup;
+    const target = readTarget(this.health, master, backup);
+    if (target === NONE || !this.sendMetaRead(req, target, target === master && req.cmd === Cmd.MG && backup !== NONE &&
+        warming(this.health, master) && this.health.isUp(backup))) {
+      this.metaMiss(req);
+      return;
+    }
+    if (target !== master) {
+      this.counters[C.GET_FAILOVER]!++;
+      this.stats[master]![S.BACKUP_READS]!++;
+    }
+    // mg T<ttl> touches: the backup's copy gets the same TTL.
+    if (req.cmd === Cmd.MG && (req.metaFlags & META_TTL) !== 0 && target === master) {
+      const shadow = shadowTarget(this.health, backup);
+      const conn = shadow === NONE ? null : this.connection(shadow, req.affinity, performance.now());
+      if (conn !== null) {
+        const op = this.newOp(req, Role.FORGET, Expect.META);
+        this.metaLine(conn, req, false);
+        conn.enqueue(op, performance.now());
+      } else if (backup !== NONE) {
+        this.journal.add(backup, this.kb, this.ks, this.ke);
+      }
+    }
+  }
+
+  private sendMetaRead(req: Request, server: number, warm: boolean): boolean {
+    const now = performance.now();
+    const conn = this.connection(server, req.affinity, now);
+    if (conn === null) return false;
+    const op = this.newOp(req, Role.CLIENT, Expect.META);
+    op.warm = warm;
+    if (warm) this.stats[server]![S.WARM_READS]!++;
+    req.waiting++;
+    this.metaLine(conn, req, false);
+    conn.enqueue(op, now);
+    return true;
+  }
+
+  /** No server has the key: mg answers a miss (nothing when quiet), me too. */
+  private metaMiss(req: Request): void {
+    this.counters[C.GET_MISSES]!++;
+    req.reply = (req.metaFlags & META_QUIET) !== 0 ? wire.NOTHING : EN;
+    this.complete(req);
+  }
+
+  /**
+   * Writes the request's meta line to conn's outbox without its q flag (the proxy
+   * keeps replies one per request and does the quieting itself) and, for a cas
+   * replayed on the backup, without its C flag; then the data block of ms.
+   */
+  private metaLine(conn: BackendConnection, req: Request, dropCas: boolean): void {
+    const out = conn.outbox;
+    const buf = req.buf;
+    const end = req.forwardEnd;
+    let i = req.lineStart;
+    while (buf[i] === 0x20) i++;
+    let first = true;
+    while (i < end) {
+      const s = i;
+      while (i < end && buf[i] !== 0x20) i++;
+      const c = buf[s];
+      if (first || (c !== 0x71 /* q */ && !(dropCas && c === 0x43 /* C */))) {
+        if (!first) out.addAll(SP);
+        out.add(buf, s, i);
+        first = false;
+      }
+      while (i < end && buf[i] === 0x20) i++;
+    }
+    out.addAll(wire.CRLF);
+    if (req.cmd === Cmd.MS) out.add(buf, req.dataStart, req.dataStart + req.bytes + 2);
+  }
+
+  // ---- writes: set add replace append prepend cas delete incr decr touch, ms md ma ----
+
   private write(req: Request): void {
     const cmd = req.cmd;
     if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
-    else if (cmd <= Cmd.CAS) this.counters[C.CMD_SET]!++;
-    const buf = req.buf;
-    const ks = req.keyStart(0);
-    const ke = req.keyEnd(0);
-    this.router.route(buf, ks, ke);
+    else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
+    this.routeKey(req);
+    const kb = this.kb;
+    const ks = this.ks;
+    const ke = this.ke;
+    this.router.route(kb, ks, ke);
     const master = this.router.master;
-    const backup = this.router.backup === -1 ? NONE : this.masterCount + this.router.backup;
+    const backup = this.backupOf();
     req.master = master;
     req.backup = backup;
     const now = performance.now();
     const health = this.health;
-    const masterConn = health.isUp(master) ? this.connection(master, req.affinity, now) : null;
+    const masterConn = writable(health, master) ? this.connection(master, req.affinity, now) : null;
     const shadow = shadowTarget(health, backup);
     const backupConn = shadow === NONE ? null : this.connection(shadow, req.affinity, now);
+    // A server that misses this write must not serve the key's old value later.
+    if (masterConn === null) this.journal.add(master, kb, ks, ke);
+    if (backupConn === null && backup !== NONE) this.journal.add(backup, kb, ks, ke);
     if (masterConn !== null) {
       this.sendWrite(req, masterConn, Role.CLIENT, now, false);
       req.masterState = SENT;
       if (backupConn !== null) {
-        const queue = cmd === Cmd.CAS || this.casQueues.size > 0 ? this.casQueue(req, buf, ks, ke) : undefined;
+        const isCas = cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0);
+        const queue = isCas || this.casQueues.size > 0 ? this.casQueue(req, isCas, kb, ks, ke) : undefined;
         if (queue !== undefined) {
           // Held (one reference) until drainCas sends it to the backup.
           queue.push(req);
           req.refs++;
-          if (cmd !== Cmd.CAS) req.backupState = SENT;
+          if (!isCas) req.backupState = SENT;
         } else {
           this.sendWrite(req, backupConn, Role.SHADOW, now, false);
           req.backupState = SENT;
@@ -274,10 +448,10 @@ export class Dispatcher implements ReplyHandler {
    * The queue a write of this key must wait in for the backup: a cas starts one
    * if there is none; other writes get one only if a cas is already waiting.
    */
-  private casQueue(req: Request, buf: Buffer, ks: number, ke: number): Request[] | undefined {
-    const key = buf.toString('latin1', ks, ke);
+  private casQueue(req: Request, isCas: boolean, kb: Buffer, ks: number, ke: number): Request[] | undefined {
+    const key = kb.toString('latin1', ks, ke);
     let queue = this.casQueues.get(key);
-    if (queue === undefined && req.cmd === Cmd.CAS) {
+    if (queue === undefined && isCas) {
       queue = [];
       this.casQueues.set(key, queue);
     }
@@ -292,15 +466,17 @@ export class Dispatcher implements ReplyHandler {
     const now = performance.now();
     while (queue.length > 0) {
       const r = queue[0]!;
-      if (r.cmd === Cmd.CAS && r.casState === CAS_WAITING) return;
+      if (r.casState === CAS_WAITING && isCasRequest(r)) return;
       queue.shift();
       r.casKey = null;
-      const conn = this.health.isUp(r.backup) ? this.connection(r.backup, r.affinity, now) : null;
-      if (r.cmd === Cmd.CAS) {
+      const conn = shadowTarget(this.health, r.backup) !== NONE ? this.connection(r.backup, r.affinity, now) : null;
+      if (isCasRequest(r)) {
         if (r.casState === CAS_STORED && conn !== null) this.sendWrite(r, conn, Role.FORGET, now, true);
       } else if (conn !== null) {
         this.sendWrite(r, conn, Role.SHADOW, now, false);
       } else {
+        this.routeKey(r);
+        this.journal.add(r.backup, this.kb, this.ks, this.ke);
         this.shadowFailed(r);
       }
       this.release(r);
@@ -309,12 +485,20 @@ export class Dispatcher implements ReplyHandler {
   }
 
   private sendWrite(req: Request, conn: BackendConnection, role: number, now: number, casAsSet: boolean): void {
-    const op = this.pools.op();
-    op.req = req;
-    op.role = role;
-    op.retrieval = false;
-    req.refs++;
+    const meta = req.cmd >= Cmd.MG;
+    const op = this.newOp(req, role, meta ? Expect.META : Expect.LINE);
+    if (role === Role.FORGET) {
+      this.routeKey(req);
+      op.keyBuf = this.kb;
+      op.keyStart = this.ks;
+      op.keyEnd = this.ke;
+    }
     if (role === Role.CLIENT) req.waiting++;
+    if (meta) {
+      this.metaLine(conn, req, casAsSet);
+      conn.enqueue(op, now);
+      return;
+    }
     const out = conn.outbox;
     const buf = req.buf;
     if (casAsSet) {
@@ -342,10 +526,12 @@ export class Dispatcher implements ReplyHandler {
     req.affinity = affinity;
     this.router.route(buf, ks, ke);
     const master = this.router.master;
-    const backup = this.router.backup === -1 ? NONE : this.masterCount + this.router.backup;
+    const backup = this.backupOf();
     const now = performance.now();
-    if (this.health.isUp(master)) this.forget(req, master, DELETE, ks, ke, false, now);
-    if (shadowTarget(this.health, backup) !== NONE) this.forget(req, backup, DELETE, ks, ke, false, now);
+    if (writable(this.health, master)) this.forget(req, master, DELETE, buf, ks, ke, false, now);
+    else this.journal.add(master, buf, ks, ke);
+    if (shadowTarget(this.health, backup) !== NONE) this.forget(req, backup, DELETE, buf, ks, ke, false, now);
+    else if (backup !== NONE) this.journal.add(backup, buf, ks, ke);
     this.release(req);
   }
 
@@ -353,14 +539,13 @@ export class Dispatcher implements ReplyHandler {
     this.counters[C.CMD_FLUSH]!++;
     const now = performance.now();
     for (let s = 0; s < this.servers.length; s++) {
-      if (!this.health.isUp(s)) continue;
-      const conn = this.connection(s, req.affinity, now);
-      if (conn === null) continue;
-      const op = this.pools.op();
-      op.req = req;
-      op.role = Role.CLIENT;
-      op.retrieval = false;
-      req.refs++;
+      const conn = writable(this.health, s) ? this.connection(s, req.affinity, now) : null;
+      if (conn === null) {
+        // A server that misses a flush must be flushed before it serves reads again.
+        this.journal.overflow(s);
+        continue;
+      }
+      const op = this.newOp(req, Role.CLIENT, Expect.LINE);
       req.waiting++;
       conn.outbox.add(req.buf, req.lineStart, req.forwardEnd);
       conn.outbox.addAll(wire.CRLF);
@@ -370,6 +555,66 @@ export class Dispatcher implements ReplyHandler {
       req.reply = wire.SERVER_ERROR_UNAVAILABLE;
       this.complete(req);
     }
+  }
+
+  // ---- recovery: deleting journaled keys on a returning server ----
+
+  /**
+   * Deletes on `server` every key this worker journaled for it (or flushes it,
+   * if the journal overflowed or `flush` is asked), then reports through
+   * onInvalidated. If a delete fails, the keys go back into the journal.
+   */
+  invalidate(server: number, flush: boolean): void {
+    if (this.invalidations.has(server)) return;
+    const { keys, overflowed } = this.journal.take(server);
+    const tracker = this.pools.request();
+    tracker.refs = 1;
+    const inv: Invalidation = { server, keys, overflowed: overflowed || flush, rest: keys.values(), pending: 0, failed: false, tracker };
+    this.invalidations.set(server, inv);
+    if (inv.overflowed) {
+      const conn = this.connection(server, 0, performance.now());
+      if (conn === null) { inv.failed = true; this.finishInvalidation(inv); return; }
+      conn.outbox.addAll(FLUSH_ALL);
+      conn.enqueue(this.newOp(tracker, Role.INVALIDATE, Expect.LINE), performance.now());
+      inv.pending = 1;
+      return;
+    }
+    this.invalidateBatch(inv);
+  }
+
+  private invalidateBatch(inv: Invalidation): void {
+    const now = performance.now();
+    const conn = this.connection(inv.server, 0, now);
+    if (conn === null) { inv.failed = true; this.finishInvalidation(inv); return; }
+    const out = conn.outbox;
+    let n = 0;
+    for (let r = inv.rest.next(); !r.done; r = n < INVALIDATE_BATCH ? inv.rest.next() : { done: true, value: undefined }) {
+      // md with a base64 key deletes any key bytes, spaces and all.
+      out.addAll(MD);
+      out.addAll(Buffer.from(Buffer.from(r.value, 'latin1').toString('base64'), 'latin1'));
+      out.addAll(BASE64_FLAG);
+      out.addAll(wire.CRLF);
+      conn.enqueue(this.newOp(inv.tracker, Role.INVALIDATE, Expect.META), now);
+      n++;
+    }
+    inv.pending = n;
+    if (n === 0) this.finishInvalidation(inv);
+  }
+
+  private invalidateAnswered(server: number, failed: boolean): void {
+    const inv = this.invalidations.get(server);
+    if (inv === undefined) return;
+    if (failed) inv.failed = true;
+    if (--inv.pending > 0) return;
+    if (inv.failed || inv.overflowed) this.finishInvalidation(inv);
+    else this.invalidateBatch(inv);
+  }
+
+  private finishInvalidation(inv: Invalidation): void {
+    this.invalidations.delete(inv.server);
+    if (inv.failed) this.journal.restore(inv.server, inv.keys, inv.overflowed);
+    this.release(inv.tracker);
+    this.onInvalidated(inv.server, !inv.failed);
   }
 
   // ---- replies in ----
@@ -391,105 +636,157 @@ export class Dispatcher implements ReplyHandler {
       }
     }
     // A value for a key not asked: the stream is not what we think it is.
-    this.failConnectionOf(op, 'value for a key that was not requested');
+    op.conn?.fail(Failure.PROTOCOL, new Error('value for a key that was not requested'));
   }
 
   onLine(op: Op, buf: Buffer, start: number, end: number): void {
     const req = op.req!;
-    this.health.resetTimeouts(op.server);
-    const role = op.role;
-    const fromMaster = op.server < this.masterCount;
+    const server = op.server;
+    this.health.resetTimeouts(server);
+    switch (op.role) {
+      case Role.FORGET: break;
+      case Role.INVALIDATE: this.invalidateAnswered(server, isErrorReply(buf, start)); break;
+      case Role.WARM_LOOKUP: this.warmLookupAnswered(req, op.keyIndex, buf, start, end); break;
+      case Role.CLIENT:
+        if (req.cmd <= Cmd.GATS) this.retrievalAnswered(req, op, buf, start, end);
+        else if (req.cmd === Cmd.FLUSH_ALL) this.flushAnswered(req, buf, start, end);
+        else if (req.cmd === Cmd.MG || req.cmd === Cmd.ME) this.metaReadAnswered(req, op, buf, start, end);
+        else this.writeAnswered(req, server < this.masterCount, buf.subarray(start, end));
+        break;
+      default: this.shadowAnswered(req, buf.subarray(start, end));
+    }
     this.pools.freeOp(op);
-    if (role === Role.FORGET) { this.release(req); return; }
-    if (req.cmd <= Cmd.GATS) {
-      // END, or an error line that replaces the whole reply
-      if (end - start !== 5 || buf[start] !== 0x45) req.reply = buf.subarray(start, end);
-      if (--req.waiting === 0) this.complete(req);
-      this.release(req);
-      return;
-    }
-    if (req.cmd === Cmd.FLUSH_ALL) {
-      if (req.reply === null || req.reply === wire.OK) {
-        req.reply = end - start === 4 && buf[start] === 0x4f ? wire.OK : buf.subarray(start, end);
+    this.release(req);
+  }
+
+  private retrievalAnswered(req: Request, op: Op, buf: Buffer, start: number, end: number): void {
+    if (end - start !== 5 || buf[start] !== 0x45) {
+      // an error line replaces the whole reply
+      req.reply = buf.subarray(start, end);
+    } else if (op.warm) {
+      const keyIdx = op.keyIdx;
+      for (let c = 0; c < keyIdx.length; c++) {
+        const i = keyIdx[c]!;
+        if (req.values[i] === null) this.warmLookup(req, i);
       }
-      if (--req.waiting === 0) this.complete(req);
-      this.release(req);
-      return;
     }
-    const line = buf.subarray(start, end);
-    if (role === Role.CLIENT) {
-      req.waiting--;
-      if (fromMaster) {
-        req.masterState = ANSWERED;
-        req.masterReply = line;
-        req.reply = line;
-        this.complete(req);
-        if (req.cmd === Cmd.CAS && req.casKey !== null) {
-          req.casState = line.equals(STORED_LINE) ? CAS_STORED : CAS_REFUSED;
-          this.drainCas(req.casKey);
-        } else if (fromMaster && req.backupState === ANSWERED) this.compare(req);
-      } else {
-        // Master down, backup served as primary.
-        req.backupState = ANSWERED;
-        req.reply = line;
-        this.complete(req);
+    if (--req.waiting === 0) this.complete(req);
+  }
+
+  private flushAnswered(req: Request, buf: Buffer, start: number, end: number): void {
+    if (req.reply === null || req.reply === wire.OK) {
+      req.reply = end - start === 4 && buf[start] === 0x4f ? wire.OK : buf.subarray(start, end);
+    }
+    if (--req.waiting === 0) this.complete(req);
+  }
+
+  private metaReadAnswered(req: Request, op: Op, buf: Buffer, start: number, end: number): void {
+    const miss = buf[start] === 0x45 && buf[start + 1] === 0x4e; // EN
+    if (miss && op.warm) this.warmLookup(req, 0);
+    req.reply = miss && (req.metaFlags & META_QUIET) !== 0 ? wire.NOTHING : buf.subarray(start, end);
+    if (miss) this.counters[C.GET_MISSES]!++;
+    else if (req.waiting === 1) this.counters[C.GET_HITS]!++;
+    if (--req.waiting === 0) this.complete(req);
+  }
+
+  private writeAnswered(req: Request, fromMaster: boolean, line: Buffer): void {
+    req.waiting--;
+    // Quiet meta writes answer nothing when all went well (HD).
+    const reply = (req.metaFlags & META_QUIET) !== 0 && line[0] === 0x48 && line[1] === 0x44 ? wire.NOTHING : line;
+    if (fromMaster) {
+      req.masterState = ANSWERED;
+      req.masterReply = line;
+      req.reply = reply;
+      this.complete(req);
+      if (req.casKey !== null && isCasRequest(req)) {
+        req.casState = line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44) ? CAS_STORED : CAS_REFUSED;
+        this.drainCas(req.casKey);
+      } else if (req.backupState === ANSWERED) {
+        this.compare(req);
       }
     } else {
-      // SHADOW: the backup's answer to a replicated write.
+      // Master down, backup served as primary.
       req.backupState = ANSWERED;
-      req.backupReply = line;
-      if (req.masterState === ANSWERED) this.compare(req);
-      else if (req.masterState === FAILED && !req.done) {
-        req.reply = line;
-        this.complete(req);
-      }
+      req.reply = reply;
+      this.complete(req);
     }
-    this.release(req);
+  }
+
+  /** The backup's answer to a replicated write. */
+  private shadowAnswered(req: Request, line: Buffer): void {
+    req.backupState = ANSWERED;
+    req.backupReply = line;
+    if (req.masterState === ANSWERED) this.compare(req);
+    else if (req.masterState === FAILED && !req.done) {
+      req.reply = (req.metaFlags & META_QUIET) !== 0 && line[0] === 0x48 && line[1] === 0x44 ? wire.NOTHING : line;
+      this.complete(req);
+    }
   }
 
   onFailed(op: Op): void {
     const req = op.req!;
     const role = op.role;
     const server = op.server;
-    if (role === Role.FORGET) { this.pools.freeOp(op); this.release(req); return; }
-    if (op.retrieval) {
-      // Retry the op's keys on their backups (if it was a master that failed).
-      const keys = op.keyIdx;
-      op.keyIdx = [];
-      this.pools.freeOp(op);
-      if (server < this.masterCount) this.sendKeys(req, keys, true);
-      if (--req.waiting === 0) this.complete(req);
-      this.release(req);
-      return;
-    }
+    const kind = op.kind;
+    if (op.keyBuf !== null) this.journal.add(server, op.keyBuf, op.keyStart, op.keyEnd);
+    // The op goes back to its pool at the end; a retrieval's keys move to the failover.
+    const keys = op.keyIdx;
+    if (kind === Expect.RETRIEVAL) op.keyIdx = [];
     this.pools.freeOp(op);
-    if (req.cmd === Cmd.FLUSH_ALL) {
-      if (req.reply === null || req.reply === wire.OK) req.reply = wire.SERVER_ERROR_UNAVAILABLE;
-      if (--req.waiting === 0) this.complete(req);
-      this.release(req);
-      return;
-    }
-    if (role === Role.CLIENT) {
-      req.waiting--;
-      const fromMaster = server < this.masterCount && req.masterState === SENT;
-      if (fromMaster) {
-        req.masterState = FAILED;
-        if (req.cmd === Cmd.CAS && req.casKey !== null) {
-          req.casState = CAS_REFUSED;
-          this.drainCas(req.casKey);
+    switch (role) {
+      case Role.FORGET: break;
+      case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
+      case Role.WARM_LOOKUP:
+        // The backup failed too: the key is a miss.
+        if (--req.waiting === 0) this.complete(req);
+        break;
+      case Role.CLIENT:
+        if (kind === Expect.RETRIEVAL) {
+          // Retry the op's keys on their backups (if it was a master that failed).
+          if (server < this.masterCount) this.sendKeys(req, keys, true);
+          if (--req.waiting === 0) this.complete(req);
+        } else if (req.cmd === Cmd.FLUSH_ALL) {
+          if (req.reply === null || req.reply === wire.OK) req.reply = wire.SERVER_ERROR_UNAVAILABLE;
+          if (--req.waiting === 0) this.complete(req);
+        } else if (req.cmd === Cmd.MG || req.cmd === Cmd.ME) {
+          req.waiting--;
+          if (server >= this.masterCount || req.backup === NONE || !this.health.isUp(req.backup) ||
+              !this.sendMetaRead(req, req.backup, false)) {
+            this.metaMiss(req);
+          } else {
+            this.counters[C.GET_FAILOVER]!++;
+            this.stats[server]![S.BACKUP_READS]!++;
+          }
+        } else {
+          this.routeKey(req);
+          this.journal.add(server, this.kb, this.ks, this.ke);
+          this.writeFailed(req, server);
         }
-        // The backup's reply, when it has or will come, answers the client.
-        if (req.backupState === ANSWERED) { req.reply = req.backupReply; this.complete(req); }
-        else if (req.backupState !== SENT) { req.reply = wire.SERVER_ERROR_UNAVAILABLE; this.complete(req); }
-      } else {
-        req.backupState = FAILED;
-        req.reply = wire.SERVER_ERROR_UNAVAILABLE;
-        this.complete(req);
-      }
-    } else {
-      this.shadowFailed(req);
+        break;
+      default:
+        this.routeKey(req);
+        this.journal.add(server, this.kb, this.ks, this.ke);
+        this.shadowFailed(req);
     }
     this.release(req);
+  }
+
+  private writeFailed(req: Request, server: number): void {
+    req.waiting--;
+    if (server < this.masterCount && req.masterState === SENT) {
+      req.masterState = FAILED;
+      if (req.casKey !== null && isCasRequest(req)) {
+        req.casState = CAS_REFUSED;
+        this.drainCas(req.casKey);
+      }
+      // The backup's reply, when it has or will come, answers the client.
+      if (req.backupState === ANSWERED) { req.reply = req.backupReply; this.complete(req); }
+      else if (req.backupState !== SENT) { req.reply = wire.SERVER_ERROR_UNAVAILABLE; this.complete(req); }
+    } else {
+      req.backupState = FAILED;
+      req.reply = wire.SERVER_ERROR_UNAVAILABLE;
+      this.complete(req);
+    }
   }
 
   /** The backup copy of a write was lost; if the master's was too, the client learns it. */
@@ -513,15 +810,116 @@ export class Dispatcher implements ReplyHandler {
       return;
     }
     this.counters[C.BACKEND_ERRORS]!++;
-    if (failure === Failure.CONNECTION) {
-      if (this.health.markDown(server)) log.warn('server marked down', { server: name, reason: error?.message ?? 'connection lost' });
+    // A refused or reset connection, or a stream out of step: either way the
+    // server's answers cannot be trusted until the prober has seen it well again.
+    if (this.health.markDown(server)) log.warn('server marked down', { server: name, reason: error?.message ?? 'connection lost' });
+  }
+
+  // ---- warm-up ----
+
+  /** Looks up on the backup a key that its warming master missed. */
+  private warmLookup(req: Request, i: number): void {
+    let kb: Buffer;
+    let ks: number;
+    let ke: number;
+    if (req.cmd >= Cmd.MG) {
+      this.routeKey(req);
+      kb = this.kb; ks = this.ks; ke = this.ke;
     } else {
-      log.warn('backend connection closed after a protocol error', { server: name, reason: error?.message });
+      kb = req.buf; ks = req.keyStart(i); ke = req.keyEnd(i);
+    }
+    this.router.route(kb, ks, ke);
+    const backup = this.backupOf();
+    if (backup === NONE || !this.health.isUp(backup)) return;
+    const now = performance.now();
+    const conn = this.connection(backup, req.affinity, now);
+    if (conn === null) return;
+    const op = this.newOp(req, Role.WARM_LOOKUP, Expect.META);
+    op.keyIndex = i;
+    req.waiting++;
+    const out = conn.outbox;
+    out.addAll(MG);
+    this.keyToken(out, req, i);
+    out.addAll(WARM_LOOKUP_FLAGS);
+    out.addAll(wire.CRLF);
+    conn.enqueue(op, now);
+  }
+
+  /** The key as sent on the wire: text keys as they are, meta keys as the client wrote them (b adds " b"). */
+  private keyToken(out: BackendConnection['outbox'], req: Request, i: number): void {
+    if (req.cmd >= Cmd.MG) {
+      out.add(req.buf, req.keyStart(0), req.keyEnd(0));
+      if (req.decodedKey !== null) out.addAll(BASE64_FLAG);
+    } else {
+      out.add(req.buf, req.keyStart(i), req.keyEnd(i));
     }
   }
 
-  private failConnectionOf(op: Op, why: string): void {
-    op.conn?.fail(Failure.PROTOCOL, new Error(why));
+  private warmLookupAnswered(req: Request, i: number, buf: Buffer, start: number, end: number): void {
+    req.waiting--;
+    const v = parseVA(buf, start, end);
+    if (v !== null) {
+      const m = req.cmd >= Cmd.MG ? req.master : this.masterOfKey(req, i);
+      this.stats[m]![S.WARM_BACKUP_HITS]!++;
+      const data = buf.subarray(v.dataStart, v.dataStart + v.size);
+      const filled = v.ttl !== 0 && this.fill(req, i, m, v.flags, v.ttl, data);
+      if (req.cmd === Cmd.GET) {
+        // The backup's value answers the client; the fill goes on beside it.
+        const ks = req.keyStart(i);
+        const ke = req.keyEnd(i);
+        req.values[i] = Buffer.concat([VALUE, req.buf.subarray(ks, ke), Buffer.from(` ${v.flags} ${v.size}\r\n`), data, wire.CRLF]);
+      } else if (filled) {
+        // Read it again from the master, which now holds it: cas ids and meta flags are the master's.
+        this.reread(req, i, m);
+      }
+    }
+    if (req.waiting === 0) this.complete(req);
+  }
+
+  private masterOfKey(req: Request, i: number): number {
+    this.router.route(req.buf, req.keyStart(i), req.keyEnd(i));
+    return this.router.master;
+  }
+
+  /** Copies an item into a warming master with ms ... ME (add: never over a newer value). */
+  private fill(req: Request, i: number, master: number, flags: string, ttl: number, data: Buffer): boolean {
+    const now = performance.now();
+    const conn = this.connection(master, req.affinity, now);
+    if (conn === null) return false;
+    // No TTL stays none; past 30 days memcached wants a unix time.
+    const exptime = ttl < 0 ? 0 : ttl > RELATIVE_TTL_MAX ? Math.floor(Date.now() / 1000) + ttl : ttl;
+    const op = this.newOp(req, Role.FORGET, Expect.META);
+    const out = conn.outbox;
+    out.addAll(MS);
+    this.keyToken(out, req, i);
+    out.addAll(Buffer.from(` ${data.length} F${flags} T${exptime} ME\r\n`, 'latin1'));
+    out.add(data, 0, data.length);
+    out.addAll(wire.CRLF);
+    conn.enqueue(op, now);
+    this.stats[master]![S.WARM_FILLS]!++;
+    return true;
+  }
+
+  private reread(req: Request, i: number, master: number): void {
+    const now = performance.now();
+    const conn = this.connection(master, req.affinity, now);
+    if (conn === null) return;
+    req.waiting++;
+    if (req.cmd >= Cmd.MG) {
+      const op = this.newOp(req, Role.CLIENT, Expect.META);
+      this.metaLine(conn, req, false);
+      conn.enqueue(op, now);
+      return;
+    }
+    const op = this.newOp(req, Role.CLIENT, Expect.RETRIEVAL);
+    op.keyIdx.push(i);
+    const out = conn.outbox;
+    out.addAll(CMD_NAME_BYTES[req.cmd]!);
+    if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) { out.addAll(SP); out.add(req.buf, req.argStart, req.argEnd); }
+    out.addAll(SP);
+    out.add(req.buf, req.keyStart(i), req.keyEnd(i));
+    out.addAll(wire.CRLF);
+    conn.enqueue(op, now);
   }
 
   // ---- replication ----
@@ -532,7 +930,8 @@ export class Dispatcher implements ReplyHandler {
     const b = req.backupReply!;
     if (m.length === b.length && m.equals(b)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
-    this.forget(req, req.backup, DELETE, req.keyStart(0), req.keyEnd(0), false, performance.now());
+    this.routeKey(req);
+    this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
   }
 
   // ---- completion ----
@@ -558,6 +957,35 @@ export class Dispatcher implements ReplyHandler {
   closeAll(): void {
     for (const conns of this.servers) for (const c of conns) c.close();
   }
+}
+
+const EN = Buffer.from('EN\r\n');
+
+function isCasRequest(r: Request): boolean {
+  return r.cmd === Cmd.CAS || (r.cmd === Cmd.MS && (r.metaFlags & META_CAS) !== 0);
+}
+
+/** ERROR, CLIENT_ERROR or SERVER_ERROR */
+function isErrorReply(buf: Buffer, start: number): boolean {
+  const c = buf[start];
+  return (c === 0x45 && buf[start + 1] === 0x52) || ((c === 0x43 || c === 0x53) && buf[start + 6] === 0x5f);
+}
+
+/** "VA <size> f<flags> t<ttl>\r\n<data>\r\n" -> its parts; null for anything else (EN). */
+function parseVA(buf: Buffer, start: number, end: number): { size: number; flags: string; ttl: number; dataStart: number } | null {
+  if (buf[start] !== 0x56 || buf[start + 1] !== 0x41) return null;
+  const nl = buf.indexOf(0x0a, start);
+  if (nl < 0 || nl >= end) return null;
+  const line = buf.toString('latin1', start, nl - 1);
+  const parts = line.split(' ');
+  let flags = '0';
+  let ttl = -1;
+  for (let p = 2; p < parts.length; p++) {
+    const t = parts[p]!;
+    if (t[0] === 'f') flags = t.slice(1);
+    else if (t[0] === 't') ttl = Number(t.slice(1));
+  }
+  return { size: Number(parts[1]), flags, ttl, dataStart: nl + 1 };
 }
 
 function flushDirty(d: Dispatcher): void {

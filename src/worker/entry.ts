@@ -34,7 +34,8 @@ const counters = new Counters(init.counters);
 const row = counters.row(init.row);
 const servers = init.config.masters.length + init.config.backups.length;
 const serverStats = new ServerStats(init.config.workers, servers, init.serverStats);
-const dispatcher = new Dispatcher(init.config, new HealthTable(init.health), row, (s) => serverStats.block(init.id, s));
+const dispatcher = new Dispatcher(init.config, new HealthTable(init.health), row, (s) => serverStats.block(init.id, s),
+  (server, ok) => parentPort!.postMessage({ type: 'invalidated', server, ok }));
 const parser = new RequestParser(init.config.maxItemSize);
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
 
@@ -47,8 +48,10 @@ const receiver = new HandoffReceiver(
   },
 );
 
-parentPort!.on('message', (m: { type: string }) => {
-  if (m.type === 'stop') {
+parentPort!.on('message', (m: { type: string; server?: number; flush?: boolean }) => {
+  if (m.type === 'invalidate') {
+    dispatcher.invalidate(m.server!, m.flush === true);
+  } else if (m.type === 'stop') {
     receiver.close();
     dispatcher.closeAll();
     process.exit(0);

@@ -15,8 +15,12 @@ export const Role = {
   CLIENT: 0,
   /** a replicated write to the backup; its reply is compared with the master's */
   SHADOW: 1,
-  /** fire and forget (repairs, gat's touch of the backup) */
+  /** fire and forget (repairs, gat's touch of the backup, warm-up fills) */
   FORGET: 2,
+  /** warm-up: a key the warming master missed, looked up on the backup */
+  WARM_LOOKUP: 3,
+  /** recovery: a delete of a journaled key (or a flush) on a returning server */
+  INVALIDATE: 4,
 } as const;
 
 export class Request {
@@ -37,6 +41,10 @@ export class Request {
   dataStart = 0;
   bytes = 0;
   casStart = 0;
+  /** meta: the flags the proxy acts on (META_* of protocol/request-parser.ts) */
+  metaFlags = 0;
+  /** meta with the b flag: the decoded key, which routing and journals use */
+  decodedKey: Buffer | null = null;
   master = -1;
   backup = -1;
 
@@ -85,6 +93,8 @@ export class Request {
     this.backupState = 0;
     this.casKey = null;
     this.casState = 0;
+    this.metaFlags = 0;
+    this.decodedKey = null;
     this.master = -1;
     this.backup = -1;
   }
@@ -98,17 +108,26 @@ export class Op {
   server = -1;
   /** the connection the op is queued on */
   conn: BackendConnection | null = null;
-  retrieval = false;
+  /** what reply it expects: Expect.LINE / RETRIEVAL / META (protocol/response-parser.ts) */
+  kind = 0;
+  /** a read sent to a warming master: its misses are looked up on the backup */
+  warm = false;
   /** retrieval: indexes of the request's keys asked of this server, in order */
   keyIdx: number[] = [];
   /** retrieval: how far value matching has advanced in keyIdx */
   cursor = 0;
   sentAt = 0;
-  /** the key (for FORGET ops that may need it in logs); offsets into req.buf */
+  /** the key it concerns, for ops that carry one key: journaled if the op fails */
+  keyBuf: Buffer | null = null;
+  keyStart = 0;
+  keyEnd = 0;
+  /** WARM_LOOKUP: the index of the request's key it looks up */
   keyIndex = 0;
 
   reset(): void {
     this.req = null;
+    this.keyBuf = null;
+    this.warm = false;
     this.keyIdx.length = 0;
     this.cursor = 0;
     this.server = -1;

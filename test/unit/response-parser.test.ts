@@ -9,7 +9,7 @@
 // offset, and must give the same units.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Reply, ResponseParser } from '../../src/protocol/response-parser.js';
+import { Expect, Reply, ResponseParser } from '../../src/protocol/response-parser.js';
 
 const parser = new ResponseParser(); // one parser for every row: no state may leak between calls
 
@@ -115,7 +115,7 @@ function readAll(p: ResponseParser, buf: Buffer, pos: number, end: number, retri
   const out: Array<{ r: number; text: string; key: string; need: number }> = [];
   let inRetrieval = retrieval;
   while (pos <= end) {
-    const r = p.read(buf, pos, end, inRetrieval);
+    const r = p.read(buf, pos, end, inRetrieval ? Expect.RETRIEVAL : Expect.LINE);
     if (r === Reply.NEED_MORE) { out.push({ r, text: '', key: '', need: p.need }); break; }
     if (r === Reply.BAD) { out.push({ r, text: '', key: '', need: 0 }); break; }
     out.push({
@@ -158,7 +158,7 @@ function checkRow(row: Row): void {
     for (let k = 0; k < unitLen; k++) {
       // garbage right after end, except for a large row, where the row's own next bytes follow end
       const pb = wire.length < 4096 ? Buffer.concat([PAD, wire.subarray(0, unitStart + k), GARBAGE]) : buf;
-      const r = parser.read(pb, PAD.length + unitStart, PAD.length + unitStart + k, retrieval);
+      const r = parser.read(pb, PAD.length + unitStart, PAD.length + unitStart + k, retrieval ? Expect.RETRIEVAL : Expect.LINE);
       if (r !== Reply.NEED_MORE) assert.unreachable(`${where}: unit ${i}, prefix of ${k} bytes gave ${NAMES[r]}, want NEED_MORE`);
       const want = u.r === 'VALUE' && k > nl ? unitLen : 0;
       if (parser.need !== want) assert.unreachable(`${where}: unit ${i}, prefix of ${k} bytes: need ${parser.need}, want ${want}`);
@@ -188,7 +188,7 @@ function drive(chunks: Buffer[], requests: boolean[]): string[] {
     let pos = 0;
     while (pos < end) {
       if (head >= requests.length) { out.push('reply with no request'); return out; }
-      const r = p.read(buf, pos, end, requests[head]!);
+      const r = p.read(buf, pos, end, requests[head]! ? Expect.RETRIEVAL : Expect.LINE);
       if (r === Reply.NEED_MORE) {
         if (p.need !== 0 && p.need <= end - pos) { out.push(`need ${p.need} but ${end - pos} are there`); return out; }
         break;

@@ -1,0 +1,313 @@
+// The YAML config file (--config FILE): text -> the settings it gives, each
+// checked as strictly as its command-line flag.
+//
+//   file text --yaml parseDocument (core schema)--> node tree --KEYS[key](node)--> FileConfig
+//
+// The file is data only. It is read with YAML 1.2's core schema and the tree is
+// walked key by key, so a tag (!!js/function, !!binary, !custom) is refused
+// rather than resolved, nothing is evaluated and nothing is coerced: a quoted
+// "1000" is a string, not a number. A bad file (syntax error, unknown key, wrong
+// type, bad address, empty master list) is refused with one line naming the
+// file, the line, the key and the problem; nothing of it is applied.
+
+import { readFileSync } from 'node:fs';
+import {
+  Document, isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument,
+  type Node, type Pair, type YAMLError,
+} from 'yaml';
+
+import {
+  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
+  isAccountName, parseListenAddress, parseServerAddress, parseSize, serverKey,
+  type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
+} from './config.js';
+
+/**
+ * What a file sets; a key it leaves out is absent. listen is the first listen
+ * address with the file's first TCP address and first socket path merged (as -l,
+ * -p and -f would give it, so those flags override it field by field);
+ * extraListen holds the rest of the list.
+ */
+export type FileConfig = { -readonly [K in keyof Omit<Config, 'daemonize' | 'configPath'>]?: Config[K] };
+
+export type FileResult = { config: FileConfig } | { error: string };
+
+/** Reads and checks the file at path; messages start with the path as given. */
+export function loadConfigFile(path: string): FileResult {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { error: `${path}: cannot read the config file: ${READ_ERRORS[e.code ?? ''] ?? e.message}` };
+  }
+  return parseConfigText(text, path);
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+};
+
+/** The same checks on text already read; name labels the messages. */
+export function parseConfigText(text: string, name: string): FileResult {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, schema: 'core' });
+  const lineAt = (offset: number): number => lines.linePos(offset).line;
+
+  // An unresolved tag is refused where the walk meets it, which names its key.
+  const syntax = doc.errors[0] ?? doc.warnings.find((w) => w.code !== 'TAG_RESOLVE_FAILED');
+  if (syntax !== undefined) return { error: `${name}:${lineAt(syntax.pos[0])}: ${yamlProblem(syntax, text)}` };
+
+  try {
+    return { config: readTop(doc) };
+  } catch (err) {
+    if (!(err instanceof FileError)) throw err;
+    const line = err.node?.range != null ? `:${lineAt(err.node.range[0])}` : '';
+    return { error: `${name}${line}: ${err.key}: ${err.problem}` };
+  }
+}
+
+function yamlProblem(e: YAMLError, text: string): string {
+  if (e.code === 'DUPLICATE_KEY') {
+    const key = /^[^:\n]*/.exec(text.slice(e.pos[0]))![0].trim();
+    return `${quoteless(key)}: given twice`;
+  }
+  return `YAML syntax error: ${quoteless(e.message.split('\n')[0]!)}`;
+}
+
+class FileError extends Error {
+  constructor(readonly key: string, readonly problem: string, readonly node: Node | null) {
+    super(`${key}: ${problem}`);
+  }
+}
+
+type Reader = (out: FileConfig, value: Node | null, key: string, doc: Document) => void;
+
+// Every key the file may hold: the issue's keys, and one for each flag that has
+// no key above (connections_per_server, user, group, verbose).
+const KEYS: Record<string, Reader> = {
+  listen: readListen,
+  workers: (out, v, key, doc) => { out.workers = integer(v, key, doc, 1, MAX_WORKERS); },
+  masters: (out, v, key, doc) => {
+    out.masters = servers(v, key, doc);
+    if (out.masters.length === 0) throw new FileError(key, 'expected at least one master server', v);
+  },
+  backups: (out, v, key, doc) => { out.backups = servers(v, key, doc); },
+  distribution: (out, v, key, doc) => {
+    const s = string(v, key, doc, 'jump, ketama or magent');
+    if (s !== 'jump' && s !== 'ketama' && s !== 'magent') throw new FileError(key, `expected jump, ketama or magent, got ${describe(v)}`, v);
+    out.distribution = s satisfies Distribution;
+  },
+  timeout_ms: (out, v, key, doc) => { out.timeoutMs = integer(v, key, doc, 1, MAX_INT); },
+  retry_interval_ms: (out, v, key, doc) => { out.retryIntervalMs = integer(v, key, doc, 1, MAX_INT); },
+  failure_limit: (out, v, key, doc) => { out.failureLimit = integer(v, key, doc, 1, MAX_INT); },
+  max_connections: (out, v, key, doc) => { out.maxConnections = integer(v, key, doc, 1, MAX_INT); },
+  connections_per_server: (out, v, key, doc) => { out.connectionsPerServer = integer(v, key, doc, 1, MAX_INT); },
+  max_item_size: readItemSize,
+  warmup: (out, v, key, doc) => {
+    section(v, key, doc, {
+      seconds: (n, k) => { out.warmupSeconds = integer(n, k, doc, 0, MAX_SECONDS); },
+      done_ratio: (n, k) => { out.warmupDoneRatio = ratio(n, k, doc); },
+    });
+  },
+  journal: (out, v, key, doc) => {
+    section(v, key, doc, {
+      max_keys: (n, k) => { out.journalMaxKeys = integer(n, k, doc, 1, MAX_INT); },
+    });
+  },
+  admin: (out, v, key, doc) => {
+    const s = string(v, key, doc, 'host:port or off');
+    if (s === 'off') {
+      out.admin = null;
+      return;
+    }
+    const a = parseListenAddress(s, false);
+    if (typeof a === 'string') throw new FileError(key, `${a} (or off), got ${describe(v)}`, v);
+    out.admin = Object.freeze({ host: a.host, port: a.port }) satisfies AdminAddress;
+  },
+  drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
+  user: (out, v, key, doc) => { out.user = account(v, key, doc, 'user'); },
+  group: (out, v, key, doc) => { out.group = account(v, key, doc, 'group'); },
+  verbose: (out, v, key, doc) => { out.verbose = integer(v, key, doc, 0, MAX_INT); },
+};
+
+/** The key an operator may have meant, for an unknown key that is a flag's name or a near miss. */
+const HINTS: Record<string, string> = {
+  port: 'listen', host: 'listen', unix_socket: 'listen',
+  server: 'masters', servers: 'masters', master: 'masters',
+  backup: 'backups', timeout: 'timeout_ms', retry_interval: 'retry_interval_ms',
+  ketama: 'distribution', thread: 'workers', threads: 'workers',
+};
+
+/** The keys of the file, for the example file's test. */
+export const FILE_KEYS: readonly string[] = Object.keys(KEYS);
+
+function readTop(doc: Document): FileConfig {
+  const out: FileConfig = {};
+  const top = deref(doc.contents, doc, '(top level)');
+  // An empty file (or one of comments only) sets nothing.
+  if (top === null || (isScalar(top) && top.value === null && top.tag === undefined)) return out;
+  if (!isMap(top)) throw new FileError('(top level)', `expected a mapping of settings (key: value lines), got ${describe(top)}`, top);
+  for (const pair of top.items as Array<Pair<unknown, unknown>>) {
+    const key = keyName(pair, doc);
+    const read = KEYS[key];
+    if (read === undefined) throw new FileError(key, unknownKey(key, Object.keys(KEYS), HINTS), pair.key as Node);
+    try {
+      read(out, valueNode(pair, doc, key), key, doc);
+    } catch (err) {
+      // A missing value has no position of its own: point at its key.
+      if (err instanceof FileError && err.node === null) throw new FileError(err.key, err.problem, pair.key as Node);
+      throw err;
+    }
+  }
+  return out;
+}
+
+function readListen(out: FileConfig, v: Node | null, key: string, doc: Document): void {
+  const entries: Array<[string, Node | null, string]> = [];
+  if (isSeq(v)) {
+    if (v.items.length === 0) throw new FileError(key, 'expected an address or a list of addresses, got an empty list', v);
+    v.items.forEach((item, i) => {
+      const n = deref(item as Node, doc, `${key}[${i}]`);
+      entries.push([`${key}[${i}]`, n, string(n, `${key}[${i}]`, doc, 'host:port or a socket path')]);
+    });
+  } else {
+    entries.push([key, v, string(v, key, doc, 'host:port, a socket path, or a list of them')]);
+  }
+  let tcp: ListenAddress | null = null;
+  let path: string | null = null;
+  const extra: ListenAddress[] = [];
+  const seen = new Set<string>();
+  for (const [k, n, s] of entries) {
+    const a = parseListenAddress(s, true);
+    if (typeof a === 'string') throw new FileError(k, `${a}, got ${describe(n)}`, n);
+    const id = a.path ?? `${a.host.toLowerCase()}:${a.port}`;
+    if (seen.has(id)) throw new FileError(k, `${describe(n)} is listed twice`, n);
+    seen.add(id);
+    if (a.path === null && tcp === null) tcp = a;
+    else if (a.path !== null && path === null) path = a.path;
+    else extra.push(a);
+  }
+  // Merged as -l/-p/-f would give it: a list of socket paths only means no TCP (port 0).
+  out.listen = Object.freeze({
+    host: tcp?.host ?? DEFAULTS.host,
+    port: tcp?.port ?? 0,
+    path,
+  });
+  out.extraListen = Object.freeze(extra);
+}
+
+function readItemSize(out: FileConfig, v: Node | null, key: string, doc: Document): void {
+  let n: number | null = null;
+  if (isScalar(v) && typeof v.value === 'number' && Number.isSafeInteger(v.value)) n = v.value;
+  else if (isScalar(v) && typeof v.value === 'string') n = parseSize(v.value);
+  if (n === null || n < MIN_ITEM_SIZE || n > MAX_ITEM_SIZE) throw new FileError(key, `${SIZE_EXPECTED}, got ${describe(v)}`, v);
+  out.maxItemSize = n;
+}
+
+function servers(v: Node | null, key: string, doc: Document): ServerAddress[] {
+  if (!isSeq(v)) throw new FileError(key, `expected a list of host:port, got ${describe(v)}`, v);
+  const list: ServerAddress[] = [];
+  v.items.forEach((item, i) => {
+    const k = `${key}[${i}]`;
+    const n = deref(item as Node, doc, k);
+    const s = string(n, k, doc, 'host:port');
+    const a = parseServerAddress(s);
+    if (typeof a === 'string') throw new FileError(k, `${a}, got ${describe(n)}`, n);
+    // The same server twice would take two slots of the hash (see argv.ts).
+    if (list.some((x) => serverKey(x) === serverKey(a))) throw new FileError(k, `duplicate server '${a.name}'`, n);
+    list.push(a);
+  });
+  return list;
+}
+
+function section(v: Node | null, key: string, doc: Document, keys: Record<string, (n: Node | null, key: string) => void>): void {
+  const names = Object.keys(keys);
+  if (!isMap(v)) throw new FileError(key, `expected a mapping { ${names.join(', ')} }, got ${describe(v)}`, v);
+  for (const pair of v.items as Array<Pair<unknown, unknown>>) {
+    const sub = keyName(pair, doc, `${key}.`);
+    const read = keys[sub];
+    if (read === undefined) throw new FileError(`${key}.${sub}`, unknownKey(sub, names, {}), pair.key as Node);
+    read(valueNode(pair, doc, `${key}.${sub}`), `${key}.${sub}`);
+  }
+}
+
+function keyName(pair: Pair<unknown, unknown>, doc: Document, prefix = ''): string {
+  const k = deref(pair.key as Node | null, doc, `${prefix}(key)`);
+  if (isScalar(k) && typeof k.value === 'string') return k.value;
+  throw new FileError(`${prefix}${describe(k)}`, 'expected a key name', k);
+}
+
+function unknownKey(key: string, known: readonly string[], hints: Record<string, string>): string {
+  const normal = key.toLowerCase().replace(/-/g, '_');
+  const hint = known.includes(normal) && normal !== key ? normal : hints[normal];
+  return hint !== undefined ? `unknown key (did you mean ${hint}?)` : `unknown key (known: ${known.join(', ')})`;
+}
+
+/** A pair's value with aliases resolved; an empty value (`key:`) is a null scalar or null. */
+function valueNode(pair: Pair<unknown, unknown>, doc: Document, key: string): Node | null {
+  return deref(pair.value as Node | null, doc, key);
+}
+
+const CORE_TAGS = new Set([
+  'tag:yaml.org,2002:str', 'tag:yaml.org,2002:int', 'tag:yaml.org,2002:float',
+  'tag:yaml.org,2002:bool', 'tag:yaml.org,2002:null', 'tag:yaml.org,2002:map', 'tag:yaml.org,2002:seq',
+]);
+
+/**
+ * Resolves an alias to the node it names, and refuses any tag outside the core
+ * schema (yaml resolves a few YAML 1.1 tags, such as !!binary and !!set, by
+ * default). The walk only descends where the key table expects a list or a
+ * mapping, so a self-referencing alias cannot make it loop.
+ */
+function deref(node: Node | null | undefined, doc: Document, key: string): Node | null {
+  if (node === null || node === undefined) return null;
+  const n = isAlias(node) ? (node.resolve(doc) ?? null) : node;
+  if (n !== null && n.tag !== undefined && !CORE_TAGS.has(n.tag)) {
+    const tag = n.tag.replace(/^tag:yaml\.org,2002:/, '!!');
+    throw new FileError(key, `tag ${quoteless(tag)} not allowed (the file holds plain values only)`, n);
+  }
+  return n;
+}
+
+function string(v: Node | null, key: string, doc: Document, expected: string): string {
+  if (isScalar(v) && typeof v.value === 'string') return v.value;
+  throw new FileError(key, `expected ${expected}, got ${describe(v)}`, v);
+}
+
+function integer(v: Node | null, key: string, doc: Document, min: number, max: number): number {
+  if (isScalar(v) && typeof v.value === 'number' && Number.isInteger(v.value) && v.value >= min && v.value <= max) return v.value;
+  throw new FileError(key, `expected an integer ${min}..${max}, got ${describe(v)}`, v);
+}
+
+function ratio(v: Node | null, key: string, doc: Document): number {
+  if (isScalar(v) && typeof v.value === 'number' && v.value >= 0 && v.value <= 1) return v.value;
+  throw new FileError(key, `expected a number 0..1, got ${describe(v)}`, v);
+}
+
+function account(v: Node | null, key: string, doc: Document, what: 'user' | 'group'): string {
+  if (isScalar(v) && typeof v.value === 'number' && Number.isInteger(v.value) && v.value >= 0 && v.value <= MAX_INT) return String(v.value);
+  if (isScalar(v) && typeof v.value === 'string' && isAccountName(v.value)) return v.value;
+  throw new FileError(key, `expected a ${what} name or numeric id, got ${describe(v)}`, v);
+}
+
+/** What a value was, for messages: the text as written for a scalar, else its kind. */
+function describe(v: Node | null): string {
+  if (v === null) return 'nothing';
+  if (isMap(v)) return 'a mapping';
+  if (isSeq(v)) return 'a list';
+  if (isScalar(v)) {
+    if (v.value === null) return 'nothing';
+    if (typeof v.value === 'string') return `'${quoteless(v.value)}'`;
+    return quoteless(v.source ?? String(v.value));
+  }
+  return 'a value';
+}
+
+/** Keeps a message on one line whatever the file holds. */
+function quoteless(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

@@ -1,0 +1,264 @@
+// The admin HTTP listener (main thread): /metrics, /health, /ready.
+//
+//   GET /metrics --> Registry.metrics() --> each metric's collect() reads the
+//                    shared tables (Counters, ServerStats, HealthTable) now
+//   GET /health  --> 200 "ok" while at least one worker is live, else 503
+//   GET /ready   --> 200 "ready" once started, not draining and a worker is live, else 503
+//
+// A scrape reads the SharedArrayBuffers the workers write; it asks no worker
+// anything, so it costs the data path nothing and answers while a worker hangs.
+// Metrics are prom-client objects in a registry of our own (not the global one),
+// filled by collect() callbacks at scrape time, plus prom-client's default
+// process and Node.js metrics (process_*, nodejs_*: these describe the whole
+// process for CPU and memory, but the main thread only for heap and event loop).
+//
+// Metric names (prefix mcrelay_):
+//   connections_current, connections_total, connections_rejected_total,
+//   cmd_get_total, cmd_set_total, cmd_touch_total, cmd_flush_total,
+//   get_hits_total, get_misses_total, get_failover_total,
+//   bytes_read_total, bytes_written_total,
+//   backend_errors_total, backend_timeouts_total, backup_repairs_total,
+//   workers, workers_live, draining, build_info{version}
+//   per worker {worker="0".."N-1"}: worker_cmd_get_total, worker_cmd_set_total,
+//     worker_connections
+//   per server {server="host:port", role="master"|"backup"}: server_inflight,
+//     server_requests_total, server_errors_total, server_timeouts_total,
+//     server_backup_reads_total, server_warm_fills_total,
+//     server_latency_seconds{quantile="0.5"|"0.99"} (from the shared log2
+//     buckets, so within a factor of two at worst),
+//     server_state{state}: one series per state name (up, down, ...), 1 for
+//     the server's current state and 0 for the others, so
+//     `mcrelay_server_state{state="down"} == 1` selects the servers that are down.
+
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+import type { AdminAddress } from '../config/config.js';
+import { C, type Counters } from '../shared/counters.js';
+import { STATE_NAMES, type HealthTable } from '../shared/health.js';
+import { S, type ServerStats } from '../shared/server-stats.js';
+import { VERSION } from '../version.js';
+
+/** What the admin listener reads; every field is read again at each request. */
+export interface AdminSources {
+  readonly counters: Counters;
+  readonly serverStats: ServerStats;
+  readonly health: HealthTable;
+  /** in health-table order: the masters, then the backups */
+  readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
+  /** worker threads configured; worker i writes counters row i + 1 */
+  readonly workers: number;
+  /** workers started and accepting clients */
+  liveWorkers(): number;
+  /** true from SIGTERM/SIGINT on */
+  draining(): boolean;
+}
+
+export interface Admin {
+  readonly address: AddressInfo;
+  /** After a reload that rebuilt the tables or the server list: read these from now on. */
+  setSources(sources: AdminSources): void;
+  close(): Promise<void>;
+}
+
+const HEADERS_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts the admin listener on config.admin (the caller skips it when that is
+ * null, i.e. --admin off). Rejects when the address cannot be bound.
+ */
+export async function startAdmin(config: { readonly admin: AdminAddress | null }, sources: AdminSources): Promise<Admin> {
+  const at = config.admin;
+  if (at === null) throw new Error('the admin listener is off (--admin off)');
+  let current = sources;
+  const registry = buildRegistry(() => current);
+
+  const server = http.createServer((req, res) => { void respond(req, res, registry, current); });
+  server.headersTimeout = HEADERS_TIMEOUT_MS;
+  server.requestTimeout = HEADERS_TIMEOUT_MS;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: at.host, port: at.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  return {
+    address: server.address() as AddressInfo,
+    setSources(next: AdminSources): void { current = next; },
+    close(): Promise<void> {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        // A scraper's keep-alive connection would otherwise hold close() open.
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+async function respond(req: http.IncomingMessage, res: http.ServerResponse, registry: Registry, sources: AdminSources): Promise<void> {
+  const q = req.url?.indexOf('?') ?? -1;
+  const path = q < 0 ? (req.url ?? '/') : req.url!.slice(0, q);
+  if (path !== '/metrics' && path !== '/health' && path !== '/ready') {
+    send(req, res, 404, 'not found\n');
+    return;
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    send(req, res, 405, 'method not allowed\n');
+    return;
+  }
+  if (path === '/health') {
+    if (sources.liveWorkers() > 0) send(req, res, 200, 'ok\n');
+    else send(req, res, 503, 'no live worker\n');
+    return;
+  }
+  if (path === '/ready') {
+    if (sources.draining()) send(req, res, 503, 'draining\n');
+    else if (sources.liveWorkers() === 0) send(req, res, 503, 'no live worker\n');
+    else send(req, res, 200, 'ready\n');
+    return;
+  }
+  try {
+    const body = await registry.metrics();
+    send(req, res, 200, body, registry.contentType);
+  } catch (err) {
+    send(req, res, 500, `metrics failed: ${(err as Error).message}\n`);
+  }
+}
+
+function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', type);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.setHeader('Cache-Control', 'no-store');
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+type Get = () => AdminSources;
+
+function buildRegistry(get: Get): Registry {
+  const registry = new Registry();
+  const registers = [registry];
+  collectDefaultMetrics({ register: registry });
+
+  // ---- process-wide totals: the sum of every thread's row ----
+  const total = (name: string, help: string, counter: number): void => {
+    new Counter({
+      name: `mcrelay_${name}`, help, registers,
+      collect() { this.reset(); this.inc(get().counters.sum(counter)); },
+    });
+  };
+  total('connections_total', 'Client connections accepted', C.TOTAL_CONNECTIONS);
+  total('connections_rejected_total', 'Client connections refused at max_connections', C.REJECTED_CONNECTIONS);
+  total('cmd_get_total', 'Keys requested by get, gets, gat and gats', C.CMD_GET);
+  total('cmd_set_total', 'Storage commands (set, add, replace, append, prepend, cas)', C.CMD_SET);
+  total('cmd_touch_total', 'touch commands', C.CMD_TOUCH);
+  total('cmd_flush_total', 'flush_all commands', C.CMD_FLUSH);
+  total('get_hits_total', 'Keys found', C.GET_HITS);
+  total('get_misses_total', 'Keys not found', C.GET_MISSES);
+  total('get_failover_total', 'Keys read from the backup because the master was down', C.GET_FAILOVER);
+  total('bytes_read_total', 'Bytes read from clients', C.BYTES_READ);
+  total('bytes_written_total', 'Bytes written to clients', C.BYTES_WRITTEN);
+  total('backend_errors_total', 'Backend connection failures and protocol errors', C.BACKEND_ERRORS);
+  total('backend_timeouts_total', 'Backend requests that timed out', C.BACKEND_TIMEOUTS);
+  total('backup_repairs_total', 'Writes repaired on a backup', C.BACKUP_REPAIRS);
+
+  new Gauge({
+    name: 'mcrelay_connections_current', help: 'Client connections open now', registers,
+    collect() {
+      const c = get().counters;
+      this.set(Math.max(0, c.sum(C.HANDED_CONNECTIONS) - c.sum(C.CLOSED_CONNECTIONS)));
+    },
+  });
+  new Gauge({
+    name: 'mcrelay_workers', help: 'Worker threads configured', registers,
+    collect() { this.set(get().workers); },
+  });
+  new Gauge({
+    name: 'mcrelay_workers_live', help: 'Worker threads started and accepting clients', registers,
+    collect() { this.set(get().liveWorkers()); },
+  });
+  new Gauge({
+    name: 'mcrelay_draining', help: '1 while shutting down (not accepting), else 0', registers,
+    collect() { this.set(get().draining() ? 1 : 0); },
+  });
+  new Gauge({
+    name: 'mcrelay_build_info', help: 'Always 1; the version is a label', labelNames: ['version'], registers,
+    collect() { this.set({ version: VERSION }, 1); },
+  });
+
+  // ---- per worker: its own row (row 0 is the main thread's) ----
+  const eachWorker = (fn: (worker: string, row: Float64Array) => void): void => {
+    const s = get();
+    const rows = Math.min(s.workers, s.counters.rows - 1);
+    for (let w = 0; w < rows; w++) fn(String(w), s.counters.row(w + 1));
+  };
+  new Counter({
+    name: 'mcrelay_worker_cmd_get_total', help: 'Keys requested by get commands, per worker', labelNames: ['worker'], registers,
+    collect() { this.reset(); eachWorker((worker, row) => this.inc({ worker }, row[C.CMD_GET]!)); },
+  });
+  new Counter({
+    name: 'mcrelay_worker_cmd_set_total', help: 'Storage commands, per worker', labelNames: ['worker'], registers,
+    collect() { this.reset(); eachWorker((worker, row) => this.inc({ worker }, row[C.CMD_SET]!)); },
+  });
+  new Gauge({
+    name: 'mcrelay_worker_connections', help: 'Client connections open now, per worker', labelNames: ['worker'], registers,
+    collect() {
+      this.reset();
+      eachWorker((worker, row) => this.set({ worker }, Math.max(0, row[C.HANDED_CONNECTIONS]! - row[C.CLOSED_CONNECTIONS]!)));
+    },
+  });
+
+  // ---- per backend server, summed over the workers ----
+  const eachServer = (fn: (labels: { server: string; role: string }, i: number, s: AdminSources) => void): void => {
+    const s = get();
+    const n = Math.min(s.servers.length, s.serverStats.servers, s.health.size);
+    for (let i = 0; i < n; i++) fn({ server: s.servers[i]!.name, role: s.servers[i]!.role }, i, s);
+  };
+  const serverLabels = ['server', 'role'];
+  const serverTotal = (name: string, help: string, field: number): void => {
+    new Counter({
+      name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers,
+      collect() { this.reset(); eachServer((labels, i, s) => this.inc(labels, s.serverStats.sum(i, field))); },
+    });
+  };
+  serverTotal('requests_total', 'Replies received from the server', S.REQUESTS);
+  serverTotal('errors_total', 'Connection failures and protocol errors', S.ERRORS);
+  serverTotal('timeouts_total', 'Requests to the server that timed out', S.TIMEOUTS);
+  serverTotal('backup_reads_total', "Reads of this server's keys answered by its backup", S.BACKUP_READS);
+  serverTotal('warm_fills_total', 'Keys copied from the backup into this server while it warmed up', S.WARM_FILLS);
+  new Gauge({
+    name: 'mcrelay_server_inflight', help: 'Requests sent to the server and not yet answered', labelNames: serverLabels, registers,
+    collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, S.INFLIGHT))); },
+  });
+  new Gauge({
+    name: 'mcrelay_server_latency_seconds', help: 'Reply latency quantiles since start (or stats reset)',
+    labelNames: [...serverLabels, 'quantile'], registers,
+    collect() {
+      this.reset();
+      eachServer((labels, i, s) => {
+        this.set({ ...labels, quantile: '0.5' }, s.serverStats.percentile(i, 0.5) / 1000);
+        this.set({ ...labels, quantile: '0.99' }, s.serverStats.percentile(i, 0.99) / 1000);
+      });
+    },
+  });
+  new Gauge({
+    name: 'mcrelay_server_state', help: 'Server state: 1 for the current state, 0 for the others',
+    labelNames: [...serverLabels, 'state'], registers,
+    collect() {
+      this.reset();
+      eachServer((labels, i, s) => {
+        const now = s.health.state(i);
+        STATE_NAMES.forEach((state, n) => this.set({ ...labels, state }, n === now ? 1 : 0));
+        // A state this build has no name for still shows.
+        if (now < 0 || now >= STATE_NAMES.length) this.set({ ...labels, state: String(now) }, 1);
+      });
+    },
+  });
+
+  return registry;
+}

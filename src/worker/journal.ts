@@ -1,0 +1,64 @@
+// The outage journal of one worker: for each server, the keys written through
+// this worker that the server may hold an old value of, because it was DOWN when
+// they were written or because a write to it failed or timed out (the bytes may
+// still reach it later). Before a returning server serves reads, every journaled
+// key is deleted on it (main/recovery.ts asks each worker for its share).
+//
+// Keys are kept as latin1 strings of their bytes (a string per journaled write,
+// and only while a server is unhealthy). Past the bound the journal stops
+// recording and says so: the server is then flushed on recovery instead.
+
+import { S } from '../shared/server-stats.js';
+
+export class Journal {
+  private readonly keys: Array<Set<string>>;
+  private readonly overflowed: boolean[];
+
+  constructor(servers: number, private readonly maxKeys: number, private readonly stats: (server: number) => Float64Array) {
+    this.keys = Array.from({ length: servers }, () => new Set<string>());
+    this.overflowed = new Array<boolean>(servers).fill(false);
+  }
+
+  add(server: number, key: Buffer, start: number, end: number): void {
+    if (this.overflowed[server]) return;
+    const set = this.keys[server]!;
+    if (set.size >= this.maxKeys) {
+      this.overflowed[server] = true;
+      set.clear();
+    } else {
+      set.add(key.toString('latin1', start, end));
+    }
+    this.stats(server)[S.JOURNAL] = set.size;
+  }
+
+  /** The server missed something no key list can describe (a flush): flush it on recovery. */
+  overflow(server: number): void {
+    this.overflowed[server] = true;
+    this.keys[server]!.clear();
+    this.stats(server)[S.JOURNAL] = 0;
+  }
+
+  /** Hands over what is journaled for the server and starts it afresh. */
+  take(server: number): { keys: Set<string>; overflowed: boolean } {
+    const taken = { keys: this.keys[server]!, overflowed: this.overflowed[server]! };
+    this.keys[server] = new Set();
+    this.overflowed[server] = false;
+    this.stats(server)[S.JOURNAL] = 0;
+    return taken;
+  }
+
+  /** Puts back what an invalidation that failed could not clear. */
+  restore(server: number, keys: Set<string>, overflowed: boolean): void {
+    if (overflowed || this.overflowed[server]) {
+      this.overflowed[server] = true;
+      this.keys[server]!.clear();
+    } else {
+      const set = this.keys[server]!;
+      for (const k of keys) {
+        if (set.size >= this.maxKeys) { this.overflowed[server] = true; set.clear(); break; }
+        set.add(k);
+      }
+    }
+    this.stats(server)[S.JOURNAL] = this.keys[server]!.size;
+  }
+}
