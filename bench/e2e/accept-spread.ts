@@ -56,7 +56,7 @@ if (!isMainThread) {
   console.log(`reusePort: 64 clients over ${workers} workers: [${counts.join(', ')}]; ${rpRate.toFixed(0)} connect+version+close/s`);
 
   // mcrelay handoff (no backend needed for `version`)
-  const parsed = parseArgv(['-l', '127.0.0.1', '-p', '1', '-s', '127.0.0.1:1', '--workers', String(workers)]);
+  const parsed = parseArgv(['-l', '127.0.0.1', '-p', '1', '-s', '127.0.0.1:1', '--workers', String(workers), '--admin', 'off']);
   if (parsed.kind !== 'run') throw new Error('bad flags');
   const { config } = parsed;
   const running = await start({ ...config, listen: { ...config.listen, port: 0 } });

@@ -225,11 +225,17 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     return error('-p 0 turns TCP off, so a unix socket to listen on (-f path) is required');
   }
 
+  const listen: ListenAddress = Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket });
+  // -p or -f over the file's list can make its first address equal a later one.
+  const extraListen = draft.extraListen.filter((a) => (a.path === null
+    ? !(listen.port === a.port && listen.host.toLowerCase() === a.host.toLowerCase())
+    : a.path !== listen.path));
+
   const config: Config = {
     // With -f, magent also kept listening on TCP unless given -p 0; port keeps
     // that choice (0 = TCP off) for whoever opens the listeners.
-    listen: Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket }),
-    extraListen: Object.freeze([...draft.extraListen]),
+    listen,
+    extraListen: Object.freeze(extraListen),
     masters: Object.freeze(draft.masters),
     backups: Object.freeze(draft.backups),
     distribution: draft.distribution,

@@ -14,6 +14,7 @@ import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
 import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
+import { startAdmin } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { VERSION } from '../version.js';
 
@@ -53,25 +54,44 @@ export async function start(config: Config): Promise<Running> {
   };
 
   const listeners: net.Server[] = [];
-  const listen = (server: net.Server, target: net.ListenOptions): Promise<void> =>
+  const listen = (target: net.ListenOptions): Promise<void> =>
     new Promise((resolve, reject) => {
+      const server = net.createServer({ pauseOnConnect: true }, onConnection);
+      if (target.path !== undefined) {
+        try { fs.unlinkSync(target.path); } catch { /* not there */ }
+      }
       server.once('error', reject);
-      server.listen(target, () => { server.off('error', reject); resolve(); });
+      server.listen(target, () => {
+        server.off('error', reject);
+        server.on('error', (err) => log.error('listener error', { error: err.message }));
+        listeners.push(server);
+        resolve();
+      });
     });
-  const l = config.listen;
-  // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
-  if (l.port > 0 || l.path === null) {
-    const server = net.createServer({ pauseOnConnect: true }, onConnection);
-    await listen(server, { host: l.host, port: l.port, backlog: 1024 });
-    listeners.push(server);
+  for (const l of [config.listen, ...config.extraListen]) {
+    // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
+    if (l.port > 0 || l.path === null) await listen({ host: l.host, port: l.port, backlog: 1024 });
+    if (l.path !== null) await listen({ path: l.path, backlog: 1024 });
   }
-  if (l.path !== null) {
-    try { fs.unlinkSync(l.path); } catch { /* not there */ }
-    const server = net.createServer({ pauseOnConnect: true }, onConnection);
-    await listen(server, { path: l.path, backlog: 1024 });
-    listeners.push(server);
-  }
-  for (const s of listeners) s.on('error', (err) => log.error('listener error', { error: err.message }));
+
+  let draining = false;
+  const admin = config.admin === null ? null : await startAdmin(config, {
+    counters,
+    serverStats,
+    health,
+    workers: config.workers,
+    servers: [
+      ...config.masters.map((s) => ({ name: s.name, role: 'master' as const })),
+      ...config.backups.map((s) => ({ name: s.name, role: 'backup' as const })),
+    ],
+    liveWorkers: () => supervisor.liveWorkers(),
+    draining: () => draining,
+  }).catch((err: Error) => {
+    // Several mcrelays on one host (the entry proxies and the backup of DESIGN.md)
+    // would all want the default port: the proxy runs on, and says so.
+    log.error('admin listener not started', { admin: `${config.admin!.host}:${config.admin!.port}`, error: err.message });
+    return null;
+  });
 
   dropPrivileges(config);
 
@@ -89,6 +109,7 @@ export async function start(config: Config): Promise<Running> {
     backups: config.backups.map((s) => s.name),
     distribution: config.distribution,
     workers: config.workers,
+    admin: admin === null ? 'off' : `${admin.address.address}:${admin.address.port}`,
   });
 
   return {
@@ -98,10 +119,15 @@ export async function start(config: Config): Promise<Running> {
     serverStats,
     addresses,
     async stop(): Promise<void> {
+      // Stop accepting, let every request already read be answered (up to
+      // drainSeconds), then close what is left.
+      draining = true;
       prober.stop();
       recovery.stop();
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
+      await supervisor.drain(config.drainSeconds * 1000);
       await supervisor.stop();
+      await admin?.close();
     },
   };
 }

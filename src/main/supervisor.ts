@@ -132,6 +132,28 @@ export class Supervisor {
     a.done(a.ok);
   }
 
+  liveWorkers(): number {
+    return this.slots.filter((s) => s.live).length;
+  }
+
+  /**
+   * Tells every worker to stop taking requests and close each client once its
+   * replies are written; resolves when all have, or after `ms`.
+   */
+  async drain(ms: number): Promise<void> {
+    for (const slot of this.slots) slot.live = false;
+    const workers = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
+    await Promise.race([
+      Promise.all(workers.map((w) => new Promise<void>((resolve) => {
+        const done = (m: { type: string }): void => { if (m.type === 'drained') { w.off('message', done); resolve(); } };
+        w.on('message', done);
+        w.once('exit', () => resolve());
+        w.postMessage({ type: 'drain' });
+      }))),
+      new Promise((r) => setTimeout(r, ms).unref()),
+    ]);
+  }
+
   /** Clients currently held by all workers. */
   connections(): number {
     let n = 0;

@@ -9,7 +9,7 @@
 
 import type net from 'node:net';
 import { Cmd } from '../protocol/commands.js';
-import { InputBuffer, Outbox } from '../protocol/io-buffers.js';
+import { InputBuffer, Outbox, unsentBytes } from '../protocol/io-buffers.js';
 import { Parse, type RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
@@ -228,7 +228,7 @@ export class ClientConnection {
   private checkPressure(): void {
     const socket = this.socket;
     if (socket === null) return;
-    const over = this.queued > MAX_QUEUED || socket.writableLength > MAX_UNSENT;
+    const over = this.queued > MAX_QUEUED || unsentBytes(socket) > MAX_UNSENT;
     if (over && !this.paused) {
       this.paused = true;
       socket.pause();
@@ -258,6 +258,14 @@ export class ClientConnection {
     }
     this.outbox.clear();
     this.local.clientClosed(this);
+  }
+
+  /** Shutting down: read nothing more, close once every reply owed is written. */
+  drain(): void {
+    if (this.socket === null) return;
+    this.closing = true;
+    this.socket.pause();
+    this.replyReady();
   }
 
   destroy(): void {

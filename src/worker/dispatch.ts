@@ -378,16 +378,18 @@ export class Dispatcher implements ReplyHandler {
     const end = req.forwardEnd;
     let i = req.lineStart;
     while (buf[i] === 0x20) i++;
-    let first = true;
+    // The command, the key and (ms) the length are kept whatever letter they start with.
+    const fixed = req.cmd === Cmd.MS ? 3 : 2;
+    let t = 0;
     while (i < end) {
       const s = i;
       while (i < end && buf[i] !== 0x20) i++;
       const c = buf[s];
-      if (first || (c !== 0x71 /* q */ && !(dropCas && c === 0x43 /* C */))) {
-        if (!first) out.addAll(SP);
+      if (t < fixed || (c !== 0x71 /* q */ && !(dropCas && c === 0x43 /* C */))) {
+        if (t > 0) out.addAll(SP);
         out.add(buf, s, i);
-        first = false;
       }
+      t++;
       while (i < end && buf[i] === 0x20) i++;
     }
     out.addAll(wire.CRLF);

@@ -39,9 +39,14 @@ const dispatcher = new Dispatcher(init.config, new HealthTable(init.health), row
 const parser = new RequestParser(init.config.maxItemSize);
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
 
+let draining = false;
 const receiver = new HandoffReceiver(
   init.handoffPath,
-  (handle) => { new ClientConnection(socketFromHandle(handle), parser, dispatcher, local); },
+  (handle) => {
+    const client = new ClientConnection(socketFromHandle(handle), parser, dispatcher, local);
+    local.clientOpened(client);
+    if (draining) client.drain();
+  },
   () => {
     // The main thread is gone or closed the pipe: nothing more will arrive.
     log.debug('handoff pipe closed', { worker: init.id });
@@ -51,6 +56,11 @@ const receiver = new HandoffReceiver(
 parentPort!.on('message', (m: { type: string; server?: number; flush?: boolean }) => {
   if (m.type === 'invalidate') {
     dispatcher.invalidate(m.server!, m.flush === true);
+  } else if (m.type === 'drain') {
+    draining = true;
+    local.onIdle = () => parentPort!.postMessage({ type: 'drained' });
+    if (local.clients.size === 0) local.onIdle();
+    else for (const c of [...local.clients]) c.drain();
   } else if (m.type === 'stop') {
     receiver.close();
     dispatcher.closeAll();

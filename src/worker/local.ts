@@ -110,7 +110,18 @@ export class LocalCommands {
     return Buffer.from(`${s}END\r\n`, 'latin1');
   }
 
-  clientClosed(_client: ClientConnection): void {
+  /** The worker's open clients (for draining). */
+  readonly clients = new Set<ClientConnection>();
+  /** Called when the last client has closed after drain(). */
+  onIdle: (() => void) | null = null;
+
+  clientOpened(client: ClientConnection): void {
+    this.clients.add(client);
+  }
+
+  clientClosed(client: ClientConnection): void {
     this.ownRow[C.CLOSED_CONNECTIONS]!++;
+    this.clients.delete(client);
+    if (this.clients.size === 0 && this.onIdle !== null) this.onIdle();
   }
 }

@@ -102,7 +102,9 @@ export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc>
 /** Starts mcrelay (the built CLI) with the given flags plus -l/-p, waits until it listens. */
 export async function startProxy(flags: string[], opts: { port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
   const port = opts.port ?? await freePort();
-  const child = spawn(process.execPath, [CLI, '-l', '127.0.0.1', '-p', String(port), ...flags], {
+  // Tests run many proxies at once: no admin listener unless a test asks for one.
+  const admin = flags.some((f) => f.startsWith('--admin')) ? [] : ['--admin', 'off'];
+  const child = spawn(process.execPath, [CLI, '-l', '127.0.0.1', '-p', String(port), ...admin, ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });

@@ -24,7 +24,7 @@ const open: WireClient[] = [];
 test.before(async () => {
   mc = await startMemcached();
   port = await freePort();
-  const parsed = parseArgv(['-l', '127.0.0.1', '-p', String(port), '-s', mc.addr, '--workers', String(WORKERS)]);
+  const parsed = parseArgv(['-l', '127.0.0.1', '-p', String(port), '-s', mc.addr, '--workers', String(WORKERS), '--admin', 'off']);
   if (parsed.kind !== 'run') throw new Error(`argv: ${JSON.stringify(parsed)}`);
   running = await start(parsed.config);
 });

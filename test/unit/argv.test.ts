@@ -25,6 +25,7 @@ function plain(c: Config): unknown {
 
 const DEFAULT_CONFIG: Config = {
   listen: { host: '127.0.0.1', port: 11211, path: null },
+  extraListen: [],
   masters: [tcp('127.0.0.1', 11211)],
   backups: [],
   distribution: 'jump',
@@ -39,6 +40,12 @@ const DEFAULT_CONFIG: Config = {
   group: null,
   verbose: 0,
   daemonize: false,
+  admin: { host: '127.0.0.1', port: 9121 },
+  drainSeconds: 10,
+  warmupSeconds: 300,
+  warmupDoneRatio: 0.01,
+  journalMaxKeys: 1000000,
+  configPath: null,
 };
 
 test('magent example command line keeps magent meaning', () => {
@@ -310,6 +317,8 @@ const LONG_NAMES = [
   '--connections-per-server', '--ketama', '--unix-socket', '--user', '--group',
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
+  '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
+  '--journal-max-keys',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

@@ -1,0 +1,247 @@
+// The admin HTTP listener, in-process: shared tables built here and filled by
+// hand (as the main thread and two workers would), the listener started on a
+// free loopback port, and what a scraper sees asserted line by line.
+//
+//   this test --writes--> Counters(3) / ServerStats(2 workers, 2 servers) / HealthTable(2)
+//   fetch /metrics --> startAdmin --collect() at scrape time--> reads the same tables
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+
+import { startAdmin, type Admin, type AdminSources } from '../../src/main/admin.js';
+import { C, Counters } from '../../src/shared/counters.js';
+import { DOWN, HealthTable, UP } from '../../src/shared/health.js';
+import { recordLatency, S, ServerStats } from '../../src/shared/server-stats.js';
+
+const counters = new Counters(3);
+const serverStats = new ServerStats(2, 2);
+const health = new HealthTable(2);
+let live = 2;
+let draining = false;
+
+const sources: AdminSources = {
+  counters,
+  serverStats,
+  health,
+  servers: [{ name: '127.0.0.1:11211', role: 'master' }, { name: '127.0.0.1:12002', role: 'backup' }],
+  workers: 2,
+  liveWorkers: () => live,
+  draining: () => draining,
+};
+
+let admin: Admin | undefined;
+let base = '';
+
+test.before(async () => {
+  const main = counters.row(0);
+  main[C.TOTAL_CONNECTIONS] = 12;
+  main[C.REJECTED_CONNECTIONS] = 2;
+  const w0 = counters.row(1);
+  const w1 = counters.row(2);
+  w0[C.HANDED_CONNECTIONS] = 7; w0[C.CLOSED_CONNECTIONS] = 4;
+  w1[C.HANDED_CONNECTIONS] = 5; w1[C.CLOSED_CONNECTIONS] = 5;
+  w0[C.CMD_GET] = 100; w1[C.CMD_GET] = 50;
+  w0[C.CMD_SET] = 30; w1[C.CMD_SET] = 3;
+  w0[C.CMD_TOUCH] = 4; w1[C.CMD_FLUSH] = 1;
+  w0[C.GET_HITS] = 90; w1[C.GET_HITS] = 40;
+  w0[C.GET_MISSES] = 10; w1[C.GET_MISSES] = 10;
+  w1[C.GET_FAILOVER] = 6;
+  w0[C.BYTES_READ] = 4096; w1[C.BYTES_READ] = 1024;
+  w0[C.BYTES_WRITTEN] = 8192;
+  w0[C.BACKEND_ERRORS] = 1; w1[C.BACKEND_TIMEOUTS] = 2; w1[C.BACKUP_REPAIRS] = 3;
+
+  const m0 = serverStats.block(0, 0);
+  const m1 = serverStats.block(1, 0);
+  m0[S.REQUESTS] = 80; m1[S.REQUESTS] = 20;
+  m0[S.ERRORS] = 1; m1[S.TIMEOUTS] = 2;
+  m0[S.INFLIGHT] = 3; m1[S.INFLIGHT] = 1;
+  m1[S.BACKUP_READS] = 5; m0[S.WARM_FILLS] = 9;
+  // Every reply of the master took 0.5 ms: all in the [256, 512) us bucket.
+  for (let i = 0; i < 100; i++) recordLatency(m0, 0.5);
+  serverStats.block(0, 1)[S.REQUESTS] = 7;
+  health.setState(1, DOWN);
+
+  admin = await startAdmin({ admin: { host: '127.0.0.1', port: 0 } }, sources);
+  base = `http://127.0.0.1:${admin.address.port}`;
+});
+
+test.after(async () => {
+  await admin?.close();
+});
+
+async function get(path: string, init?: RequestInit): Promise<{ status: number; type: string | null; body: string }> {
+  const res = await fetch(base + path, init);
+  return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+}
+
+async function metrics(): Promise<string> {
+  const r = await get('/metrics');
+  assert.is(r.status, 200);
+  return r.body;
+}
+
+function has(body: string, line: string): void {
+  assert.ok(body.split('\n').includes(line), `/metrics lacks the line: ${line}`);
+}
+
+test('/metrics: process totals, summed over the main thread and the workers', async () => {
+  const r = await get('/metrics');
+  assert.is(r.status, 200);
+  assert.match(r.type ?? '', /^text\/plain; version=0\.0\.4/);
+  const body = r.body;
+  for (const line of [
+    '# TYPE mcrelay_cmd_get_total counter',
+    'mcrelay_connections_current 3',
+    'mcrelay_connections_total 12',
+    'mcrelay_connections_rejected_total 2',
+    'mcrelay_cmd_get_total 150',
+    'mcrelay_cmd_set_total 33',
+    'mcrelay_cmd_touch_total 4',
+    'mcrelay_cmd_flush_total 1',
+    'mcrelay_get_hits_total 130',
+    'mcrelay_get_misses_total 20',
+    'mcrelay_get_failover_total 6',
+    'mcrelay_bytes_read_total 5120',
+    'mcrelay_bytes_written_total 8192',
+    'mcrelay_backend_errors_total 1',
+    'mcrelay_backend_timeouts_total 2',
+    'mcrelay_backup_repairs_total 3',
+    'mcrelay_workers 2',
+    'mcrelay_workers_live 2',
+    'mcrelay_draining 0',
+  ]) has(body, line);
+  assert.match(body, /^mcrelay_build_info\{version="[^"]+"\} 1$/m);
+});
+
+test('/metrics: per worker', async () => {
+  const body = await metrics();
+  for (const line of [
+    'mcrelay_worker_cmd_get_total{worker="0"} 100',
+    'mcrelay_worker_cmd_get_total{worker="1"} 50',
+    'mcrelay_worker_cmd_set_total{worker="0"} 30',
+    'mcrelay_worker_cmd_set_total{worker="1"} 3',
+    'mcrelay_worker_connections{worker="0"} 3',
+    'mcrelay_worker_connections{worker="1"} 0',
+  ]) has(body, line);
+  assert.not.match(body, /worker="2"/);
+});
+
+test('/metrics: per server, with its role and state', async () => {
+  const body = await metrics();
+  const m = 'server="127.0.0.1:11211",role="master"';
+  const b = 'server="127.0.0.1:12002",role="backup"';
+  for (const line of [
+    `mcrelay_server_requests_total{${m}} 100`,
+    `mcrelay_server_requests_total{${b}} 7`,
+    `mcrelay_server_errors_total{${m}} 1`,
+    `mcrelay_server_timeouts_total{${m}} 2`,
+    `mcrelay_server_inflight{${m}} 4`,
+    `mcrelay_server_inflight{${b}} 0`,
+    `mcrelay_server_backup_reads_total{${m}} 5`,
+    `mcrelay_server_warm_fills_total{${m}} 9`,
+    // Interpolated inside the log2 bucket [256, 512) us.
+    `mcrelay_server_latency_seconds{${m},quantile="0.5"} 0.000384`,
+    `mcrelay_server_latency_seconds{${m},quantile="0.99"} 0.00050944`,
+    `mcrelay_server_latency_seconds{${b},quantile="0.5"} 0`,
+    `mcrelay_server_state{${m},state="up"} 1`,
+    `mcrelay_server_state{${m},state="down"} 0`,
+    `mcrelay_server_state{${b},state="up"} 0`,
+    `mcrelay_server_state{${b},state="down"} 1`,
+    `mcrelay_server_state{${m},state="warming"} 0`,
+  ]) has(body, line);
+});
+
+test('/metrics: read from the tables at each scrape', async () => {
+  counters.row(2)[C.CMD_GET]! += 25;
+  health.setState(1, UP);
+  const body = await metrics();
+  has(body, 'mcrelay_cmd_get_total 175');
+  has(body, 'mcrelay_worker_cmd_get_total{worker="1"} 75');
+  has(body, 'mcrelay_server_state{server="127.0.0.1:12002",role="backup",state="up"} 1');
+});
+
+test('/metrics: process and Node.js metrics', async () => {
+  const body = await metrics();
+  assert.match(body, /^process_cpu_user_seconds_total \d/m);
+  assert.match(body, /^process_start_time_seconds \d+$/m);
+  assert.match(body, /^nodejs_heap_size_used_bytes \d+$/m);
+});
+
+test('/metrics: every sample line is valid exposition text', async () => {
+  const body = await metrics();
+  assert.ok(body.endsWith('\n'));
+  for (const line of body.split('\n')) {
+    if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+    // prom-client writes NaN as "Nan": Prometheus reads special values case-insensitively.
+    assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\n]*")*\})? (-?[0-9.e+-]+|NaN|Nan|[+-]Inf)$/, line);
+  }
+});
+
+test('/health: 200 while a worker is live, else 503', async () => {
+  assert.equal(await get('/health'), { status: 200, type: 'text/plain; charset=utf-8', body: 'ok\n' });
+  live = 0;
+  assert.equal(await get('/health'), { status: 503, type: 'text/plain; charset=utf-8', body: 'no live worker\n' });
+  live = 2;
+});
+
+test('/ready: 200 until draining, and not without a live worker', async () => {
+  assert.is((await get('/ready')).status, 200);
+  live = 0;
+  assert.is((await get('/ready')).status, 503);
+  live = 2;
+  draining = true;
+  assert.equal(await get('/ready'), { status: 503, type: 'text/plain; charset=utf-8', body: 'draining\n' });
+  // Draining is not dead: the process still answers for what is in flight.
+  assert.is((await get('/health')).status, 200);
+  has(await metrics(), 'mcrelay_draining 1');
+  draining = false;
+});
+
+test('other paths: 404; other methods: 405; HEAD: no body; a query string is ignored', async () => {
+  assert.equal(await get('/'), { status: 404, type: 'text/plain; charset=utf-8', body: 'not found\n' });
+  assert.is((await get('/metricsx')).status, 404);
+  assert.is((await get('/metrics/')).status, 404);
+  const post = await fetch(`${base}/metrics`, { method: 'POST', body: 'x' });
+  assert.is(post.status, 405);
+  assert.is(post.headers.get('allow'), 'GET, HEAD');
+  await post.text();
+  const head = await get('/health', { method: 'HEAD' });
+  assert.is(head.status, 200);
+  assert.is(head.body, '');
+  assert.is((await get('/health?verbose=1')).status, 200);
+});
+
+test('setSources: a rebuilt server list shows at the next scrape; old servers go', async () => {
+  const stats = new ServerStats(2, 1);
+  stats.block(1, 0)[S.REQUESTS] = 42;
+  admin!.setSources({ ...sources, serverStats: stats, health: new HealthTable(1), servers: [{ name: 'mc9:11211', role: 'master' }] });
+  const body = await metrics();
+  has(body, 'mcrelay_server_requests_total{server="mc9:11211",role="master"} 42');
+  assert.not.match(body, /127\.0\.0\.1:11211/);
+  admin!.setSources(sources);
+});
+
+test('a port already taken: startAdmin rejects', async () => {
+  try {
+    const second = await startAdmin({ admin: { host: '127.0.0.1', port: admin!.address.port } }, sources);
+    await second.close();
+    assert.unreachable('bound a port already in use');
+  } catch (err) {
+    assert.is((err as NodeJS.ErrnoException).code, 'EADDRINUSE');
+  }
+});
+
+test('close: stops listening even with a keep-alive connection open', async () => {
+  await get('/health');
+  const port = admin!.address.port;
+  await admin!.close();
+  admin = undefined;
+  let refused = false;
+  try {
+    await fetch(`http://127.0.0.1:${port}/health`);
+  } catch {
+    refused = true;
+  }
+  assert.ok(refused);
+});
+
+test.run();
