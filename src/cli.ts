@@ -2,7 +2,7 @@
 // mcrelay's command line: magent-compatible flags -> Config -> start.
 
 import { availableParallelism } from 'node:os';
-import { parseArgv } from './config/argv.js';
+import { loadConfig, parseArgv } from './config/argv.js';
 import { log, setLogLevel } from './log.js';
 import { start } from './main/start.js';
 
@@ -31,6 +31,16 @@ switch (parsed.kind) {
       };
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));
+      // SIGHUP: read the file (and the same flags) again; a bad file changes nothing.
+      process.on('SIGHUP', () => {
+        const r = loadConfig(process.argv.slice(2), { cpus: availableParallelism() });
+        if ('error' in r) {
+          log.error('reload refused; the running configuration is unchanged', { error: r.error });
+          return;
+        }
+        setLogLevel(r.config.verbose);
+        running.reload(r.config);
+      });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       process.stderr.write(`mcrelay: ${e.message}\n`);

@@ -1,8 +1,10 @@
 // The main thread: builds the shared tables, starts the workers, listens, hands
-// every accepted client to a worker, and probes servers that are down.
+// every accepted client to a worker, probes servers that are down, and applies
+// reloads.
 //
 //   listen socket --accept (paused)--> Supervisor.handOff --> worker thread
-//   Prober: DOWN servers --version--> UP        (shared HealthTable)
+//   Prober: DOWN servers --version--> Recovery --> UP        (shared HealthTable)
+//   reload: new tables for the new server list --> every worker switches to them
 
 import net from 'node:net';
 import fs from 'node:fs';
@@ -14,7 +16,7 @@ import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
 import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
-import { startAdmin } from './admin.js';
+import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { VERSION } from '../version.js';
 
@@ -25,16 +27,25 @@ export interface Running {
   readonly serverStats: ServerStats;
   /** the addresses actually bound (port 0 resolved) */
   readonly addresses: ReadonlyArray<net.AddressInfo | string>;
+  /**
+   * Applies a new configuration to new requests, keeping client connections.
+   * What cannot change while running (listen addresses, workers, user, group,
+   * admin) keeps its old value, with a warning.
+   */
+  reload(next: Config): void;
   stop(): Promise<void>;
 }
+
+/** Settings fixed at start: a reload keeps them. */
+const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'admin'] as const;
 
 export async function start(config: Config): Promise<Running> {
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
-  const health = new HealthTable(servers.length);
+  let health = new HealthTable(servers.length);
   const counters = new Counters(config.workers + 1);
   const mainRow = counters.row(0);
-  const serverStats = new ServerStats(config.workers, servers.length);
+  let serverStats = new ServerStats(config.workers, servers.length);
   const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt);
   await supervisor.start();
 
@@ -75,18 +86,20 @@ export async function start(config: Config): Promise<Running> {
   }
 
   let draining = false;
-  const admin = config.admin === null ? null : await startAdmin(config, {
+  const adminSources = (): AdminSources => ({
     counters,
     serverStats,
     health,
     workers: config.workers,
     servers: [
-      ...config.masters.map((s) => ({ name: s.name, role: 'master' as const })),
-      ...config.backups.map((s) => ({ name: s.name, role: 'backup' as const })),
+      ...current.masters.map((s) => ({ name: s.name, role: 'master' as const })),
+      ...current.backups.map((s) => ({ name: s.name, role: 'backup' as const })),
     ],
     liveWorkers: () => supervisor.liveWorkers(),
     draining: () => draining,
-  }).catch((err: Error) => {
+  });
+  let current = config;
+  const admin = config.admin === null ? null : await startAdmin(config, adminSources()).catch((err: Error) => {
     // Several mcrelays on one host (the entry proxies and the backup of DESIGN.md)
     // would all want the default port: the proxy runs on, and says so.
     log.error('admin listener not started', { admin: `${config.admin!.host}:${config.admin!.port}`, error: err.message });
@@ -95,11 +108,16 @@ export async function start(config: Config): Promise<Running> {
 
   dropPrivileges(config);
 
-  const recovery = new Recovery(config, health, serverStats, supervisor);
-  supervisor.onWorkerDied = () => recovery.workerDied();
-  recovery.start();
-  const prober = new Prober(servers, health, config.retryIntervalMs, config.timeoutMs, (s) => recovery.begin(s));
-  prober.start();
+  let recovery: Recovery;
+  let prober: Prober;
+  const watch = (cfg: Config): void => {
+    recovery = new Recovery(cfg, health, serverStats, supervisor);
+    supervisor.onWorkerDied = () => recovery.workerDied();
+    recovery.start();
+    prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, (s) => recovery.begin(s));
+    prober.start();
+  };
+  watch(config);
 
   const addresses = listeners.map((s) => s.address()!);
   log.info('mcrelay started', {
@@ -114,10 +132,37 @@ export async function start(config: Config): Promise<Running> {
 
   return {
     supervisor,
-    health,
+    get health() { return health; },
     counters,
-    serverStats,
+    get serverStats() { return serverStats; },
     addresses,
+    reload(next: Config): void {
+      const kept: string[] = [];
+      const merged = { ...next } as { -readonly [K in keyof Config]: Config[K] };
+      for (const key of FIXED) {
+        if (JSON.stringify(next[key]) !== JSON.stringify(current[key])) kept.push(key);
+        (merged as Record<string, unknown>)[key] = current[key];
+      }
+      if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
+      // New tables for the new server list; a server on both lists keeps its state.
+      const oldNames = [...current.masters, ...current.backups].map((a) => a.name);
+      const names = [...merged.masters, ...merged.backups].map((a) => a.name);
+      const nextHealth = new HealthTable(names.length);
+      for (let i = 0; i < names.length; i++) {
+        const j = oldNames.indexOf(names[i]!);
+        if (j >= 0) nextHealth.setState(i, health.state(j));
+      }
+      const nextStats = new ServerStats(merged.workers, names.length);
+      prober.stop();
+      recovery.stop();
+      health = nextHealth;
+      serverStats = nextStats;
+      current = merged;
+      supervisor.reload(merged, health.buffer, serverStats.buffer);
+      watch(merged);
+      admin?.setSources(adminSources());
+      log.info('configuration reloaded', { masters: merged.masters.map((a) => a.name), backups: merged.backups.map((a) => a.name), distribution: merged.distribution });
+    },
     async stop(): Promise<void> {
       // Stop accepting, let every request already read be answered (up to
       // drainSeconds), then close what is left.
@@ -125,7 +170,7 @@ export async function start(config: Config): Promise<Running> {
       prober.stop();
       recovery.stop();
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
-      await supervisor.drain(config.drainSeconds * 1000);
+      await supervisor.drain(current.drainSeconds * 1000);
       await supervisor.stop();
       await admin?.close();
     },

@@ -38,10 +38,10 @@ export class Supervisor {
   private readonly awaiting = new Map<number, { left: Set<Worker>; ok: boolean; done: (ok: boolean) => void }>();
 
   constructor(
-    private readonly config: Config,
-    private readonly health: SharedArrayBuffer,
+    private config: Config,
+    private health: SharedArrayBuffer,
     private readonly counters: Counters,
-    private readonly serverStats: SharedArrayBuffer,
+    private serverStats: SharedArrayBuffer,
     private readonly startedAt: number,
   ) {}
 
@@ -130,6 +130,14 @@ export class Supervisor {
     const a = this.awaiting.get(server)!;
     this.awaiting.delete(server);
     a.done(a.ok);
+  }
+
+  /** A reload: running workers switch to the new tables; workers started later begin with them. */
+  reload(config: Config, health: SharedArrayBuffer, serverStats: SharedArrayBuffer): void {
+    this.config = config;
+    this.health = health;
+    this.serverStats = serverStats;
+    for (const slot of this.slots) slot.worker?.postMessage({ type: 'reload', config, health, serverStats });
   }
 
   liveWorkers(): number {

@@ -17,6 +17,8 @@ import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
 
+/** While draining, a client quiet this long with nothing owed is closed. */
+const DRAIN_QUIET_MS = 100;
 /** Requests in flight per client before its socket stops being read. */
 const MAX_QUEUED = 8192;
 /** Reply bytes waiting in the socket before the client stops being read. */
@@ -44,11 +46,14 @@ export class ClientConnection {
   private closing = false;
   private paused = false;
   private scheduled = false;
+  /** set while the worker drains (shutdown) */
+  private drainTimer: NodeJS.Timeout | null = null;
+  private lastData = 0;
 
   constructor(
     socket: net.Socket,
-    private readonly parser: RequestParser,
-    private readonly dispatcher: Dispatcher,
+    /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
+    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser },
     private readonly local: LocalCommands,
   ) {
     const s = socket as SocketWithOwner;
@@ -62,7 +67,8 @@ export class ClientConnection {
   }
 
   /** @internal */ receive(chunk: Buffer): void {
-    this.dispatcher.counters[C.BYTES_READ]! += chunk.length;
+    this.ctx.dispatcher.counters[C.BYTES_READ]! += chunk.length;
+    if (this.drainTimer !== null) this.lastData = performance.now();
     if (this.closing) return;
     if (this.swallow > 0) {
       const n = Math.min(this.swallow, chunk.length);
@@ -76,7 +82,7 @@ export class ClientConnection {
     const buf = input.buf;
     const end = input.end;
     let pos = input.pos;
-    const parser = this.parser;
+    const parser = this.ctx.parser;
     while (pos < end) {
       const r = parser.parse(buf, pos, end);
       if (r === Parse.NEED_MORE) {
@@ -88,7 +94,7 @@ export class ClientConnection {
         this.request(buf);
       } else if (r === Parse.REPLY) {
         if (!parser.noreply) this.replyNow(parser.reply!);
-        if (parser.dropKey) this.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this.id);
+        if (parser.dropKey) this.ctx.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this.id);
         if (parser.swallow > 0) {
           const skip = Math.min(parser.swallow, end - pos);
           pos += skip;
@@ -109,7 +115,7 @@ export class ClientConnection {
   }
 
   private request(buf: Buffer): void {
-    const parser = this.parser;
+    const parser = this.ctx.parser;
     const cmd = parser.cmd;
     if (cmd === Cmd.VERSION || cmd === Cmd.VERBOSITY) {
       if (!parser.noreply) this.replyNow(this.local.reply(cmd), 0);
@@ -125,7 +131,7 @@ export class ClientConnection {
       this.replyNow(kind < 0 ? wire.ERROR : null, kind);
       return;
     }
-    const req = this.dispatcher.pools.request();
+    const req = this.ctx.dispatcher.pools.request();
     req.cmd = cmd;
     req.affinity = this.id;
     req.buf = buf;
@@ -142,13 +148,13 @@ export class ClientConnection {
     req.refs = 1;
     if (parser.noreply) {
       // Nobody waits for the reply; the request lives only as long as its ops.
-      this.dispatcher.submit(req);
-      this.dispatcher.release(req);
+      this.ctx.dispatcher.submit(req);
+      this.ctx.dispatcher.release(req);
       return;
     }
     req.client = this;
     this.push(req);
-    this.dispatcher.submit(req);
+    this.ctx.dispatcher.submit(req);
   }
 
   private push(req: Request): void {
@@ -175,7 +181,7 @@ export class ClientConnection {
       this.schedule();
       return;
     }
-    const req = this.dispatcher.pools.request();
+    const req = this.ctx.dispatcher.pools.request();
     req.refs = 1;
     req.cmd = reply === null ? Cmd.STATS : Cmd.UNKNOWN;
     req.argStart = statsKind;
@@ -198,7 +204,7 @@ export class ClientConnection {
       if (req.cmd === Cmd.STATS) out.addAll(this.local.statsReply(req.argStart));
       else writeReply(out, req);
       req.client = null;
-      this.dispatcher.release(req);
+      this.ctx.dispatcher.release(req);
       wrote = true;
     }
     if (wrote || (this.closing && this.queued === 0)) this.schedule();
@@ -207,7 +213,7 @@ export class ClientConnection {
   private schedule(): void {
     if (!this.scheduled && this.socket !== null) {
       this.scheduled = true;
-      this.dispatcher.schedule(this);
+      this.ctx.dispatcher.schedule(this);
     }
   }
 
@@ -215,7 +221,7 @@ export class ClientConnection {
     this.scheduled = false;
     const socket = this.socket;
     if (socket === null) return;
-    this.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
+    this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
     this.outbox.flush(socket);
     if (this.closing && this.queued === 0) {
       socket.end();
@@ -254,18 +260,30 @@ export class ClientConnection {
       this.head = (this.head + 1) & (this.queue.length - 1);
       this.queued--;
       req.client = null;
-      this.dispatcher.release(req);
+      this.ctx.dispatcher.release(req);
     }
     this.outbox.clear();
     this.local.clientClosed(this);
   }
 
-  /** Shutting down: read nothing more, close once every reply owed is written. */
+  /**
+   * Shutting down: keep answering what the client has already sent (bytes may
+   * still be in flight towards us), and close once it has been quiet for a
+   * moment with every reply written. The supervisor caps the whole drain.
+   */
   drain(): void {
-    if (this.socket === null) return;
-    this.closing = true;
-    this.socket.pause();
-    this.replyReady();
+    if (this.socket === null || this.drainTimer !== null) return;
+    this.lastData = performance.now();
+    this.drainTimer = setInterval(checkDrained, DRAIN_QUIET_MS >> 1, this);
+  }
+
+  /** @internal */ checkDrained(): void {
+    if (this.socket === null || (this.queued === 0 && performance.now() - this.lastData >= DRAIN_QUIET_MS)) {
+      clearInterval(this.drainTimer!);
+      if (this.socket === null) return;
+      this.closing = true;
+      this.replyReady();
+    }
   }
 
   destroy(): void {
@@ -286,6 +304,7 @@ function writeReply(out: Outbox, req: Request): void {
   out.addAll(wire.END);
 }
 
+function checkDrained(client: ClientConnection): void { client.checkDrained(); }
 function onData(this: SocketWithOwner, chunk: Buffer): void { this.owner?.receive(chunk); }
 function onDrain(this: SocketWithOwner): void { this.owner?.drained(); }
 function onError(this: SocketWithOwner): void { this.destroy(); }

@@ -81,7 +81,6 @@ interface Invalidation {
 }
 
 export class Dispatcher implements ReplyHandler {
-  readonly pools = new Pools();
   readonly journal: Journal;
   private readonly router: Router;
   private readonly masterCount: number;
@@ -103,6 +102,8 @@ export class Dispatcher implements ReplyHandler {
   private ke = 0;
 
   constructor(
+    /** shared by every dispatcher of the worker, so a request may be released by any */
+    readonly pools: Pools,
     readonly config: Config,
     readonly health: HealthTable,
     readonly counters: Float64Array,
@@ -958,6 +959,29 @@ export class Dispatcher implements ReplyHandler {
 
   closeAll(): void {
     for (const conns of this.servers) for (const c of conns) c.close();
+  }
+
+  /** After a reload: the requests still in flight finish here, then the connections close. */
+  retire(): void {
+    const check = (): void => {
+      for (const conns of this.servers) for (const c of conns) if (c.inflight > 0) return;
+      clearInterval(timer);
+      this.closeAll();
+    };
+    const timer = setInterval(check, 100);
+    check();
+  }
+
+  /** After a reload: takes over what `old` journaled for the servers both know, by name. */
+  adoptJournals(old: Dispatcher): void {
+    const names = [...old.config.masters, ...old.config.backups].map((a) => a.name);
+    const mine = [...this.config.masters, ...this.config.backups].map((a) => a.name);
+    for (let i = 0; i < names.length; i++) {
+      const j = mine.indexOf(names[i]!);
+      if (j < 0) continue;
+      const { keys, overflowed } = old.journal.take(i);
+      this.journal.restore(j, keys, overflowed);
+    }
   }
 }
 

@@ -12,6 +12,7 @@ import { ServerStats } from '../shared/server-stats.js';
 import { log, setLogLevel } from '../log.js';
 import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
+import { Pools } from './request.js';
 import { LocalCommands } from './local.js';
 
 export interface WorkerInit {
@@ -32,18 +33,22 @@ await initXxhash();
 
 const counters = new Counters(init.counters);
 const row = counters.row(init.row);
-const servers = init.config.masters.length + init.config.backups.length;
-const serverStats = new ServerStats(init.config.workers, servers, init.serverStats);
-const dispatcher = new Dispatcher(init.config, new HealthTable(init.health), row, (s) => serverStats.block(init.id, s),
-  (server, ok) => parentPort!.postMessage({ type: 'invalidated', server, ok }));
-const parser = new RequestParser(init.config.maxItemSize);
+const pools = new Pools();
+const onInvalidated = (server: number, ok: boolean): void => parentPort!.postMessage({ type: 'invalidated', server, ok });
+
+function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
+  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated);
+}
+
+let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);
+const ctx = { dispatcher: dispatcherFor(init.config, init.health, serverStats), parser: new RequestParser(init.config.maxItemSize) };
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
 
 let draining = false;
 const receiver = new HandoffReceiver(
   init.handoffPath,
   (handle) => {
-    const client = new ClientConnection(socketFromHandle(handle), parser, dispatcher, local);
+    const client = new ClientConnection(socketFromHandle(handle), ctx, local);
     local.clientOpened(client);
     if (draining) client.drain();
   },
@@ -53,9 +58,24 @@ const receiver = new HandoffReceiver(
   },
 );
 
-parentPort!.on('message', (m: { type: string; server?: number; flush?: boolean }) => {
+interface Message { type: string; server?: number; flush?: boolean; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer }
+
+parentPort!.on('message', (m: Message) => {
   if (m.type === 'invalidate') {
-    dispatcher.invalidate(m.server!, m.flush === true);
+    ctx.dispatcher.invalidate(m.server!, m.flush === true);
+  } else if (m.type === 'reload') {
+    // New requests go to a dispatcher built on the new configuration; those in
+    // flight finish on the old one, whose connections close once idle.
+    const config = m.config!;
+    serverStats = new ServerStats(config.workers, config.masters.length + config.backups.length, m.serverStats!);
+    const next = dispatcherFor(config, m.health!, serverStats);
+    const old = ctx.dispatcher;
+    next.adoptJournals(old);
+    ctx.dispatcher = next;
+    old.retire();
+    ctx.parser = new RequestParser(config.maxItemSize);
+    local.reconfigure(config, new HealthTable(m.health!), serverStats);
+    setLogLevel(config.verbose);
   } else if (m.type === 'drain') {
     draining = true;
     local.onIdle = () => parentPort!.postMessage({ type: 'drained' });
@@ -63,7 +83,7 @@ parentPort!.on('message', (m: { type: string; server?: number; flush?: boolean }
     else for (const c of [...local.clients]) c.drain();
   } else if (m.type === 'stop') {
     receiver.close();
-    dispatcher.closeAll();
+    ctx.dispatcher.closeAll();
     process.exit(0);
   }
 });

@@ -16,16 +16,24 @@ export const STATS_SERVERS = 1;
 const VERSION_LINE = Buffer.from(`VERSION ${VERSION}\r\n`, 'latin1');
 
 export class LocalCommands {
-  private readonly serverNames: string[];
+  private serverNames: string[];
 
   constructor(
-    private readonly config: Config,
+    private config: Config,
     private readonly counters: Counters,
     private readonly ownRow: Float64Array,
     private readonly startedAt: number,
-    private readonly health: HealthTable,
-    private readonly serverStats: ServerStats,
+    private health: HealthTable,
+    private serverStats: ServerStats,
   ) {
+    this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
+  }
+
+  /** After a reload: the new server list and its tables. */
+  reconfigure(config: Config, health: HealthTable, serverStats: ServerStats): void {
+    this.config = config;
+    this.health = health;
+    this.serverStats = serverStats;
     this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
   }
 
