@@ -1,0 +1,104 @@
+// Printing the end-to-end results: one table per scenario (text for the
+// terminal, markdown for bench/results/latest.md), and the goals of issue 3
+// read off the measured numbers.
+import type { MicroRow } from '../micro/suite.js';
+import { int, markdownTable, num, textTable } from '../table.js';
+import type { CompareResult, ScenarioResult } from './compare.js';
+import type { TargetSummary } from './summary.js';
+
+const HEAD = [
+  'target', 'ops/s', '± %', 'x memcached', 'x twemproxy', 'p50 ms', 'p99 ms', 'p99 x twem',
+  'proxy CPU µs/op', 'CPU x twem', 'proxy RSS MiB', 'memcached CPU µs/op', 'load CPU %', 'other CPU %',
+];
+
+function ratio(x: number): string {
+  return Number.isFinite(x) ? `${x.toFixed(2)}x` : '-';
+}
+
+function row(t: TargetSummary): string[] {
+  return [
+    t.errors > 0 ? `${t.label} (${t.errors} errors)` : t.label,
+    int(t.opsPerSec),
+    num(t.spreadPercent, 1),
+    ratio(t.opsVsMemcached),
+    ratio(t.opsVsTwemproxy),
+    num(t.p50, 3),
+    num(t.p99, 3),
+    ratio(t.p99VsTwemproxy),
+    num(t.proxyCpuUsPerOp, 2),
+    ratio(t.cpuVsTwemproxy),
+    num(t.proxyRssBytes / 1048576, 1),
+    num(t.backendCpuUsPerOp, 2),
+    num(t.loadCpuPercent, 0),
+    num(t.otherCpuPercent, 0),
+  ];
+}
+
+/** Targets during whose runs the load generator's threads were nearly all busy (it may have been the limit). */
+function saturationNote(r: ScenarioResult): string {
+  const limit = 90 * r.scenario.threads;
+  const hot = r.targets.filter((t) => t.loadCpuPercent >= limit).map((t) => `${t.label} (${t.loadCpuPercent.toFixed(0)} %)`);
+  if (hot.length === 0) return '';
+  return `Load generator near saturation (>= ${limit} % CPU for ${r.scenario.threads} load thread${r.scenario.threads > 1 ? 's' : ''}) against: ${hot.join(', ')}; those ops/s may be limited by the load generator.\n`;
+}
+
+export function formatScenario(r: ScenarioResult, style: 'text' | 'markdown'): string {
+  const body = r.targets.map(row);
+  const note = saturationNote(r);
+  if (style === 'markdown') return markdownTable(HEAD, body) + (note === '' ? '' : `\n${note}`);
+  return `${r.scenario.name}: ${r.scenario.description}\n${textTable(HEAD, body)}${note}`;
+}
+
+export interface Goal {
+  goal: string;
+  measured: string;
+  met: boolean | null;
+}
+
+function find(c: CompareResult, scenario: string, id: string): TargetSummary | undefined {
+  return c.scenarios.find((s) => s.scenario.name === scenario)?.targets.find((t) => t.id === id);
+}
+
+/** The speed goals of issue 3 that one bench run can check. */
+export function goals(c: CompareResult | null, micro: readonly MicroRow[] | null): Goal[] {
+  const out: Goal[] = [];
+  const check = (goal: string, value: number, ok: (v: number) => boolean, show: (v: number) => string): void => {
+    out.push({ goal, measured: Number.isFinite(value) ? show(value) : 'not measured', met: Number.isFinite(value) ? ok(value) : null });
+  };
+  if (c !== null) {
+    for (const [scenario, pipeline] of [['headline', 1], ['pipeline16', 16]] as const) {
+      const w1 = find(c, scenario, 'mcrelay-w1');
+      check(`mcrelay --workers 1 ops/s >= 1.0x twemproxy, pipeline ${pipeline}`, w1?.opsVsTwemproxy ?? NaN, (v) => v >= 1.0, ratio);
+      check(`mcrelay --workers 1 p99 <= 1.2x twemproxy, pipeline ${pipeline}`, w1?.p99VsTwemproxy ?? NaN, (v) => v <= 1.2, ratio);
+    }
+    const backup = find(c, 'headline', 'mcrelay-w1-backup');
+    const twem = find(c, 'headline', 'twemproxy');
+    check('mcrelay with a backup pool ops/s >= 0.9x twemproxy (headline)',
+      backup !== undefined && twem !== undefined ? backup.opsPerSec / twem.opsPerSec : NaN, (v) => v >= 0.9, ratio);
+    check('mcrelay --workers 1 proxy CPU/op <= 1.3x twemproxy (headline)',
+      find(c, 'headline', 'mcrelay-w1')?.cpuVsTwemproxy ?? NaN, (v) => v <= 1.3, ratio);
+  }
+  if (micro !== null) {
+    const ops = (task: string): number => micro.find((m) => m.task === task)?.opsPerSec ?? NaN;
+    const perSec = (v: number): string => `${(v / 1e6).toFixed(1)} M/s`;
+    check('single-key get requests parsed >= 5 M/s', ops('get, 1 key'), (v) => v >= 5e6, perSec);
+    check('16 B keys hashed and routed >= 10 M/s', ops('Router.route jump 16 B (4 masters + 2 backups)'), (v) => v >= 10e6, perSec);
+    check('64 B keys hashed and routed >= 10 M/s', ops('Router.route jump 64 B'), (v) => v >= 10e6, perSec);
+  }
+  return out;
+}
+
+export function formatGoals(list: readonly Goal[], style: 'text' | 'markdown'): string {
+  const head = ['goal (issue 3)', 'measured', 'met'];
+  const body = list.map((g) => [g.goal, g.measured, g.met === null ? '-' : g.met ? 'yes' : 'NO']);
+  return style === 'markdown' ? markdownTable(head, body) : textTable(head, body);
+}
+
+export const COLUMNS_NOTE = [
+  'ops/s: median over the rounds (a multi-key get is one op); ± %: half the range of the rounds, in % of the median;',
+  'x memcached / x twemproxy: ratio of the medians; p50/p99: medians of the rounds\' percentiles (ms);',
+  'proxy CPU µs/op: utime+stime of the proxy process (all threads) from /proc/<pid>/stat over a run, divided by its ops;',
+  'proxy RSS: VmRSS from /proc/<pid>/status after the last round; memcached CPU µs/op: both memcached servers;',
+  'load CPU %: the load generator\'s own CPU over a run, in % of one core;',
+  'other CPU %: CPU used meanwhile by processes the bench did not start (/proc/stat minus its own), in % of one core: noise.',
+].join('\n');

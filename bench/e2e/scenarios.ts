@@ -1,0 +1,75 @@
+// The end-to-end scenarios: one change at a time away from the headline
+// (25 connections, set:get 1:10, 100 B values, pipeline 1), instead of the full
+// cross product of every knob. Each becomes one memtier_benchmark argument list,
+// which our load generator takes unchanged.
+
+export interface Scenario {
+  name: string;
+  description: string;
+  /** memtier -t; connections = threads * clients */
+  threads: number;
+  /** memtier -c, per thread */
+  clients: number;
+  pipeline: number;
+  ratio: string;
+  dataSize: number;
+  multiKeyGet: number;
+}
+
+/** Keys live in [KEY_MIN, KEY_MAX]; the servers are filled with all of them first, so gets hit. */
+export const KEY_MIN = 1;
+export const KEY_MAX = 100_000;
+
+const base = { threads: 1, clients: 25, pipeline: 1, ratio: '1:10', dataSize: 100, multiKeyGet: 0 };
+
+export const SCENARIOS: readonly Scenario[] = [
+  { ...base, name: 'headline', description: '25 connections, 1:10, 100 B, pipeline 1' },
+  { ...base, name: 'pipeline16', description: '25 connections, 1:10, 100 B, pipeline 16', pipeline: 16 },
+  { ...base, name: 'conns200', description: '200 connections (2 threads x 100), 1:10, 100 B, pipeline 1', threads: 2, clients: 100 },
+  { ...base, name: 'writes1to1', description: '25 connections, 1:1, 100 B, pipeline 1', ratio: '1:1' },
+  { ...base, name: 'values4k', description: '25 connections, 1:10, 4 KiB, pipeline 1', dataSize: 4096 },
+  {
+    ...base,
+    name: 'mget10',
+    description: '25 connections, 10-key multi-get (1 set per 10 gets of 10 keys), 100 B, pipeline 1',
+    ratio: '1:100',
+    multiKeyGet: 10,
+  },
+];
+
+export const HEADLINE = 'headline';
+
+export function findScenario(name: string): Scenario {
+  const s = SCENARIOS.find((x) => x.name === name);
+  if (s === undefined) throw new Error(`unknown scenario '${name}' (known: ${SCENARIOS.map((x) => x.name).join(', ')})`);
+  return s;
+}
+
+/** memtier_benchmark arguments for a timed run of `s` against 127.0.0.1:port. */
+export function loadArgs(s: Scenario, port: number, seconds: number): string[] {
+  const args = [
+    '--protocol=memcache_text', '-s', '127.0.0.1', '-p', String(port),
+    '-t', String(s.threads), '-c', String(s.clients), `--pipeline=${s.pipeline}`,
+    `--ratio=${s.ratio}`, `--data-size=${s.dataSize}`,
+    `--key-minimum=${KEY_MIN}`, `--key-maximum=${KEY_MAX}`, '--key-pattern=R:R', '--distinct-client-seed',
+    `--test-time=${seconds}`, '--hide-histogram',
+  ];
+  if (s.multiKeyGet > 0) args.push(`--multi-key-get=${s.multiKeyGet}`);
+  return args;
+}
+
+/** The arguments of a run as text, the port left open. */
+export function describeArgs(s: Scenario, seconds: number): string {
+  const args = loadArgs(s, 1, seconds);
+  args[args.indexOf('-p') + 1] = 'PORT';
+  return args.join(' ');
+}
+
+/** Arguments that store every key once (8 connections, each its own slice, pipelined). */
+export function fillArgs(dataSize: number, port: number): string[] {
+  return [
+    '--protocol=memcache_text', '-s', '127.0.0.1', '-p', String(port),
+    '-t', '1', '-c', '8', '--pipeline=32', '--ratio=1:0', `--data-size=${dataSize}`,
+    `--key-minimum=${KEY_MIN}`, `--key-maximum=${KEY_MAX}`, '--key-pattern=P:P', '-n', 'allkeys', '--hide-histogram',
+  ];
+}
