@@ -20,6 +20,8 @@ export class Prober {
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
     private readonly answered: (server: number) => Promise<void>,
+    /** runs each interval too: news of masters other proxies saw down */
+    private readonly peers: { tick(): Promise<void> } | null = null,
   ) {
     this.inProgress = servers.map(() => false);
   }
@@ -35,6 +37,7 @@ export class Prober {
   }
 
   private tick(): void {
+    void this.peers?.tick().catch((err: Error) => log.error('peer check failed', { error: err.message }));
     for (let i = 0; i < this.servers.length; i++) {
       if (this.health.state(i) !== DOWN || this.inProgress[i]) continue;
       this.inProgress[i] = true;

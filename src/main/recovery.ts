@@ -3,9 +3,17 @@
 //   DOWN --probe answers--> RECOVERING --every worker deleted its journaled keys--> WARMING --> UP
 //                                   (backups and masters without a backup go straight to UP)
 //
-// RECOVERING: the server takes writes again but serves no reads, while each worker
-// deletes on it the keys it journaled during the outage (worker/journal.ts). If a
-// worker died meanwhile its journal is gone, so the server is flushed instead.
+// RECOVERING: the server takes writes again but serves no reads, while it is
+// cleared of values that may be stale:
+// - a master is flushed. A journal only knows the writes made through this
+//   proxy, and DESIGN.md's deployment has several entry proxies writing the same
+//   keys: a key overwritten through another entry during the outage would come
+//   back stale. Flushing costs nothing on a restarted (empty) master, and on a
+//   partitioned one the warm-up refills every key that is read from the backup,
+//   which holds every write made during the outage, with its TTL.
+// - a backup has the keys each worker journaled deleted on it (worker/journal.ts):
+//   backups serve reads only while a master is down, and keep the rest of their
+//   data. If a worker died meanwhile its journal is gone: the backup is flushed.
 // WARMING: reads go to the master and its misses are filled from the backup
 // (worker/dispatch.ts); it ends after --warmup-seconds, or sooner once fewer than
 // --warmup-done-ratio of the master's reads still needed the backup over a window.
@@ -68,7 +76,7 @@ export class Recovery {
     // Writes that timed out may still be in the server's socket buffers; let them
     // land before the journaled keys are deleted over them.
     await new Promise((r) => setTimeout(r, Math.min(200, this.config.retryIntervalMs)));
-    const flush = this.journalLost[server]!;
+    const flush = server < this.masterCount || this.journalLost[server]!;
     const ok = await this.supervisor.invalidateAll(server, flush);
     if (!ok) {
       if (this.health.advance(server, RECOVERING, DOWN)) log.warn('server recovery failed; down again', { server: name });

@@ -14,6 +14,7 @@ import { HealthTable } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
+import { Peers } from './peers.js';
 import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
 import { startAdmin, type AdminSources } from './admin.js';
@@ -114,7 +115,8 @@ export async function start(config: Config): Promise<Running> {
     recovery = new Recovery(cfg, health, serverStats, supervisor);
     supervisor.onWorkerDied = () => recovery.workerDied();
     recovery.start();
-    prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, (s) => recovery.begin(s));
+    const peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs);
+    prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, (s) => recovery.begin(s), peers);
     prober.start();
   };
   watch(config);

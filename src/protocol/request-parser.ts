@@ -39,6 +39,8 @@ export const META_BASE64 = 2;
 export const META_CAS = 4;
 export const META_TTL = 8;
 export const META_VALUE = 16;
+/** q appears twice: forwarded as sent (memcached refuses it), not quieted by the proxy */
+export const META_KEEP_Q = 32;
 
 const SP = 0x20;
 const CR = 0x0d;
@@ -317,13 +319,15 @@ export class RequestParser {
     const first = this.cmd === Cmd.MS ? 2 : 1;
     for (let t = first; t < n && t < MAX_TOKENS; t++) {
       switch (buf[this.tokStart[t]!]) {
-        case 0x71: flags |= META_QUIET; break; // q
+        // q twice is memcached's "duplicate flag" error: left for it to answer.
+        case 0x71: flags |= (flags & META_QUIET) !== 0 ? META_KEEP_Q : META_QUIET; break; // q
         case 0x62: flags |= META_BASE64; break; // b
         case 0x43: flags |= META_CAS; break; // C
         case 0x54: flags |= META_TTL; break; // T
         case 0x76: flags |= META_VALUE; break; // v
       }
     }
+    if ((flags & META_KEEP_Q) !== 0) flags &= ~META_QUIET;
     this.metaFlags = flags;
     const ks = this.tokStart[0]!;
     const ke = this.tokEnd[0]!;
@@ -340,6 +344,8 @@ export class RequestParser {
     this.dataStart = this.next;
     if (bytes > this.maxItemSize) {
       this.swallow = bytes + 2;
+      // As for set, memcached unlinks the old item of an ms it cannot store (whatever the mode).
+      this.dropKey = true;
       return this.error(wire.SERVER_ERROR_TOO_LARGE);
     }
     const dataEnd = this.next + bytes + 2;

@@ -10,7 +10,7 @@
 import type net from 'node:net';
 import { Cmd } from '../protocol/commands.js';
 import { InputBuffer, Outbox, unsentBytes } from '../protocol/io-buffers.js';
-import { Parse, type RequestParser } from '../protocol/request-parser.js';
+import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
@@ -94,7 +94,7 @@ export class ClientConnection {
         this.request(buf);
       } else if (r === Parse.REPLY) {
         if (!parser.noreply) this.replyNow(parser.reply!);
-        if (parser.dropKey) this.ctx.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this.id);
+        if (parser.dropKey) this.ctx.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this.id, (parser.metaFlags & META_BASE64) !== 0);
         if (parser.swallow > 0) {
           const skip = Math.min(parser.swallow, end - pos);
           pos += skip;

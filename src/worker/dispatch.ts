@@ -27,7 +27,7 @@
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
-import { META_BASE64, META_CAS, META_QUIET, META_TTL } from '../protocol/request-parser.js';
+import { META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
 import { Expect } from '../protocol/response-parser.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, readTarget, shadowTarget, warming, writable } from '../routing/policy.js';
@@ -47,7 +47,8 @@ const FLUSH_ALL = Buffer.from('flush_all\r\n');
 const MG = Buffer.from('mg ');
 const MD = Buffer.from('md ');
 const MS = Buffer.from('ms ');
-const WARM_LOOKUP_FLAGS = Buffer.from(' v f t');
+const WARM_LOOKUP_FLAGS = Buffer.from(' v f t c');
+const CAS_FLAG = Buffer.from(' c');
 const BASE64_FLAG = Buffer.from(' b');
 const VALUE = Buffer.from('VALUE ');
 
@@ -96,6 +97,8 @@ export class Dispatcher implements ReplyHandler {
   /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
   private readonly casQueues = new Map<string, Request[]>();
   private readonly invalidations = new Map<number, Invalidation>();
+  /** the failure of the connection whose ops are being failed (set by onConnectionFailed) */
+  private failing = -1;
   // the key routeKey() found: bytes [ks, ke) of kb
   private kb: Buffer = wire.NOTHING;
   private ks = 0;
@@ -124,7 +127,7 @@ export class Dispatcher implements ReplyHandler {
     });
     this.opFor = new Array(all.length).fill(null);
     this.connFor = new Array(all.length).fill(null);
-    this.journal = new Journal(all.length, Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!);
+    this.journal = new Journal(all.map((a) => a.name), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!);
   }
 
   // ---- scheduling: one flush per socket per event-loop turn ----
@@ -381,12 +384,13 @@ export class Dispatcher implements ReplyHandler {
     while (buf[i] === 0x20) i++;
     // The command, the key and (ms) the length are kept whatever letter they start with.
     const fixed = req.cmd === Cmd.MS ? 3 : 2;
+    const keepQ = (req.metaFlags & META_KEEP_Q) !== 0;
     let t = 0;
     while (i < end) {
       const s = i;
       while (i < end && buf[i] !== 0x20) i++;
       const c = buf[s];
-      if (t < fixed || (c !== 0x71 /* q */ && !(dropCas && c === 0x43 /* C */))) {
+      if (t < fixed || ((c !== 0x71 /* q */ || keepQ) && !(dropCas && c === 0x43 /* C */))) {
         if (t > 0) out.addAll(SP);
         out.add(buf, s, i);
       }
@@ -520,21 +524,33 @@ export class Dispatcher implements ReplyHandler {
     conn.enqueue(op, now);
   }
 
-  /** Deletes a key on its master and backup, answering nobody (a set too large to store). */
-  dropKey(buf: Buffer, ks: number, ke: number, affinity: number): void {
+  /**
+   * Deletes a key on its master and backup, answering nobody: a set or ms too
+   * large to store, whose old value memcached would unlink. `base64`: the key
+   * token is base64 (ms ... b).
+   */
+  dropKey(buf: Buffer, ks: number, ke: number, affinity: number, base64: boolean): void {
     const req = this.pools.request();
     req.refs = 1;
     req.cmd = Cmd.DELETE;
     req.buf = buf;
     req.affinity = affinity;
-    this.router.route(buf, ks, ke);
+    req.keys[0] = ks;
+    req.keys[1] = ke;
+    req.keyCount = 1;
+    if (base64) req.decodedKey = Buffer.from(buf.toString('latin1', ks, ke), 'base64');
+    this.routeKey(req);
+    const kb = this.kb;
+    const kks = this.ks;
+    const kke = this.ke;
+    this.router.route(kb, kks, kke);
     const master = this.router.master;
     const backup = this.backupOf();
     const now = performance.now();
-    if (writable(this.health, master)) this.forget(req, master, DELETE, buf, ks, ke, false, now);
-    else this.journal.add(master, buf, ks, ke);
-    if (shadowTarget(this.health, backup) !== NONE) this.forget(req, backup, DELETE, buf, ks, ke, false, now);
-    else if (backup !== NONE) this.journal.add(backup, buf, ks, ke);
+    if (writable(this.health, master)) this.deleteKey(req, master, kb, kks, kke, now);
+    else this.journal.add(master, kb, kks, kke);
+    if (shadowTarget(this.health, backup) !== NONE) this.deleteKey(req, backup, kb, kks, kke, now);
+    else if (backup !== NONE) this.journal.add(backup, kb, kks, kke);
     this.release(req);
   }
 
@@ -650,6 +666,7 @@ export class Dispatcher implements ReplyHandler {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, isErrorReply(buf, start)); break;
       case Role.WARM_LOOKUP: this.warmLookupAnswered(req, op.keyIndex, buf, start, end); break;
+      case Role.WARM_VERIFY: this.verifyAnswered(req, op, buf, start, end); break;
       case Role.CLIENT:
         if (req.cmd <= Cmd.GATS) this.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.flushAnswered(req, buf, start, end);
@@ -695,7 +712,7 @@ export class Dispatcher implements ReplyHandler {
   private writeAnswered(req: Request, fromMaster: boolean, line: Buffer): void {
     req.waiting--;
     // Quiet meta writes answer nothing when all went well (HD).
-    const reply = (req.metaFlags & META_QUIET) !== 0 && line[0] === 0x48 && line[1] === 0x44 ? wire.NOTHING : line;
+    const reply = quieted(req, line) ? wire.NOTHING : line;
     if (fromMaster) {
       req.masterState = ANSWERED;
       req.masterReply = line;
@@ -721,7 +738,7 @@ export class Dispatcher implements ReplyHandler {
     req.backupReply = line;
     if (req.masterState === ANSWERED) this.compare(req);
     else if (req.masterState === FAILED && !req.done) {
-      req.reply = (req.metaFlags & META_QUIET) !== 0 && line[0] === 0x48 && line[1] === 0x44 ? wire.NOTHING : line;
+      req.reply = quieted(req, line) ? wire.NOTHING : line;
       this.complete(req);
     }
   }
@@ -732,6 +749,13 @@ export class Dispatcher implements ReplyHandler {
     const server = op.server;
     const kind = op.kind;
     if (op.keyBuf !== null) this.journal.add(server, op.keyBuf, op.keyStart, op.keyEnd);
+    // A write whose fate on the server is unknown (it timed out: its bytes may still
+    // land) leaves the server possibly stale for that key: it must not serve reads
+    // until recovery has cleared it, whatever the failure limit says for reads.
+    if (this.failing === Failure.TIMEOUT && kind !== Expect.RETRIEVAL && role !== Role.WARM_LOOKUP &&
+        role !== Role.WARM_VERIFY && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
+      log.warn('server marked down', { server: this.servers[server]![0]!.address.name, reason: 'a write to it timed out' });
+    }
     // The op goes back to its pool at the end; a retrieval's keys move to the failover.
     const keys = op.keyIdx;
     if (kind === Expect.RETRIEVAL) op.keyIdx = [];
@@ -739,6 +763,7 @@ export class Dispatcher implements ReplyHandler {
     switch (role) {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
+      case Role.WARM_VERIFY: break;
       case Role.WARM_LOOKUP:
         // The backup failed too: the key is a miss.
         if (--req.waiting === 0) this.complete(req);
@@ -802,6 +827,7 @@ export class Dispatcher implements ReplyHandler {
   }
 
   onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void {
+    this.failing = failure;
     const server = conn.server;
     const name = conn.address.name;
     if (failure === Failure.TIMEOUT) {
@@ -866,6 +892,7 @@ export class Dispatcher implements ReplyHandler {
       this.stats[m]![S.WARM_BACKUP_HITS]!++;
       const data = buf.subarray(v.dataStart, v.dataStart + v.size);
       const filled = v.ttl !== 0 && this.fill(req, i, m, v.flags, v.ttl, data);
+      if (filled) this.verifyFill(req, i, m, v.cas);
       if (req.cmd === Cmd.GET) {
         // The backup's value answers the client; the fill goes on beside it.
         const ks = req.keyStart(i);
@@ -901,6 +928,46 @@ export class Dispatcher implements ReplyHandler {
     conn.enqueue(op, now);
     this.stats[master]![S.WARM_FILLS]!++;
     return true;
+  }
+
+  /**
+   * A write or delete of the key through another proxy may have passed the fill
+   * (read from the backup, then added to the master after the delete): read the
+   * backup's cas again, and if the item changed or went, delete the fill.
+   */
+  private verifyFill(req: Request, i: number, master: number, cas: string): void {
+    const now = performance.now();
+    const conn = this.connection(req.backup >= 0 && req.cmd >= Cmd.MG ? req.backup : this.backupOfKey(req, i), req.affinity, now);
+    if (conn === null) return;
+    const op = this.newOp(req, Role.WARM_VERIFY, Expect.META);
+    op.keyIndex = i;
+    op.token = cas;
+    op.peer = master;
+    const out = conn.outbox;
+    out.addAll(MG);
+    this.keyToken(out, req, i);
+    out.addAll(CAS_FLAG);
+    out.addAll(wire.CRLF);
+    conn.enqueue(op, now);
+  }
+
+  private verifyAnswered(req: Request, op: Op, buf: Buffer, start: number, end: number): void {
+    const line = buf.toString('latin1', start, end);
+    const m = /^HD.* c(\d+)/.exec(line);
+    if (m !== null && m[1] === op.token) return;
+    // Gone or changed on the backup since the lookup: the fill may be stale.
+    let kb: Buffer;
+    let ks: number;
+    let ke: number;
+    if (req.cmd >= Cmd.MG) { this.routeKey(req); kb = this.kb; ks = this.ks; ke = this.ke; }
+    else { kb = req.buf; ks = req.keyStart(op.keyIndex); ke = req.keyEnd(op.keyIndex); }
+    if (req.cmd >= Cmd.MG) this.deleteKey(req, op.peer, kb, ks, ke, performance.now());
+    else this.forget(req, op.peer, DELETE, kb, ks, ke, false, performance.now());
+  }
+
+  private backupOfKey(req: Request, i: number): number {
+    this.router.route(req.buf, req.keyStart(i), req.keyEnd(i));
+    return this.backupOf();
   }
 
   private reread(req: Request, i: number, master: number): void {
@@ -987,6 +1054,16 @@ export class Dispatcher implements ReplyHandler {
 
 const EN = Buffer.from('EN\r\n');
 
+/**
+ * A quiet meta write's reply that memcached would not send: HD (ms, md, ma) and,
+ * for ma, the value of a successful incr/decr (VA).
+ */
+function quieted(req: Request, line: Buffer): boolean {
+  if ((req.metaFlags & META_QUIET) === 0) return false;
+  if (line[0] === 0x48 && line[1] === 0x44) return true;
+  return req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41;
+}
+
 function isCasRequest(r: Request): boolean {
   return r.cmd === Cmd.CAS || (r.cmd === Cmd.MS && (r.metaFlags & META_CAS) !== 0);
 }
@@ -998,7 +1075,7 @@ function isErrorReply(buf: Buffer, start: number): boolean {
 }
 
 /** "VA <size> f<flags> t<ttl>\r\n<data>\r\n" -> its parts; null for anything else (EN). */
-function parseVA(buf: Buffer, start: number, end: number): { size: number; flags: string; ttl: number; dataStart: number } | null {
+function parseVA(buf: Buffer, start: number, end: number): { size: number; flags: string; ttl: number; cas: string; dataStart: number } | null {
   if (buf[start] !== 0x56 || buf[start + 1] !== 0x41) return null;
   const nl = buf.indexOf(0x0a, start);
   if (nl < 0 || nl >= end) return null;
@@ -1006,12 +1083,14 @@ function parseVA(buf: Buffer, start: number, end: number): { size: number; flags
   const parts = line.split(' ');
   let flags = '0';
   let ttl = -1;
+  let cas = '';
   for (let p = 2; p < parts.length; p++) {
     const t = parts[p]!;
     if (t[0] === 'f') flags = t.slice(1);
     else if (t[0] === 't') ttl = Number(t.slice(1));
+    else if (t[0] === 'c') cas = t.slice(1);
   }
-  return { size: Number(parts[1]), flags, ttl, dataStart: nl + 1 };
+  return { size: Number(parts[1]), flags, ttl, cas, dataStart: nl + 1 };
 }
 
 function flushDirty(d: Dispatcher): void {

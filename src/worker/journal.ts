@@ -9,14 +9,15 @@
 // recording and says so: the server is then flushed on recovery instead.
 
 import { S } from '../shared/server-stats.js';
+import { log } from '../log.js';
 
 export class Journal {
   private readonly keys: Array<Set<string>>;
   private readonly overflowed: boolean[];
 
-  constructor(servers: number, private readonly maxKeys: number, private readonly stats: (server: number) => Float64Array) {
-    this.keys = Array.from({ length: servers }, () => new Set<string>());
-    this.overflowed = new Array<boolean>(servers).fill(false);
+  constructor(private readonly names: readonly string[], private readonly maxKeys: number, private readonly stats: (server: number) => Float64Array) {
+    this.keys = names.map(() => new Set<string>());
+    this.overflowed = new Array<boolean>(names.length).fill(false);
   }
 
   add(server: number, key: Buffer, start: number, end: number): void {
@@ -25,6 +26,7 @@ export class Journal {
     if (set.size >= this.maxKeys) {
       this.overflowed[server] = true;
       set.clear();
+      log.warn('outage journal full: the server will be flushed when it returns', { server: this.names[server], maxKeys: this.maxKeys });
     } else {
       set.add(key.toString('latin1', start, end));
     }

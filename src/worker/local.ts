@@ -110,6 +110,9 @@ export class LocalCommands {
         ['errors', st.sum(i, S.ERRORS)],
         ['timeouts', st.sum(i, S.TIMEOUTS)],
         ['backup_reads', st.sum(i, S.BACKUP_READS)],
+        ['journal', st.sum(i, S.JOURNAL)],
+        ['warm_reads', st.sum(i, S.WARM_READS)],
+        ['warm_fills', st.sum(i, S.WARM_FILLS)],
         ['latency_p50_ms', st.percentile(i, 0.5).toFixed(3)],
         ['latency_p99_ms', st.percentile(i, 0.99).toFixed(3)],
       ];

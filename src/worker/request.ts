@@ -21,6 +21,8 @@ export const Role = {
   WARM_LOOKUP: 3,
   /** recovery: a delete of a journaled key (or a flush) on a returning server */
   INVALIDATE: 4,
+  /** warm-up: the backup's cas read again after a fill, to catch a write that passed it */
+  WARM_VERIFY: 5,
 } as const;
 
 export class Request {
@@ -121,8 +123,11 @@ export class Op {
   keyBuf: Buffer | null = null;
   keyStart = 0;
   keyEnd = 0;
-  /** WARM_LOOKUP: the index of the request's key it looks up */
+  /** WARM_LOOKUP / WARM_VERIFY: the index of the request's key it concerns */
   keyIndex = 0;
+  /** WARM_VERIFY: the backup's cas at the lookup, and the master that was filled */
+  token = '';
+  peer = -1;
 
   reset(): void {
     this.req = null;
