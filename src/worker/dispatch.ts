@@ -33,7 +33,7 @@ import * as wire from '../protocol/wire.js';
 import { NONE, readTarget, shadowTarget, warming, writable } from '../routing/policy.js';
 import { Router } from '../routing/router.js';
 import { C } from '../shared/counters.js';
-import { HealthTable } from '../shared/health.js';
+import { HealthTable, RECOVERING } from '../shared/health.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Journal } from './journal.js';
@@ -424,9 +424,20 @@ export class Dispatcher implements ReplyHandler {
     // A server that misses this write must not serve the key's old value later.
     if (masterConn === null) this.journal.add(master, kb, ks, ke);
     if (backupConn === null && backup !== NONE) this.journal.add(backup, kb, ks, ke);
-    if (masterConn !== null) {
+    if (masterConn !== null && backupConn !== null && (cmd === Cmd.DELETE || cmd === Cmd.MD) && warming(health, master)) {
+      // A delete on a warming master goes to the backup first: a warm-up fill
+      // (read from the backup, then added to the master) racing it from another
+      // proxy is then either deleted by it or finds the backup already empty
+      // when it checks (verifyFill).
+      this.sendWrite(req, backupConn, Role.SHADOW, now, false);
+      req.backupState = SENT;
+      req.deferMaster = true;
+    } else if (masterConn !== null) {
       this.sendWrite(req, masterConn, Role.CLIENT, now, false);
       req.masterState = SENT;
+      // While the master is recovering, reads of the key go to the backup: the
+      // write is acknowledged only once the backup has it too.
+      req.ackAfterBackup = backupConn !== null && health.state(master) === RECOVERING;
       if (backupConn !== null) {
         const isCas = cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0);
         const queue = isCas || this.casQueues.size > 0 ? this.casQueue(req, isCas, kb, ks, ke) : undefined;
@@ -667,6 +678,10 @@ export class Dispatcher implements ReplyHandler {
       case Role.INVALIDATE: this.invalidateAnswered(server, isErrorReply(buf, start)); break;
       case Role.WARM_LOOKUP: this.warmLookupAnswered(req, op.keyIndex, buf, start, end); break;
       case Role.WARM_VERIFY: this.verifyAnswered(req, op, buf, start, end); break;
+      case Role.WARM_FILL:
+        // HD: the fill was added; NS: the master had the key already, nothing to check.
+        if (buf[start] === 0x48 && buf[start + 1] === 0x44) this.verifyFill(req, op.keyIndex, op.peer, op.token);
+        break;
       case Role.CLIENT:
         if (req.cmd <= Cmd.GATS) this.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.flushAnswered(req, buf, start, end);
@@ -717,7 +732,7 @@ export class Dispatcher implements ReplyHandler {
       req.masterState = ANSWERED;
       req.masterReply = line;
       req.reply = reply;
-      this.complete(req);
+      if (!req.ackAfterBackup || req.backupState !== SENT) this.complete(req);
       if (req.casKey !== null && isCasRequest(req)) {
         req.casState = line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44) ? CAS_STORED : CAS_REFUSED;
         this.drainCas(req.casKey);
@@ -736,7 +751,11 @@ export class Dispatcher implements ReplyHandler {
   private shadowAnswered(req: Request, line: Buffer): void {
     req.backupState = ANSWERED;
     req.backupReply = line;
-    if (req.masterState === ANSWERED) this.compare(req);
+    if (req.deferMaster) { this.sendDeferredMaster(req); return; }
+    if (req.masterState === ANSWERED) {
+      if (req.ackAfterBackup) this.complete(req);
+      this.compare(req);
+    }
     else if (req.masterState === FAILED && !req.done) {
       req.reply = quieted(req, line) ? wire.NOTHING : line;
       this.complete(req);
@@ -763,7 +782,7 @@ export class Dispatcher implements ReplyHandler {
     switch (role) {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
-      case Role.WARM_VERIFY: break;
+      case Role.WARM_VERIFY: case Role.WARM_FILL: break;
       case Role.WARM_LOOKUP:
         // The backup failed too: the key is a miss.
         if (--req.waiting === 0) this.complete(req);
@@ -817,9 +836,27 @@ export class Dispatcher implements ReplyHandler {
     }
   }
 
+  /** The backup has answered a delete held back for a warming master: now the master. */
+  private sendDeferredMaster(req: Request): void {
+    req.deferMaster = false;
+    const conn = writable(this.health, req.master) ? this.connection(req.master, req.affinity, performance.now()) : null;
+    if (conn === null) {
+      this.routeKey(req);
+      this.journal.add(req.master, this.kb, this.ks, this.ke);
+      req.masterState = FAILED;
+      req.reply = req.backupState === ANSWERED ? req.backupReply : wire.SERVER_ERROR_UNAVAILABLE;
+      this.complete(req);
+      return;
+    }
+    this.sendWrite(req, conn, Role.CLIENT, performance.now(), false);
+    req.masterState = SENT;
+  }
+
   /** The backup copy of a write was lost; if the master's was too, the client learns it. */
   private shadowFailed(req: Request): void {
     req.backupState = FAILED;
+    if (req.deferMaster) { this.sendDeferredMaster(req); return; }
+    if (req.ackAfterBackup && req.masterState === ANSWERED) this.complete(req);
     if (req.masterState === FAILED && !req.done) {
       req.reply = wire.SERVER_ERROR_UNAVAILABLE;
       this.complete(req);
@@ -891,8 +928,7 @@ export class Dispatcher implements ReplyHandler {
       const m = req.cmd >= Cmd.MG ? req.master : this.masterOfKey(req, i);
       this.stats[m]![S.WARM_BACKUP_HITS]!++;
       const data = buf.subarray(v.dataStart, v.dataStart + v.size);
-      const filled = v.ttl !== 0 && this.fill(req, i, m, v.flags, v.ttl, data);
-      if (filled) this.verifyFill(req, i, m, v.cas);
+      const filled = v.ttl !== 0 && this.fill(req, i, m, v.flags, v.ttl, data, v.cas);
       if (req.cmd === Cmd.GET) {
         // The backup's value answers the client; the fill goes on beside it.
         const ks = req.keyStart(i);
@@ -912,13 +948,18 @@ export class Dispatcher implements ReplyHandler {
   }
 
   /** Copies an item into a warming master with ms ... ME (add: never over a newer value). */
-  private fill(req: Request, i: number, master: number, flags: string, ttl: number, data: Buffer): boolean {
+  private fill(req: Request, i: number, master: number, flags: string, ttl: number, data: Buffer, cas: string): boolean {
     const now = performance.now();
     const conn = this.connection(master, req.affinity, now);
     if (conn === null) return false;
     // No TTL stays none; past 30 days memcached wants a unix time.
     const exptime = ttl < 0 ? 0 : ttl > RELATIVE_TTL_MAX ? Math.floor(Date.now() / 1000) + ttl : ttl;
-    const op = this.newOp(req, Role.FORGET, Expect.META);
+    // Its answer sends the verification (WARM_FILL in onLine): only once the fill
+    // has landed can a delete that raced it be seen on the backup.
+    const op = this.newOp(req, Role.WARM_FILL, Expect.META);
+    op.keyIndex = i;
+    op.token = cas;
+    op.peer = master;
     const out = conn.outbox;
     out.addAll(MS);
     this.keyToken(out, req, i);

@@ -23,6 +23,8 @@ export const Role = {
   INVALIDATE: 4,
   /** warm-up: the backup's cas read again after a fill, to catch a write that passed it */
   WARM_VERIFY: 5,
+  /** warm-up: the copy of a backup's item into the warming master */
+  WARM_FILL: 6,
 } as const;
 
 export class Request {
@@ -67,6 +69,10 @@ export class Request {
   /** 0 none, 1 sent, 2 answered, 3 failed */
   masterState = 0;
   backupState = 0;
+  /** the client's reply waits for the backup's too (reads of the key go to the backup) */
+  ackAfterBackup = false;
+  /** a delete for a warming master, sent there once the backup has answered */
+  deferMaster = false;
   /** set while this write waits in a cas queue (worker/dispatch.ts) */
   casKey: string | null = null;
   /** a cas: waiting for the master, stored, or refused */
@@ -95,6 +101,8 @@ export class Request {
     this.backupState = 0;
     this.casKey = null;
     this.casState = 0;
+    this.ackAfterBackup = false;
+    this.deferMaster = false;
     this.metaFlags = 0;
     this.decodedKey = null;
     this.master = -1;
