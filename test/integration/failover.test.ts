@@ -149,6 +149,7 @@ test('the killed master, restarted on its port, is used again within two retry i
         const v = `after-restart-${n}`;
         const r = await roundTrip(i === 0 ? c1 : c2, `set ${k} 0 0 ${v.length}\r\n${v}\r\n`);
         assert.is(r.line, 'STORED', `set through entry ${i + 1}`);
+        expected.set(k, v);
         if ((await inspect(direct, k))?.value === v) landed[i] = performance.now() - t0;
       }
       await sleep(10);
@@ -157,7 +158,8 @@ test('the killed master, restarted on its port, is used again within two retry i
   console.log(`    restarted master used by entry 1 after ${landed[0]?.toFixed(0)} ms, entry 2 after ${landed[1]?.toFixed(0)} ms`);
   assert.ok(landed[0] !== null && landed[0] <= 2 * RETRY_MS, `entry 1 used it after ${landed[0]?.toFixed(0) ?? 'never'} ms (limit ${2 * RETRY_MS})`);
   assert.ok(landed[1] !== null && landed[1] <= 2 * RETRY_MS, `entry 2 used it after ${landed[1]?.toFixed(0) ?? 'never'} ms (limit ${2 * RETRY_MS})`);
-  for (const k of probeKeys) expected.set(k, (await withDirect(restarted.port, (c) => inspect(c, k)))!.value);
+  // (A write that lands while the master is recovering may be flushed with the rest
+  // before it serves reads; the backup has it, and the warm-up brings it back.)
 });
 
 test('SIGSTOP of one master: every read of its keys answers from the backup within timeout + 200 ms', async () => {
