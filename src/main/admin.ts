@@ -15,7 +15,7 @@
 // Metric names (prefix mcrelay_):
 //   connections_current, connections_total, connections_rejected_total,
 //   cmd_get_total, cmd_set_total, cmd_touch_total, cmd_flush_total,
-//   get_hits_total, get_misses_total, get_failover_total,
+//   get_hits_total, get_misses_total, get_failover_total, get_warm_hits_total,
 //   bytes_read_total, bytes_written_total,
 //   backend_errors_total, backend_timeouts_total, backup_repairs_total,
 //   workers, workers_live, draining, build_info{version}
@@ -154,6 +154,7 @@ function buildRegistry(get: Get): Registry {
   };
   total('connections_total', 'Client connections accepted', C.TOTAL_CONNECTIONS);
   total('connections_rejected_total', 'Client connections refused at max_connections', C.REJECTED_CONNECTIONS);
+  total('get_warm_hits_total', 'Reads a warming master missed that its backup answered', C.GET_WARM_HITS);
   total('cmd_get_total', 'Keys requested by get, gets, gat and gats', C.CMD_GET);
   total('cmd_set_total', 'Storage commands (set, add, replace, append, prepend, cas)', C.CMD_SET);
   total('cmd_touch_total', 'touch commands', C.CMD_TOUCH);

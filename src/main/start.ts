@@ -44,7 +44,7 @@ export async function start(config: Config): Promise<Running> {
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
   let health = new HealthTable(servers.length);
-  const counters = new Counters(config.workers + 1);
+  const counters = new Counters(config.workers + 1, true);
   const mainRow = counters.row(0);
   let serverStats = new ServerStats(config.workers, servers.length);
   const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt);

@@ -6,6 +6,9 @@
 // worker, the main thread) sum the rows; a read may be a moment stale, never torn
 // in a way that matters for monotonically growing counters.
 // Row 0 belongs to the main thread (connection counts), rows 1..N to the workers.
+// A last, optional row holds what `stats reset` took away: the negated totals at
+// the reset (written by whichever worker ran it), so that `stats` counts from
+// there while /metrics keeps Prometheus counters that never go down.
 
 export const C = {
   // per worker row: connections handed to it (written by the main thread only)
@@ -26,20 +29,37 @@ export const C = {
   CMD_FLUSH: 14,
   // per worker row: its connections that closed (written by the worker only)
   CLOSED_CONNECTIONS: 15,
+  // warm-up lookups the backup had (reads a returning master missed, served anyway)
+  GET_WARM_HITS: 16,
 } as const;
-export const COUNTER_COUNT = 16;
+export const COUNTER_COUNT = 17;
 
 export class Counters {
   readonly buffer: SharedArrayBuffer;
   readonly rows: number;
   private readonly all: Float64Array;
 
-  constructor(rowsOrBuffer: number | SharedArrayBuffer) {
+  /** rows: the main thread's and the workers'; plus one for `stats reset` when resettable */
+  constructor(rowsOrBuffer: number | SharedArrayBuffer, readonly resettable = false) {
     this.buffer = typeof rowsOrBuffer === 'number'
-      ? new SharedArrayBuffer(rowsOrBuffer * COUNTER_COUNT * 8)
+      ? new SharedArrayBuffer((rowsOrBuffer + (resettable ? 1 : 0)) * COUNTER_COUNT * 8)
       : rowsOrBuffer;
     this.all = new Float64Array(this.buffer);
-    this.rows = this.all.length / COUNTER_COUNT;
+    this.rows = this.all.length / COUNTER_COUNT - (resettable ? 1 : 0);
+  }
+
+  /** The total since the last `stats reset`. */
+  sinceReset(counter: number): number {
+    return this.sum(counter) + (this.resettable ? this.all[this.rows * COUNTER_COUNT + counter]! : 0);
+  }
+
+  /** stats reset: from now on sinceReset() counts from zero (connection gauges aside). */
+  reset(): void {
+    if (!this.resettable) return;
+    for (let c = 0; c < COUNTER_COUNT; c++) {
+      if (c === C.HANDED_CONNECTIONS || c === C.CLOSED_CONNECTIONS) continue;
+      this.all[this.rows * COUNTER_COUNT + c] = -this.sum(c);
+    }
   }
 
   /** The row a single writer increments directly: row[C.CMD_GET]++ */

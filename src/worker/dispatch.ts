@@ -927,6 +927,7 @@ export class Dispatcher implements ReplyHandler {
     if (v !== null) {
       const m = req.cmd >= Cmd.MG ? req.master : this.masterOfKey(req, i);
       this.stats[m]![S.WARM_BACKUP_HITS]!++;
+      this.counters[C.GET_WARM_HITS]!++;
       const data = buf.subarray(v.dataStart, v.dataStart + v.size);
       const filled = v.ttl !== 0 && this.fill(req, i, m, v.flags, v.ttl, data, v.cas);
       if (req.cmd === Cmd.GET) {

@@ -31,7 +31,7 @@ const init = workerData as WorkerInit;
 setLogLevel(init.config.verbose);
 await initXxhash();
 
-const counters = new Counters(init.counters);
+const counters = new Counters(init.counters, true);
 const row = counters.row(init.row);
 const pools = new Pools();
 const onInvalidated = (server: number, ok: boolean): void => parentPort!.postMessage({ type: 'invalidated', server, ok });

@@ -12,6 +12,7 @@ import type { ClientConnection } from './client.js';
 
 export const STATS_GENERAL = 0;
 export const STATS_SERVERS = 1;
+export const STATS_RESET = 2;
 
 const VERSION_LINE = Buffer.from(`VERSION ${VERSION}\r\n`, 'latin1');
 
@@ -54,12 +55,18 @@ export class LocalCommands {
     if (i === parser.lineEnd) return STATS_GENERAL;
     let e = i;
     while (e < parser.lineEnd && buf[e] !== 0x20) e++;
-    if (buf.toString('latin1', i, e) === 'servers') return STATS_SERVERS;
+    const sub = buf.toString('latin1', i, e);
+    if (sub === 'servers') return STATS_SERVERS;
+    if (sub === 'reset') return STATS_RESET;
     return -1;
   }
 
   /** The figures, taken when the reply is written (after the requests before it). */
   statsReply(kind: number): Buffer {
+    if (kind === STATS_RESET) {
+      this.counters.reset();
+      return wire.RESET;
+    }
     return kind === STATS_SERVERS ? this.serverStatsReply() : this.stats();
   }
 
@@ -75,20 +82,21 @@ export class LocalCommands {
       ['version', VERSION],
       ['threads', this.config.workers],
       ['curr_connections', handed - closed],
-      ['total_connections', c.sum(C.TOTAL_CONNECTIONS)],
-      ['rejected_connections', c.sum(C.REJECTED_CONNECTIONS)],
-      ['cmd_get', c.sum(C.CMD_GET)],
-      ['cmd_set', c.sum(C.CMD_SET)],
-      ['cmd_touch', c.sum(C.CMD_TOUCH)],
-      ['cmd_flush', c.sum(C.CMD_FLUSH)],
-      ['get_hits', c.sum(C.GET_HITS)],
-      ['get_misses', c.sum(C.GET_MISSES)],
-      ['get_failover', c.sum(C.GET_FAILOVER)],
-      ['backend_errors', c.sum(C.BACKEND_ERRORS)],
-      ['backend_timeouts', c.sum(C.BACKEND_TIMEOUTS)],
-      ['backup_repairs', c.sum(C.BACKUP_REPAIRS)],
-      ['bytes_read', c.sum(C.BYTES_READ)],
-      ['bytes_written', c.sum(C.BYTES_WRITTEN)],
+      ['total_connections', c.sinceReset(C.TOTAL_CONNECTIONS)],
+      ['rejected_connections', c.sinceReset(C.REJECTED_CONNECTIONS)],
+      ['cmd_get', c.sinceReset(C.CMD_GET)],
+      ['cmd_set', c.sinceReset(C.CMD_SET)],
+      ['cmd_touch', c.sinceReset(C.CMD_TOUCH)],
+      ['cmd_flush', c.sinceReset(C.CMD_FLUSH)],
+      ['get_hits', c.sinceReset(C.GET_HITS)],
+      ['get_misses', c.sinceReset(C.GET_MISSES)],
+      ['get_failover', c.sinceReset(C.GET_FAILOVER)],
+      ['get_warm_hits', c.sinceReset(C.GET_WARM_HITS)],
+      ['backend_errors', c.sinceReset(C.BACKEND_ERRORS)],
+      ['backend_timeouts', c.sinceReset(C.BACKEND_TIMEOUTS)],
+      ['backup_repairs', c.sinceReset(C.BACKUP_REPAIRS)],
+      ['bytes_read', c.sinceReset(C.BYTES_READ)],
+      ['bytes_written', c.sinceReset(C.BYTES_WRITTEN)],
     ];
     let s = '';
     for (const [k, v] of lines) s += `STAT ${k} ${v}\r\n`;
