@@ -23,6 +23,7 @@ export class Peers {
   /** per master: this proxy has announced the current outage */
   private readonly announced: boolean[];
   private busy = false;
+  private announcing = false;
 
   constructor(
     private readonly masters: readonly ServerAddress[],
@@ -34,10 +35,10 @@ export class Peers {
     this.announced = masters.map(() => false);
   }
 
-  /** Called every retry interval by the prober. */
-  async tick(): Promise<void> {
-    if (this.busy || this.backups.length === 0) return;
-    this.busy = true;
+  /** Announces masters this proxy has just seen go down (called often: it is local until one has). */
+  async announceDown(): Promise<void> {
+    if (this.announcing || this.backups.length === 0) return;
+    this.announcing = true;
     try {
       for (let i = 0; i < this.masters.length; i++) {
         const down = this.health.state(i) === DOWN;
@@ -49,6 +50,16 @@ export class Peers {
           this.announced[i] = false;
         }
       }
+    } finally {
+      this.announcing = false;
+    }
+  }
+
+  /** Called every retry interval by the prober: reads the other proxies' news. */
+  async tick(): Promise<void> {
+    if (this.busy || this.backups.length === 0) return;
+    this.busy = true;
+    try {
       const counts = await this.read();
       for (let i = 0; i < this.masters.length; i++) {
         const n = counts[i]!;

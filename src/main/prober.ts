@@ -20,20 +20,34 @@ export class Prober {
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
     private readonly answered: (server: number) => Promise<void>,
-    /** runs each interval too: news of masters other proxies saw down */
-    private readonly peers: { tick(): Promise<void> } | null = null,
+    /** news of masters other proxies saw down (read each interval), and ours to tell */
+    private readonly peers: { tick(): Promise<void>; announceDown(): Promise<void> } | null = null,
   ) {
     this.inProgress = servers.map(() => false);
   }
 
+  private announceTimer: NodeJS.Timeout | null = null;
+
   start(): void {
     this.timer = setInterval(() => this.tick(), this.intervalMs);
     this.timer.unref();
+    if (this.peers !== null) {
+      // Other proxies should hear of an outage well before the server returns.
+      const peers = this.peers;
+      // The first read sets what counts as news: do it now, not an interval later.
+      void peers.tick().catch((err: Error) => log.error('peer check failed', { error: err.message }));
+      this.announceTimer = setInterval(() => {
+        void peers.announceDown().catch((err: Error) => log.error('peer announce failed', { error: err.message }));
+      }, Math.min(50, this.intervalMs));
+      this.announceTimer.unref();
+    }
   }
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.announceTimer !== null) clearInterval(this.announceTimer);
     this.timer = null;
+    this.announceTimer = null;
   }
 
   private tick(): void {

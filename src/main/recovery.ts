@@ -73,9 +73,11 @@ export class Recovery {
     if (!this.health.advance(server, DOWN, RECOVERING)) return;
     const name = this.names[server]!;
     log.info('server recovering', { server: name });
-    // Writes that timed out may still be in the server's socket buffers; let them
-    // land before the journaled keys are deleted over them.
-    await new Promise((r) => setTimeout(r, Math.min(200, this.config.retryIntervalMs)));
+    // Wait a retry interval before clearing it: writes that timed out may still be
+    // in the server's socket buffers (let them land first), and the other entry
+    // proxies read the outage counters (main/peers.ts) once per interval, so by
+    // then every one of them has stopped reading from this server too.
+    await new Promise((r) => setTimeout(r, Math.min(5000, this.config.retryIntervalMs + 100)));
     const flush = server < this.masterCount || this.journalLost[server]!;
     const ok = await this.supervisor.invalidateAll(server, flush);
     if (!ok) {

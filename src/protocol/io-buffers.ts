@@ -63,7 +63,15 @@ export class InputBuffer {
 
 /** Pieces up to this size are copied into the outbox's own region. */
 const COPY_LIMIT = 4096;
-const REGION_SIZE = 64 * 1024;
+/** A region for a busy socket (a backend connection). */
+export const LARGE_REGION = 64 * 1024;
+/**
+ * A region for a client: just under Node's pooled-allocation limit, so taking one
+ * is a slice of a shared pool, and an idle client gives it back (release()):
+ * 10,000 idle clients hold no output memory.
+ */
+export const SMALL_REGION = 4000;
+const EMPTY_REGION = Buffer.alloc(0);
 
 export interface Writable {
   write(b: Buffer): boolean;
@@ -73,7 +81,9 @@ export interface Writable {
 }
 
 export class Outbox {
-  private region: Buffer = Buffer.allocUnsafe(REGION_SIZE);
+  constructor(private readonly regionSize: number = LARGE_REGION) {}
+
+  private region: Buffer = EMPTY_REGION;
   /** start of the bytes not yet handed to a socket */
   private regionStart = 0;
   private regionEnd = 0;
@@ -91,7 +101,7 @@ export class Outbox {
     }
     if (this.region.length - this.regionEnd < n) {
       this.seal();
-      this.region = Buffer.allocUnsafe(REGION_SIZE);
+      this.region = Buffer.allocUnsafe(Math.max(this.regionSize, n));
       this.regionStart = this.regionEnd = 0;
     }
     if (n < 32) {
@@ -128,11 +138,15 @@ export class Outbox {
     this.length = 0;
     // The socket may still hold the sent part of the region; start a fresh one
     // once the old one is mostly used, never overwrite what was handed out.
-    if (this.region.length - this.regionEnd < COPY_LIMIT) {
-      this.region = Buffer.allocUnsafe(REGION_SIZE);
-      this.regionStart = this.regionEnd = 0;
-    }
+    if (this.region.length - this.regionEnd < COPY_LIMIT >> 2) this.release();
     return ok;
+  }
+
+  /** Lets go of the region (an idle socket); the next add takes a fresh one. */
+  release(): void {
+    if (this.length !== 0) return;
+    this.region = EMPTY_REGION;
+    this.regionStart = this.regionEnd = 0;
   }
 
   clear(): void {

@@ -31,7 +31,8 @@ export const KEY_MAX_LENGTH = 250;
 export const LINE_MAX_LENGTH = 2048;
 /** a get line may be long (10,000 keys); past this it is hostile. */
 export const GET_LINE_MAX_LENGTH = 8 * 1024 * 1024;
-const MAX_TOKENS = 24; // of a non-retrieval command; beyond it memcached answers ERROR
+const MAX_TOKENS = 24;
+const META_MAX_TOKENS = 20; // of a non-retrieval command; beyond it memcached answers ERROR
 
 /** Meta flags the proxy acts on (RequestParser.metaFlags). */
 export const META_QUIET = 1;
@@ -100,6 +101,9 @@ export class RequestParser {
     this.lineStart = pos;
     let lineEnd = nl;
     if (lineEnd > pos && buf[lineEnd - 1] === CR) lineEnd--;
+    // memcached reads the line as a C string: it ends at the first NUL byte.
+    const nul = buf.indexOf(0, pos);
+    if (nul !== -1 && nul < lineEnd) lineEnd = nul;
     this.lineEnd = lineEnd;
     this.forwardEnd = lineEnd;
     this.next = nl + 1;
@@ -111,7 +115,7 @@ export class RequestParser {
     while (e < lineEnd && buf[e] !== SP) e++;
     const cmd = lookupCommand(buf, s, e);
     this.cmd = cmd;
-    if (cmd === Cmd.UNKNOWN) return this.error(wire.ERROR);
+    if (cmd === Cmd.UNKNOWN) return isHttpRequest(buf, s, e, lineEnd) ? Parse.CLOSE : this.error(wire.ERROR);
     if (cmd <= Cmd.GATS) return this.retrieval(buf, e, lineEnd);
     this.tokenize(buf, e, lineEnd);
     switch (cmd) {
@@ -315,6 +319,12 @@ export class RequestParser {
   private meta(buf: Buffer, end: number): number {
     const n = this.ntok;
     if (n < 1) return this.error(this.cmd === Cmd.ME ? wire.CLIENT_ERROR_FORMAT : wire.ERROR);
+    // A key over 250 bytes is refused first; then a meta line of 20 tokens or more,
+    // before any data block is read (me takes no flags); mg words it its own way.
+    if (this.tokEnd[0]! - this.tokStart[0]! > KEY_MAX_LENGTH) return this.error(wire.CLIENT_ERROR_FORMAT);
+    if (n + 1 >= META_MAX_TOKENS && this.cmd !== Cmd.ME) {
+      return this.error(this.cmd === Cmd.MG ? wire.CLIENT_ERROR_FLAGS_ARE_TOO_LONG : wire.CLIENT_ERROR_FLAGS_TOO_LONG);
+    }
     let flags = 0;
     const first = this.cmd === Cmd.MS ? 2 : 1;
     for (let t = first; t < n && t < MAX_TOKENS; t++) {
@@ -327,7 +337,7 @@ export class RequestParser {
         case 0x76: flags |= META_VALUE; break; // v
       }
     }
-    if ((flags & META_KEEP_Q) !== 0) flags &= ~META_QUIET;
+    if ((flags & META_KEEP_Q) !== 0 || this.cmd === Cmd.ME) flags &= ~META_QUIET; // me takes no flags
     this.metaFlags = flags;
     const ks = this.tokStart[0]!;
     const ke = this.tokEnd[0]!;
@@ -354,7 +364,9 @@ export class RequestParser {
       return Parse.NEED_MORE;
     }
     this.next = dataEnd;
-    if (buf[dataEnd - 2] !== CR || buf[dataEnd - 1] !== LF) return this.error(wire.CLIENT_ERROR_DATA_CHUNK);
+    // A block with a bad end is still forwarded: memcached checks the flags first
+    // and answers a flag error rather than "bad data chunk" (either way one reply,
+    // the block swallowed).
     return Parse.REQUEST;
   }
 
@@ -378,6 +390,28 @@ export function validKey(buf: Uint8Array, start: number, end: number): boolean {
     if (c <= 0x20 || c === 0x7f) return false;
   }
   return true;
+}
+
+/**
+ * An HTTP request sent to the memcached port, which memcached hangs up on: a
+ * command it does not know, of two letters or more, starting with none of the
+ * letters it dispatches on (g s a c i d t, or m for a two-letter meta name), whose
+ * last token starts with "HTTP/" ("GET / HTTP/1.1"; "get / HTTP/1.1" is a get).
+ */
+function isHttpRequest(buf: Buffer, cs: number, ce: number, lineEnd: number): boolean {
+  if (ce - cs < 2) return false;
+  const c = buf[cs]!;
+  if (c === 0x67 || c === 0x73 || c === 0x61 || c === 0x63 || c === 0x69 || c === 0x64 || c === 0x74) return false;
+  if (c === 0x6d && ce - cs === 2) return false;
+  return endsWithHttp(buf, cs, lineEnd);
+}
+
+function endsWithHttp(buf: Buffer, pos: number, end: number): boolean {
+  let e = end;
+  while (e > pos && buf[e - 1] === SP) e--;
+  let s = e;
+  while (s > pos && buf[s - 1] !== SP) s--;
+  return e - s >= 5 && buf[s] === 0x48 && buf[s + 1] === 0x54 && buf[s + 2] === 0x54 && buf[s + 3] === 0x50 && buf[s + 4] === 0x2f;
 }
 
 function isGetPrefix(buf: Buffer, pos: number, end: number): boolean {

@@ -50,9 +50,9 @@ export class ResponseParser {
     if (kind === Expect.META) {
       // "VA <size> <flags>*": the line and its data block are one reply.
       if (len >= 4 && buf[pos] === 0x56 && buf[pos + 1] === 0x41 && buf[pos + 2] === SP) return this.metaValue(buf, pos + 3, nl - 1, end);
-      return Reply.LINE;
+      return isMetaLine(buf, pos, nl - 1) || isErrorLine(buf, pos, nl - 1) ? Reply.LINE : Reply.BAD;
     }
-    if (kind !== Expect.RETRIEVAL) return Reply.LINE;
+    if (kind !== Expect.RETRIEVAL) return isTextLine(buf, pos, nl - 1) || isErrorLine(buf, pos, nl - 1) ? Reply.LINE : Reply.BAD;
     // "END"
     if (len === 3 && buf[pos] === 0x45 && buf[pos + 1] === 0x4e && buf[pos + 2] === 0x44) return Reply.END;
     // "VALUE "
@@ -66,6 +66,8 @@ export class ResponseParser {
   }
 
   private metaValue(buf: Buffer, from: number, lineEnd: number, end: number): number {
+    if (buf[lineEnd - 1] === SP) return Reply.BAD;
+    for (let k = from + 1; k < lineEnd; k++) if (buf[k] === SP && buf[k - 1] === SP) return Reply.BAD;
     let i = from;
     let bytes = 0;
     while (i < lineEnd && buf[i] !== SP) {
@@ -119,13 +121,47 @@ export class ResponseParser {
   }
 }
 
+/** Exactly "ERROR", or "CLIENT_ERROR <message>" / "SERVER_ERROR <message>". */
 export function isErrorLine(buf: Buffer, start: number, end: number): boolean {
   const len = end - start;
-  if (len >= 5 && buf[start] === 0x45 && buf[start + 1] === 0x52 && buf[start + 2] === 0x52 &&
-      buf[start + 3] === 0x4f && buf[start + 4] === 0x52) return true; // ERROR
-  if (len >= 12 && buf[start + 6] === 0x5f && buf[start + 7] === 0x45 && buf[start + 8] === 0x52) {
-    // CLIENT_ERROR / SERVER_ERROR
-    return (buf[start] === 0x43 || buf[start] === 0x53);
+  if (len === 5) return buf.compare(ERROR_WORD, 0, 5, start, end) === 0;
+  if (len < 14 || buf[start + 12] !== SP) return false;
+  return buf.compare(CLIENT_ERROR_WORD, 0, 12, start, start + 12) === 0 ||
+    buf.compare(SERVER_ERROR_WORD, 0, 12, start, start + 12) === 0;
+}
+
+const ERROR_WORD = Buffer.from('ERROR');
+const CLIENT_ERROR_WORD = Buffer.from('CLIENT_ERROR');
+const SERVER_ERROR_WORD = Buffer.from('SERVER_ERROR');
+
+// The single-line replies memcached sends; anything else means the stream is not
+// what the connection thinks it is, and must not reach a client.
+const TEXT_REPLIES = ['STORED', 'NOT_STORED', 'EXISTS', 'NOT_FOUND', 'DELETED', 'TOUCHED', 'OK', 'RESET'].map((w) => Buffer.from(w));
+const VERSION_PREFIX = Buffer.from('VERSION ');
+const META_CODES = ['HD', 'NS', 'EX', 'NF', 'EN', 'MN', 'ME'].map((w) => Buffer.from(w));
+
+function equalsAt(buf: Buffer, start: number, end: number, word: Buffer): boolean {
+  return end - start === word.length && buf.compare(word, 0, word.length, start, end) === 0;
+}
+
+function isTextLine(buf: Buffer, start: number, end: number): boolean {
+  const c = buf[start]!;
+  if (c >= 0x30 && c <= 0x39) {
+    // incr/decr: a number
+    for (let i = start; i < end; i++) { const d = buf[i]!; if (d < 0x30 || d > 0x39) return false; }
+    return end - start <= 20;
   }
+  for (const w of TEXT_REPLIES) if (equalsAt(buf, start, end, w)) return true;
+  return end - start > VERSION_PREFIX.length && buf.compare(VERSION_PREFIX, 0, VERSION_PREFIX.length, start, start + VERSION_PREFIX.length) === 0;
+}
+
+/** HD, NS, EX, NF, EN, MN alone or followed by " <flag>"s; ME with its data */
+function isMetaLine(buf: Buffer, start: number, end: number): boolean {
+  if (end - start < 2 || (end - start > 2 && buf[start + 2] !== SP)) return false;
+  // memcached writes each flag as " <flag>": never a trailing or doubled space
+  if (buf[end - 1] === SP) return false;
+  for (let i = start + 3; i < end; i++) if (buf[i] === SP && buf[i - 1] === SP) return false;
+  if (buf[start] === 0x4d && buf[start + 1] === 0x45 && end - start === 2) return false; // bare ME
+  for (const w of META_CODES) if (buf[start] === w[0] && buf[start + 1] === w[1]) return true;
   return false;
 }

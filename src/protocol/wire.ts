@@ -20,6 +20,8 @@ export const CLIENT_ERROR_DATA_CHUNK = line('CLIENT_ERROR bad data chunk');
 export const CLIENT_ERROR_DELTA = line('CLIENT_ERROR invalid numeric delta argument');
 export const CLIENT_ERROR_EXPTIME = line('CLIENT_ERROR invalid exptime argument');
 export const CLIENT_ERROR_DELETE_USAGE = line('CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]');
+export const CLIENT_ERROR_FLAGS_TOO_LONG = line('CLIENT_ERROR options flags too long');
+export const CLIENT_ERROR_FLAGS_ARE_TOO_LONG = line('CLIENT_ERROR options flags are too long');
 export const CLIENT_ERROR_LINE_TOO_LONG = line('CLIENT_ERROR line too long');
 
 export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');

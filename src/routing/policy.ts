@@ -5,12 +5,15 @@
 //   state        reads of its keys          writes of its keys
 //   UP           master                     master + backup
 //   DOWN         backup                     backup (journaled for the master)
-//   RECOVERING   backup                     master + backup
-//   WARMING      master, misses -> backup   master + backup
+//   RECOVERING   backup                     master + backup, answered with the backup's
+//                                           reply (the master may still hold stale values:
+//                                           an incr there counts from one), once both have
+//   WARMING      master, misses -> backup   master + backup, answered once both have;
+//                                           a key the master lacks is the backup's answer
 //
 // A backup serves reads only when UP; one that is DOWN has its writes journaled too.
 
-import { DOWN, UP, WARMING, type HealthTable } from '../shared/health.js';
+import { DOWN, RECOVERING, UP, WARMING, type HealthTable } from '../shared/health.js';
 
 /** A server that is not there: no pool, or no backup configured. */
 export const NONE = -1;
@@ -23,7 +26,10 @@ export function readTarget(health: HealthTable, master: number, backup: number):
   return NONE;
 }
 
-/** Whether a master takes writes (UP, RECOVERING, WARMING: anything but DOWN). */
+/**
+ * Whether a master takes writes: anything but DOWN. A recovering master must
+ * get them too: another entry proxy may already be reading from it.
+ */
 export function writable(health: HealthTable, server: number): boolean {
   return health.state(server) !== DOWN;
 }
@@ -31,6 +37,11 @@ export function writable(health: HealthTable, server: number): boolean {
 /** The backup a write is replicated to, or NONE. */
 export function shadowTarget(health: HealthTable, backup: number): number {
   return backup !== NONE && health.state(backup) !== DOWN ? backup : NONE;
+}
+
+/** The master is being cleared: the backup's answers are the true ones. */
+export function recovering(health: HealthTable, master: number): boolean {
+  return health.state(master) === RECOVERING;
 }
 
 /** A read served by this master should look misses up on the backup. */

@@ -9,7 +9,7 @@
 
 import type net from 'node:net';
 import { Cmd } from '../protocol/commands.js';
-import { InputBuffer, Outbox, unsentBytes } from '../protocol/io-buffers.js';
+import { InputBuffer, Outbox, SMALL_REGION, unsentBytes } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
@@ -19,10 +19,12 @@ import type { LocalCommands } from './local.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
-/** Requests in flight per client before its socket stops being read. */
-const MAX_QUEUED = 8192;
+/** Requests in flight per client before its input stops being parsed and read. */
+const MAX_QUEUED = 256;
+/** ... and when it is parsed again. */
+const RESUME_QUEUED = MAX_QUEUED >> 1;
 /** Reply bytes waiting in the socket before the client stops being read. */
-const MAX_UNSENT = 8 * 1024 * 1024;
+const MAX_UNSENT = 4 * 1024 * 1024;
 
 interface SocketWithOwner extends net.Socket { owner: ClientConnection | null }
 
@@ -32,7 +34,7 @@ export class ClientConnection {
   readonly id = nextId++ & 0x3fffffff;
   private socket: SocketWithOwner | null;
   private readonly input = new InputBuffer();
-  private readonly outbox = new Outbox();
+  private readonly outbox = new Outbox(SMALL_REGION);
   /** bytes the parser wants before it can continue (a large value), 0 if unknown */
   private need = 0;
   /** bytes of a refused data block still to discard */
@@ -45,6 +47,8 @@ export class ClientConnection {
   /** quit or a fatal error was read: close once earlier replies are out */
   private closing = false;
   private paused = false;
+  /** parsing stopped at MAX_QUEUED with input left over */
+  private held = false;
   private scheduled = false;
   /** set while the worker drains (shutdown) */
   private drainTimer: NodeJS.Timeout | null = null;
@@ -76,14 +80,27 @@ export class ClientConnection {
       if (n === chunk.length) return;
       chunk = chunk.subarray(n);
     }
-    const input = this.input;
-    input.push(chunk, this.need);
+    this.input.push(chunk, this.need);
     this.need = 0;
+    this.parseInput();
+  }
+
+  /**
+   * Runs the parser over what is buffered. Stops (keeping the rest) while too
+   * many requests wait for replies: a client that pipelines without reading its
+   * replies holds at most MAX_QUEUED requests' worth of memory.
+   */
+  private parseInput(): void {
+    const input = this.input;
     const buf = input.buf;
     const end = input.end;
     let pos = input.pos;
     const parser = this.ctx.parser;
     while (pos < end) {
+      if (this.queued >= MAX_QUEUED) {
+        this.held = true;
+        break;
+      }
       const r = parser.parse(buf, pos, end);
       if (r === Parse.NEED_MORE) {
         this.need = parser.need;
@@ -223,9 +240,12 @@ export class ClientConnection {
     if (socket === null) return;
     this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
     this.outbox.flush(socket);
-    if (this.closing && this.queued === 0) {
-      socket.end();
-      return;
+    if (this.queued === 0) {
+      if (this.closing) {
+        socket.end();
+        return;
+      }
+      this.outbox.release();
     }
     this.checkPressure();
   }
@@ -234,7 +254,13 @@ export class ClientConnection {
   private checkPressure(): void {
     const socket = this.socket;
     if (socket === null) return;
-    const over = this.queued > MAX_QUEUED || unsentBytes(socket) > MAX_UNSENT;
+    const unsent = unsentBytes(socket);
+    if (this.held && this.queued <= RESUME_QUEUED && unsent <= MAX_UNSENT && !this.closing) {
+      this.held = false;
+      this.parseInput();
+      if (this.socket === null) return;
+    }
+    const over = this.held || this.queued >= MAX_QUEUED || unsent > MAX_UNSENT;
     if (over && !this.paused) {
       this.paused = true;
       socket.pause();

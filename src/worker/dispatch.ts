@@ -30,10 +30,10 @@ import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
 import { META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
 import { Expect } from '../protocol/response-parser.js';
 import * as wire from '../protocol/wire.js';
-import { NONE, readTarget, shadowTarget, warming, writable } from '../routing/policy.js';
+import { NONE, readTarget, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
 import { Router } from '../routing/router.js';
 import { C } from '../shared/counters.js';
-import { HealthTable, RECOVERING } from '../shared/health.js';
+import { HealthTable } from '../shared/health.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Journal } from './journal.js';
@@ -435,9 +435,10 @@ export class Dispatcher implements ReplyHandler {
     } else if (masterConn !== null) {
       this.sendWrite(req, masterConn, Role.CLIENT, now, false);
       req.masterState = SENT;
-      // While the master is recovering, reads of the key go to the backup: the
-      // write is acknowledged only once the backup has it too.
-      req.ackAfterBackup = backupConn !== null && health.state(master) === RECOVERING;
+      // A warming master may lack the key the backup has (an incr there answers
+      // NOT_FOUND): the write is answered once both have answered (settleWarmWrite).
+      req.backupIsTruth = backupConn !== null && recovering(health, master);
+      req.ackAfterBackup = req.backupIsTruth || (backupConn !== null && warming(health, master));
       if (backupConn !== null) {
         const isCas = cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0);
         const queue = isCas || this.casQueues.size > 0 ? this.casQueue(req, isCas, kb, ks, ke) : undefined;
@@ -732,7 +733,9 @@ export class Dispatcher implements ReplyHandler {
       req.masterState = ANSWERED;
       req.masterReply = line;
       req.reply = reply;
-      if (!req.ackAfterBackup || req.backupState !== SENT) this.complete(req);
+      if (req.ackAfterBackup && req.backupState === SENT) return;
+      if (req.ackAfterBackup && req.backupState === ANSWERED) { this.settleWarmWrite(req); return; }
+      this.complete(req);
       if (req.casKey !== null && isCasRequest(req)) {
         req.casState = line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44) ? CAS_STORED : CAS_REFUSED;
         this.drainCas(req.casKey);
@@ -753,8 +756,8 @@ export class Dispatcher implements ReplyHandler {
     req.backupReply = line;
     if (req.deferMaster) { this.sendDeferredMaster(req); return; }
     if (req.masterState === ANSWERED) {
-      if (req.ackAfterBackup) this.complete(req);
-      this.compare(req);
+      if (req.ackAfterBackup) this.settleWarmWrite(req);
+      else this.compare(req);
     }
     else if (req.masterState === FAILED && !req.done) {
       req.reply = quieted(req, line) ? wire.NOTHING : line;
@@ -834,6 +837,31 @@ export class Dispatcher implements ReplyHandler {
       req.reply = wire.SERVER_ERROR_UNAVAILABLE;
       this.complete(req);
     }
+  }
+
+  /**
+   * Both answered a write to a warming master. If the master lacked the key and
+   * the backup had it (incr, append, replace... of a key not yet warmed), the
+   * backup's answer is the true one: it goes to the client, and the backup's item
+   * is copied into the master. Otherwise the master's answer stands.
+   */
+  private settleWarmWrite(req: Request): void {
+    const m = req.masterReply!;
+    const b = req.backupReply!;
+    if (req.backupIsTruth) {
+      // Recovering: the master is about to be flushed; the backup serves the reads.
+      req.reply = quieted(req, b) ? wire.NOTHING : b;
+      this.complete(req);
+      return;
+    }
+    if (isMissReply(m) && !isMissReply(b) && !isErrorReply(b, 0)) {
+      req.reply = quieted(req, b) ? wire.NOTHING : b;
+      this.complete(req);
+      this.warmLookup(req, 0);
+      return;
+    }
+    this.complete(req);
+    this.compare(req);
   }
 
   /** The backup has answered a delete held back for a warming master: now the master. */
@@ -935,7 +963,7 @@ export class Dispatcher implements ReplyHandler {
         const ks = req.keyStart(i);
         const ke = req.keyEnd(i);
         req.values[i] = Buffer.concat([VALUE, req.buf.subarray(ks, ke), Buffer.from(` ${v.flags} ${v.size}\r\n`), data, wire.CRLF]);
-      } else if (filled) {
+      } else if (filled && (req.cmd <= Cmd.GATS || req.cmd === Cmd.MG)) {
         // Read it again from the master, which now holds it: cas ids and meta flags are the master's.
         this.reread(req, i, m);
       }
@@ -1108,6 +1136,14 @@ function quieted(req: Request, line: Buffer): boolean {
 
 function isCasRequest(r: Request): boolean {
   return r.cmd === Cmd.CAS || (r.cmd === Cmd.MS && (r.metaFlags & META_CAS) !== 0);
+}
+
+/** NOT_FOUND, NOT_STORED, or their meta forms NF, NS, EN */
+function isMissReply(line: Buffer): boolean {
+  const c0 = line[0];
+  const c1 = line[1];
+  if (c0 === 0x4e) return c1 === 0x4f || c1 === 0x46 || c1 === 0x53; // NOT_..., NF, NS
+  return c0 === 0x45 && c1 === 0x4e; // EN
 }
 
 /** ERROR, CLIENT_ERROR or SERVER_ERROR */

@@ -71,6 +71,8 @@ export class Request {
   backupState = 0;
   /** the client's reply waits for the backup's too (reads of the key go to the backup) */
   ackAfterBackup = false;
+  /** the master is recovering: the client gets the backup's reply */
+  backupIsTruth = false;
   /** a delete for a warming master, sent there once the backup has answered */
   deferMaster = false;
   /** set while this write waits in a cas queue (worker/dispatch.ts) */
@@ -103,6 +105,7 @@ export class Request {
     this.casState = 0;
     this.ackAfterBackup = false;
     this.deferMaster = false;
+    this.backupIsTruth = false;
     this.metaFlags = 0;
     this.decodedKey = null;
     this.master = -1;

@@ -30,6 +30,13 @@ export class Ledger {
   hits = 0;
   misses = 0;
 
+  /**
+   * lagMs: a write counts as acknowledged before a read only if it was at least
+   * this long before. 0 (the default) is strict; see the one test that allows a
+   * backup round trip, and why, in warm-recovery.test.ts.
+   */
+  constructor(private readonly lagMs = 0) {}
+
   initial(key: string, value: string): void {
     this.history.set(key, [{ value, ackedAt: 0 }]);
   }
@@ -58,7 +65,7 @@ export class Ledger {
     const h = this.history.get(key) ?? [];
     // the newest version acknowledged before the read was sent
     let floor = -1;
-    for (let i = h.length - 1; i >= 0; i--) if (h[i]!.ackedAt < sentAt) { floor = i; break; }
+    for (let i = h.length - 1; i >= 0; i--) if (h[i]!.ackedAt < sentAt - this.lagMs) { floor = i; break; }
     let idx = -1;
     for (let i = h.length - 1; i >= 0; i--) if (h[i]!.value === got) { idx = i; break; }
     if (idx >= 0 && idx >= floor) { this.hits++; return 'hit'; }

@@ -353,7 +353,7 @@ const ROWS: Row[] = [
   { name: 'control character in the second get key is refused', send: 'get a b\x7f\r\n', expect: FORMAT },
   { name: 'tab in a get key is refused', send: 'get a\tb\r\n', expect: FORMAT },
   { name: 'control character in a set key is refused (data parsed as a command)', send: 'set a\x01b 0 0 1\r\nx\r\nget a\x01b\r\n', expect: `${FORMAT}ERROR\r\n${FORMAT}` },
-  { name: 'control character in a delete/incr/touch key is refused', send: 'delete a\x1fb\r\nincr a\x00 1\r\ntouch \x1b 1\r\n', expect: FORMAT.repeat(3) },
+  { name: 'control character in a delete/incr/touch key is refused', send: 'delete a\x1fb\r\nincr a\x01 1\r\ntouch \x1b 1\r\n', expect: FORMAT.repeat(3) },
 ];
 
 function checkStats(r: string): void {

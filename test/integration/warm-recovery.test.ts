@@ -629,7 +629,12 @@ test('writes racing recovery: keys overwritten through both entries while a mast
       const [c1, c2, r1, r2] = [await connect(e1), await connect(e2), await connect(e1), await connect(e2)];
       const items = makeItems('wr', 4000);
       const keys = items.map((i) => i.key);
-      const ledger = new Ledger();
+      // While the two entries' views of the returning master differ, one may read
+      // the key from the backup while the other has just acknowledged a write that
+      // the master answered: the client's reply never waits for the backup (issue
+      // 2), so the backup's copy may be a round trip behind. That window (README,
+      // known limits) is allowed; anything staler is not.
+      const ledger = new Ledger(50);
       assert.equal(await writeAndRecord(c1, items, ledger, 500), [], 'sets STORED');
       const masterOf = await ownership(c.masters, keys);
       const P = 1;

@@ -223,7 +223,9 @@ const ROWS: Row[] = [
   row('get key with \\x01', 'get a\x01b\r\n', reply(FORMAT)),
   row('get key with \\x7f', 'get a\x7fb\r\n', reply(FORMAT)),
   row('get key with \\t', 'get a\tb\r\n', reply(FORMAT)),
-  row('get key with \\x00', 'get a\x00b\r\n', reply(FORMAT)),
+  // memcached reads a line as a C string: a NUL ends it ("get a" here).
+  row('get key with \\x00 (the line ends at the NUL)', 'get a\x00b\r\n', req(Cmd.GET, { keys: ['a'], forward: 'get a' })),
+  row('noreply then NUL is noreply (bug: replies went to the wrong client)', 'delete k noreply\x00x\r\n', req(Cmd.DELETE, { keys: ['k'], noreply: true, forward: 'delete k' })),
   row('get key ending in \\r (line ended by \\r\\r\\n)', 'get a\r\r\n', reply(FORMAT)),
   row('set key with \\x01', 'set a\x01b 0 0 1\r\na\r\n', (w) => lineReply(w, FORMAT)),
   row('delete key with \\x1f', 'delete a\x1fb\r\n', reply(FORMAT)),

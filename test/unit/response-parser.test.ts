@@ -79,7 +79,10 @@ const ROWS: Row[] = [
     'VERSION 1.6.18', 'ERROR', 'CLIENT_ERROR bad data chunk', 'SERVER_ERROR object too large for cache',
     'CLIENT_ERROR cannot increment or decrement non-numeric value'].map((l): Row => (
     { name: `line ${l}`, retrieval: false, wire: `${l}\r\n`, units: [line(`${l}\r\n`)] })),
-  { name: 'END as a single line (not a retrieval)', retrieval: false, wire: 'END\r\n', units: [line('END\r\n')] },
+  // A line memcached never sends for the request at the head: the stream is out
+  // of step, and the line must not reach a client as a reply to a write.
+  { name: 'END as the reply to a write (bug: garbage handed to a client)', retrieval: false, wire: 'END\r\n', units: [BAD] },
+  { name: 'an HTTP status line as the reply to a write', retrieval: false, wire: 'HTTP/1.1 502 Bad Gateway\r\n', units: [BAD] },
 
   // garbage: a stream that cannot be trusted any more
   get('garbage line in a retrieval', { wire: 'HELLO\r\n', units: [BAD] }),

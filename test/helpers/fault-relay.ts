@@ -1,0 +1,140 @@
+// A fault-injecting TCP relay, placed between mcrelay and a real memcached:
+//
+//   mcrelay --requests--> FaultRelay --> memcached
+//   mcrelay <--replies--- FaultRelay <-- memcached      (faults apply here)
+//
+// The fault can be switched at any time and applies at once to every open
+// connection and to new ones:
+//   pass             forward both ways
+//   delay(ms)        hold every reply chunk back ms milliseconds (order kept)
+//   blackhole        accept, read requests, forward nothing either way
+//   reset            forward half of the next reply chunk, then reset the connection (RST)
+//   cut(close)       forward half of the next reply chunk, then forward nothing more;
+//                    close: end the connection (FIN) instead of hanging
+//   garbage          replace every reply chunk with bytes no memcached would send
+// It counts connections and who closed each first, so a test can tell that
+// mcrelay dropped a connection that went bad.
+import net from 'node:net';
+
+export type Fault =
+  | { kind: 'pass' }
+  | { kind: 'delay'; ms: number }
+  | { kind: 'blackhole' }
+  | { kind: 'reset' }
+  | { kind: 'cut'; close: boolean }
+  | { kind: 'garbage' };
+
+export const PASS: Fault = { kind: 'pass' };
+
+const GARBAGE = Buffer.from('HTTP/1.1 502 Bad Gateway\r\nX: \x00\x01\x02garbage\r\n\r\n', 'latin1');
+
+interface Pair {
+  client: net.Socket;
+  upstream: net.Socket;
+  /** the reply side went dead on purpose (cut): nothing more is forwarded */
+  dead: boolean;
+  /** delayed replies not yet written */
+  timers: Set<NodeJS.Timeout>;
+}
+
+export class FaultRelay {
+  readonly server: net.Server;
+  port = 0;
+  fault: Fault = PASS;
+  private readonly pairs = new Set<Pair>();
+  /** connections accepted so far */
+  accepted = 0;
+  /** connections the proxy side closed first (mcrelay dropping a connection) */
+  closedByClient = 0;
+  /** connections the relay itself broke (reset, cut) */
+  brokenByRelay = 0;
+
+  constructor(readonly targetPort: number, readonly targetHost = '127.0.0.1') {
+    this.server = net.createServer((client) => this.accept(client));
+  }
+
+  async listen(port = 0): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => { this.server.off('error', reject); resolve(); });
+    });
+    this.port = (this.server.address() as net.AddressInfo).port;
+    return this;
+  }
+
+  get addr(): string { return `127.0.0.1:${this.port}`; }
+  get open(): number { return this.pairs.size; }
+
+  /** Switches the fault; it applies to what is forwarded from now on. */
+  set(fault: Fault): void {
+    this.fault = fault;
+  }
+
+  private accept(client: net.Socket): void {
+    this.accepted++;
+    client.setNoDelay(true);
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    upstream.setNoDelay(true);
+    const pair: Pair = { client, upstream, dead: false, timers: new Set() };
+    this.pairs.add(pair);
+    let clientClosedFirst: boolean | null = null;
+    const done = (): void => {
+      if (!this.pairs.delete(pair)) return;
+      for (const t of pair.timers) clearTimeout(t);
+      if (clientClosedFirst === true) this.closedByClient++;
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+    client.on('close', () => { clientClosedFirst ??= true; done(); });
+    upstream.on('close', () => { clientClosedFirst ??= false; done(); });
+    client.on('data', (d: Buffer) => {
+      if (this.fault.kind === 'blackhole' || pair.dead) return;
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => this.reply(pair, d, () => { clientClosedFirst ??= false; }));
+  }
+
+  private reply(pair: Pair, d: Buffer, relayCloses: () => void): void {
+    if (pair.dead) return;
+    const f = this.fault;
+    switch (f.kind) {
+      case 'pass':
+        pair.client.write(d);
+        return;
+      case 'delay': {
+        const t = setTimeout(() => { pair.timers.delete(t); if (!pair.client.destroyed) pair.client.write(d); }, f.ms);
+        pair.timers.add(t);
+        return;
+      }
+      case 'blackhole':
+        return;
+      case 'garbage':
+        pair.client.write(GARBAGE);
+        return;
+      case 'reset':
+        pair.dead = true;
+        this.brokenByRelay++;
+        relayCloses();
+        pair.client.write(d.subarray(0, Math.max(1, d.length >> 1)), () => pair.client.resetAndDestroy());
+        return;
+      case 'cut':
+        pair.dead = true;
+        this.brokenByRelay++;
+        pair.client.write(d.subarray(0, Math.max(1, d.length >> 1)));
+        if (f.close) { relayCloses(); pair.client.end(); }
+        return;
+    }
+  }
+
+  /** Drops every open connection (as a restart of the relay would). */
+  dropAll(): void {
+    for (const p of [...this.pairs]) { p.client.destroy(); p.upstream.destroy(); }
+  }
+
+  async close(): Promise<void> {
+    this.dropAll();
+    await new Promise((r) => this.server.close(r));
+  }
+}
