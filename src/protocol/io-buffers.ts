@@ -77,7 +77,6 @@ export interface Writable {
   write(b: Buffer): boolean;
   cork(): void;
   uncork(): void;
-  destroy(err?: Error): void;
 }
 
 export class Outbox {
@@ -156,77 +155,12 @@ export class Outbox {
   }
 }
 
-// ---- writing straight to the socket's handle ----
-//
-// net.Socket#write runs every chunk through the Writable stream machinery (a
-// buffered-request record, a WriteWrap, an afterWrite tick) before libuv writes
-// it. The outbox already batches one write per socket per turn and tracks no
-// per-write callbacks, so it hands its chunks to the handle directly: libuv still
-// queues what the kernel does not take at once, in order, and end() still waits
-// for that queue before it shuts the socket down.
-
-interface StreamHandle {
-  writeBuffer(req: object, b: Buffer): number;
-  writev(req: object, chunks: Buffer[], allBuffers: boolean): number;
-  writeQueueSize: number;
-}
-interface WriteReq {
-  handle: StreamHandle | null;
-  oncomplete: ((status: number) => void) | null;
-  async: boolean;
-  buffer: unknown;
-  socket: Writable | null;
-}
-interface StreamWrapBinding {
-  WriteWrap: new () => WriteReq;
-  streamBaseState: Int32Array;
-  kLastWriteWasAsync: number;
-}
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const streamWrap = (process as any).binding('stream_wrap') as StreamWrapBinding;
-
-/** Bytes queued in libuv beyond which flush() reports back-pressure. */
-const QUEUE_HIGH = 1024 * 1024;
-
+/** Writes the chunks as one batch (one writev when there are several). */
 function writeChunks(socket: Writable, chunks: Buffer[]): boolean {
-  const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;
-  if (handle === null || typeof handle.writeBuffer !== 'function') {
-    let ok = true;
-    socket.cork();
-    for (let i = 0; i < chunks.length; i++) ok = socket.write(chunks[i]!);
-    socket.uncork();
-    return ok;
-  }
-  const req = new streamWrap.WriteWrap();
-  req.handle = handle;
-  req.oncomplete = onWriteComplete;
-  req.async = false;
-  const err = chunks.length === 1 ? handle.writeBuffer(req, chunks[0]!) : handle.writev(req, chunks.slice(), true);
-  if (err !== 0) {
-    socket.destroy(new Error(`write failed (${err})`));
-    return false;
-  }
-  if (streamWrap.streamBaseState[streamWrap.kLastWriteWasAsync] !== 0) {
-    // libuv holds the request until the kernel takes the rest: keep its buffers
-    // alive, and say 'drain' when the queue is empty (the stream cannot: it never
-    // saw these writes).
-    req.buffer = chunks.length === 1 ? chunks[0] : chunks.slice();
-    req.socket = socket;
-  }
-  return handle.writeQueueSize < QUEUE_HIGH;
-}
-
-function onWriteComplete(this: WriteReq): void {
-  this.buffer = null;
-  const socket = this.socket;
-  this.socket = null;
-  if (socket !== null && this.handle !== null && this.handle.writeQueueSize === 0) {
-    (socket as unknown as { emit(e: string): void }).emit('drain');
-  }
-}
-
-/** Bytes a socket has accepted but not yet handed to the kernel. */
-export function unsentBytes(socket: { writableLength: number }): number {
-  const handle = (socket as unknown as { _handle: StreamHandle | null })._handle;
-  return socket.writableLength + (handle !== null && handle !== undefined ? handle.writeQueueSize : 0);
+  if (chunks.length === 1) return socket.write(chunks[0]!);
+  let ok = true;
+  socket.cork();
+  for (let i = 0; i < chunks.length; i++) ok = socket.write(chunks[i]!);
+  socket.uncork();
+  return ok;
 }

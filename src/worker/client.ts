@@ -9,7 +9,7 @@
 
 import type net from 'node:net';
 import { Cmd } from '../protocol/commands.js';
-import { InputBuffer, Outbox, SMALL_REGION, unsentBytes } from '../protocol/io-buffers.js';
+import { InputBuffer, Outbox, SMALL_REGION } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
@@ -254,7 +254,7 @@ export class ClientConnection {
   private checkPressure(): void {
     const socket = this.socket;
     if (socket === null) return;
-    const unsent = unsentBytes(socket);
+    const unsent = socket.writableLength;
     if (this.held && this.queued <= RESUME_QUEUED && unsent <= MAX_UNSENT && !this.closing) {
       this.held = false;
       this.parseInput();
