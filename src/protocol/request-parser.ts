@@ -102,8 +102,10 @@ export class RequestParser {
     let lineEnd = nl;
     if (lineEnd > pos && buf[lineEnd - 1] === CR) lineEnd--;
     // memcached reads the line as a C string: it ends at the first NUL byte.
-    const nul = buf.indexOf(0, pos);
-    if (nul !== -1 && nul < lineEnd) lineEnd = nul;
+    // (A loop over the line: indexOf would scan the whole buffer behind it.)
+    for (let i = pos; i < lineEnd; i++) {
+      if (buf[i] === 0) { lineEnd = i; break; }
+    }
     this.lineEnd = lineEnd;
     this.forwardEnd = lineEnd;
     this.next = nl + 1;
