@@ -68,6 +68,14 @@ export class ResponseParser {
   private metaValue(buf: Buffer, from: number, lineEnd: number, end: number): number {
     if (buf[lineEnd - 1] === SP) return Reply.BAD;
     for (let k = from + 1; k < lineEnd; k++) if (buf[k] === SP && buf[k - 1] === SP) return Reply.BAD;
+    return this.dataBlock(buf, from, lineEnd, end, Reply.LINE);
+  }
+
+  /**
+   * The byte count token at `from`, then its data block after the line:
+   * `found` when the block is whole and ends in CRLF.
+   */
+  private dataBlock(buf: Buffer, from: number, lineEnd: number, end: number, found: number): number {
     let i = from;
     let bytes = 0;
     while (i < lineEnd && buf[i] !== SP) {
@@ -84,7 +92,7 @@ export class ResponseParser {
     }
     if (buf[dataEnd - 2] !== CR || buf[dataEnd - 1] !== LF) return Reply.BAD;
     this.next = dataEnd;
-    return Reply.LINE;
+    return found;
   }
 
   private value(buf: Buffer, from: number, lineEnd: number, end: number): number {
@@ -99,25 +107,8 @@ export class ResponseParser {
     const fs = i;
     while (i < lineEnd && buf[i] !== SP) i++;
     if (i === fs || i === lineEnd) return Reply.BAD;
-    // bytes
-    i++;
-    let bytes = 0;
-    const bs = i;
-    while (i < lineEnd && buf[i] !== SP) {
-      const d = buf[i]! - 0x30;
-      if (d < 0 || d > 9) return Reply.BAD;
-      bytes = bytes * 10 + d;
-      i++;
-    }
-    if (i === bs || bytes > 0x7fffffff) return Reply.BAD;
-    const dataEnd = this.next + bytes + 2;
-    if (dataEnd > end) {
-      this.need = dataEnd - this.start;
-      return Reply.NEED_MORE;
-    }
-    if (buf[dataEnd - 2] !== CR || buf[dataEnd - 1] !== LF) return Reply.BAD;
-    this.next = dataEnd;
-    return Reply.VALUE;
+    // bytes, then the data block
+    return this.dataBlock(buf, i + 1, lineEnd, end, Reply.VALUE);
   }
 }
 

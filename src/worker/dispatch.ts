@@ -284,37 +284,42 @@ export class Dispatcher implements ReplyHandler {
     return conn;
   }
 
-  /** A fire-and-forget op: "<verb><key>[ <arg>]\r\n"; journaled for `server` if it fails. */
-  private forget(req: Request, server: number, verb: Buffer, kb: Buffer, ks: number, ke: number, withArg: boolean, now: number): void {
+  /**
+   * A fire-and-forget op about one key, queued on `server`'s connection, whose
+   * caller writes the line; journaled for the server if it cannot be sent or fails.
+   */
+  private keyOp(req: Request, server: number, kind: number, kb: Buffer, ks: number, ke: number, now: number): BackendConnection | null {
     const conn = this.connection(server, req.affinity, now);
-    if (conn === null) { this.journal.add(server, kb, ks, ke); return; }
-    const op = this.newOp(req, Role.FORGET, Expect.LINE);
+    if (conn === null) { this.journal.add(server, kb, ks, ke); return null; }
+    const op = this.newOp(req, Role.FORGET, kind);
     op.keyBuf = kb;
     op.keyStart = ks;
     op.keyEnd = ke;
+    conn.enqueue(op, now);
+    return conn;
+  }
+
+  /** "<verb><key>[ <arg>]\r\n", answering nobody. */
+  private forget(req: Request, server: number, verb: Buffer, kb: Buffer, ks: number, ke: number, withArg: boolean, now: number): void {
+    const conn = this.keyOp(req, server, Expect.LINE, kb, ks, ke, now);
+    if (conn === null) return;
     const out = conn.outbox;
     out.addAll(verb);
     out.add(kb, ks, ke);
     if (withArg) { out.addAll(SP); out.add(req.buf, req.argStart, req.argEnd); }
     out.addAll(wire.CRLF);
-    conn.enqueue(op, now);
   }
 
   /** Deletes a key on a server, by its bytes (md with a base64 key takes any bytes). */
   private deleteKey(req: Request, server: number, kb: Buffer, ks: number, ke: number, now: number): void {
     if (req.decodedKey === null) { this.forget(req, server, DELETE, kb, ks, ke, false, now); return; }
-    const conn = this.connection(server, req.affinity, now);
-    if (conn === null) { this.journal.add(server, kb, ks, ke); return; }
-    const op = this.newOp(req, Role.FORGET, Expect.META);
-    op.keyBuf = kb;
-    op.keyStart = ks;
-    op.keyEnd = ke;
+    const conn = this.keyOp(req, server, Expect.META, kb, ks, ke, now);
+    if (conn === null) return;
     const out = conn.outbox;
     out.addAll(MD);
     out.add(req.buf, req.keyStart(0), req.keyEnd(0));
     out.addAll(BASE64_FLAG);
     out.addAll(wire.CRLF);
-    conn.enqueue(op, now);
   }
 
   // ---- meta reads: mg, me ----
