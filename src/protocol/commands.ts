@@ -39,18 +39,6 @@ export const CMD_NAMES: readonly string[] = [
 ];
 export const CMD_NAME_BYTES: readonly Buffer[] = CMD_NAMES.map((n) => Buffer.from(n, 'latin1'));
 
-export function isRetrieval(cmd: number): boolean {
-  return cmd >= Cmd.GET && cmd <= Cmd.GATS;
-}
-
-export function isMeta(cmd: number): boolean {
-  return cmd >= Cmd.MG;
-}
-
-export function isStorage(cmd: number): boolean {
-  return cmd >= Cmd.SET && cmd <= Cmd.CAS;
-}
-
 // Lookup by length, then by bytes: command tokens are short, so comparing a few
 // bytes beats hashing them.
 const byLength: Array<Array<[Buffer, number]>> = [];

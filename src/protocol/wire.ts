@@ -9,7 +9,6 @@ export const OK = line('OK');
 export const ERROR = line('ERROR');
 export const RESET = line('RESET');
 export const STORED = line('STORED');
-export const DELETED = line('DELETED');
 
 export const MN = line('MN');
 /** a reply that puts nothing on the wire (a quiet meta command's suppressed answer) */
@@ -22,7 +21,6 @@ export const CLIENT_ERROR_EXPTIME = line('CLIENT_ERROR invalid exptime argument'
 export const CLIENT_ERROR_DELETE_USAGE = line('CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]');
 export const CLIENT_ERROR_FLAGS_TOO_LONG = line('CLIENT_ERROR options flags too long');
 export const CLIENT_ERROR_FLAGS_ARE_TOO_LONG = line('CLIENT_ERROR options flags are too long');
-export const CLIENT_ERROR_LINE_TOO_LONG = line('CLIENT_ERROR line too long');
 
 export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');
 export const SERVER_ERROR_UNAVAILABLE = line('SERVER_ERROR backend unavailable');

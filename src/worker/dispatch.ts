@@ -52,8 +52,7 @@ const CAS_FLAG = Buffer.from(' c');
 const BASE64_FLAG = Buffer.from(' b');
 const VALUE = Buffer.from('VALUE ');
 
-// Write-pair states (Request.masterState / backupState).
-const NOT_SENT = 0;
+// Write-pair states (Request.masterState / backupState; 0: not sent).
 const SENT = 1;
 const ANSWERED = 2;
 const FAILED = 3;
