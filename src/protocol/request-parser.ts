@@ -277,25 +277,25 @@ export class RequestParser {
   }
 
   private arith(buf: Buffer): number {
-    const n = this.ntok;
-    if (n !== 2 && n !== 3) return this.error(wire.ERROR);
-    this.takeNoreply(buf, n - 1);
-    if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
-    this.argStart = this.tokStart[1]!;
-    this.argEnd = this.tokEnd[1]!;
-    if (!isValidUnsignedToken(buf, this.argStart, this.argEnd)) return this.error(wire.CLIENT_ERROR_DELTA);
-    return Parse.REQUEST;
+    return this.keyAndArg(buf, false, wire.CLIENT_ERROR_DELTA);
   }
 
   private touch(buf: Buffer): number {
+    return this.keyAndArg(buf, true, wire.CLIENT_ERROR_EXPTIME);
+  }
+
+  /** "<cmd> <key> <arg> [noreply]": incr/decr (a uint64 delta) and touch (an exptime). */
+  private keyAndArg(buf: Buffer, exptime: boolean, badArg: Buffer): number {
     const n = this.ntok;
     if (n !== 2 && n !== 3) return this.error(wire.ERROR);
     this.takeNoreply(buf, n - 1);
     if (!this.keyToken(buf, 0)) return this.error(wire.CLIENT_ERROR_FORMAT);
     this.argStart = this.tokStart[1]!;
     this.argEnd = this.tokEnd[1]!;
-    if (parseInt32Token(buf, this.argStart, this.argEnd) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
-    return Parse.REQUEST;
+    const ok = exptime
+      ? parseInt32Token(buf, this.argStart, this.argEnd) !== null
+      : isValidUnsignedToken(buf, this.argStart, this.argEnd);
+    return ok ? Parse.REQUEST : this.error(badArg);
   }
 
   private flushAll(buf: Buffer): number {

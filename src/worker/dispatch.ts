@@ -183,6 +183,14 @@ export class Dispatcher implements ReplyHandler {
     this.ke = req.keyEnd(0);
   }
 
+  /** Routes a single-key request: sets kb/ks/ke and req.master / req.backup. */
+  private routeSingle(req: Request): void {
+    this.routeKey(req);
+    this.router.route(this.kb, this.ks, this.ke);
+    req.master = this.router.master;
+    req.backup = this.backupOf();
+  }
+
   private backupOf(): number {
     return this.router.backup === -1 ? NONE : this.masterCount + this.router.backup;
   }
@@ -325,12 +333,9 @@ export class Dispatcher implements ReplyHandler {
 
   private metaRead(req: Request): void {
     this.counters[C.CMD_GET]!++;
-    this.routeKey(req);
-    this.router.route(this.kb, this.ks, this.ke);
-    const master = this.router.master;
-    const backup = this.backupOf();
-    req.master = master;
-    req.backup = backup;
+    this.routeSingle(req);
+    const master = req.master;
+    const backup = req.backup;
     const target = readTarget(this.health, master, backup);
     if (target === NONE || !this.sendMetaRead(req, target, target === master && req.cmd === Cmd.MG && backup !== NONE &&
         warming(this.health, master) && this.health.isUp(backup))) {
@@ -411,15 +416,12 @@ export class Dispatcher implements ReplyHandler {
     const cmd = req.cmd;
     if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
     else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
-    this.routeKey(req);
+    this.routeSingle(req);
     const kb = this.kb;
     const ks = this.ks;
     const ke = this.ke;
-    this.router.route(kb, ks, ke);
-    const master = this.router.master;
-    const backup = this.backupOf();
-    req.master = master;
-    req.backup = backup;
+    const master = req.master;
+    const backup = req.backup;
     const now = performance.now();
     const health = this.health;
     const masterConn = writable(health, master) ? this.connection(master, req.affinity, now) : null;
@@ -555,13 +557,12 @@ export class Dispatcher implements ReplyHandler {
     req.keys[1] = ke;
     req.keyCount = 1;
     if (base64) req.decodedKey = Buffer.from(buf.toString('latin1', ks, ke), 'base64');
-    this.routeKey(req);
+    this.routeSingle(req);
     const kb = this.kb;
     const kks = this.ks;
     const kke = this.ke;
-    this.router.route(kb, kks, kke);
-    const master = this.router.master;
-    const backup = this.backupOf();
+    const master = req.master;
+    const backup = req.backup;
     const now = performance.now();
     if (writable(this.health, master)) this.deleteKey(req, master, kb, kks, kke, now);
     else this.journal.add(master, kb, kks, kke);
