@@ -51,7 +51,13 @@ export class Prober {
   }
 
   private tick(): void {
-    void this.peers?.tick().catch((err: Error) => log.error('peer check failed', { error: err.message }));
+    // A master another proxy saw down is probed as soon as that news is read,
+    // not an interval later.
+    void this.peers?.tick().then(() => this.probeDown(), (err: Error) => log.error('peer check failed', { error: err.message }));
+    this.probeDown();
+  }
+
+  private probeDown(): void {
     for (let i = 0; i < this.servers.length; i++) {
       if (this.health.state(i) !== DOWN || this.inProgress[i]) continue;
       this.inProgress[i] = true;
