@@ -20,10 +20,9 @@ const PREFIX = 'mcrelay:down:';
 export class Peers {
   /** per master: the highest counter seen (null until first read) */
   private readonly seen: Array<number | null>;
-  /** per master: this proxy has announced the current outage */
-  private readonly announced: boolean[];
+  /** per master: the announcement of the current outage (null: not announced) */
+  private readonly announced: Array<Promise<void> | null>;
   private busy = false;
-  private announcing = false;
 
   constructor(
     private readonly masters: readonly ServerAddress[],
@@ -32,27 +31,30 @@ export class Peers {
     private readonly timeoutMs: number,
   ) {
     this.seen = masters.map(() => null);
-    this.announced = masters.map(() => false);
+    this.announced = masters.map(() => null);
   }
 
   /** Announces masters this proxy has just seen go down (called often: it is local until one has). */
-  async announceDown(): Promise<void> {
-    if (this.announcing || this.backups.length === 0) return;
-    this.announcing = true;
-    try {
-      for (let i = 0; i < this.masters.length; i++) {
-        const down = this.health.state(i) === DOWN;
-        if (down && !this.announced[i]) {
-          this.announced[i] = true;
-          const n = await this.announce(i);
-          if (n !== null) this.seen[i] = Math.max(this.seen[i] ?? 0, n);
-        } else if (!down) {
-          this.announced[i] = false;
-        }
-      }
-    } finally {
-      this.announcing = false;
+  announceDown(): void {
+    if (this.backups.length === 0) return;
+    for (let i = 0; i < this.masters.length; i++) {
+      if (this.health.state(i) === DOWN) void this.announce(i);
+      else this.announced[i] = null;
     }
+  }
+
+  /**
+   * Called by the prober when a DOWN master answers, before its recovery starts.
+   * First this outage is announced, however short it was (announceDown may not
+   * have run yet). Then the counters are read once more: the other proxies'
+   * announcements of this same outage are absorbed while the master is still
+   * DOWN here; read a moment later, they would look like news of a new outage
+   * and send the recovering master back to DOWN for another interval.
+   */
+  async beforeRecovery(i: number): Promise<void> {
+    if (i >= this.masters.length || this.backups.length === 0) return;
+    await this.announce(i);
+    await this.readNews();
   }
 
   /** Called every retry interval by the prober: reads the other proxies' news. */
@@ -60,24 +62,37 @@ export class Peers {
     if (this.busy || this.backups.length === 0) return;
     this.busy = true;
     try {
-      const counts = await this.read();
-      for (let i = 0; i < this.masters.length; i++) {
-        const n = counts[i]!;
-        const before = this.seen[i]!;
-        if (n === null) continue;
-        this.seen[i] = Math.max(before ?? 0, n);
-        if (before !== null && n > before && this.health.markDown(i)) {
-          this.announced[i] = true;
-          log.warn('server marked down', { server: this.masters[i]!.name, reason: 'another proxy saw it down' });
-        }
-      }
+      await this.readNews();
     } finally {
       this.busy = false;
     }
   }
 
+  /** Bumps a master's counter once per outage; resolves when done or failed. */
+  private announce(i: number): Promise<void> {
+    return this.announced[i] ??= this.bump(i).then(
+      (n) => { if (n !== null) this.seen[i] = Math.max(this.seen[i] ?? 0, n); },
+      (err: Error) => log.error('peer announce failed', { server: this.masters[i]!.name, error: err.message }),
+    );
+  }
+
+  /** Marks down every master whose counter grew since this proxy last looked. */
+  private async readNews(): Promise<void> {
+    const counts = await this.read();
+    for (let i = 0; i < this.masters.length; i++) {
+      const n = counts[i]!;
+      const before = this.seen[i]!;
+      if (n === null) continue;
+      this.seen[i] = Math.max(before ?? 0, n);
+      if (before !== null && n > before && this.health.markDown(i)) {
+        this.announced[i] = Promise.resolve();
+        log.warn('server marked down', { server: this.masters[i]!.name, reason: 'another proxy saw it down' });
+      }
+    }
+  }
+
   /** Bumps the master's counter on every backup; returns the highest value. */
-  private async announce(i: number): Promise<number | null> {
+  private async bump(i: number): Promise<number | null> {
     const key = PREFIX + this.masters[i]!.name;
     let best: number | null = null;
     for (const b of this.backups) {

@@ -21,7 +21,7 @@ export class Prober {
     private readonly timeoutMs: number,
     private readonly answered: (server: number) => Promise<void>,
     /** news of masters other proxies saw down (read each interval), and ours to tell */
-    private readonly peers: { tick(): Promise<void>; announceDown(): Promise<void> } | null = null,
+    private readonly peers: { tick(): Promise<void>; announceDown(): void; beforeRecovery(server: number): Promise<void> } | null = null,
   ) {
     this.inProgress = servers.map(() => false);
   }
@@ -36,9 +36,7 @@ export class Prober {
       const peers = this.peers;
       // The first read sets what counts as news: do it now, not an interval later.
       void peers.tick().catch((err: Error) => log.error('peer check failed', { error: err.message }));
-      this.announceTimer = setInterval(() => {
-        void peers.announceDown().catch((err: Error) => log.error('peer announce failed', { error: err.message }));
-      }, Math.min(50, this.intervalMs));
+      this.announceTimer = setInterval(() => peers.announceDown(), Math.min(50, this.intervalMs));
       this.announceTimer.unref();
     }
   }
@@ -63,7 +61,9 @@ export class Prober {
       this.inProgress[i] = true;
       void probe(this.servers[i]!, this.timeoutMs).then(async (ok) => {
         try {
-          if (ok && this.health.state(i) === DOWN) await this.answered(i);
+          if (!ok) return;
+          await this.peers?.beforeRecovery(i);
+          if (this.health.state(i) === DOWN) await this.answered(i);
         } catch (err) {
           log.error('recovery failed', { server: this.servers[i]!.name, error: (err as Error).message });
         } finally {

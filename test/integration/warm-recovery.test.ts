@@ -611,7 +611,7 @@ test('restart seen by one entry only: the other entry warms the empty master too
     const v = await pass(c2, mine, 'get', 100, ledger, 'entry 2');
     assert.is(ledger.stale.length, 0, 'no stale values');
     const hits = count(v, mine, 'hit');
-    assert.ok(hits >= 0.999 * mine.length, `entry 2 (state of the master: ${states[1]}; entry 1: ${states[0]}): ${hits} of ${mine.length} keys of the restarted master hit`);
+    assert.ok(hits >= 0.999 * mine.length, `entry 2 (state of the master: ${states[1]}; entry 1: ${states[0]}): ${hits} of ${mine.length} keys of the restarted master hit\n  log:\n${serverLog([e1, e2], restarted.addr)}`);
   } finally {
     await teardown();
   }
