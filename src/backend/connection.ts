@@ -10,7 +10,7 @@
 
 import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
-import { InputBuffer, Outbox } from '../protocol/io-buffers.js';
+import { arenaOnread, InputBuffer, Outbox, readArena } from '../protocol/io-buffers.js';
 import { Reply, ResponseParser } from '../protocol/response-parser.js';
 import type { Op } from '../worker/request.js';
 import { recordLatency, S } from '../shared/server-stats.js';
@@ -112,12 +112,13 @@ export class BackendConnection {
 
   private connect(): void {
     const a = this.address;
-    const socket = a.path !== null ? net.connect(a.path) : net.connect(a.port, a.host);
+    const socket = a.path !== null
+      ? net.connect({ path: a.path, onread: ONREAD })
+      : net.connect({ port: a.port, host: a.host, onread: ONREAD });
     socket.setNoDelay(true);
     this.socket = socket;
     this.state = CONNECTING;
     socket.on('connect', onConnect);
-    socket.on('data', onData);
     socket.on('error', onError);
     socket.on('close', onClose);
     (socket as SocketWithOwner).owner = this;
@@ -128,9 +129,9 @@ export class BackendConnection {
     this.backoffMs = 0;
   }
 
-  /** @internal */ receive(chunk: Buffer): void {
+  /** @internal */ receive(n: number): void {
     const input = this.input;
-    input.push(chunk, this.parser.need);
+    input.pushRead(readArena, 0, n, this.parser.need);
     const buf = input.buf;
     const end = input.end;
     let pos = input.pos;
@@ -218,7 +219,8 @@ interface SocketWithOwner extends net.Socket { owner: BackendConnection | null }
 // Socket handlers are shared top-level functions that find their connection on
 // the socket: no closure per connection or per request.
 function onConnect(this: SocketWithOwner): void { this.owner?.connected(); }
-function onData(this: SocketWithOwner, chunk: Buffer): void { this.owner?.receive(chunk); }
+function onRead(this: SocketWithOwner, n: number): boolean { this.owner?.receive(n); return true; }
+const ONREAD = arenaOnread(onRead);
 function onError(this: SocketWithOwner, err: Error): void { this.owner?.fail(Failure.CONNECTION, err); }
 function onClose(this: SocketWithOwner): void { this.owner?.fail(Failure.CONNECTION, new Error('connection closed by server')); }
 /** How often a busy connection checks its oldest op: a timeout is noticed within this much. */

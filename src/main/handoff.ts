@@ -141,7 +141,7 @@ export class HandoffReceiver {
   close(): void { this.pipe.close(); }
 }
 
-/** Wraps a received handle in a socket owned by this thread. */
-export function socketFromHandle(handle: object): net.Socket {
-  return new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
+/** Wraps a received handle in a socket owned by this thread, reading as `onread` says. */
+export function socketFromHandle(handle: object, onread: net.OnReadOpts): net.Socket {
+  return new net.Socket({ handle, readable: true, writable: true, onread } as net.SocketConstructorOpts);
 }

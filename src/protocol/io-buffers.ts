@@ -1,15 +1,66 @@
 // Byte buffers on both sides of every socket.
 //
-// InputBuffer joins the bytes a parser has not consumed yet with the next chunk.
-// Chunks are used as they arrive when nothing is left over (the common case), and
-// never written to afterwards, so parsers can hand out subarrays of them.
+// Sockets read into one fixed buffer per thread (ReadArena.scratch, Node's
+// `onread` option): no allocation per read. Each read is copied out at once, to
+// the arena's current slab when small, into a buffer of its own when large.
+//
+// InputBuffer joins the bytes a parser has not consumed yet with the next read.
+// A read is used where the arena put it when nothing is left over (the common
+// case); those bytes are never written to afterwards, so parsers can hand out
+// subarrays of them.
 //
 // Outbox gathers what one socket has to send during one event-loop turn: small
 // pieces are copied into a shared region (a copy of 30 bytes is cheaper than a
 // write call for it), large ones are kept by reference, and flush() writes it all
 // with one write (or one corked writev).
 
+import type { OnReadOpts } from 'node:net';
+
 const EMPTY = Buffer.alloc(0);
+
+/** The most one read returns. */
+const READ_SIZE = 64 * 1024;
+/** Reads are copied to a shared slab of this size... */
+const SLAB_SIZE = 64 * 1024;
+/** ...up to this size; a larger read gets a buffer of its own (a slab lives as long as any read in it). */
+const SLAB_MAX_READ = 8 * 1024;
+
+export class ReadArena {
+  /** what every socket of this thread reads into; valid only until the next read */
+  readonly scratch = Buffer.allocUnsafeSlow(READ_SIZE);
+  private slab = EMPTY;
+  private used = 0;
+
+  /** Copies scratch[start, end) where it will not be overwritten; returns the copy. */
+  keep(start: number, end: number): Buffer {
+    const n = end - start;
+    if (n > SLAB_MAX_READ) {
+      const own = Buffer.allocUnsafeSlow(n);
+      this.scratch.copy(own, 0, start, end);
+      return own;
+    }
+    if (this.slab.length - this.used < n) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.scratch.copy(this.slab, at, start, end);
+    this.used = at + n;
+    return this.slab.subarray(at, at + n);
+  }
+}
+
+/** This thread's arena (each worker thread has its own module instance). */
+export const readArena = new ReadArena();
+
+/**
+ * The `onread` option of a socket that reads into the arena. Node calls
+ * `callback` with the socket as `this` and the read in scratch[0, n); it must
+ * take the bytes before returning (true: keep reading).
+ */
+export function arenaOnread<T>(callback: (this: T, n: number) => boolean): OnReadOpts {
+  return { buffer: readArena.scratch, callback: callback as unknown as OnReadOpts['callback'] };
+}
 
 export class InputBuffer {
   buf: Buffer = EMPTY;
@@ -46,6 +97,37 @@ export class InputBuffer {
     this.owned = true;
     this.pos = 0;
     this.end = have + chunk.length;
+  }
+
+  /**
+   * Appends arena.scratch[start, end), which the next read overwrites: taken
+   * where the arena keeps it when nothing is pending, else copied in by push().
+   */
+  pushRead(arena: ReadArena, start: number, end: number, need: number): void {
+    if (this.end === this.pos) {
+      this.buf = arena.keep(start, end);
+      this.pos = 0;
+      this.end = end - start;
+      this.owned = false;
+      return;
+    }
+    this.push(arena.scratch.subarray(start, end), need);
+  }
+
+  /**
+   * Moves the unconsumed bytes into a buffer of their own, with room for `need`:
+   * a connection that stays idle with a partial command must not keep an arena
+   * slab (and every read in it) alive.
+   */
+  detach(need: number): void {
+    const have = this.end - this.pos;
+    if (have === 0 || this.owned) return;
+    const next = Buffer.allocUnsafe(Math.max(have, need));
+    this.buf.copy(next, 0, this.pos, this.end);
+    this.buf = next;
+    this.owned = true;
+    this.pos = 0;
+    this.end = have;
   }
 
   /** Marks everything before `pos` as consumed. */

@@ -1,6 +1,6 @@
 // One client connection inside a worker.
 //
-//   socket data --> InputBuffer --> RequestParser --> Request --> Dispatcher.submit
+//   socket read --> InputBuffer --> RequestParser --> Request --> Dispatcher.submit
 //   socket      <-- Outbox <-- reply queue (strictly in request order) <--'
 //
 // Requests go to the backends as soon as they are parsed (pipelined); replies are
@@ -9,7 +9,7 @@
 
 import type net from 'node:net';
 import { Cmd } from '../protocol/commands.js';
-import { InputBuffer, Outbox, SMALL_REGION } from '../protocol/io-buffers.js';
+import { arenaOnread, InputBuffer, Outbox, readArena, SMALL_REGION } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
@@ -63,26 +63,27 @@ export class ClientConnection {
     const s = socket as SocketWithOwner;
     s.owner = this;
     s.setNoDelay(true);
-    s.on('data', onData);
     s.on('drain', onDrain);
     s.on('error', onError);
     s.on('close', onClose);
     this.socket = s;
   }
 
-  /** @internal */ receive(chunk: Buffer): void {
-    this.ctx.dispatcher.counters[C.BYTES_READ]! += chunk.length;
+  /** @internal */ receive(n: number): void {
+    this.ctx.dispatcher.counters[C.BYTES_READ]! += n;
     if (this.drainTimer !== null) this.lastData = performance.now();
     if (this.closing) return;
+    let start = 0;
     if (this.swallow > 0) {
-      const n = Math.min(this.swallow, chunk.length);
-      this.swallow -= n;
-      if (n === chunk.length) return;
-      chunk = chunk.subarray(n);
+      start = Math.min(this.swallow, n);
+      this.swallow -= start;
+      if (start === n) return;
     }
-    this.input.push(chunk, this.need);
+    this.input.pushRead(readArena, start, n, this.need);
     this.need = 0;
     this.parseInput();
+    // An idle client with half a command must not pin an arena slab.
+    if (this.socket !== null && this.input.pending > 0) this.input.detach(this.need);
   }
 
   /**
@@ -331,7 +332,9 @@ function writeReply(out: Outbox, req: Request): void {
 }
 
 function checkDrained(client: ClientConnection): void { client.checkDrained(); }
-function onData(this: SocketWithOwner, chunk: Buffer): void { this.owner?.receive(chunk); }
+function onRead(this: SocketWithOwner, n: number): boolean { this.owner?.receive(n); return true; }
+/** The `onread` option every client socket is created with (see main/handoff.ts). */
+export const CLIENT_ONREAD = arenaOnread(onRead);
 function onDrain(this: SocketWithOwner): void { this.owner?.drained(); }
 function onError(this: SocketWithOwner): void { this.destroy(); }
 function onClose(this: SocketWithOwner): void { this.owner?.closed(); }
