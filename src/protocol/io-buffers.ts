@@ -168,7 +168,9 @@ export class Outbox {
   /** start of the bytes not yet handed to a socket */
   private regionStart = 0;
   private regionEnd = 0;
-  private readonly chunks: Buffer[] = [];
+  /** chunks[0, count) wait to be written; the array never shrinks (no reallocation per turn) */
+  private readonly chunks: Array<Buffer | null> = [];
+  private count = 0;
   length = 0;
 
   add(b: Uint8Array, start: number, end: number): void {
@@ -177,7 +179,7 @@ export class Outbox {
     this.length += n;
     if (n > COPY_LIMIT) {
       this.seal();
-      this.chunks.push(Buffer.from(b.buffer, b.byteOffset + start, n));
+      this.chunks[this.count++] = Buffer.from(b.buffer, b.byteOffset + start, n);
       return;
     }
     if (this.region.length - this.regionEnd < n) {
@@ -204,7 +206,7 @@ export class Outbox {
   /** Moves the region's unsent bytes into the chunk list. */
   private seal(): void {
     if (this.regionEnd > this.regionStart) {
-      this.chunks.push(this.region.subarray(this.regionStart, this.regionEnd));
+      this.chunks[this.count++] = this.region.subarray(this.regionStart, this.regionEnd);
       this.regionStart = this.regionEnd;
     }
   }
@@ -213,9 +215,8 @@ export class Outbox {
   flush(socket: Writable): boolean {
     if (this.length === 0) return true;
     this.seal();
-    const chunks = this.chunks;
-    const ok = writeChunks(socket, chunks);
-    chunks.length = 0;
+    const ok = writeChunks(socket, this.chunks, this.count);
+    this.forget();
     this.length = 0;
     // The socket may still hold the sent part of the region; start a fresh one
     // once the old one is mostly used, never overwrite what was handed out.
@@ -230,19 +231,26 @@ export class Outbox {
     this.regionStart = this.regionEnd = 0;
   }
 
+  /** Drops the references to written chunks (an idle client keeps no memory alive). */
+  private forget(): void {
+    const chunks = this.chunks;
+    for (let i = 0; i < this.count; i++) chunks[i] = null;
+    this.count = 0;
+  }
+
   clear(): void {
-    this.chunks.length = 0;
+    this.forget();
     this.length = 0;
     this.regionStart = this.regionEnd;
   }
 }
 
-/** Writes the chunks as one batch (one writev when there are several). */
-function writeChunks(socket: Writable, chunks: Buffer[]): boolean {
-  if (chunks.length === 1) return socket.write(chunks[0]!);
+/** Writes chunks[0, n) as one batch (one writev when there are several). */
+function writeChunks(socket: Writable, chunks: ReadonlyArray<Buffer | null>, n: number): boolean {
+  if (n === 1) return socket.write(chunks[0]!);
   let ok = true;
   socket.cork();
-  for (let i = 0; i < chunks.length; i++) ok = socket.write(chunks[i]!);
+  for (let i = 0; i < n; i++) ok = socket.write(chunks[i]!);
   socket.uncork();
   return ok;
 }
