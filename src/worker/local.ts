@@ -73,8 +73,10 @@ export class LocalCommands {
   stats(): Buffer {
     const c = this.counters;
     const now = Date.now();
-    const handed = c.sum(C.HANDED_CONNECTIONS);
+    // Closed first: a connection handed over and closed between the two reads
+    // then counts in neither, never in closed alone (curr_connections < 0).
     const closed = c.sum(C.CLOSED_CONNECTIONS);
+    const handed = c.sum(C.HANDED_CONNECTIONS);
     const lines: Array<[string, string | number]> = [
       ['pid', process.pid],
       ['uptime', Math.floor((now - this.startedAt) / 1000)],
