@@ -6,7 +6,8 @@
 // over a local IPC pipe with SCM_RIGHTS, which makes the kernel give the receiver
 // a new descriptor of its own; the main thread then closes its copy. Node exposes
 // IPC pipes only through its internal pipe_wrap binding (what child_process uses),
-// reached here through process.binding; this file is the only place that does.
+// reached here through process.binding (as is stream_wrap's WriteWrap, in
+// worker/handle-writer.ts).
 //
 //   main: HandoffServer (one per worker) --accept--> IPC pipe --write(handle)-->
 //   worker: HandoffReceiver (IPC pipe) --onread: pendingHandle--> net.Socket

@@ -16,6 +16,7 @@ import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
+import { HandleWriter } from './handle-writer.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -35,6 +36,7 @@ export class ClientConnection {
   private socket: SocketWithOwner | null;
   private readonly input = new InputBuffer();
   private readonly outbox = new Outbox(SMALL_REGION);
+  private readonly writer: HandleWriter;
   /** bytes the parser wants before it can continue (a large value), 0 if unknown */
   private need = 0;
   /** bytes of a refused data block still to discard */
@@ -63,7 +65,7 @@ export class ClientConnection {
     const s = socket as SocketWithOwner;
     s.owner = this;
     s.setNoDelay(true);
-    s.on('drain', onDrain);
+    this.writer = new HandleWriter(s, this);
     s.on('error', onError);
     s.on('close', onClose);
     this.socket = s;
@@ -240,7 +242,7 @@ export class ClientConnection {
     const socket = this.socket;
     if (socket === null) return;
     this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
-    this.outbox.flush(socket);
+    this.outbox.flush(this.writer);
     if (this.queued === 0) {
       if (this.closing) {
         socket.end();
@@ -255,7 +257,7 @@ export class ClientConnection {
   private checkPressure(): void {
     const socket = this.socket;
     if (socket === null) return;
-    const unsent = socket.writableLength;
+    const unsent = this.writer.pending;
     if (this.held && this.queued <= RESUME_QUEUED && unsent <= MAX_UNSENT && !this.closing) {
       this.held = false;
       this.parseInput();
@@ -335,6 +337,5 @@ function checkDrained(client: ClientConnection): void { client.checkDrained(); }
 function onRead(this: SocketWithOwner, n: number): boolean { this.owner?.receive(n); return true; }
 /** The `onread` option every client socket is created with (see main/handoff.ts). */
 export const CLIENT_ONREAD = arenaOnread(onRead);
-function onDrain(this: SocketWithOwner): void { this.owner?.drained(); }
 function onError(this: SocketWithOwner): void { this.destroy(); }
 function onClose(this: SocketWithOwner): void { this.owner?.closed(); }

@@ -260,6 +260,49 @@ test('a client that sends 64 MiB of pipelined requests and reads nothing: mcrela
   assert.ok(peak < 400, `proxy RSS peaked at ${peak.toFixed(0)} MB`);
 });
 
+test('a client that stops reading, then reads: every reply arrives, whole and in order, and the connection goes on', async () => {
+  // 600 gets of a 64 KiB value: 38 MiB of replies, far past what mcrelay keeps for
+  // a client before it stops reading it; once the client reads, mcrelay writes the
+  // rest and takes up its requests again.
+  const VALUE = 64 * 1024;
+  const N = 600;
+  const value = randomBytes(VALUE / 2).toString('hex');
+  const setup = await WireClient.connect(proxy.port);
+  assert.is(await setup.request(`set slowread 0 0 ${VALUE}\r\n${value}\r\n`), 'STORED\r\n');
+  setup.close();
+  const c = net.connect(proxy.port, '127.0.0.1');
+  c.on('error', () => {});
+  await new Promise((r) => c.once('connect', r));
+  try {
+    c.pause();
+    c.write(`${'get slowread\r\n'.repeat(N)}get __end\r\n`);
+    await sleep(1000);
+    const chunks: Buffer[] = [];
+    let got = 0;
+    c.on('data', (d: Buffer) => { chunks.push(d); got += d.length; });
+    c.resume();
+    const reply = `VALUE slowread 0 ${VALUE}\r\n${value}\r\nEND\r\n`;
+    const want = N * reply.length + 5;
+    const deadline = Date.now() + 20_000;
+    while (got < want && Date.now() < deadline) await sleep(20);
+    await sleep(100); // anything more would be a reply too many
+    const all = Buffer.concat(chunks);
+    assert.is(all.length, want, 'bytes of replies');
+    let bad = 0;
+    for (let i = 0; i < N; i++) if (all.toString('latin1', i * reply.length, (i + 1) * reply.length) !== reply) bad++;
+    assert.is(bad, 0, 'replies that are not the value, whole');
+    assert.is(all.toString('latin1', N * reply.length), 'END\r\n', 'the last request is answered last');
+    chunks.length = 0;
+    got = 0;
+    c.write('get __end\r\n');
+    const t0 = Date.now();
+    while (got < 5 && Date.now() - t0 < 3000) await sleep(10);
+    assert.is(Buffer.concat(chunks).toString('latin1'), 'END\r\n', 'the connection goes on');
+  } finally {
+    c.destroy();
+  }
+});
+
 test('-n exceeded: the extra connection gets "ERROR Too many open connections" and is closed; the others keep working', async () => {
   const small = await startProxy(['-s', M.addr, '--workers', '2', '-n', '3']);
   try {
