@@ -18,6 +18,7 @@ import type { Writable } from '../protocol/io-buffers.js';
 
 interface StreamHandle {
   writeBuffer(req: WriteReq, data: Buffer): number;
+  writev(req: WriteReq, chunks: Buffer[], allBuffers: true): number;
 }
 
 interface WriteReq {
@@ -25,7 +26,7 @@ interface WriteReq {
   oncomplete: (this: WriteReq, status: number) => void;
   async: boolean;
   bytes: number;
-  buffer: Buffer | null;
+  buffer: Buffer | Buffer[] | null;
   writer: HandleWriter | null;
 }
 
@@ -41,6 +42,8 @@ const { WriteWrap, streamBaseState, kLastWriteWasAsync } = binding;
 export class HandleWriter implements Writable {
   /** bytes handed to libuv that it has not written yet */
   pending = 0;
+  /** between cork() and uncork(): the chunks to write as one writev */
+  private batch: Buffer[] | null = null;
 
   constructor(
     private readonly socket: net.Socket,
@@ -48,6 +51,29 @@ export class HandleWriter implements Writable {
   ) {}
 
   write(data: Buffer): boolean {
+    if (this.batch !== null) {
+      this.batch.push(data);
+      return true;
+    }
+    return this.send(data, data.length);
+  }
+
+  /** An Outbox with several chunks (a large value by reference) sends them as one writev. */
+  cork(): void {
+    this.batch = [];
+  }
+
+  uncork(): void {
+    const chunks = this.batch;
+    this.batch = null;
+    if (chunks === null || chunks.length === 0) return;
+    if (chunks.length === 1) { this.send(chunks[0]!, chunks[0]!.length); return; }
+    let bytes = 0;
+    for (let i = 0; i < chunks.length; i++) bytes += chunks[i]!.length;
+    this.send(chunks, bytes);
+  }
+
+  private send(data: Buffer | Buffer[], bytes: number): boolean {
     const handle = (this.socket as unknown as { _handle: StreamHandle | null })._handle;
     if (handle === null || this.socket.destroyed) return false;
     const req = new WriteWrap();
@@ -57,7 +83,7 @@ export class HandleWriter implements Writable {
     req.bytes = 0;
     req.buffer = null;
     req.writer = null;
-    const err = handle.writeBuffer(req, data);
+    const err = Array.isArray(data) ? handle.writev(req, data, true) : handle.writeBuffer(req, data);
     if (err !== 0) {
       this.socket.destroy();
       return false;
@@ -66,16 +92,12 @@ export class HandleWriter implements Writable {
       // libuv writes the rest later, from this memory: keep it alive until then.
       req.async = true;
       req.buffer = data;
-      req.bytes = data.length;
+      req.bytes = bytes;
       req.writer = this;
-      this.pending += data.length;
+      this.pending += bytes;
     }
     return true;
   }
-
-  // An Outbox with several chunks writes them one by one; libuv keeps their order.
-  cork(): void {}
-  uncork(): void {}
 
   /** @internal */ completed(req: WriteReq, status: number): void {
     this.pending -= req.bytes;
