@@ -105,6 +105,22 @@ export async function freePort(): Promise<number> {
 }
 
 /**
+ * Starts something on a free port, trying again on another one if it fails to
+ * start: between freePort() and the server's bind, another process (a client's
+ * ephemeral port) may take the port.
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    const port = await freePort();
+    try {
+      return await start(port);
+    } catch (err) {
+      if (i >= attempts) throw err;
+    }
+  }
+}
+
+/**
  * Sends `request` until `expect` comes back (a server is up and, for a proxy,
  * reaches its backend), or throws after timeoutMs.
  */

@@ -10,7 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startProcess, stopProcess, waitForReply, which, type Started } from './processes.js';
+import { freePort, onFreePort, startProcess, stopProcess, waitForReply, which, type Started } from './processes.js';
 
 export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy';
 
@@ -48,49 +48,53 @@ export function nutcrackerCommand(): string | null {
 }
 
 /** memcached -t 1 on a free port; -u root only when running as root (memcached refuses root otherwise). */
-export async function startMemcached(name: string, logDir: string): Promise<{ port: number; proc: Started }> {
-  const port = await freePort();
-  const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-t', '1', '-m', '1024', '-c', '4096'];
-  if (process.getuid?.() === 0) args.push('-u', 'root');
-  const proc = startProcess(name, memcachedCommand(), args, logDir);
-  await waitForReply(port, 'version\r\n', 'VERSION', READY_MS, proc);
-  return { port, proc };
+export function startMemcached(name: string, logDir: string): Promise<{ port: number; proc: Started }> {
+  return onFreePort(async (port) => {
+    const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-t', '1', '-m', '1024', '-c', '4096'];
+    if (process.getuid?.() === 0) args.push('-u', 'root');
+    const proc = startProcess(name, memcachedCommand(), args, logDir);
+    await waitForReply(port, 'version\r\n', 'VERSION', READY_MS, proc);
+    return { port, proc };
+  });
 }
 
 /** mcrelay from this build (dist/src/cli.js), under this Node; nodeFlags go before the script. */
-export async function startMcrelay(
+export function startMcrelay(
   name: string, masterPort: number, backupPort: number | null, workers: number, logDir: string, nodeFlags: readonly string[] = [],
 ): Promise<{ port: number; proc: Started }> {
-  const port = await freePort();
-  const args = [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '-s', `127.0.0.1:${masterPort}`, '--workers', String(workers), '--admin', 'off'];
-  if (backupPort !== null) args.push('-b', `127.0.0.1:${backupPort}`);
-  const proc = startProcess(name, process.execPath, args, logDir);
-  // A get reaches the backend, so this also waits for the worker and its backend connection.
-  await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc);
-  return { port, proc };
+  return onFreePort(async (port) => {
+    const args = [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '-s', `127.0.0.1:${masterPort}`, '--workers', String(workers), '--admin', 'off'];
+    if (backupPort !== null) args.push('-b', `127.0.0.1:${backupPort}`);
+    const proc = startProcess(name, process.execPath, args, logDir);
+    // A get reaches the backend, so this also waits for the worker and its backend connection.
+    await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc);
+    return { port, proc };
+  });
 }
 
-export async function startTwemproxy(path: string, masterPort: number, logDir: string): Promise<{ port: number; proc: Started }> {
-  const port = await freePort();
-  const statsPort = await freePort();
-  const conf = join(logDir, `twemproxy-${port}.yml`);
-  writeFileSync(conf, [
-    'bench:',
-    `  listen: 127.0.0.1:${port}`,
-    '  hash: fnv1a_64',
-    '  distribution: ketama',
-    '  timeout: 5000',
-    '  backlog: 1024',
-    '  preconnect: true',
-    '  auto_eject_hosts: false',
-    '  servers:',
-    `    - 127.0.0.1:${masterPort}:1`,
-    '',
-  ].join('\n'));
-  const args = ['-c', conf, '-s', String(statsPort), '-a', '127.0.0.1', '-v', '4', '-o', join(logDir, `twemproxy-${port}.log`)];
-  const proc = startProcess('twemproxy', path, args, logDir);
-  await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc);
-  return { port, proc };
+export function startTwemproxy(path: string, masterPort: number, logDir: string): Promise<{ port: number; proc: Started }> {
+  return onFreePort(async (port) => {
+    let statsPort = await freePort();
+    while (statsPort === port) statsPort = await freePort();
+    const conf = join(logDir, `twemproxy-${port}.yml`);
+    writeFileSync(conf, [
+      'bench:',
+      `  listen: 127.0.0.1:${port}`,
+      '  hash: fnv1a_64',
+      '  distribution: ketama',
+      '  timeout: 5000',
+      '  backlog: 1024',
+      '  preconnect: true',
+      '  auto_eject_hosts: false',
+      '  servers:',
+      `    - 127.0.0.1:${masterPort}:1`,
+      '',
+    ].join('\n'));
+    const args = ['-c', conf, '-s', String(statsPort), '-a', '127.0.0.1', '-v', '4', '-o', join(logDir, `twemproxy-${port}.log`)];
+    const proc = startProcess('twemproxy', path, args, logDir);
+    await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc);
+    return { port, proc };
+  });
 }
 
 export interface Backends {
