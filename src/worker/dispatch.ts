@@ -204,6 +204,15 @@ export class Dispatcher implements ReplyHandler {
     return op;
   }
 
+  /** A warm-up fill or its verification of key i: the backup's cas and the master it concerns. */
+  private warmOp(req: Request, role: number, i: number, cas: string, master: number): Op {
+    const op = this.newOp(req, role, Expect.META);
+    op.keyIndex = i;
+    op.token = cas;
+    op.peer = master;
+    return op;
+  }
+
   // ---- text retrieval: get, gets, gat, gats ----
 
   private retrieval(req: Request): void {
@@ -990,10 +999,7 @@ export class Dispatcher implements ReplyHandler {
     const exptime = ttl < 0 ? 0 : ttl > RELATIVE_TTL_MAX ? Math.floor(Date.now() / 1000) + ttl : ttl;
     // Its answer sends the verification (WARM_FILL in onLine): only once the fill
     // has landed can a delete that raced it be seen on the backup.
-    const op = this.newOp(req, Role.WARM_FILL, Expect.META);
-    op.keyIndex = i;
-    op.token = cas;
-    op.peer = master;
+    const op = this.warmOp(req, Role.WARM_FILL, i, cas, master);
     const out = conn.outbox;
     out.addAll(MS);
     this.keyToken(out, req, i);
@@ -1014,10 +1020,7 @@ export class Dispatcher implements ReplyHandler {
     const now = performance.now();
     const conn = this.connection(req.backup >= 0 && req.cmd >= Cmd.MG ? req.backup : this.backupOfKey(req, i), req.affinity, now);
     if (conn === null) return;
-    const op = this.newOp(req, Role.WARM_VERIFY, Expect.META);
-    op.keyIndex = i;
-    op.token = cas;
-    op.peer = master;
+    const op = this.warmOp(req, Role.WARM_VERIFY, i, cas, master);
     const out = conn.outbox;
     out.addAll(MG);
     this.keyToken(out, req, i);
