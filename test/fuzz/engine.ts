@@ -111,70 +111,79 @@ export function responseInput(seed: number, index: number): { kind: string; inpu
 /** Every how many inputs an input is also run interleaved with the one before it through one parser. */
 const SHARED_EVERY = 4;
 
-export function fuzzRequests(b: Budget): Report {
-  const checker = new RequestChecker(b.maxItemSize);
+/**
+ * The loop both targets share: inputs of the budget's slice until its deadline,
+ * counted by kind; each one checked alone (`check`) and every SHARED_EVERY-th
+ * also after the one before it through one parser (`checkPair`). Both record
+ * their failures in `classes`.
+ */
+function fuzzLoop<T extends { text: string; cuts: number[] }>(
+  b: Budget,
+  target: Report['target'],
+  input: (index: number) => T & { kind: string },
+  check: (x: T & { kind: string }, index: number, classes: Map<string, FailureClass>) => void,
+  checkPair: (prev: T, x: T & { kind: string }, index: number, classes: Map<string, FailureClass>) => void,
+): Report {
   const classes = new Map<string, FailureClass>();
   const byKind: Record<string, number> = { valid: 0, mutated: 0, random: 0 };
   const t0 = performance.now();
   let inputs = 0;
   let bytes = 0;
   let timedOut = false;
-  let prev: { text: string; cuts: number[] } | null = null;
+  let prev: T | null = null;
   for (let i = b.first; i < b.first + b.count; i += b.step) {
     if ((inputs & 255) === 0 && Date.now() > b.deadline) { timedOut = true; break; }
-    const { kind, text, cuts } = requestInput(b.seed, i, b.maxItemSize);
+    const x = input(i);
     inputs++;
-    bytes += text.length;
-    byKind[kind]!++;
-    const f = checker.check(text, cuts);
-    if (f !== null) {
-      record(classes, f, { seed: b.seed, index: i, kind, input: text, cuts },
-        () => shrinkText(text, cuts, (t, c) => checker.check(t, c), classify(f)));
-    }
-    if (prev !== null && i % SHARED_EVERY === 0) {
-      const p = prev;
+    bytes += x.text.length;
+    byKind[x.kind]!++;
+    check(x, i, classes);
+    if (prev !== null && i % SHARED_EVERY === 0) checkPair(prev, x, i, classes);
+    prev = x;
+  }
+  return { target, inputs, byKind, bytes, ms: performance.now() - t0, timedOut, failures: [...classes.values()] };
+}
+
+export function fuzzRequests(b: Budget): Report {
+  const checker = new RequestChecker(b.maxItemSize);
+  return fuzzLoop(b, 'request', (i) => requestInput(b.seed, i, b.maxItemSize),
+    ({ kind, text, cuts }, i, classes) => {
+      const f = checker.check(text, cuts);
+      if (f !== null) {
+        record(classes, f, { seed: b.seed, index: i, kind, input: text, cuts },
+          () => shrinkText(text, cuts, (t, c) => checker.check(t, c), classify(f)));
+      }
+    },
+    (p, { kind, text, cuts }, i, classes) => {
       const g = checker.checkShared(p.text, p.cuts, text, cuts);
       if (g !== null) {
         record(classes, g, { seed: b.seed, index: i, kind: `${kind} after the previous input`, input: `${p.text}\u241e${text}`, cuts },
           () => ({ input: `A: ${JSON.stringify(p.text)} cuts ${JSON.stringify(p.cuts)}\nB: ${JSON.stringify(text)}`, cuts, detail: g.detail }));
       }
-    }
-    prev = { text, cuts };
-  }
-  return { target: 'request', inputs, byKind, bytes, ms: performance.now() - t0, timedOut, failures: [...classes.values()] };
+    });
 }
 
 export function fuzzResponses(b: Budget): Report {
   const checker = new ResponseChecker();
-  const classes = new Map<string, FailureClass>();
-  const byKind: Record<string, number> = { valid: 0, mutated: 0, random: 0 };
-  const t0 = performance.now();
-  let inputs = 0;
-  let bytes = 0;
-  let timedOut = false;
-  let prev: { input: ReplyStream; cuts: number[] } | null = null;
-  for (let i = b.first; i < b.first + b.count; i += b.step) {
-    if ((inputs & 255) === 0 && Date.now() > b.deadline) { timedOut = true; break; }
+  return fuzzLoop(b, 'response', (i) => {
     const { kind, input, cuts } = responseInput(b.seed, i);
-    inputs++;
-    bytes += input.text.length;
-    byKind[kind]!++;
+    return { kind, input, cuts, text: input.text };
+  },
+  ({ kind, input, cuts }, i, classes) => {
     const f = checker.check(input, cuts);
     if (f !== null) {
       const fails = (t: string, c: number[]): Failure | null => checker.check({ text: t, kinds: input.kinds, units: t === input.text ? input.units : null }, c);
       record(classes, f, { seed: b.seed, index: i, kind, input: input.text, cuts: [...cuts] },
         () => ({ ...shrinkText(input.text, [...cuts], fails, classify(f)), input: `kinds ${JSON.stringify(input.kinds)} ${input.text}` }));
     }
-    if (prev !== null && i % SHARED_EVERY === 0) {
-      const g = checker.checkShared(prev.input, prev.cuts, input, cuts);
-      if (g !== null) {
-        record(classes, g, { seed: b.seed, index: i, kind, input: input.text, cuts },
-          () => ({ input: `A: ${JSON.stringify(prev!.input)}\nB: ${JSON.stringify(input)}`, cuts, detail: g.detail }));
-      }
+  },
+  (p, { kind, input, cuts }, i, classes) => {
+    const g = checker.checkShared(p.input, p.cuts, input, cuts);
+    if (g !== null) {
+      record(classes, g, { seed: b.seed, index: i, kind, input: input.text, cuts },
+        () => ({ input: `A: ${JSON.stringify(p.input)}\nB: ${JSON.stringify(input)}`, cuts, detail: g.detail }));
     }
-    prev = { input, cuts };
-  }
-  return { target: 'response', inputs, byKind, bytes, ms: performance.now() - t0, timedOut, failures: [...classes.values()] };
+  });
 }
 
 /** Sums reports of the same target from several workers (classes merged by key). */
