@@ -10,9 +10,11 @@
 // subarrays of them.
 //
 // Outbox gathers what one socket has to send during one event-loop turn: small
-// pieces are copied into a shared region (a copy of 30 bytes is cheaper than a
-// write call for it), large ones are kept by reference, and flush() writes it all
-// with one write (or one corked writev).
+// pieces are copied into a region (a copy of 30 bytes is cheaper than a write call
+// for it), large ones are kept by reference, and flush() writes it all with one
+// write (or one corked writev). A backend connection has a region of its own; the
+// clients of a thread copy into one shared slab (ReplyArena), so a client holds no
+// output memory between turns.
 
 import type { OnReadOpts } from 'node:net';
 
@@ -143,17 +145,33 @@ export class InputBuffer {
   private owned = false;
 }
 
-/** Pieces up to this size are copied into the outbox's own region. */
+/** Pieces up to this size are copied into the outbox's region. */
 const COPY_LIMIT = 4096;
-/** A region for a busy socket (a backend connection). */
-export const LARGE_REGION = 64 * 1024;
-/**
- * A region for a client: just under Node's pooled-allocation limit, so taking one
- * is a slice of a shared pool, and an idle client gives it back (release()):
- * 10,000 idle clients hold no output memory.
- */
-export const SMALL_REGION = 4000;
+/** The region of a busy socket (a backend connection). */
+const OWN_REGION = 64 * 1024;
+/** The size of a shared reply slab. */
+const REPLY_SLAB = 64 * 1024;
 const EMPTY_REGION = Buffer.alloc(0);
+
+/**
+ * One slab per thread that every client's replies are copied into, each client
+ * taking the bytes after the last ones taken. The cursor only moves forward, so
+ * bytes handed to a socket are never overwritten; a full slab is left to the
+ * writes (and outboxes) that still hold parts of it, and a fresh one is taken.
+ */
+export class ReplyArena {
+  slab: Buffer = EMPTY_REGION;
+  used = 0;
+
+  /** Starts a fresh slab with room for at least n bytes. */
+  renew(n: number): void {
+    this.slab = Buffer.allocUnsafeSlow(Math.max(REPLY_SLAB, n));
+    this.used = 0;
+  }
+}
+
+/** This thread's reply arena (each worker thread has its own module instance). */
+export const replyArena = new ReplyArena();
 
 export interface Writable {
   write(b: Buffer): boolean;
@@ -162,7 +180,8 @@ export interface Writable {
 }
 
 export class Outbox {
-  constructor(private readonly regionSize: number = LARGE_REGION) {}
+  /** shared: copy small pieces into this thread's reply arena instead of a region of its own */
+  constructor(private readonly shared: ReplyArena | null = null) {}
 
   private region: Buffer = EMPTY_REGION;
   /** start of the bytes not yet handed to a socket */
@@ -182,9 +201,19 @@ export class Outbox {
       this.chunks[this.count++] = Buffer.from(b.buffer, b.byteOffset + start, n);
       return;
     }
-    if (this.region.length - this.regionEnd < n) {
+    const shared = this.shared;
+    if (shared !== null) {
+      // Go on where this outbox's bytes end if no other client took bytes since.
+      if (this.region !== shared.slab || this.regionEnd !== shared.used || shared.slab.length - shared.used < n) {
+        this.seal();
+        if (shared.slab.length - shared.used < n) shared.renew(n);
+        this.region = shared.slab;
+        this.regionStart = this.regionEnd = shared.used;
+      }
+      shared.used += n;
+    } else if (this.region.length - this.regionEnd < n) {
       this.seal();
-      this.region = Buffer.allocUnsafe(Math.max(this.regionSize, n));
+      this.region = Buffer.allocUnsafe(Math.max(OWN_REGION, n));
       this.regionStart = this.regionEnd = 0;
     }
     if (n < 32) {
@@ -218,15 +247,14 @@ export class Outbox {
     const ok = writeChunks(socket, this.chunks, this.count);
     this.forget();
     this.length = 0;
-    // The socket may still hold the sent part of the region; start a fresh one
-    // once the old one is mostly used, never overwrite what was handed out.
-    if (this.region.length - this.regionEnd < COPY_LIMIT >> 2) this.release();
+    // The socket may still hold the sent part of the region: never overwrite what
+    // was handed out. A shared slab is let go at once (an idle client holds none);
+    // an own region is replaced once it is mostly used.
+    if (this.shared !== null || this.region.length - this.regionEnd < COPY_LIMIT >> 2) this.dropRegion();
     return ok;
   }
 
-  /** Lets go of the region (an idle socket); the next add takes a fresh one. */
-  release(): void {
-    if (this.length !== 0) return;
+  private dropRegion(): void {
     this.region = EMPTY_REGION;
     this.regionStart = this.regionEnd = 0;
   }
@@ -241,7 +269,7 @@ export class Outbox {
   clear(): void {
     this.forget();
     this.length = 0;
-    this.regionStart = this.regionEnd;
+    this.dropRegion();
   }
 }
 

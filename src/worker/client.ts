@@ -9,7 +9,7 @@
 
 import type net from 'node:net';
 import { Cmd } from '../protocol/commands.js';
-import { arenaOnread, InputBuffer, Outbox, readArena, SMALL_REGION } from '../protocol/io-buffers.js';
+import { arenaOnread, InputBuffer, Outbox, readArena, replyArena } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
@@ -35,7 +35,7 @@ export class ClientConnection {
   readonly id = nextId++ & 0x3fffffff;
   private socket: SocketWithOwner | null;
   private readonly input = new InputBuffer();
-  private readonly outbox = new Outbox(SMALL_REGION);
+  private readonly outbox = new Outbox(replyArena);
   private readonly writer: HandleWriter;
   /** bytes the parser wants before it can continue (a large value), 0 if unknown */
   private need = 0;
@@ -243,12 +243,9 @@ export class ClientConnection {
     if (socket === null) return;
     this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
     this.outbox.flush(this.writer);
-    if (this.queued === 0) {
-      if (this.closing) {
-        socket.end();
-        return;
-      }
-      this.outbox.release();
+    if (this.queued === 0 && this.closing) {
+      socket.end();
+      return;
     }
     this.checkPressure();
   }
