@@ -9,7 +9,7 @@
 // nothing for jump and magent.
 
 import type { Distribution } from '../config/config.js';
-import { jumpHash } from './jump.js';
+import { jumpRoute } from './jump.js';
 import { KetamaRing, ketamaHash } from './ketama.js';
 import { magentHash, moduloBucket } from './magent.js';
 import { xxh32 } from './xxhash.js';
@@ -66,8 +66,7 @@ export class Router {
     const nb = this.backupCount;
     switch (this.kind) {
       case JUMP:
-        this.master = jumpHash(h, this.masterCount);
-        this.backup = nb > 0 ? jumpHash(h, nb) : -1;
+        jumpRoute(h, this.masterCount, nb, this);
         break;
       case MAGENT:
         this.master = moduloBucket(h, this.masterCount);

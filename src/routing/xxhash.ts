@@ -23,6 +23,22 @@ function round(acc: number, lane: number): number {
   return Math.imul(rotl((acc + Math.imul(lane, P2)) | 0, 13), P1);
 }
 
+/** From this length on, the 16-byte stripes are read as words through a DataView. */
+const WORD_READS_FROM = 32;
+// The DataView over the ArrayBuffer hashed last: keys arrive in bursts from one
+// read buffer, and a view per call would cost more than it saves.
+let viewOf: ArrayBufferLike | null = null;
+let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+function viewFor(buf: Uint8Array): DataView<ArrayBufferLike> {
+  const ab = buf.buffer;
+  if (ab !== viewOf) {
+    viewOf = ab;
+    view = new DataView(ab);
+  }
+  return view;
+}
+
 /** XXH32 of buf[start, end) as an unsigned 32-bit number. */
 export function xxh32(buf: Uint8Array, start: number, end: number, seed = 0): number {
   const len = end - start;
@@ -35,12 +51,27 @@ export function xxh32(buf: Uint8Array, start: number, end: number, seed = 0): nu
     let v3 = seed | 0;
     let v4 = (seed - P1) | 0;
     const limit = end - 16;
-    while (i <= limit) {
-      v1 = round(v1, readU32LE(buf, i));
-      v2 = round(v2, readU32LE(buf, i + 4));
-      v3 = round(v3, readU32LE(buf, i + 8));
-      v4 = round(v4, readU32LE(buf, i + 12));
-      i += 16;
+    if (len >= WORD_READS_FROM) {
+      // One unaligned 32-bit load per lane instead of four byte loads: a third
+      // less time for 64-byte keys; for short keys the view lookup costs more.
+      const dv = viewFor(buf);
+      const at = buf.byteOffset;
+      while (i <= limit) {
+        const o = at + i;
+        v1 = round(v1, dv.getInt32(o, true));
+        v2 = round(v2, dv.getInt32(o + 4, true));
+        v3 = round(v3, dv.getInt32(o + 8, true));
+        v4 = round(v4, dv.getInt32(o + 12, true));
+        i += 16;
+      }
+    } else {
+      while (i <= limit) {
+        v1 = round(v1, readU32LE(buf, i));
+        v2 = round(v2, readU32LE(buf, i + 4));
+        v3 = round(v3, readU32LE(buf, i + 8));
+        v4 = round(v4, readU32LE(buf, i + 12));
+        i += 16;
+      }
     }
     h = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) | 0;
   } else {

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import xxhashWasm from 'xxhash-wasm';
-import { jumpHash } from '../../src/routing/jump.js';
+import { jumpHash, jumpRoute } from '../../src/routing/jump.js';
 import { KetamaRing, ketamaDigestsPerServer, ketamaHash } from '../../src/routing/ketama.js';
 import { magentHash, moduloBucket } from '../../src/routing/magent.js';
 import { Router } from '../../src/routing/router.js';
@@ -63,6 +63,22 @@ test('xxh32 equals xxhash-wasm h32Raw for lengths 0..300 at unaligned offsets', 
   assert.is(checked, 301 * 20);
 });
 
+test('xxh32 of views at an offset into their memory, alternating between buffers, equals h32Raw', async () => {
+  // Long keys are read through a DataView kept for the last buffer hashed: it
+  // must follow both the view's byteOffset and a change of buffer.
+  const { h32Raw } = await xxhashWasm();
+  const rand = mulberry32(4);
+  const views = [randomBytes(rand, 512).subarray(3), Buffer.from(randomBytes(rand, 512)).subarray(5, 500), Buffer.from('x'.repeat(40) + 'y'.repeat(200))];
+  for (let k = 0; k < 3000; k++) {
+    const v = views[k % views.length]!;
+    const len = 32 + (rand() % 100);
+    const start = rand() % (v.length - len);
+    const want = h32Raw(v.subarray(start, start + len), 0);
+    const got = xxh32(v, start, start + len);
+    if (got !== want) assert.unreachable(`view ${k % views.length} len ${len} start ${start}: got ${got}, want ${want}`);
+  }
+});
+
 test('xxh32 known vectors', () => {
   // From the xxHash reference: XXH32("", 0) and XXH32("abc", 0).
   assert.is(xxh32(new Uint8Array(0), 0, 0), 0x02cc5d05);
@@ -111,6 +127,24 @@ function modInverse32(a: bigint): bigint {
   for (let i = 0; i < 5; i++) x = BigInt.asUintN(32, x * (2n - a * x));
   return x;
 }
+
+test('jumpRoute gives each pool what jumpHash gives it alone, masters more, fewer or as many as backups', () => {
+  const rand = mulberry32(3);
+  const out = { master: -2, backup: -2 };
+  const counts = [0, 1, 2, 3, 4, 5, 7, 8, 16, 31, 64, 1000, 65536, (1 << 20) + 1];
+  for (let k = 0; k < 20_000; k++) {
+    const key = rand();
+    const want = counts.map((n) => (n === 0 ? -1 : jumpReference(key, n)));
+    for (let m = 1; m < counts.length; m++) {
+      for (let b = 0; b < counts.length; b++) {
+        jumpRoute(key, counts[m]!, counts[b]!, out);
+        if (out.master !== want[m] || out.backup !== want[b]) {
+          assert.unreachable(`key ${key}, ${counts[m]} masters, ${counts[b]} backups: got ${out.master}/${out.backup}, want ${want[m]}/${want[b]}`);
+        }
+      }
+    }
+  }
+});
 
 test('jumpHash with fewer than one bucket is -1', () => {
   assert.is(jumpHash(123, 0), -1);
