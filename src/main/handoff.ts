@@ -9,7 +9,8 @@
 // reached here through process.binding (as is stream_wrap's WriteWrap, in
 // worker/handle-writer.ts).
 //
-//   main: HandoffServer (one per worker) --accept--> IPC pipe --write(handle)-->
+//   main: listener handle --onconnection (takeAccepts)--> HandoffServer (one per
+//         worker) --accept--> IPC pipe --write(handle)-->
 //   worker: HandoffReceiver (IPC pipe) --onread: pendingHandle--> net.Socket
 //
 // libuv only reads or writes descriptors on a pipe opened as IPC, and a pipe that
@@ -54,6 +55,23 @@ const streamWrap = binding('stream_wrap') as StreamWrapBinding;
 
 const parked: PipeHandle[] = [];
 
+/** A connection as a listener's libuv handle accepted it (TCP or pipe), before any net.Socket. */
+export interface AcceptedHandle { close(cb?: () => void): void }
+
+/**
+ * Has `server` give each accepted connection's handle to `onHandle` instead of
+ * wrapping it in a net.Socket: the main thread only passes connections on, and a
+ * Socket per accept left its heap 29 MB larger after 10,000 connections.
+ */
+export function takeAccepts(server: net.Server, onHandle: (handle: AcceptedHandle) => void, onError: (status: number) => void): void {
+  const listener = (server as unknown as { _handle: { onconnection: (status: number, handle?: AcceptedHandle) => void } | null })._handle;
+  if (listener === null) throw new Error('takeAccepts: the server is not listening');
+  listener.onconnection = (status, handle) => {
+    if (status !== 0 || handle === undefined) onError(status);
+    else onHandle(handle);
+  };
+}
+
 /** Main-thread end for one worker: accepts the worker's pipe, then sends sockets on it. */
 export class HandoffServer {
   readonly path: string;
@@ -87,21 +105,21 @@ export class HandoffServer {
   connected(): Promise<void> { return this.ready; }
 
   /**
-   * Sends the socket to the worker, then closes the main thread's copy. Returns
-   * false if the pipe is gone (the worker died); the caller then closes the socket.
+   * Sends an accepted connection's handle to the worker, then closes the main
+   * thread's copy. Returns false if the pipe is gone (the worker died); the
+   * caller then closes the handle.
    */
-  send(socket: net.Socket): boolean {
+  send(handle: AcceptedHandle): boolean {
     const ipc = this.ipc;
-    const handle = (socket as unknown as { _handle: object | null })._handle;
-    if (ipc === null || handle === null) return false;
+    if (ipc === null) return false;
     const req = new streamWrap.WriteWrap();
     req.handle = ipc;
     req.async = false;
-    req.oncomplete = () => { socket.destroy(); };
+    req.oncomplete = () => { handle.close(); };
     const err = ipc.writeUtf8String(req, 'S', handle);
     if (err !== 0) return false;
     // A synchronous write already handed the descriptor to the kernel.
-    if (streamWrap.streamBaseState[streamWrap.kLastWriteWasAsync] === 0) socket.destroy();
+    if (streamWrap.streamBaseState[streamWrap.kLastWriteWasAsync] === 0) handle.close();
     return true;
   }
 

@@ -2,12 +2,13 @@
 // every accepted client to a worker, probes servers that are down, and applies
 // reloads.
 //
-//   listen socket --accept (paused)--> Supervisor.handOff --> worker thread
+//   listen socket --accepted handle (no net.Socket)--> Supervisor.handOff --> worker thread
 //   Prober: DOWN servers --version--> Recovery --> UP        (shared HealthTable)
 //   reload: new tables for the new server list --> every worker switches to them
 
 import net from 'node:net';
 import fs from 'node:fs';
+import util from 'node:util';
 import type { Config } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
@@ -19,6 +20,7 @@ import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
 import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
+import { takeAccepts, type AcceptedHandle } from './handoff.js';
 import { VERSION } from '../version.js';
 
 export interface Running {
@@ -50,25 +52,30 @@ export async function start(config: Config): Promise<Running> {
   const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt);
   await supervisor.start();
 
-  const onConnection = (socket: net.Socket): void => {
+  const onConnection = (handle: AcceptedHandle): void => {
     if (supervisor.connections() >= config.maxConnections) {
       // memcached's answer when it is out of connections, then close.
       mainRow[C.REJECTED_CONNECTIONS]!++;
-      socket.end(wire.ERROR_TOO_MANY_CONNECTIONS);
+      const socket = new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
       socket.on('error', () => socket.destroy());
+      socket.end(wire.ERROR_TOO_MANY_CONNECTIONS);
       return;
     }
-    if (!supervisor.handOff(socket)) {
-      socket.destroy();
+    if (!supervisor.handOff(handle)) {
+      handle.close();
       return;
     }
     mainRow[C.TOTAL_CONNECTIONS]!++;
+  };
+  const onAcceptError = (status: number): void => {
+    // EMFILE and the like: the connection stays in the backlog, libuv retries.
+    log.error('accept failed', { error: util.getSystemErrorName(status) });
   };
 
   const listeners: net.Server[] = [];
   const listen = (target: net.ListenOptions): Promise<void> =>
     new Promise((resolve, reject) => {
-      const server = net.createServer({ pauseOnConnect: true }, onConnection);
+      const server = net.createServer({ pauseOnConnect: true });
       if (target.path !== undefined) {
         try { fs.unlinkSync(target.path); } catch { /* not there */ }
       }
@@ -76,6 +83,7 @@ export async function start(config: Config): Promise<Running> {
       server.listen(target, () => {
         server.off('error', reject);
         server.on('error', (err) => log.error('listener error', { error: err.message }));
+        takeAccepts(server, onConnection, onAcceptError);
         listeners.push(server);
         resolve();
       });

@@ -5,11 +5,10 @@
 // so choosing needs no message round trip.
 
 import { Worker } from 'node:worker_threads';
-import type net from 'node:net';
 import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { log } from '../log.js';
-import { HandoffServer } from './handoff.js';
+import { HandoffServer, type AcceptedHandle } from './handoff.js';
 import type { WorkerInit } from '../worker/entry.js';
 
 const ENTRY = new URL('../worker/entry.js', import.meta.url);
@@ -181,7 +180,7 @@ export class Supervisor {
   }
 
   /** Hands the socket to the live worker holding the fewest clients. */
-  handOff(socket: net.Socket): boolean {
+  handOff(handle: AcceptedHandle): boolean {
     let best: Slot | null = null;
     let bestLoad = Infinity;
     for (const slot of this.slots) {
@@ -190,7 +189,7 @@ export class Supervisor {
       const load = row[C.HANDED_CONNECTIONS]! - row[C.CLOSED_CONNECTIONS]!;
       if (load < bestLoad) { best = slot; bestLoad = load; }
     }
-    if (best === null || !best.handoff!.send(socket)) return false;
+    if (best === null || !best.handoff!.send(handle)) return false;
     this.row(best)[C.HANDED_CONNECTIONS]!++;
     return true;
   }
