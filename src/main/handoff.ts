@@ -7,11 +7,12 @@
 // a new descriptor of its own; the main thread then closes its copy. Node exposes
 // IPC pipes only through its internal pipe_wrap binding (what child_process uses),
 // reached here through process.binding (as is stream_wrap's WriteWrap, in
-// worker/handle-writer.ts).
+// worker/client-handle.ts).
 //
 //   main: listener handle --onconnection (takeAccepts)--> HandoffServer (one per
 //         worker) --accept--> IPC pipe --write(handle)-->
-//   worker: HandoffReceiver (IPC pipe) --onread: pendingHandle--> net.Socket
+//   worker: HandoffReceiver (IPC pipe) --onread: pendingHandle--> ClientHandle
+//           (worker/client-handle.ts)
 //
 // libuv only reads or writes descriptors on a pipe opened as IPC, and a pipe that
 // comes out of accept() never is; the main thread therefore re-opens the accepted
@@ -158,9 +159,4 @@ export class HandoffReceiver {
   unref(): void { this.pipe.unref(); }
 
   close(): void { this.pipe.close(); }
-}
-
-/** Wraps a received handle in a socket owned by this thread, reading as `onread` says. */
-export function socketFromHandle(handle: object, onread: net.OnReadOpts): net.Socket {
-  return new net.Socket({ handle, readable: true, writable: true, onread } as net.SocketConstructorOpts);
 }

@@ -7,16 +7,15 @@
 // written in request order when the request at the head of the queue is done.
 // A client that does not read its replies is paused once too much is pending.
 
-import type net from 'node:net';
 import { Cmd } from '../protocol/commands.js';
-import { arenaOnread, InputBuffer, Outbox, readArena, replyArena } from '../protocol/io-buffers.js';
+import { InputBuffer, Outbox, readArena, replyArena } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
-import { HandleWriter } from './handle-writer.js';
+import { ClientHandle } from './client-handle.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -27,16 +26,14 @@ const RESUME_QUEUED = MAX_QUEUED >> 1;
 /** Reply bytes waiting in the socket before the client stops being read. */
 const MAX_UNSENT = 4 * 1024 * 1024;
 
-interface SocketWithOwner extends net.Socket { owner: ClientConnection | null }
-
 let nextId = 0;
 
 export class ClientConnection {
   readonly id = nextId++ & 0x3fffffff;
-  private socket: SocketWithOwner | null;
+  /** null once closed */
+  private socket: ClientHandle | null;
   private readonly input = new InputBuffer();
   private readonly outbox = new Outbox(replyArena);
-  private readonly writer: HandleWriter;
   /** bytes the parser wants before it can continue (a large value), 0 if unknown */
   private need = 0;
   /** bytes of a refused data block still to discard */
@@ -48,6 +45,8 @@ export class ClientConnection {
   private queued = 0;
   /** quit or a fatal error was read: close once earlier replies are out */
   private closing = false;
+  /** the client shut its side: close once everything it sent is answered */
+  private eof = false;
   private paused = false;
   /** parsing stopped at MAX_QUEUED with input left over */
   private held = false;
@@ -57,18 +56,13 @@ export class ClientConnection {
   private lastData = 0;
 
   constructor(
-    socket: net.Socket,
+    /** the connection's libuv handle, as received from the main thread */
+    handle: object,
     /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
     private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser },
     private readonly local: LocalCommands,
   ) {
-    const s = socket as SocketWithOwner;
-    s.owner = this;
-    s.setNoDelay(true);
-    this.writer = new HandleWriter(s, this);
-    s.on('error', onError);
-    s.on('close', onClose);
-    this.socket = s;
+    this.socket = new ClientHandle(handle, this);
   }
 
   /** @internal */ receive(n: number): void {
@@ -227,7 +221,12 @@ export class ClientConnection {
       this.ctx.dispatcher.release(req);
       wrote = true;
     }
-    if (wrote || (this.closing && this.queued === 0)) this.schedule();
+    if (wrote || (this.queued === 0 && this.finishing())) this.schedule();
+  }
+
+  /** Whether the connection closes once no reply is owed. */
+  private finishing(): boolean {
+    return this.closing || (this.eof && !this.held);
   }
 
   private schedule(): void {
@@ -242,8 +241,8 @@ export class ClientConnection {
     const socket = this.socket;
     if (socket === null) return;
     this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
-    this.outbox.flush(this.writer);
-    if (this.queued === 0 && this.closing) {
+    this.outbox.flush(socket);
+    if (this.queued === 0 && this.finishing()) {
       socket.end();
       return;
     }
@@ -254,7 +253,7 @@ export class ClientConnection {
   private checkPressure(): void {
     const socket = this.socket;
     if (socket === null) return;
-    const unsent = this.writer.pending;
+    const unsent = socket.pending;
     if (this.held && this.queued <= RESUME_QUEUED && unsent <= MAX_UNSENT && !this.closing) {
       this.held = false;
       this.parseInput();
@@ -270,6 +269,16 @@ export class ClientConnection {
     }
   }
 
+  /**
+   * The client shut its side of the connection. As memcached does, everything it
+   * sent before is still answered (`printf 'get k\r\n' | nc -N` gets its value);
+   * then the connection is closed.
+   */
+  /** @internal */ ended(): void {
+    this.eof = true;
+    if (this.queued === 0 && !this.held) this.schedule();
+  }
+
   /** @internal */ drained(): void {
     this.checkPressure();
   }
@@ -278,7 +287,6 @@ export class ClientConnection {
     const socket = this.socket;
     if (socket === null) return;
     this.socket = null;
-    socket.owner = null;
     // Requests still at the backends finish there; their replies go nowhere.
     while (this.queued > 0) {
       const req = this.queue[this.head]!;
@@ -331,8 +339,3 @@ function writeReply(out: Outbox, req: Request): void {
 }
 
 function checkDrained(client: ClientConnection): void { client.checkDrained(); }
-function onRead(this: SocketWithOwner, n: number): boolean { this.owner?.receive(n); return true; }
-/** The `onread` option every client socket is created with (see main/handoff.ts). */
-export const CLIENT_ONREAD = arenaOnread(onRead);
-function onError(this: SocketWithOwner): void { this.destroy(); }
-function onClose(this: SocketWithOwner): void { this.owner?.closed(); }

@@ -3,14 +3,14 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
-import { HandoffReceiver, socketFromHandle } from '../main/handoff.js';
+import { HandoffReceiver } from '../main/handoff.js';
 import { RequestParser } from '../protocol/request-parser.js';
 import { initXxhash } from '../routing/xxhash.js';
 import { Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
 import { log, setLogLevel } from '../log.js';
-import { CLIENT_ONREAD, ClientConnection } from './client.js';
+import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
 import { Pools } from './request.js';
 import { LocalCommands } from './local.js';
@@ -48,7 +48,7 @@ let draining = false;
 const receiver = new HandoffReceiver(
   init.handoffPath,
   (handle) => {
-    const client = new ClientConnection(socketFromHandle(handle, CLIENT_ONREAD), ctx, local);
+    const client = new ClientConnection(handle, ctx, local);
     local.clientOpened(client);
     if (draining) client.drain();
   },

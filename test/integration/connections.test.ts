@@ -1,4 +1,5 @@
-// 10,000 client connections held at once, each served, over 2 workers.
+// 10,000 client connections held at once, each served, over 2 workers; a client
+// that shuts its side is still answered.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
@@ -51,6 +52,32 @@ test(`${N} concurrent client connections are held and each one served`, async ()
   } finally {
     for (const s of sockets) { s.removeAllListeners('close'); s.destroy(); }
   }
+});
+
+/** Sends `text`, shuts the write side at once, and returns all that arrives before the close. */
+function sendAndShut(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const s = net.connect(port, '127.0.0.1', () => s.end(text));
+    s.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+    s.once('close', () => resolve(got));
+    s.once('error', (err) => reject(new Error(`${err.message} after ${JSON.stringify(got)}`)));
+  });
+}
+
+test('a client that shuts its side right after sending gets every reply, then the close, as from memcached', async () => {
+  const mc = await startMemcached();
+  procs.push(mc);
+  const proxy = await startProxy(['-s', mc.addr, '--workers', '1']);
+  procs.push(proxy);
+  // what `printf '...' | nc -N host port` does: the reply comes after the client's EOF
+  const keys = Array.from({ length: 40 }, (_, i) => `hc${i}`);
+  const text = `set hc0 0 0 2\r\nab\r\nget hc0\r\nget ${keys.join(' ')}\r\nversion\r\n`;
+  const direct = await sendAndShut(mc.port, text);
+  assert.ok(direct.startsWith('STORED\r\nVALUE hc0 0 2\r\nab\r\nEND\r\n'), direct);
+  const viaProxy = await sendAndShut(proxy.port, text);
+  const version = /VERSION .*\r\n$/;
+  assert.is(viaProxy.replace(version, 'VERSION\r\n'), direct.replace(version, 'VERSION\r\n'));
 });
 
 test.run();
