@@ -75,7 +75,8 @@ export async function start(config: Config): Promise<Running> {
   const listeners: net.Server[] = [];
   const listen = (target: net.ListenOptions): Promise<void> =>
     new Promise((resolve, reject) => {
-      const server = net.createServer({ pauseOnConnect: true });
+      // takeAccepts (below) has the accepted handles; no net.Socket is made for them.
+      const server = net.createServer();
       if (target.path !== undefined) {
         try { fs.unlinkSync(target.path); } catch { /* not there */ }
       }

@@ -101,8 +101,6 @@ export class ClientHandle implements Writable {
     this.resume();
   }
 
-  get open(): boolean { return this.handle !== null; }
-
   /** Stops reading (back-pressure). */
   pause(): void {
     if (this.handle === null || !this.reading) return;

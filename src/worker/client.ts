@@ -270,11 +270,11 @@ export class ClientConnection {
   }
 
   /**
-   * The client shut its side of the connection. As memcached does, everything it
-   * sent before is still answered (`printf 'get k\r\n' | nc -N` gets its value);
-   * then the connection is closed.
+   * @internal The client shut its side of the connection. As memcached does,
+   * everything it sent before is still answered (`printf 'get k\r\n' | nc -N`
+   * gets its value); then the connection is closed.
    */
-  /** @internal */ ended(): void {
+  ended(): void {
     this.eof = true;
     if (this.queued === 0 && !this.held) this.schedule();
   }
