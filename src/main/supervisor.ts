@@ -189,9 +189,14 @@ export class Supervisor {
       const load = row[C.HANDED_CONNECTIONS]! - row[C.CLOSED_CONNECTIONS]!;
       if (load < bestLoad) { best = slot; bestLoad = load; }
     }
-    if (best === null || !best.handoff!.send(handle)) return false;
-    this.row(best)[C.HANDED_CONNECTIONS]!++;
-    return true;
+    if (best === null) return false;
+    // Counted before the worker can see the connection: a `stats` that arrives
+    // with it and is answered at once must find itself in curr_connections.
+    const row = this.row(best);
+    row[C.HANDED_CONNECTIONS]!++;
+    if (best.handoff!.send(handle)) return true;
+    row[C.HANDED_CONNECTIONS]!--;
+    return false;
   }
 
   workerThreadIds(): number[] {

@@ -1,5 +1,5 @@
 // 10,000 client connections held at once, each served, over 2 workers; a client
-// that shuts its side is still answered.
+// that shuts its side is still answered; a new client counts itself in stats.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
@@ -78,6 +78,28 @@ test('a client that shuts its side right after sending gets every reply, then th
   const viaProxy = await sendAndShut(proxy.port, text);
   const version = /VERSION .*\r\n$/;
   assert.is(viaProxy.replace(version, 'VERSION\r\n'), direct.replace(version, 'VERSION\r\n'));
+});
+
+test('a client whose first command is stats counts itself in curr_connections, every time', async () => {
+  const mc = await startMemcached();
+  procs.push(mc);
+  const proxy = await startProxy(['-s', mc.addr, '--workers', '2']);
+  procs.push(proxy);
+  // The worker answers as soon as the connection reaches it; the main thread's
+  // count of handed connections must already include it (it missed 66 of 3,000).
+  const low: string[] = [];
+  for (let i = 0; i < 1000; i++) {
+    const reply = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const s = net.connect(proxy.port, '127.0.0.1');
+      s.write('stats\r\n');
+      s.on('data', (d: Buffer) => { got += d.toString('latin1'); if (got.endsWith('END\r\n')) { s.destroy(); resolve(got); } });
+      s.once('error', reject);
+    });
+    const n = Number(/STAT curr_connections (-?\d+)/.exec(reply)?.[1]);
+    if (!(n >= 1)) low.push(`connection ${i}: ${n}`);
+  }
+  assert.equal(low, []);
 });
 
 test.run();
