@@ -7,7 +7,7 @@
 // a new descriptor of its own; the main thread then closes its copy. Node exposes
 // IPC pipes only through its internal pipe_wrap binding (what child_process uses),
 // reached here through process.binding (as is stream_wrap's WriteWrap, in
-// worker/client-handle.ts).
+// shared/stream-wrap.ts).
 //
 //   main: listener handle --onconnection (takeAccepts)--> HandoffServer (one per
 //         worker) --accept--> IPC pipe --write(handle)-->
@@ -21,6 +21,7 @@
 // start: bounded by the number of worker (re)starts.
 
 import net from 'node:net';
+import { lastWriteWasAsync, readResult, WriteWrap } from '../shared/stream-wrap.js';
 
 interface UvHandle { close(cb?: () => void): void; fd: number }
 interface PipeHandle extends UvHandle {
@@ -42,17 +43,9 @@ interface PipeWrapBinding {
   PipeConnectWrap: new () => { oncomplete: ((status: number) => void) | null };
   constants: { SOCKET: number; SERVER: number; IPC: number };
 }
-interface StreamWrapBinding {
-  WriteWrap: new () => { oncomplete: ((status: number) => void) | null; async: boolean; handle: object | null };
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-}
+interface HandoffWrite { oncomplete: () => void; async: boolean; handle: object }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const binding = (process as any).binding as (name: string) => unknown;
-const pipeWrap = binding('pipe_wrap') as PipeWrapBinding;
-const streamWrap = binding('stream_wrap') as StreamWrapBinding;
+const pipeWrap = (process as unknown as { binding(name: string): PipeWrapBinding }).binding('pipe_wrap');
 
 const parked: PipeHandle[] = [];
 
@@ -113,14 +106,14 @@ export class HandoffServer {
   send(handle: AcceptedHandle): boolean {
     const ipc = this.ipc;
     if (ipc === null) return false;
-    const req = new streamWrap.WriteWrap();
+    const req = new WriteWrap<HandoffWrite>();
     req.handle = ipc;
     req.async = false;
     req.oncomplete = () => { handle.close(); };
     const err = ipc.writeUtf8String(req, 'S', handle);
     if (err !== 0) return false;
     // A synchronous write already handed the descriptor to the kernel.
-    if (streamWrap.streamBaseState[streamWrap.kLastWriteWasAsync] === 0) handle.close();
+    if (!lastWriteWasAsync()) handle.close();
     return true;
   }
 
@@ -147,7 +140,7 @@ export class HandoffReceiver {
         pipe.pendingHandle = null;
         if (handle !== null && handle !== undefined) onSocket(handle);
         // A negative count is EOF or an error: the main thread is gone.
-        if (streamWrap.streamBaseState[streamWrap.kReadBytesOrError]! < 0) { pipe.readStop(); onClosed(); }
+        if (readResult() < 0) { pipe.readStop(); onClosed(); }
       };
       pipe.readStart();
     };

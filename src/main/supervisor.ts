@@ -179,7 +179,7 @@ export class Supervisor {
     });
   }
 
-  /** Hands the socket to the live worker holding the fewest clients. */
+  /** Hands an accepted connection to the live worker holding the fewest clients. */
   handOff(handle: AcceptedHandle): boolean {
     let best: Slot | null = null;
     let bestLoad = Infinity;

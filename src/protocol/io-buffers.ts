@@ -91,14 +91,19 @@ export class InputBuffer {
       this.end += chunk.length;
       return;
     }
-    const size = Math.max(have + chunk.length, need, 2 * have);
+    this.moveToOwn(Math.max(have + chunk.length, need, 2 * have));
+    chunk.copy(this.buf, have);
+    this.end = have + chunk.length;
+  }
+
+  /** Moves the unconsumed bytes to the start of a new buffer of `size` bytes. */
+  private moveToOwn(size: number): void {
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, this.pos, this.end);
-    chunk.copy(next, have);
     this.buf = next;
     this.owned = true;
+    this.end -= this.pos;
     this.pos = 0;
-    this.end = have + chunk.length;
   }
 
   /**
@@ -124,12 +129,7 @@ export class InputBuffer {
   detach(need: number): void {
     const have = this.end - this.pos;
     if (have === 0 || this.owned) return;
-    const next = Buffer.allocUnsafe(Math.max(have, need));
-    this.buf.copy(next, 0, this.pos, this.end);
-    this.buf = next;
-    this.owned = true;
-    this.pos = 0;
-    this.end = have;
+    this.moveToOwn(Math.max(have, need));
   }
 
   /** Marks everything before `pos` as consumed. */

@@ -8,8 +8,7 @@
 // bookkeeping plus a process.nextTick. Here reads come straight from the handle's
 // `onread` into the arena (useUserBuffer), and a write is one WriteWrap and the
 // syscall. Node exposes WriteWrap and ShutdownWrap only through its internal
-// stream_wrap binding (what net.js itself uses), as main/handoff.ts reaches
-// pipe_wrap.
+// stream_wrap binding (shared/stream-wrap.ts).
 //
 // Back-pressure: this class counts the bytes still queued in libuv (`pending`)
 // and calls the owner's drained() whenever a queued write completes. Ordering
@@ -23,6 +22,7 @@
 
 import { readArena } from '../protocol/io-buffers.js';
 import type { Writable } from '../protocol/io-buffers.js';
+import { lastWriteWasAsync, readResult, ShutdownWrap, WriteWrap } from '../shared/stream-wrap.js';
 
 interface StreamHandle {
   readStart(): number;
@@ -53,17 +53,6 @@ interface ShutdownReq {
   oncomplete: (this: ShutdownReq, status: number) => void;
   client: ClientHandle | null;
 }
-
-interface StreamWrapBinding {
-  WriteWrap: new () => WriteReq;
-  ShutdownWrap: new () => ShutdownReq;
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-  kLastWriteWasAsync: number;
-}
-
-const binding = (process as unknown as { binding(name: string): StreamWrapBinding }).binding('stream_wrap');
-const { WriteWrap, ShutdownWrap, streamBaseState, kReadBytesOrError, kLastWriteWasAsync } = binding;
 
 /** What a client connection hears from its handle. */
 export interface ClientHandleOwner {
@@ -101,7 +90,7 @@ export class ClientHandle implements Writable {
     this.resume();
   }
 
-  /** Stops reading (back-pressure). */
+  /** Stops reading (back-pressure); idempotent, as is resume(). */
   pause(): void {
     if (this.handle === null || !this.reading) return;
     this.reading = false;
@@ -109,7 +98,7 @@ export class ClientHandle implements Writable {
   }
 
   resume(): void {
-    if (this.handle === null || this.reading || this.readEnded) return;
+    if (this.handle === null || this.reading || this.readEnded || this.ending) return;
     this.reading = true;
     if (this.handle.readStart() !== 0) this.destroy();
   }
@@ -119,7 +108,7 @@ export class ClientHandle implements Writable {
       this.batch.push(data);
       return true;
     }
-    return this.send(data, data.length);
+    return this.send(data);
   }
 
   /** An Outbox with several chunks (a large value by reference) sends them as one writev. */
@@ -131,16 +120,13 @@ export class ClientHandle implements Writable {
     const chunks = this.batch;
     this.batch = null;
     if (chunks === null || chunks.length === 0) return;
-    if (chunks.length === 1) { this.send(chunks[0]!, chunks[0]!.length); return; }
-    let bytes = 0;
-    for (let i = 0; i < chunks.length; i++) bytes += chunks[i]!.length;
-    this.send(chunks, bytes);
+    this.send(chunks.length === 1 ? chunks[0]! : chunks);
   }
 
-  private send(data: Buffer | Buffer[], bytes: number): boolean {
+  private send(data: Buffer | Buffer[]): boolean {
     const handle = this.handle;
     if (handle === null || this.ending) return false;
-    const req = new WriteWrap();
+    const req = new WriteWrap<WriteReq>();
     req.handle = handle;
     req.oncomplete = onWriteComplete;
     req.async = false;
@@ -152,8 +138,9 @@ export class ClientHandle implements Writable {
       this.destroy();
       return false;
     }
-    if (streamBaseState[kLastWriteWasAsync] !== 0) {
+    if (lastWriteWasAsync()) {
       // libuv writes the rest later, from this memory: keep it alive until then.
+      const bytes = Array.isArray(data) ? totalLength(data) : data.length;
       req.async = true;
       req.buffer = data;
       req.bytes = bytes;
@@ -177,7 +164,7 @@ export class ClientHandle implements Writable {
     if (handle === null || this.ending) return;
     this.ending = true;
     this.pause();
-    const req = new ShutdownWrap();
+    const req = new ShutdownWrap<ShutdownReq>();
     req.handle = handle;
     req.oncomplete = onShutdown;
     req.client = this;
@@ -212,10 +199,16 @@ export class ClientHandle implements Writable {
 const UV_EOF = -4095;
 
 function onRead(this: StreamHandle): void {
-  this.client?.readDone(streamBaseState[kReadBytesOrError]!);
+  this.client?.readDone(readResult());
 }
 
 function ignoreRead(): void {}
+
+function totalLength(chunks: readonly Buffer[]): number {
+  let n = 0;
+  for (let i = 0; i < chunks.length; i++) n += chunks[i]!.length;
+  return n;
+}
 
 function onWriteComplete(this: WriteReq, status: number): void {
   this.client?.written(this, status);

@@ -47,7 +47,6 @@ export class ClientConnection {
   private closing = false;
   /** the client shut its side: close once everything it sent is answered */
   private eof = false;
-  private paused = false;
   /** parsing stopped at MAX_QUEUED with input left over */
   private held = false;
   private scheduled = false;
@@ -259,14 +258,8 @@ export class ClientConnection {
       this.parseInput();
       if (this.socket === null) return;
     }
-    const over = this.held || this.queued >= MAX_QUEUED || unsent > MAX_UNSENT;
-    if (over && !this.paused) {
-      this.paused = true;
-      socket.pause();
-    } else if (!over && this.paused) {
-      this.paused = false;
-      socket.resume();
-    }
+    if (this.held || this.queued >= MAX_QUEUED || unsent > MAX_UNSENT) socket.pause();
+    else socket.resume();
   }
 
   /**
