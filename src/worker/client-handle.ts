@@ -126,19 +126,27 @@ export class ClientHandle implements Writable {
   private send(data: Buffer | Buffer[]): boolean {
     const handle = this.handle;
     if (handle === null || this.ending) return false;
-    const req = new WriteWrap<WriteReq>();
+    // A write that libuv finishes at once leaves its request untouched: the next
+    // write of any client of this thread takes it again.
+    let req = spareWrite;
+    if (req === null) {
+      req = new WriteWrap<WriteReq>();
+      req.oncomplete = onWriteComplete;
+      req.async = false;
+      req.bytes = 0;
+      req.buffer = null;
+      req.client = null;
+    }
     req.handle = handle;
-    req.oncomplete = onWriteComplete;
-    req.async = false;
-    req.bytes = 0;
-    req.buffer = null;
-    req.client = null;
     const err = Array.isArray(data) ? handle.writev(req, data, true) : handle.writeBuffer(req, data);
     if (err !== 0) {
+      spareWrite = null;
       this.destroy();
       return false;
     }
+    spareWrite = req;
     if (lastWriteWasAsync()) {
+      spareWrite = null;
       // libuv writes the rest later, from this memory: keep it alive until then.
       const bytes = Array.isArray(data) ? totalLength(data) : data.length;
       req.async = true;
@@ -194,6 +202,9 @@ export class ClientHandle implements Writable {
     } else if (n < 0) this.destroy();
   }
 }
+
+/** a write request no write holds (see send) */
+let spareWrite: WriteReq | null = null;
 
 /** libuv's UV_EOF */
 const UV_EOF = -4095;

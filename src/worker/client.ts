@@ -324,7 +324,7 @@ function writeReply(out: Outbox, req: Request): void {
     return;
   }
   const v = req.values;
-  for (let i = 0; i < v.length; i++) {
+  for (let i = 0; i < req.valueCount; i++) {
     const b = v[i];
     if (b !== null && b !== undefined) out.addAll(b);
   }

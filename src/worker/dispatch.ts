@@ -90,8 +90,12 @@ export class Dispatcher implements ReplyHandler {
   /** per server: the op being filled while a multi-key request is grouped */
   private readonly opFor: Array<Op | null>;
   private readonly connFor: Array<BackendConnection | null>;
-  private readonly touched: number[] = [];
-  private readonly dirty: Flushable[] = [];
+  /** sendKeys: touched[0, touchedCount) are the servers the request's ops went to */
+  private readonly touched: Int32Array;
+  private touchedCount = 0;
+  /** dirty[0, dirtyCount) flush at the end of this turn (a count, not the array's length: see Request.values) */
+  private readonly dirty: Array<Flushable | null> = [];
+  private dirtyCount = 0;
   private flushScheduled = false;
   /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
   private readonly casQueues = new Map<string, Request[]>();
@@ -125,6 +129,7 @@ export class Dispatcher implements ReplyHandler {
       return conns;
     });
     this.opFor = new Array(all.length).fill(null);
+    this.touched = new Int32Array(all.length);
     this.connFor = new Array(all.length).fill(null);
     this.journal = new Journal(all.map((a) => a.name), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!);
   }
@@ -132,7 +137,7 @@ export class Dispatcher implements ReplyHandler {
   // ---- scheduling: one flush per socket per event-loop turn ----
 
   schedule(target: Flushable): void {
-    this.dirty.push(target);
+    this.dirty[this.dirtyCount++] = target;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(flushDirty, this);
@@ -143,9 +148,12 @@ export class Dispatcher implements ReplyHandler {
     this.flushScheduled = false;
     const d = this.dirty;
     // flush() may schedule more (a client reply completing); those go next turn.
-    const n = d.length;
+    const n = this.dirtyCount;
     for (let i = 0; i < n; i++) d[i]!.flush();
-    d.splice(0, n);
+    const total = this.dirtyCount;
+    for (let i = n; i < total; i++) d[i - n] = d[i]!;
+    for (let i = total - n; i < total; i++) d[i] = null;
+    this.dirtyCount = total - n;
   }
 
   // ---- requests in ----
@@ -220,7 +228,8 @@ export class Dispatcher implements ReplyHandler {
     this.counters[C.CMD_GET]! += n;
     if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) this.counters[C.CMD_TOUCH]! += n;
     const values = req.values;
-    for (let i = 0; i < n; i++) values.push(null);
+    for (let i = 0; i < n; i++) values[i] = null;
+    req.valueCount = n;
     if (n === 0) { this.complete(req); return; }
     this.sendKeys(req, null, false);
     if (req.waiting === 0) this.complete(req);
@@ -262,7 +271,7 @@ export class Dispatcher implements ReplyHandler {
         // Misses of a warming master are looked up on the backup.
         op.warm = target === master && backup !== NONE && warming(health, master) && health.isUp(backup);
         this.opFor[target] = op;
-        this.touched.push(target);
+        this.touched[this.touchedCount++] = target;
         const out = conn.outbox;
         out.addAll(CMD_NAME_BYTES[req.cmd]!);
         if (isGat) { out.addAll(SP); out.add(buf, req.argStart, req.argEnd); }
@@ -270,7 +279,7 @@ export class Dispatcher implements ReplyHandler {
         conn.enqueue(op, now);
       }
       if (op.warm) this.stats[master]![S.WARM_READS]!++;
-      op.keyIdx.push(i);
+      op.keyIdx[op.keyCount++] = i;
       const out = conn.outbox;
       out.addAll(SP);
       out.add(buf, ks, ke);
@@ -282,13 +291,13 @@ export class Dispatcher implements ReplyHandler {
       }
     }
     const touched = this.touched;
-    for (let t = 0; t < touched.length; t++) {
+    for (let t = 0; t < this.touchedCount; t++) {
       const server = touched[t]!;
       this.connFor[server]!.outbox.addAll(wire.CRLF);
       this.opFor[server] = null;
       this.connFor[server] = null;
     }
-    touched.length = 0;
+    this.touchedCount = 0;
   }
 
   /** The connection a request's op for `server` is built on: one per server per request. */
@@ -671,7 +680,7 @@ export class Dispatcher implements ReplyHandler {
     const idx = op.keyIdx;
     const rbuf = req.buf;
     const klen = keyEnd - keyStart;
-    for (let c = op.cursor; c < idx.length; c++) {
+    for (let c = op.cursor; c < op.keyCount; c++) {
       const i = idx[c]!;
       const ks = req.keyStart(i);
       if (req.keyEnd(i) - ks === klen && buf.compare(rbuf, ks, ks + klen, keyStart, keyEnd) === 0) {
@@ -715,7 +724,7 @@ export class Dispatcher implements ReplyHandler {
       req.reply = buf.subarray(start, end);
     } else if (op.warm) {
       const keyIdx = op.keyIdx;
-      for (let c = 0; c < keyIdx.length; c++) {
+      for (let c = 0; c < op.keyCount; c++) {
         const i = keyIdx[c]!;
         if (req.values[i] === null) this.warmLookup(req, i);
       }
@@ -793,8 +802,7 @@ export class Dispatcher implements ReplyHandler {
       log.warn('server marked down', { server: this.servers[server]![0]!.address.name, reason: 'a write to it timed out' });
     }
     // The op goes back to its pool at the end; a retrieval's keys move to the failover.
-    const keys = op.keyIdx;
-    if (kind === Expect.RETRIEVAL) op.keyIdx = [];
+    const keys = kind === Expect.RETRIEVAL ? op.keyIdx.slice(0, op.keyCount) : null;
     this.pools.freeOp(op);
     switch (role) {
       case Role.FORGET: break;
@@ -807,7 +815,7 @@ export class Dispatcher implements ReplyHandler {
       case Role.CLIENT:
         if (kind === Expect.RETRIEVAL) {
           // Retry the op's keys on their backups (if it was a master that failed).
-          if (server < this.masterCount) this.sendKeys(req, keys, true);
+          if (server < this.masterCount) this.sendKeys(req, keys!, true);
           if (--req.waiting === 0) this.complete(req);
         } else if (req.cmd === Cmd.FLUSH_ALL) {
           if (req.reply === null || req.reply === wire.OK) req.reply = wire.SERVER_ERROR_UNAVAILABLE;
@@ -1060,7 +1068,7 @@ export class Dispatcher implements ReplyHandler {
       return;
     }
     const op = this.newOp(req, Role.CLIENT, Expect.RETRIEVAL);
-    op.keyIdx.push(i);
+    op.keyIdx[op.keyCount++] = i;
     const out = conn.outbox;
     out.addAll(CMD_NAME_BYTES[req.cmd]!);
     if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) { out.addAll(SP); out.add(req.buf, req.argStart, req.argEnd); }
@@ -1090,7 +1098,7 @@ export class Dispatcher implements ReplyHandler {
     if (req.cmd <= Cmd.GATS && req.reply === null) {
       let hits = 0;
       const v = req.values;
-      for (let i = 0; i < v.length; i++) if (v[i] !== null) hits++;
+      for (let i = 0; i < req.valueCount; i++) if (v[i] !== null) hits++;
       this.counters[C.GET_HITS]! += hits;
       this.counters[C.GET_MISSES]! += req.keyCount - hits;
     }

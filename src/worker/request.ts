@@ -56,8 +56,13 @@ export class Request {
   done = false;
   /** single-line reply (a constant or a subarray of a backend's input) */
   reply: Buffer | null = null;
-  /** retrieval: the value block found for each key, in key order */
+  /**
+   * retrieval: values[0, valueCount) is the value block found for each key, in key
+   * order. Arrays here are reused with a count of their own: V8 drops an array's
+   * backing store at `length = 0`, and the next push allocates a new one.
+   */
   values: Array<Buffer | null> = [];
+  valueCount = 0;
   /** ops whose replies the client reply still waits for */
   waiting = 0;
   /** queue membership + every op not yet answered */
@@ -94,7 +99,9 @@ export class Request {
     this.buf = EMPTY;
     this.done = false;
     this.reply = null;
-    this.values.length = 0;
+    const values = this.values;
+    for (let i = 0; i < this.valueCount; i++) values[i] = null;
+    this.valueCount = 0;
     this.waiting = 0;
     this.refs = 0;
     this.masterReply = null;
@@ -125,8 +132,9 @@ export class Op {
   kind = 0;
   /** a read sent to a warming master: its misses are looked up on the backup */
   warm = false;
-  /** retrieval: indexes of the request's keys asked of this server, in order */
+  /** retrieval: keyIdx[0, keyCount) are the indexes of the request's keys asked of this server, in order */
   keyIdx: number[] = [];
+  keyCount = 0;
   /** retrieval: how far value matching has advanced in keyIdx */
   cursor = 0;
   sentAt = 0;
@@ -144,7 +152,7 @@ export class Op {
     this.req = null;
     this.keyBuf = null;
     this.warm = false;
-    this.keyIdx.length = 0;
+    this.keyCount = 0;
     this.cursor = 0;
     this.server = -1;
     this.conn = null;
