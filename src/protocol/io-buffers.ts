@@ -33,13 +33,21 @@ export class ReadArena {
   private slab = EMPTY;
   private used = 0;
 
-  /** Copies scratch[start, end) where it will not be overwritten; returns the copy. */
-  keep(start: number, end: number): Buffer {
+  /** the buffer holding the last copy keep() made */
+  kept: Buffer = EMPTY;
+
+  /**
+   * Copies scratch[start, end) where it will not be overwritten: into `kept`, at
+   * the offset returned. The caller uses (kept, offset) as it is rather than a
+   * subarray, which would be an object per read.
+   */
+  keep(start: number, end: number): number {
     const n = end - start;
     if (n > SLAB_MAX_READ) {
       const own = Buffer.allocUnsafeSlow(n);
       this.scratch.copy(own, 0, start, end);
-      return own;
+      this.kept = own;
+      return 0;
     }
     if (this.slab.length - this.used < n) {
       this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
@@ -48,7 +56,8 @@ export class ReadArena {
     const at = this.used;
     this.scratch.copy(this.slab, at, start, end);
     this.used = at + n;
-    return this.slab.subarray(at, at + n);
+    this.kept = this.slab;
+    return at;
   }
 }
 
@@ -112,9 +121,10 @@ export class InputBuffer {
    */
   pushRead(arena: ReadArena, start: number, end: number, need: number): void {
     if (this.end === this.pos) {
-      this.buf = arena.keep(start, end);
-      this.pos = 0;
-      this.end = end - start;
+      const at = arena.keep(start, end);
+      this.buf = arena.kept;
+      this.pos = at;
+      this.end = at + end - start;
       this.owned = false;
       return;
     }
@@ -192,7 +202,7 @@ export class Outbox {
   private count = 0;
   length = 0;
 
-  add(b: Uint8Array, start: number, end: number): void {
+  add(b: Buffer, start: number, end: number): void {
     const n = end - start;
     if (n === 0) return;
     this.length += n;
@@ -223,7 +233,7 @@ export class Outbox {
       let o = this.regionEnd;
       for (let i = start; i < end; i++) r[o++] = b[i]!;
     } else {
-      this.region.set(b.subarray(start, end), this.regionEnd);
+      b.copy(this.region, this.regionEnd, start, end);
     }
     this.regionEnd += n;
   }

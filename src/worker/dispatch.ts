@@ -227,9 +227,7 @@ export class Dispatcher implements ReplyHandler {
     const n = req.keyCount;
     this.counters[C.CMD_GET]! += n;
     if (req.cmd === Cmd.GAT || req.cmd === Cmd.GATS) this.counters[C.CMD_TOUCH]! += n;
-    const values = req.values;
-    for (let i = 0; i < n; i++) values[i] = null;
-    req.valueCount = n;
+    req.expectValues(n);
     if (n === 0) { this.complete(req); return; }
     this.sendKeys(req, null, false);
     if (req.waiting === 0) this.complete(req);
@@ -683,8 +681,8 @@ export class Dispatcher implements ReplyHandler {
     for (let c = op.cursor; c < op.keyCount; c++) {
       const i = idx[c]!;
       const ks = req.keyStart(i);
-      if (req.keyEnd(i) - ks === klen && buf.compare(rbuf, ks, ks + klen, keyStart, keyEnd) === 0) {
-        req.values[i] = buf.subarray(start, end);
+      if (req.keyEnd(i) - ks === klen && sameBytes(rbuf, ks, buf, keyStart, klen)) {
+        req.setValue(i, buf, start, end);
         op.cursor = c + 1;
         return;
       }
@@ -710,9 +708,9 @@ export class Dispatcher implements ReplyHandler {
         if (req.cmd <= Cmd.GATS) this.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.flushAnswered(req, buf, start, end);
         else if (req.cmd === Cmd.MG || req.cmd === Cmd.ME) this.metaReadAnswered(req, op, buf, start, end);
-        else this.writeAnswered(req, server < this.masterCount, buf.subarray(start, end));
+        else this.writeAnswered(req, server < this.masterCount, replyLine(buf, start, end));
         break;
-      default: this.shadowAnswered(req, buf.subarray(start, end));
+      default: this.shadowAnswered(req, replyLine(buf, start, end));
     }
     this.pools.freeOp(op);
     this.release(req);
@@ -984,7 +982,8 @@ export class Dispatcher implements ReplyHandler {
         // The backup's value answers the client; the fill goes on beside it.
         const ks = req.keyStart(i);
         const ke = req.keyEnd(i);
-        req.values[i] = Buffer.concat([VALUE, req.buf.subarray(ks, ke), Buffer.from(` ${v.flags} ${v.size}\r\n`), data, wire.CRLF]);
+        const block = Buffer.concat([VALUE, req.buf.subarray(ks, ke), Buffer.from(` ${v.flags} ${v.size}\r\n`), data, wire.CRLF]);
+        req.setValue(i, block, 0, block.length);
       } else if (filled && (req.cmd <= Cmd.GATS || req.cmd === Cmd.MG)) {
         // Read it again from the master, which now holds it: cas ids and meta flags are the master's.
         this.reread(req, i, m);
@@ -1084,7 +1083,7 @@ export class Dispatcher implements ReplyHandler {
   private compare(req: Request): void {
     const m = req.masterReply!;
     const b = req.backupReply!;
-    if (m.length === b.length && m.equals(b)) return;
+    if (m === b || (m.length === b.length && m.equals(b))) return;
     this.counters[C.BACKUP_REPAIRS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
@@ -1189,4 +1188,17 @@ function parseVA(buf: Buffer, start: number, end: number): { size: number; flags
 
 function flushDirty(d: Dispatcher): void {
   d.flushAll();
+}
+
+/** a[as, as + n) equals b[bs, bs + n); a loop, as keys are short (Buffer#compare's call costs more) */
+function sameBytes(a: Buffer, as: number, b: Buffer, bs: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (a[as + k] !== b[bs + k]) return false;
+  return true;
+}
+
+/** A write's reply line: the shared constant for the usual STORED, else the bytes where they are. */
+function replyLine(buf: Buffer, start: number, end: number): Buffer {
+  if (end - start === 8 && buf[start] === 0x53 && buf[start + 1] === 0x54 && buf[start + 2] === 0x4f && buf[start + 3] === 0x52 &&
+      buf[start + 4] === 0x45 && buf[start + 5] === 0x44 && buf[start + 6] === 0x0d && buf[start + 7] === 0x0a) return wire.STORED;
+  return buf.subarray(start, end);
 }

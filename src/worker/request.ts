@@ -57,12 +57,16 @@ export class Request {
   /** single-line reply (a constant or a subarray of a backend's input) */
   reply: Buffer | null = null;
   /**
-   * retrieval: values[0, valueCount) is the value block found for each key, in key
-   * order. Arrays here are reused with a count of their own: V8 drops an array's
+   * retrieval: for key i < valueCount, the value block found for it is
+   * values[i][valueSpans[2i], valueSpans[2i + 1]), or values[i] is null (a miss).
+   * The block is left where the backend's read put it (no subarray per value).
+   * Arrays here are reused with a count of their own: V8 drops an array's
    * backing store at `length = 0`, and the next push allocates a new one.
    */
   values: Array<Buffer | null> = [];
+  valueSpans: Int32Array = new Int32Array(2);
   valueCount = 0;
+
   /** ops whose replies the client reply still waits for */
   waiting = 0;
   /** queue membership + every op not yet answered */
@@ -90,8 +94,23 @@ export class Request {
 
   setKeys(offsets: Int32Array, count: number): void {
     if (this.keys.length < 2 * count) this.keys = new Int32Array(Math.max(2 * count, 2 * this.keys.length));
-    this.keys.set(offsets.subarray(0, 2 * count));
+    const keys = this.keys;
+    for (let i = 0; i < 2 * count; i++) keys[i] = offsets[i]!;
     this.keyCount = count;
+  }
+
+  /** Starts a retrieval of n keys: every value a miss until found. */
+  expectValues(n: number): void {
+    const values = this.values;
+    for (let i = 0; i < n; i++) values[i] = null;
+    if (this.valueSpans.length < 2 * n) this.valueSpans = new Int32Array(Math.max(2 * n, 2 * this.valueSpans.length));
+    this.valueCount = n;
+  }
+
+  setValue(i: number, buf: Buffer, start: number, end: number): void {
+    this.values[i] = buf;
+    this.valueSpans[2 * i] = start;
+    this.valueSpans[2 * i + 1] = end;
   }
 
   reset(): void {
