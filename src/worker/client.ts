@@ -39,7 +39,7 @@ export class ClientConnection {
   /** bytes of a refused data block still to discard */
   private swallow = 0;
   // reply queue: a ring of requests in arrival order
-  private queue: Array<Request | null> = new Array(16).fill(null);
+  private queue: Array<Request | null> = new Array(4).fill(null);
   private head = 0;
   private tail = 0;
   private queued = 0;
