@@ -27,6 +27,15 @@ interface Slot {
 
 type Invalidated = { type: 'invalidated'; server: number; ok: boolean };
 
+/**
+ * A worker's young generation (V8's nursery, MB). The data path allocates a few
+ * hundred bytes per request, most of it dead by the next scavenge, so a small
+ * nursery costs no throughput (A/B at pipeline 1 and 16: no difference) while V8's
+ * default lets each worker's grow under load and keep the pages: 4 workers
+ * started 8 MB smaller and held 10,000 clients in 10 MB less.
+ */
+const YOUNG_GENERATION_MB = 3;
+
 export class Supervisor {
   private readonly slots: Slot[] = [];
   private stopping = false;
@@ -71,7 +80,7 @@ export class Supervisor {
       startedAt: this.startedAt,
       handoffPath: handoff.path,
     };
-    const worker = new Worker(ENTRY, { workerData: init });
+    const worker = new Worker(ENTRY, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     slot.worker = worker;
     slot.handoff = handoff;
     slot.startedAt = Date.now();
