@@ -8,6 +8,7 @@
 // connection is closed and every op still pending on it is failed, which hands
 // reads over to the backup (see worker/dispatch.ts).
 
+import { performance } from 'node:perf_hooks';
 import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
 import { arenaOnread, InputBuffer, Outbox, readArena } from '../protocol/io-buffers.js';

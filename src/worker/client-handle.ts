@@ -39,8 +39,8 @@ interface StreamHandle {
   client: ClientHandle | null;
 }
 
+/** Node calls a write request's `oncomplete` when libuv finishes it; the other fields are this module's own. */
 interface WriteReq {
-  handle: StreamHandle;
   oncomplete: (this: WriteReq, status: number) => void;
   async: boolean;
   bytes: number;
@@ -137,7 +137,6 @@ export class ClientHandle implements Writable {
       req.buffer = null;
       req.client = null;
     }
-    req.handle = handle;
     const err = Array.isArray(data) ? handle.writev(req, data, true) : handle.writeBuffer(req, data);
     if (err !== 0) {
       spareWrite = null;

@@ -7,6 +7,7 @@
 // written in request order when the request at the head of the queue is done.
 // A client that does not read its replies is paused once too much is pending.
 
+import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
 import { InputBuffer, Outbox, readArena, replyArena } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';

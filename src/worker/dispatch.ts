@@ -24,6 +24,7 @@
 // gets, gat, gats and mg the copy is made first and the key read again from the
 // master, so that cas ids and meta flags come from the master.
 
+import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
