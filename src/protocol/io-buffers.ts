@@ -61,6 +61,15 @@ export class ReadArena {
   }
 }
 
+/**
+ * a[as, as + n) equals b[bs, bs + n). A loop: what is compared here (keys, reply
+ * words) is short, and Buffer#compare's call costs more than the bytes.
+ */
+export function bytesEqual(a: Uint8Array, as: number, b: Uint8Array, bs: number, n: number): boolean {
+  for (let k = 0; k < n; k++) if (a[as + k] !== b[bs + k]) return false;
+  return true;
+}
+
 /** This thread's arena (each worker thread has its own module instance). */
 export const readArena = new ReadArena();
 

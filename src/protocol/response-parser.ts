@@ -6,6 +6,8 @@
 // meta command; one line for anything else. It records offsets only. Anything a memcached server would not send is
 // BAD: the connection it came on can no longer be trusted and must be closed.
 
+import { bytesEqual } from './io-buffers.js';
+
 export const Reply = {
   NEED_MORE: 0,
   /** a "VALUE <key> <flags> <bytes> [<cas>]\r\n<data>\r\n" block: [start, next) */
@@ -132,7 +134,7 @@ const VERSION_PREFIX = Buffer.from('VERSION ');
 const META_CODES = ['HD', 'NS', 'EX', 'NF', 'EN', 'MN', 'ME'].map((w) => Buffer.from(w));
 
 function equalsAt(buf: Buffer, start: number, end: number, word: Buffer): boolean {
-  return end - start === word.length && buf.compare(word, 0, word.length, start, end) === 0;
+  return end - start === word.length && bytesEqual(buf, start, word, 0, word.length);
 }
 
 function isTextLine(buf: Buffer, start: number, end: number): boolean {

@@ -29,6 +29,7 @@ import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
 import { META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
+import { bytesEqual } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, readTarget, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
@@ -682,7 +683,7 @@ export class Dispatcher implements ReplyHandler {
     for (let c = op.cursor; c < op.keyCount; c++) {
       const i = idx[c]!;
       const ks = req.keyStart(i);
-      if (req.keyEnd(i) - ks === klen && sameBytes(rbuf, ks, buf, keyStart, klen)) {
+      if (req.keyEnd(i) - ks === klen && bytesEqual(rbuf, ks, buf, keyStart, klen)) {
         req.setValue(i, buf, start, end);
         op.cursor = c + 1;
         return;
@@ -1191,15 +1192,8 @@ function flushDirty(d: Dispatcher): void {
   d.flushAll();
 }
 
-/** a[as, as + n) equals b[bs, bs + n); a loop, as keys are short (Buffer#compare's call costs more) */
-function sameBytes(a: Buffer, as: number, b: Buffer, bs: number, n: number): boolean {
-  for (let k = 0; k < n; k++) if (a[as + k] !== b[bs + k]) return false;
-  return true;
-}
-
 /** A write's reply line: the shared constant for the usual STORED, else the bytes where they are. */
 function replyLine(buf: Buffer, start: number, end: number): Buffer {
-  if (end - start === 8 && buf[start] === 0x53 && buf[start + 1] === 0x54 && buf[start + 2] === 0x4f && buf[start + 3] === 0x52 &&
-      buf[start + 4] === 0x45 && buf[start + 5] === 0x44 && buf[start + 6] === 0x0d && buf[start + 7] === 0x0a) return wire.STORED;
+  if (end - start === wire.STORED.length && bytesEqual(buf, start, wire.STORED, 0, wire.STORED.length)) return wire.STORED;
   return buf.subarray(start, end);
 }
