@@ -43,7 +43,8 @@ interface PipeWrapBinding {
   PipeConnectWrap: new () => { oncomplete: ((status: number) => void) | null };
   constants: { SOCKET: number; SERVER: number; IPC: number };
 }
-interface HandoffWrite { oncomplete: () => void; async: boolean; handle: object }
+/** Node calls `oncomplete` when a write it could not finish at once is done. */
+interface HandoffWrite { oncomplete: () => void }
 
 const pipeWrap = (process as unknown as { binding(name: string): PipeWrapBinding }).binding('pipe_wrap');
 
@@ -107,8 +108,6 @@ export class HandoffServer {
     const ipc = this.ipc;
     if (ipc === null) return false;
     const req = new WriteWrap<HandoffWrite>();
-    req.handle = ipc;
-    req.async = false;
     req.oncomplete = () => { handle.close(); };
     const err = ipc.writeUtf8String(req, 'S', handle);
     if (err !== 0) return false;

@@ -61,6 +61,9 @@ export class ReadArena {
   }
 }
 
+/** This thread's arena (each worker thread has its own module instance). */
+export const readArena = new ReadArena();
+
 /**
  * a[as, as + n) equals b[bs, bs + n). A loop: what is compared here (keys, reply
  * words) is short, and Buffer#compare's call costs more than the bytes.
@@ -69,9 +72,6 @@ export function bytesEqual(a: Uint8Array, as: number, b: Uint8Array, bs: number,
   for (let k = 0; k < n; k++) if (a[as + k] !== b[bs + k]) return false;
   return true;
 }
-
-/** This thread's arena (each worker thread has its own module instance). */
-export const readArena = new ReadArena();
 
 /**
  * The `onread` option of a socket that reads into the arena. Node calls
@@ -222,7 +222,7 @@ export class Outbox {
     this.length += n;
     if (n > COPY_LIMIT) {
       this.seal();
-      this.push(Buffer.from(b.buffer, b.byteOffset + start, n));
+      this.push(b.subarray(start, end));
       return;
     }
     const shared = this.shared;

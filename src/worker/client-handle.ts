@@ -42,14 +42,12 @@ interface StreamHandle {
 /** Node calls a write request's `oncomplete` when libuv finishes it; the other fields are this module's own. */
 interface WriteReq {
   oncomplete: (this: WriteReq, status: number) => void;
-  async: boolean;
   bytes: number;
   buffer: Buffer | Buffer[] | null;
   client: ClientHandle | null;
 }
 
 interface ShutdownReq {
-  handle: StreamHandle;
   oncomplete: (this: ShutdownReq, status: number) => void;
   client: ClientHandle | null;
 }
@@ -132,7 +130,6 @@ export class ClientHandle implements Writable {
     if (req === null) {
       req = new WriteWrap<WriteReq>();
       req.oncomplete = onWriteComplete;
-      req.async = false;
       req.bytes = 0;
       req.buffer = null;
       req.client = null;
@@ -148,7 +145,6 @@ export class ClientHandle implements Writable {
       spareWrite = null;
       // libuv writes the rest later, from this memory: keep it alive until then.
       const bytes = Array.isArray(data) ? totalLength(data) : data.length;
-      req.async = true;
       req.buffer = data;
       req.bytes = bytes;
       req.client = this;
@@ -172,7 +168,6 @@ export class ClientHandle implements Writable {
     this.ending = true;
     this.pause();
     const req = new ShutdownWrap<ShutdownReq>();
-    req.handle = handle;
     req.oncomplete = onShutdown;
     req.client = this;
     if (handle.shutdown(req) !== 0) this.destroy();

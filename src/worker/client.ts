@@ -328,7 +328,7 @@ function writeReply(out: Outbox, req: Request): void {
   const spans = req.valueSpans;
   for (let i = 0; i < req.valueCount; i++) {
     const b = v[i];
-    if (b !== null && b !== undefined) out.add(b, spans[2 * i]!, spans[2 * i + 1]!);
+    if (b) out.add(b, spans[2 * i]!, spans[2 * i + 1]!);
   }
   out.addAll(wire.END);
 }
