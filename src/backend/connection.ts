@@ -9,11 +9,11 @@
 // reads over to the backup (see worker/dispatch.ts).
 
 import { performance } from 'node:perf_hooks';
-import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
-import { arenaOnread, InputBuffer, Outbox, readArena } from '../protocol/io-buffers.js';
+import { InputBuffer, Outbox, readArena } from '../protocol/io-buffers.js';
 import { Reply, ResponseParser } from '../protocol/response-parser.js';
 import type { Op } from '../worker/request.js';
+import { RawStream, streamError, type ConnectingOwner } from '../shared/raw-stream.js';
 import { recordLatency, S } from '../shared/server-stats.js';
 
 /** Why a connection failed its ops; decides what health does with the server. */
@@ -40,10 +40,10 @@ const IDLE = 0;
 const CONNECTING = 1;
 const OPEN = 2;
 
-export class BackendConnection {
+export class BackendConnection implements ConnectingOwner {
   readonly server: number;
   readonly address: ServerAddress;
-  private socket: net.Socket | null = null;
+  private socket: RawStream | null = null;
   private state = IDLE;
   readonly outbox = new Outbox();
   private readonly input = new InputBuffer();
@@ -98,7 +98,8 @@ export class BackendConnection {
 
   flush(): void {
     this.scheduled = false;
-    if (this.socket !== null) this.outbox.flush(this.socket);
+    // While connecting, requests wait in the outbox; connected() sends them.
+    if (this.state === OPEN) this.outbox.flush(this.socket!);
   }
 
   private grow(): void {
@@ -112,23 +113,28 @@ export class BackendConnection {
   }
 
   private connect(): void {
-    const a = this.address;
-    const socket = a.path !== null
-      ? net.connect({ path: a.path, onread: ONREAD })
-      : net.connect({ port: a.port, host: a.host, onread: ONREAD });
-    socket.setNoDelay(true);
-    this.socket = socket;
     this.state = CONNECTING;
-    socket.on('connect', onConnect);
-    socket.on('error', onError);
-    socket.on('close', onClose);
-    (socket as SocketWithOwner).owner = this;
+    this.socket = RawStream.connect(this.address, this);
   }
 
   /** @internal */ connected(): void {
     this.state = OPEN;
     this.backoffMs = 0;
+    this.outbox.flush(this.socket!);
   }
+
+  /** @internal */ ended(): void {
+    this.fail(Failure.CONNECTION, new Error('connection closed by server'));
+  }
+
+  /** @internal */ closed(status: number): void {
+    const a = this.address;
+    const where = a.path ?? `${a.host}:${a.port}`;
+    this.fail(Failure.CONNECTION, status === 0 ? new Error('connection closed')
+      : streamError(this.state === CONNECTING ? 'connect' : 'read', status, where));
+  }
+
+  /** @internal */ drained(): void {}
 
   /** @internal */ receive(n: number): void {
     const input = this.input;
@@ -178,10 +184,7 @@ export class BackendConnection {
     const socket = this.socket;
     this.socket = null;
     this.state = IDLE;
-    if (socket !== null) {
-      (socket as SocketWithOwner).owner = null;
-      socket.destroy();
-    }
+    socket?.abandon();
     if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
     this.outbox.clear();
     this.input.consume(this.input.end);
@@ -207,23 +210,11 @@ export class BackendConnection {
     const socket = this.socket;
     this.socket = null;
     this.state = IDLE;
-    if (socket !== null) {
-      (socket as SocketWithOwner).owner = null;
-      socket.destroy();
-    }
+    socket?.abandon();
     if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
   }
 }
 
-interface SocketWithOwner extends net.Socket { owner: BackendConnection | null }
-
-// Socket handlers are shared top-level functions that find their connection on
-// the socket: no closure per connection or per request.
-function onConnect(this: SocketWithOwner): void { this.owner?.connected(); }
-function onRead(this: SocketWithOwner, n: number): boolean { this.owner?.receive(n); return true; }
-const ONREAD = arenaOnread(onRead);
-function onError(this: SocketWithOwner, err: Error): void { this.owner?.fail(Failure.CONNECTION, err); }
-function onClose(this: SocketWithOwner): void { this.owner?.fail(Failure.CONNECTION, new Error('connection closed by server')); }
 /** How often a busy connection checks its oldest op: a timeout is noticed within this much. */
 function timerPeriod(timeoutMs: number): number {
   return Math.max(5, Math.min(50, timeoutMs >> 3));

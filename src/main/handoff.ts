@@ -6,13 +6,12 @@
 // over a local IPC pipe with SCM_RIGHTS, which makes the kernel give the receiver
 // a new descriptor of its own; the main thread then closes its copy. Node exposes
 // IPC pipes only through its internal pipe_wrap binding (what child_process uses),
-// reached here through process.binding (as is stream_wrap's WriteWrap, in
-// shared/stream-wrap.ts).
+// reached through process.binding in shared/stream-wrap.ts.
 //
 //   main: listener handle --onconnection (takeAccepts)--> HandoffServer (one per
 //         worker) --accept--> IPC pipe --write(handle)-->
-//   worker: HandoffReceiver (IPC pipe) --onread: pendingHandle--> ClientHandle
-//           (worker/client-handle.ts)
+//   worker: HandoffReceiver (IPC pipe) --onread: pendingHandle--> RawStream
+//           (shared/raw-stream.ts)
 //
 // libuv only reads or writes descriptors on a pipe opened as IPC, and a pipe that
 // comes out of accept() never is; the main thread therefore re-opens the accepted
@@ -21,7 +20,7 @@
 // start: bounded by the number of worker (re)starts.
 
 import net from 'node:net';
-import { lastWriteWasAsync, readResult, WriteWrap } from '../shared/stream-wrap.js';
+import { lastWriteWasAsync, Pipe, PipeConnectWrap, pipeTypes, readResult, WriteWrap } from '../shared/stream-wrap.js';
 
 interface UvHandle { close(cb?: () => void): void; fd: number }
 interface PipeHandle extends UvHandle {
@@ -38,15 +37,8 @@ interface PipeHandle extends UvHandle {
   unref(): void;
   ref(): void;
 }
-interface PipeWrapBinding {
-  Pipe: new (type: number) => PipeHandle;
-  PipeConnectWrap: new () => { oncomplete: ((status: number) => void) | null };
-  constants: { SOCKET: number; SERVER: number; IPC: number };
-}
 /** Node calls `oncomplete` when a write it could not finish at once is done. */
 interface HandoffWrite { oncomplete: () => void }
-
-const pipeWrap = (process as unknown as { binding(name: string): PipeWrapBinding }).binding('pipe_wrap');
 
 const parked: PipeHandle[] = [];
 
@@ -77,7 +69,7 @@ export class HandoffServer {
   constructor(name: string) {
     // An abstract socket name: nothing on disk to clean up, gone with the process.
     this.path = `\0mcrelay-${process.pid}-${name}`;
-    const server = new pipeWrap.Pipe(pipeWrap.constants.SERVER);
+    const server = new Pipe<PipeHandle>(pipeTypes.SERVER);
     let err = server.bind(this.path);
     if (err === 0) err = server.listen(1);
     if (err !== 0) throw new Error(`handoff pipe ${name}: bind/listen failed (${err})`);
@@ -85,7 +77,7 @@ export class HandoffServer {
     this.ready = new Promise((resolve) => {
       server.onconnection = (status: number, client: PipeHandle) => {
         if (status !== 0 || this.ipc !== null) return;
-        const ipc = new pipeWrap.Pipe(pipeWrap.constants.IPC);
+        const ipc = new Pipe<PipeHandle>(pipeTypes.IPC);
         if (ipc.open(client.fd) !== 0) throw new Error('handoff pipe: cannot open as IPC');
         parked.push(client);
         this.ipc = ipc;
@@ -129,9 +121,9 @@ export class HandoffReceiver {
   private readonly pipe: PipeHandle;
 
   constructor(path: string, onSocket: (handle: object) => void, onClosed: () => void) {
-    const pipe = new pipeWrap.Pipe(pipeWrap.constants.IPC);
+    const pipe = new Pipe<PipeHandle>(pipeTypes.IPC);
     this.pipe = pipe;
-    const req = new pipeWrap.PipeConnectWrap();
+    const req = new PipeConnectWrap<{ oncomplete: ((status: number) => void) | null }>();
     req.oncomplete = (status: number) => {
       if (status !== 0) { onClosed(); return; }
       pipe.onread = () => {

@@ -1,7 +1,7 @@
 // Byte buffers on both sides of every socket.
 //
-// Sockets read into one fixed buffer per thread (ReadArena.scratch, Node's
-// `onread` option): no allocation per read. Each read is copied out at once, to
+// Sockets read into one fixed buffer per thread (ReadArena.scratch, given to
+// each libuv handle by shared/raw-stream.ts): no allocation per read. Each read is copied out at once, to
 // the arena's current slab when small, into a buffer of its own when large.
 //
 // InputBuffer joins the bytes a parser has not consumed yet with the next read.
@@ -12,11 +12,9 @@
 // Outbox gathers what one socket has to send during one event-loop turn: small
 // pieces are copied into a region (a copy of 30 bytes is cheaper than a write call
 // for it), large ones are kept by reference, and flush() writes it all with one
-// write (or one corked writev). A backend connection has a region of its own; the
+// write (or one writev). A backend connection has a region of its own; the
 // clients of a thread copy into one shared slab (ReplyArena), so a client holds no
 // output memory between turns.
-
-import type { OnReadOpts } from 'node:net';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -71,15 +69,6 @@ export const readArena = new ReadArena();
 export function bytesEqual(a: Uint8Array, as: number, b: Uint8Array, bs: number, n: number): boolean {
   for (let k = 0; k < n; k++) if (a[as + k] !== b[bs + k]) return false;
   return true;
-}
-
-/**
- * The `onread` option of a socket that reads into the arena. Node calls
- * `callback` with the socket as `this` and the read in scratch[0, n); it must
- * take the bytes before returning (true: keep reading).
- */
-export function arenaOnread<T>(callback: (this: T, n: number) => boolean): OnReadOpts {
-  return { buffer: readArena.scratch, callback: callback as unknown as OnReadOpts['callback'] };
 }
 
 export class InputBuffer {
@@ -194,8 +183,8 @@ export const replyArena = new ReplyArena();
 
 export interface Writable {
   write(b: Buffer): boolean;
-  cork(): void;
-  uncork(): void;
+  /** the chunks in order, as one write */
+  writev(chunks: Buffer[]): boolean;
 }
 
 export class Outbox {
@@ -293,11 +282,10 @@ export class Outbox {
   private write(socket: Writable): boolean {
     if (this.count === 1) return socket.write(this.first!);
     const rest = this.rest!;
-    socket.cork();
-    let ok = socket.write(this.first!);
-    for (let i = 0; i < this.count - 1; i++) ok = socket.write(rest[i]!);
-    socket.uncork();
-    return ok;
+    const chunks = new Array<Buffer>(this.count);
+    chunks[0] = this.first!;
+    for (let i = 1; i < this.count; i++) chunks[i] = rest[i - 1]!;
+    return socket.writev(chunks);
   }
 
   /** Drops the references to written chunks (an idle client keeps no memory alive). */

@@ -16,7 +16,7 @@ import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
-import { ClientHandle } from './client-handle.js';
+import { RawStream } from '../shared/raw-stream.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -32,7 +32,7 @@ let nextId = 0;
 export class ClientConnection {
   readonly id = nextId++ & 0x3fffffff;
   /** null once closed */
-  private socket: ClientHandle | null;
+  private socket: RawStream | null;
   private readonly input = new InputBuffer();
   private readonly outbox = new Outbox(replyArena);
   /** bytes the parser wants before it can continue (a large value), 0 if unknown */
@@ -62,7 +62,7 @@ export class ClientConnection {
     private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser },
     private readonly local: LocalCommands,
   ) {
-    this.socket = new ClientHandle(handle, this);
+    this.socket = new RawStream(handle, this);
   }
 
   /** @internal */ receive(n: number): void {

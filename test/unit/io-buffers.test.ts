@@ -60,15 +60,13 @@ test('InputBuffer: detach moves a partial command into a buffer of its own with 
 /** A socket that keeps what it is handed by reference, as libuv does with a write it finishes later. */
 class KeepingSocket implements Writable {
   readonly handed: Buffer[] = [];
-  private batch: Buffer[] | null = null;
   write(b: Buffer): boolean {
-    (this.batch ?? this.handed).push(b);
+    this.handed.push(b);
     return true;
   }
-  cork(): void { this.batch = []; }
-  uncork(): void {
-    if (this.batch !== null) this.handed.push(...this.batch);
-    this.batch = null;
+  writev(chunks: Buffer[]): boolean {
+    this.handed.push(...chunks);
+    return true;
   }
   text(): string { return this.handed.map((b) => b.toString('latin1')).join(''); }
 }

@@ -1,0 +1,338 @@
+// A libuv stream handle (TCP or Unix socket) driven without a net.Socket: the
+// client connections a worker receives from the main thread, and the worker's
+// own connections to memcached servers.
+//
+// A worker does five things with a socket: connect (backends), read into the
+// thread's arena, write, stop and restart reading under back-pressure, close. A
+// net.Socket wraps the handle in a Readable and a Writable for that: about 2 KB
+// more per connection (10,000 idle clients), and per read and per write its
+// bookkeeping, a process.nextTick and (for a write) a request object. Here reads
+// come straight from the handle's `onread` into the arena (useUserBuffer), and a
+// write is one WriteWrap and the syscall. Node exposes the handles and their
+// request objects only through its internal bindings (shared/stream-wrap.ts).
+//
+// Back-pressure: this class counts the bytes still queued in libuv (`pending`)
+// and calls the owner's drained() whenever a queued write completes. Ordering
+// holds: libuv does not try a write while earlier ones are queued, and the
+// shutdown of end() waits for them.
+//
+// Closing: end() shuts the write side once the queued writes are out, then closes
+// (memcached closes a connection after quit); destroy() closes now; abandon()
+// closes now and tells the owner nothing more. Otherwise the owner hears
+// closed() once, from the handle's close callback, never in the middle of a read
+// or a write.
+
+import { lookup, type LookupAddress } from 'node:dns';
+import { isIP } from 'node:net';
+import { getSystemErrorName } from 'node:util';
+import { readArena } from '../protocol/io-buffers.js';
+import type { Writable } from '../protocol/io-buffers.js';
+import {
+  lastWriteWasAsync, Pipe, PipeConnectWrap, pipeTypes, readResult, ShutdownWrap, TCP, TCPConnectWrap, tcpTypes, WriteWrap,
+} from './stream-wrap.js';
+
+interface UvStream {
+  readStart(): number;
+  readStop(): number;
+  useUserBuffer(buf: Uint8Array): void;
+  writeBuffer(req: WriteReq, data: Buffer): number;
+  writev(req: WriteReq, chunks: Buffer[], allBuffers: true): number;
+  shutdown(req: ShutdownReq): number;
+  close(callback: () => void): void;
+  setNoDelay?: (enable: boolean) => number;
+  /** TCP: connect(req, ipv4, port); Unix socket: connect(req, path) */
+  connect(req: ConnectReq, address: string, port?: number): number;
+  connect6(req: ConnectReq, address: string, port: number): number;
+  /** Node accepts only a function here */
+  onread: (this: UvStream) => void;
+  /** set by this module: the handle's owner */
+  stream: RawStream | null;
+}
+
+/** Node calls a write request's `oncomplete` when libuv finishes it; the other fields are this module's own. */
+interface WriteReq {
+  oncomplete: (this: WriteReq, status: number) => void;
+  bytes: number;
+  buffer: Buffer | Buffer[] | null;
+  stream: RawStream | null;
+}
+
+interface ShutdownReq {
+  oncomplete: (this: ShutdownReq, status: number) => void;
+  stream: RawStream | null;
+}
+
+interface ConnectReq {
+  oncomplete: (this: ConnectReq, status: number) => void;
+  stream: RawStream | null;
+}
+
+/** What a stream's owner hears from it. */
+export interface StreamOwner {
+  /** n bytes were read into readArena.scratch[0, n); take them before returning */
+  receive(n: number): void;
+  /** a queued write completed: `pending` went down */
+  drained(): void;
+  /** the peer shut its side (EOF); reading has stopped, writing may go on */
+  ended(): void;
+  /** the handle is closed; called once. `status` is the libuv error that closed it, 0 if none. */
+  closed(status: number): void;
+}
+
+/** The owner of a stream this side opens. */
+export interface ConnectingOwner extends StreamOwner {
+  /** connect() succeeded: the stream reads, and writes go out */
+  connected(): void;
+}
+
+/** Where connect() goes: a Unix socket when `path` is set, else host (a name or an IP literal) and port. */
+export interface StreamAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly path: string | null;
+}
+
+export class RawStream implements Writable {
+  /** bytes handed to libuv that it has not written yet */
+  pending = 0;
+  /** null once closing: nothing more is read or written */
+  private handle: UvStream | null;
+  private owner: StreamOwner;
+  private reading = false;
+  /** end() was called: the write side is being shut down */
+  private ending = false;
+  /** the peer shut its side: nothing more to read */
+  private readEnded = false;
+  /** the libuv error that made this stream close itself */
+  private status = 0;
+  /** connect(): the addresses a host name resolved to that are still to be tried */
+  private candidates: LookupAddress[] | null = null;
+  private address: StreamAddress | null = null;
+
+  /**
+   * Takes over a connected handle (one received from the main thread) and starts
+   * reading it; or, from connect(), a handle not connected yet.
+   */
+  constructor(handle: object, owner: StreamOwner, connected = true) {
+    const h = handle as UvStream;
+    this.handle = h;
+    this.owner = owner;
+    h.stream = this;
+    h.onread = onRead;
+    if (connected) this.opened();
+  }
+
+  /** Opens a connection; the owner hears connected(), or closed() with the error. */
+  static connect(address: StreamAddress, owner: ConnectingOwner): RawStream {
+    const stream = new RawStream(address.path !== null ? new Pipe<UvStream>(pipeTypes.SOCKET) : new TCP<UvStream>(tcpTypes.SOCKET), owner, false);
+    stream.address = address;
+    if (address.path !== null || isIP(address.host) !== 0) stream.connectTo(address.host, isIP(address.host));
+    else {
+      lookup(address.host, { all: true }, (err, addresses) => {
+        if (stream.handle === null) return;
+        if (err !== null || addresses.length === 0) return stream.destroy(UV_EAI_NONAME);
+        stream.candidates = addresses;
+        stream.tryNext();
+      });
+    }
+    return stream;
+  }
+
+  private tryNext(): void {
+    const next = this.candidates!.shift()!;
+    this.connectTo(next.address, next.family);
+  }
+
+  private connectTo(address: string, family: number): void {
+    const handle = this.handle!;
+    const path = this.address!.path;
+    const req = path !== null ? new PipeConnectWrap<ConnectReq>() : new TCPConnectWrap<ConnectReq>();
+    req.oncomplete = onConnect;
+    req.stream = this;
+    const port = this.address!.port;
+    const err = path !== null ? handle.connect(req, path)
+      : family === 6 ? handle.connect6(req, address, port) : handle.connect(req, address, port);
+    if (err !== 0) this.destroy(err);
+  }
+
+  /** @internal */ connectDone(status: number): void {
+    const handle = this.handle;
+    if (handle === null) return;
+    if (status === 0) {
+      this.candidates = null;
+      this.opened();
+      (this.owner as ConnectingOwner).connected();
+      return;
+    }
+    if (this.candidates === null || this.candidates.length === 0) return this.destroy(status);
+    // A name with several addresses (localhost: ::1 and 127.0.0.1): the next one,
+    // on a fresh handle (a socket whose connect failed is not reused).
+    handle.stream = null;
+    handle.onread = ignoreRead;
+    handle.close(noop);
+    const fresh = new TCP<UvStream>(tcpTypes.SOCKET);
+    fresh.stream = this;
+    fresh.onread = onRead;
+    this.handle = fresh;
+    this.tryNext();
+  }
+
+  private opened(): void {
+    const h = this.handle!;
+    h.useUserBuffer(readArena.scratch);
+    if (typeof h.setNoDelay === 'function') h.setNoDelay(true);
+    this.resume();
+  }
+
+  /** Stops reading (back-pressure); idempotent, as is resume(). */
+  pause(): void {
+    if (this.handle === null || !this.reading) return;
+    this.reading = false;
+    this.handle.readStop();
+  }
+
+  resume(): void {
+    if (this.handle === null || this.reading || this.readEnded || this.ending) return;
+    this.reading = true;
+    const err = this.handle.readStart();
+    if (err !== 0) this.destroy(err);
+  }
+
+  write(data: Buffer): boolean {
+    return this.send(data);
+  }
+
+  /** Several chunks (an Outbox holding a large value by reference) as one writev. */
+  writev(chunks: Buffer[]): boolean {
+    return this.send(chunks);
+  }
+
+  private send(data: Buffer | Buffer[]): boolean {
+    const handle = this.handle;
+    if (handle === null || this.ending) return false;
+    // A write that libuv finishes at once leaves its request untouched: the next
+    // write of any stream of this thread takes it again.
+    let req = spareWrite;
+    if (req === null) {
+      req = new WriteWrap<WriteReq>();
+      req.oncomplete = onWriteComplete;
+      req.bytes = 0;
+      req.buffer = null;
+      req.stream = null;
+    }
+    const err = Array.isArray(data) ? handle.writev(req, data, true) : handle.writeBuffer(req, data);
+    if (err !== 0) {
+      spareWrite = null;
+      this.destroy(err);
+      return false;
+    }
+    spareWrite = req;
+    if (lastWriteWasAsync()) {
+      spareWrite = null;
+      // libuv writes the rest later, from this memory: keep it alive until then.
+      const bytes = Array.isArray(data) ? totalLength(data) : data.length;
+      req.buffer = data;
+      req.bytes = bytes;
+      req.stream = this;
+      this.pending += bytes;
+    }
+    return true;
+  }
+
+  /** @internal */ written(req: WriteReq, status: number): void {
+    this.pending -= req.bytes;
+    req.buffer = null;
+    req.stream = null;
+    if (status < 0) this.destroy(status);
+    else if (this.handle !== null) this.owner.drained();
+  }
+
+  /** Closes once every queued write is out: shuts the write side down, then closes. */
+  end(): void {
+    const handle = this.handle;
+    if (handle === null || this.ending) return;
+    this.ending = true;
+    this.pause();
+    const req = new ShutdownWrap<ShutdownReq>();
+    req.oncomplete = onShutdown;
+    req.stream = this;
+    const err = handle.shutdown(req);
+    if (err !== 0) this.destroy(err);
+  }
+
+  /** Closes now; what libuv still holds is dropped. `status`: the libuv error that is the reason, if any. */
+  destroy(status = 0): void {
+    const handle = this.handle;
+    if (handle === null) return;
+    this.handle = null;
+    this.reading = false;
+    this.status = status;
+    handle.onread = ignoreRead;
+    handle.close(() => {
+      handle.stream = null;
+      this.owner.closed(this.status);
+    });
+  }
+
+  /** Closes now, and the owner hears nothing more from this stream. */
+  abandon(): void {
+    this.owner = SILENT;
+    this.destroy();
+  }
+
+  /** @internal */ readDone(n: number): void {
+    if (n > 0) this.owner.receive(n);
+    else if (n === UV_EOF) {
+      // The peer shut its side: it may still read the replies to what it sent.
+      this.pause();
+      this.readEnded = true;
+      this.owner.ended();
+    } else if (n < 0) this.destroy(n);
+  }
+}
+
+/** An Error for a libuv status, worded like Node's own: "connect ECONNREFUSED 127.0.0.1:11211". */
+export function streamError(syscall: string, status: number, where: string): Error {
+  const code = status === UV_EAI_NONAME ? 'ENOTFOUND' : getSystemErrorName(status);
+  return Object.assign(new Error(`${syscall} ${code} ${where}`), { code, errno: status, syscall });
+}
+
+/** a write request no write holds (see send) */
+let spareWrite: WriteReq | null = null;
+
+/** libuv's UV_EOF */
+const UV_EOF = -4095;
+/** libuv's UV_EAI_NONAME: a host name that does not resolve */
+const UV_EAI_NONAME = -3008;
+
+const SILENT: StreamOwner = { receive: noop, drained: noop, ended: noop, closed: noop };
+
+function noop(): void {}
+
+function onRead(this: UvStream): void {
+  this.stream?.readDone(readResult());
+}
+
+function ignoreRead(): void {}
+
+function totalLength(chunks: readonly Buffer[]): number {
+  let n = 0;
+  for (let i = 0; i < chunks.length; i++) n += chunks[i]!.length;
+  return n;
+}
+
+function onWriteComplete(this: WriteReq, status: number): void {
+  this.stream?.written(this, status);
+}
+
+function onShutdown(this: ShutdownReq, _status: number): void {
+  const stream = this.stream;
+  this.stream = null;
+  stream?.destroy();
+}
+
+function onConnect(this: ConnectReq, status: number): void {
+  const stream = this.stream;
+  this.stream = null;
+  stream?.connectDone(status);
+}
