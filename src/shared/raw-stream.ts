@@ -130,7 +130,7 @@ export class RawStream implements Writable {
     else {
       lookup(address.host, { all: true }, (err, addresses) => {
         if (stream.handle === null) return;
-        if (err !== null || addresses.length === 0) return stream.destroy(UV_EAI_NONAME);
+        if (err !== null || addresses.length === 0) return stream.destroy(typeof err?.errno === 'number' ? err.errno : UV_EAI_NONAME);
         stream.candidates = addresses;
         stream.tryNext();
       });
@@ -293,7 +293,7 @@ export class RawStream implements Writable {
 
 /** An Error for a libuv status, worded like Node's own: "connect ECONNREFUSED 127.0.0.1:11211". */
 export function streamError(syscall: string, status: number, where: string): Error {
-  const code = status === UV_EAI_NONAME ? 'ENOTFOUND' : getSystemErrorName(status);
+  const code = status === UV_EAI_NONAME || status === UV_EAI_NODATA ? 'ENOTFOUND' : getSystemErrorName(status);
   return Object.assign(new Error(`${syscall} ${code} ${where}`), { code, errno: status, syscall });
 }
 
@@ -302,8 +302,9 @@ let spareWrite: WriteReq | null = null;
 
 /** libuv's UV_EOF */
 const UV_EOF = -4095;
-/** libuv's UV_EAI_NONAME: a host name that does not resolve */
+/** libuv's UV_EAI_NONAME and UV_EAI_NODATA: a host name that does not resolve (Node's ENOTFOUND) */
 const UV_EAI_NONAME = -3008;
+const UV_EAI_NODATA = -3007;
 
 const SILENT: StreamOwner = { receive: noop, drained: noop, ended: noop, closed: noop };
 
