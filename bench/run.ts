@@ -16,7 +16,7 @@ import { healthBench } from './micro/health.bench.js';
 import { requestParserBench } from './micro/request-parser.bench.js';
 import { responseParserBench } from './micro/response-parser.bench.js';
 import { routingBench } from './micro/routing.bench.js';
-import { formatMicroTable, markdownMicroTable, type MicroOptions, type MicroRow } from './micro/suite.js';
+import { DEFAULT_MICRO, formatMicroTable, markdownMicroTable, type MicroOptions, type MicroRow } from './micro/suite.js';
 
 interface Args {
   quick: boolean;
@@ -122,7 +122,7 @@ function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: 
     out.push(`### ${s.scenario.name}: ${s.scenario.description}`, '', `\`${s.loadArgs}\``, '', formatScenario(s, 'markdown'));
   }
   if (microRows !== null) {
-    out.push('## Micro-benchmarks', '', 'ns/op is per request (parser), per reply (response parser), per key (routing) or per read (health table); ± % is tinybench\'s relative margin of error.', '');
+    out.push('## Micro-benchmarks', '', `ns/op is per request (parser), per reply (response parser), per key (routing) or per read (health table); ops/s and ns/op are the median of ${DEFAULT_MICRO.rounds} rounds (each task sampled ${DEFAULT_MICRO.time / 1000} s per round, the tasks of a suite alternating); ± % is half the range of the rounds, in % of the median.`, '');
     out.push(markdownMicroTable(microRows));
   }
   return out.join('\n');
@@ -144,7 +144,7 @@ async function main(): Promise<void> {
   const env = environment();
   process.stdout.write(`mcrelay bench: commit ${env.commit}, ${env.nproc} CPUs (${env.cpuModel}), node ${env.node}\n\n`);
 
-  const microRows = a.only === 'e2e' ? null : await micro(a.quick ? { time: 300, warmupTime: 100 } : { time: 1000, warmupTime: 200 });
+  const microRows = a.only === 'e2e' ? null : await micro(a.quick ? { time: 300, warmupTime: 100, rounds: 1 } : DEFAULT_MICRO);
 
   let c: CompareResult | null = null;
   if (a.only !== 'micro') {
