@@ -12,6 +12,7 @@
 // refused one gets memcached's own error string.
 
 import { Cmd, lookupCommand } from './commands.js';
+import { findLF } from './io-buffers.js';
 import { isValidUnsignedToken, parseInt32Token } from './numbers.js';
 import * as wire from './wire.js';
 
@@ -96,8 +97,8 @@ export class RequestParser {
     this.metaFlags = 0;
     this.need = 0;
     this.keyCount = 0;
-    const nl = buf.indexOf(LF, pos);
-    if (nl === -1 || nl >= end) return this.partialLine(buf, pos, end);
+    const nl = findLF(buf, pos, end);
+    if (nl === -1) return this.partialLine(buf, pos, end);
     this.lineStart = pos;
     let lineEnd = nl;
     if (lineEnd > pos && buf[lineEnd - 1] === CR) lineEnd--;

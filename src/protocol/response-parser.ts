@@ -6,7 +6,7 @@
 // meta command; one line for anything else. It records offsets only. Anything a memcached server would not send is
 // BAD: the connection it came on can no longer be trusted and must be closed.
 
-import { bytesEqual } from './io-buffers.js';
+import { bytesEqual, findLF } from './io-buffers.js';
 
 export const Reply = {
   NEED_MORE: 0,
@@ -42,8 +42,8 @@ export class ResponseParser {
 
   read(buf: Buffer, pos: number, end: number, kind: number): number {
     this.need = 0;
-    const nl = buf.indexOf(LF, pos);
-    if (nl === -1 || nl >= end) return end - pos > MAX_LINE ? Reply.BAD : Reply.NEED_MORE;
+    const nl = findLF(buf, pos, end);
+    if (nl === -1) return end - pos > MAX_LINE ? Reply.BAD : Reply.NEED_MORE;
     if (nl === pos || buf[nl - 1] !== CR) return Reply.BAD;
     this.start = pos;
     this.lineEnd = nl - 1;
