@@ -4,7 +4,7 @@
 // same slab, so what a socket was handed must survive the other clients' replies.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { InputBuffer, Outbox, ReadArena, ReplyArena, type Writable } from '../../src/protocol/io-buffers.js';
+import { findLF, InputBuffer, Outbox, ReadArena, ReplyArena, type Writable } from '../../src/protocol/io-buffers.js';
 
 /** Simulates one socket read of `text` into the arena's scratch; returns its length. */
 function read(arena: ReadArena, text: string): number {
@@ -91,6 +91,18 @@ test('Outbox over a shared ReplyArena: interleaved clients each send their own b
     assert.is(c.socket.text(), c.expect);
     assert.ok(c.socket.handed.length >= 400, 'a write per turn');
   }
+});
+
+test('findLF: the first LF within [pos, end), in short and long lines alike, never one at or past end', () => {
+  for (const len of [0, 1, 20, 63, 64, 65, 200, 5000]) {
+    const line = Buffer.from('x'.repeat(len) + '\nyy\n', 'latin1');
+    for (const pos of [0, Math.min(len, 3)]) {
+      assert.is(findLF(line, pos, line.length), len, `LF after ${len} bytes, from ${pos}`);
+      assert.is(findLF(line, pos, len + 1), len, 'end just past the LF');
+      assert.is(findLF(line, pos, len), -1, 'the LF at end is outside');
+    }
+  }
+  assert.is(findLF(Buffer.from('x'.repeat(300), 'latin1'), 0, 300), -1, 'no LF at all');
 });
 
 test.run();
