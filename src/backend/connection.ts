@@ -131,7 +131,7 @@ export class BackendConnection implements ConnectingOwner {
     const a = this.address;
     const where = a.path ?? `${a.host}:${a.port}`;
     this.fail(Failure.CONNECTION, status === 0 ? new Error('connection closed')
-      : streamError(this.state === CONNECTING ? 'connect' : 'read', status, where));
+      : streamError(this.state === CONNECTING ? 'connect' : 'connection', status, where));
   }
 
   /** @internal */ drained(): void {}

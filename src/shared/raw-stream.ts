@@ -292,9 +292,9 @@ export class RawStream implements Writable {
 }
 
 /** An Error for a libuv status, worded like Node's own: "connect ECONNREFUSED 127.0.0.1:11211". */
-export function streamError(syscall: string, status: number, where: string): Error {
+export function streamError(what: string, status: number, where: string): Error {
   const code = status === UV_EAI_NONAME || status === UV_EAI_NODATA ? 'ENOTFOUND' : getSystemErrorName(status);
-  return Object.assign(new Error(`${syscall} ${code} ${where}`), { code, errno: status, syscall });
+  return Object.assign(new Error(`${what} ${code} ${where}`), { code, errno: status });
 }
 
 /** a write request no write holds (see send) */
