@@ -1,8 +1,9 @@
 // Byte buffers on both sides of every socket.
 //
 // Sockets read into one fixed buffer per thread (ReadArena.scratch, given to
-// each libuv handle by shared/raw-stream.ts): no allocation per read. Each read is copied out at once, to
-// the arena's current slab when small, into a buffer of its own when large.
+// each libuv handle by shared/raw-stream.ts): no allocation per read. Each read
+// is copied out at once, to the arena's current slab when small, into a buffer
+// of its own when large.
 //
 // InputBuffer joins the bytes a parser has not consumed yet with the next read.
 // A read is used where the arena put it when nothing is left over (the common
