@@ -8,7 +8,7 @@
 // write to fd 2: a line is written whole before the call returns, so lines of
 // different threads do not interleave and nothing is lost when a worker exits.
 // This was pino over a synchronous destination; pino and its dependencies cost
-// about 3 MB of RSS in each thread (docs/decisions/logging.md), and the proxy
+// about 3 MB of RSS in each thread (docs/decisions/memory.md), and the proxy
 // logs a few dozen lines in a day, so the line is built here.
 
 import fs from 'node:fs';

@@ -103,8 +103,6 @@ export class RawStream implements Writable {
   private ending = false;
   /** the peer shut its side: nothing more to read */
   private readEnded = false;
-  /** the libuv error that made this stream close itself */
-  private status = 0;
   /** connect(): the addresses a host name resolved to that are still to be tried */
   private candidates: LookupAddress[] | null = null;
   private address: StreamAddress | null = null;
@@ -114,19 +112,24 @@ export class RawStream implements Writable {
    * reading it; or, from connect(), a handle not connected yet.
    */
   constructor(handle: object, owner: StreamOwner, connected = true) {
-    const h = handle as UvStream;
-    this.handle = h;
+    this.handle = this.adopt(handle as UvStream);
     this.owner = owner;
+    if (connected) this.opened();
+  }
+
+  /** Routes the handle's reads to this stream. */
+  private adopt(h: UvStream): UvStream {
     h.stream = this;
     h.onread = onRead;
-    if (connected) this.opened();
+    return h;
   }
 
   /** Opens a connection; the owner hears connected(), or closed() with the error. */
   static connect(address: StreamAddress, owner: ConnectingOwner): RawStream {
     const stream = new RawStream(address.path !== null ? new Pipe<UvStream>(pipeTypes.SOCKET) : new TCP<UvStream>(tcpTypes.SOCKET), owner, false);
     stream.address = address;
-    if (address.path !== null || isIP(address.host) !== 0) stream.connectTo(address.host, isIP(address.host));
+    const family = isIP(address.host);
+    if (address.path !== null || family !== 0) stream.connectTo(address.host, family);
     else {
       lookup(address.host, { all: true }, (err, addresses) => {
         if (stream.handle === null) return;
@@ -170,10 +173,7 @@ export class RawStream implements Writable {
     handle.stream = null;
     handle.onread = ignoreRead;
     handle.close(noop);
-    const fresh = new TCP<UvStream>(tcpTypes.SOCKET);
-    fresh.stream = this;
-    fresh.onread = onRead;
-    this.handle = fresh;
+    this.handle = this.adopt(new TCP<UvStream>(tcpTypes.SOCKET));
     this.tryNext();
   }
 
@@ -266,11 +266,10 @@ export class RawStream implements Writable {
     if (handle === null) return;
     this.handle = null;
     this.reading = false;
-    this.status = status;
     handle.onread = ignoreRead;
     handle.close(() => {
       handle.stream = null;
-      this.owner.closed(this.status);
+      this.owner.closed(status);
     });
   }
 

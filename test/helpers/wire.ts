@@ -18,8 +18,17 @@ export class WireClient {
   }
 
   static connect(port: number, host = '127.0.0.1'): Promise<WireClient> {
+    return WireClient.open(() => net.connect(port, host));
+  }
+
+  /** A client of a server listening on a unix socket. */
+  static connectPath(path: string): Promise<WireClient> {
+    return WireClient.open(() => net.connect(path));
+  }
+
+  private static open(connect: () => net.Socket): Promise<WireClient> {
     return new Promise((resolve, reject) => {
-      const s = net.connect(port, host);
+      const s = connect();
       s.setNoDelay(true);
       s.once('connect', () => resolve(new WireClient(s)));
       s.once('error', reject);

@@ -4,7 +4,6 @@
 // log names why a server was marked down.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -39,31 +38,17 @@ async function startUnixMemcached(): Promise<{ proc: Proc; path: string }> {
 }
 
 function canConnect(sock: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(sock);
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
+  return WireClient.connectPath(sock).then((c) => { c.close(); return true; }, () => false);
 }
 
-async function request(port: number, text: string, until: string): Promise<string> {
-  const c = await WireClient.connect(port);
+/** One request on a connection of its own: to a TCP port on 127.0.0.1, or to a unix socket path. */
+async function request(to: number | string, text: string, until: string): Promise<string> {
+  const c = typeof to === 'number' ? await WireClient.connect(to) : await WireClient.connectPath(to);
   try {
     return await c.request(text, until);
   } finally {
     c.close();
   }
-}
-
-/** One request straight to a memcached on a unix socket. */
-function unixRequest(sock: string, text: string, until: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(sock);
-    let got = '';
-    s.on('data', (d) => { got += d.toString('latin1'); if (got.endsWith(until)) { s.destroy(); resolve(got); } });
-    s.on('error', reject);
-    s.write(text);
-  });
 }
 
 test('a master given by host name and a backup on a unix socket: a set lands on both, a get reads it back', async () => {
@@ -75,7 +60,7 @@ test('a master given by host name and a backup on a unix socket: a set lands on 
   assert.is(await request(proxy.port, 'set k 5 0 5\r\nhello\r\n', '\r\n'), 'STORED\r\n');
   assert.is(await request(proxy.port, 'get k\r\n', 'END\r\n'), 'VALUE k 5 5\r\nhello\r\nEND\r\n');
   assert.is(await request(master.port, 'get k\r\n', 'END\r\n'), 'VALUE k 5 5\r\nhello\r\nEND\r\n', 'on the master');
-  const onBackup = await unixRequest(backup.path, 'get k\r\n', 'END\r\n');
+  const onBackup = await request(backup.path, 'get k\r\n', 'END\r\n');
   assert.is(onBackup, 'VALUE k 5 5\r\nhello\r\nEND\r\n', 'on the backup, through its unix socket');
 });
 
