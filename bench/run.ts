@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALL_TARGETS, compare, type CompareResult } from './e2e/compare.js';
 import { COLUMNS_NOTE, formatGoals, formatScenario, goals } from './e2e/report.js';
-import { findScenario, HEADLINE, SCENARIOS, type Scenario } from './e2e/scenarios.js';
+import { defaultRounds, DEFAULT_ROUNDS, findScenario, GOAL_ROUNDS, GOAL_SCENARIOS, HEADLINE, SCENARIOS, type Scenario } from './e2e/scenarios.js';
 import type { TargetId } from './e2e/targets.js';
 import { environment, repoRoot, type Environment } from './environment.js';
 import { healthBench } from './micro/health.bench.js';
@@ -21,6 +21,7 @@ import { DEFAULT_MICRO, formatMicroTable, markdownMicroTable, type MicroOptions,
 interface Args {
   quick: boolean;
   scenarios: string[];
+  /** 0: each scenario's default (defaultRounds) */
   rounds: number;
   seconds: number;
   warmup: number;
@@ -31,9 +32,10 @@ interface Args {
 }
 
 const USAGE = `usage: npm run bench -- [options]
-  --quick            the headline scenario only, short rounds (3 x 2 s), short micro runs
+  --quick            the headline scenario only, short rounds (${DEFAULT_ROUNDS} x 2 s), short micro runs
   --scenario NAME    run only this scenario (repeatable); one of: ${SCENARIOS.map((s) => s.name).join(', ')}
-  --rounds N         rounds per scenario (default 3; at least 3 for a median and spread)
+  --rounds N         rounds per scenario (default ${DEFAULT_ROUNDS}, ${GOAL_ROUNDS} for ${GOAL_SCENARIOS.join(' and ')}, which the goals read;
+                     at least 3 for a median and spread)
   --seconds N        seconds per target per round (default 5)
   --warmup N         seconds of unrecorded load per target before the rounds (default 1)
   --targets LIST     comma-separated subset of: ${ALL_TARGETS.join(', ')}
@@ -80,7 +82,7 @@ function parse(argv: readonly string[]): Args {
     }
   }
   if (a.quick && a.scenarios.length === 0) a.scenarios = [HEADLINE];
-  if (a.rounds === 0) a.rounds = 3;
+  if (a.quick && a.rounds === 0) a.rounds = DEFAULT_ROUNDS;
   if (a.seconds === 0) a.seconds = a.quick ? 2 : 5;
   if (a.warmup < 0) a.warmup = 1;
   return a;
@@ -105,6 +107,15 @@ function loadToolNote(c: CompareResult): string {
   return `Load generator: ${c.loadTool}. Our loadgen against memtier_benchmark on memcached direct, same settings: ${lines.join('; ')}.`;
 }
 
+/** "7 rounds for headline, pipeline16; 3 for the others" */
+function roundsNote(c: CompareResult): string {
+  const byCount = new Map<number, string[]>();
+  for (const s of c.scenarios) byCount.set(s.rounds, [...(byCount.get(s.rounds) ?? []), s.scenario.name]);
+  const counts = [...byCount.keys()].sort((x, y) => y - x);
+  if (counts.length === 1) return `${counts[0]} rounds per scenario`;
+  return counts.map((n, i) => i === counts.length - 1 ? `${n} for the others` : `${n} rounds for ${byCount.get(n)!.join(', ')}`).join('; ');
+}
+
 function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: MicroRow[] | null): string {
   const out: string[] = [];
   out.push('# mcrelay benchmark: latest full run', '');
@@ -113,7 +124,7 @@ function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: 
   out.push(`- machine: ${env.nproc} CPUs (${env.cpuModel}), Linux ${env.kernel}`);
   out.push(`- node ${env.node}, ${env.memcached} (\`-t 1\`), twemproxy: ${c.twemproxy === 'measured' ? env.twemproxy : c.twemproxy}`);
   out.push(`- ${loadToolNote(c)}`);
-  out.push(`- ${a.rounds} rounds per scenario, ${a.seconds} s per target per round, targets alternating within each round, ${a.warmup} s warm-up per target; servers restarted and filled with every key (1..100,000) per scenario.`);
+  out.push(`- ${roundsNote(c)}, ${a.seconds} s per target per round, targets alternating within each round, ${a.warmup} s warm-up per target; servers restarted and filled with every key (1..100,000) per scenario.`);
   out.push(`- regenerate: \`npm run bench\` (this file is written by full runs only).`, '');
   out.push('Columns:', '', ...COLUMNS_NOTE.split('\n').map((l) => `- ${l}`), '');
   out.push('## Goals of issue 3', '', formatGoals(goals(c, microRows), 'markdown'));
@@ -128,11 +139,22 @@ function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: 
   return out.join('\n');
 }
 
+/**
+ * JSON.stringify replacer: a NaN (not measured, e.g. memcached direct's proxy
+ * RSS) is left out rather than written as null, so that --report reads it back
+ * as undefined and prints '-' (null / 1048576 would print 0.0).
+ */
+function notMeasured(_key: string, v: unknown): unknown {
+  return typeof v === 'number' && Number.isNaN(v) ? undefined : v;
+}
+
 interface Stored { environment: Environment; options: Args; micro: MicroRow[] | null; e2e: CompareResult | null }
 
 function rerender(file: string): void {
   const stored = JSON.parse(readFileSync(file, 'utf8')) as Stored;
   if (stored.e2e === null || stored.micro === null) throw new Error(`${file} is not a full run (it lacks the micro or the end-to-end part)`);
+  // Runs from before per-scenario rounds stored one count in the options.
+  for (const r of stored.e2e.scenarios) r.rounds ??= stored.options.rounds;
   const md = join(repoRoot(), 'bench', 'results', 'latest.md');
   writeFileSync(md, latestMarkdown(stored.environment, stored.options, stored.e2e, stored.micro));
   process.stdout.write(`latest: ${md} (from ${file})\n`);
@@ -150,7 +172,7 @@ async function main(): Promise<void> {
   if (a.only !== 'micro') {
     const scenarios: Scenario[] = a.scenarios.length > 0 ? a.scenarios.map(findScenario) : [...SCENARIOS];
     c = await compare({
-      scenarios, rounds: a.rounds, seconds: a.seconds, warmupSeconds: a.warmup, targets: a.targets,
+      scenarios, rounds: (s) => a.rounds > 0 ? a.rounds : defaultRounds(s), seconds: a.seconds, warmupSeconds: a.warmup, targets: a.targets,
       log: (line) => process.stdout.write(`${line}\n`),
     });
     process.stdout.write(`${loadToolNote(c)}\n\n${COLUMNS_NOTE}\n\n`);
@@ -161,7 +183,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const stamp = env.date.replace(/[:.]/g, '-');
   const jsonFile = join(dir, `${stamp}.json`);
-  writeFileSync(jsonFile, JSON.stringify({ environment: env, options: a, micro: microRows, e2e: c }, null, 2) + '\n');
+  writeFileSync(jsonFile, JSON.stringify({ environment: env, options: a, micro: microRows, e2e: c }, notMeasured, 2) + '\n');
   process.stdout.write(`\nresults: ${jsonFile}\n`);
   const full = c !== null && microRows !== null && !a.quick && a.scenarios.length === 0 && a.targets.length === ALL_TARGETS.length;
   if (full) {

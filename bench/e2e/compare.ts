@@ -16,7 +16,8 @@ import { formatScenario } from './report.js';
 
 export interface CompareOptions {
   scenarios: readonly Scenario[];
-  rounds: number;
+  /** rounds for a scenario */
+  rounds: (s: Scenario) => number;
   seconds: number;
   warmupSeconds: number;
   targets: readonly TargetId[];
@@ -28,6 +29,7 @@ export interface ScenarioResult {
   scenario: Scenario;
   /** the load generator's arguments (memtier_benchmark's) */
   loadArgs: string;
+  rounds: number;
   targets: TargetSummary[];
 }
 
@@ -83,13 +85,14 @@ async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDi
     if (o.warmupSeconds > 0) {
       for (const t of targets) await tool.run(loadArgs(s, t.port, o.warmupSeconds), logDir);
     }
+    const rounds = o.rounds(s);
     const samples = new Map<TargetId, RoundSample[]>(targets.map((t) => [t.spec.id, []]));
-    for (let round = 1; round <= o.rounds; round++) {
+    for (let round = 1; round <= rounds; round++) {
       for (const t of targets) {
         const sample = await measure(tool, t, backends, loadArgs(s, t.port, o.seconds), round, logDir);
         samples.get(t.spec.id)!.push(sample);
         const bad = sample.errors + sample.connectionErrors > 0 || sample.interrupted ? ' (ERRORS)' : '';
-        o.log(`  ${s.name} round ${round}/${o.rounds} ${t.spec.label.padEnd(32)} ${Math.round(sample.opsPerSec).toString().padStart(8)} ops/s` +
+        o.log(`  ${s.name} round ${round}/${rounds} ${t.spec.label.padEnd(32)} ${Math.round(sample.opsPerSec).toString().padStart(8)} ops/s` +
           `  p50 ${sample.p50.toFixed(3)} ms  p99 ${sample.p99.toFixed(3)} ms  other CPU ${sample.otherCpuPercent.toFixed(0)} %${bad}`);
       }
     }
@@ -100,7 +103,7 @@ async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDi
       if (direct !== undefined) {
         const m: number[] = [];
         const l: number[] = [];
-        for (let round = 1; round <= o.rounds; round++) {
+        for (let round = 1; round <= rounds; round++) {
           m.push((await tool.run(loadArgs(s, direct.port, o.seconds), logDir)).opsPerSec);
           l.push((await loadgen.run(loadArgs(s, direct.port, o.seconds), logDir)).opsPerSec);
         }
@@ -109,7 +112,7 @@ async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDi
     }
     const rows = targets.map((t) => summarize(t.spec.id, t.spec.label, samples.get(t.spec.id)!));
     addRatios(rows);
-    return { result: { scenario: s, loadArgs: describeArgs(s, o.seconds), targets: rows }, check };
+    return { result: { scenario: s, loadArgs: describeArgs(s, o.seconds), rounds, targets: rows }, check };
   } finally {
     await stopAll(targets, backends);
   }

@@ -4,6 +4,7 @@
 import type { MicroRow } from '../micro/suite.js';
 import { int, markdownTable, num, textTable } from '../table.js';
 import type { CompareResult, ScenarioResult } from './compare.js';
+import { findScenario, GOAL_SCENARIOS, HEADLINE } from './scenarios.js';
 import type { TargetSummary } from './summary.js';
 
 const HEAD = [
@@ -66,17 +67,18 @@ export function goals(c: CompareResult | null, micro: readonly MicroRow[] | null
     out.push({ goal, measured: Number.isFinite(value) ? show(value) : 'not measured', met: Number.isFinite(value) ? ok(value) : null });
   };
   if (c !== null) {
-    for (const [scenario, pipeline] of [['headline', 1], ['pipeline16', 16]] as const) {
+    for (const scenario of GOAL_SCENARIOS) {
+      const pipeline = findScenario(scenario).pipeline;
       const w1 = find(c, scenario, 'mcrelay-w1');
       check(`mcrelay --workers 1 ops/s >= 1.0x twemproxy, pipeline ${pipeline}`, w1?.opsVsTwemproxy ?? NaN, (v) => v >= 1.0, ratio);
       check(`mcrelay --workers 1 p99 <= 1.2x twemproxy, pipeline ${pipeline}`, w1?.p99VsTwemproxy ?? NaN, (v) => v <= 1.2, ratio);
     }
-    const backup = find(c, 'headline', 'mcrelay-w1-backup');
-    const twem = find(c, 'headline', 'twemproxy');
+    const backup = find(c, HEADLINE, 'mcrelay-w1-backup');
+    const twem = find(c, HEADLINE, 'twemproxy');
     check('mcrelay with a backup pool ops/s >= 0.9x twemproxy (headline)',
       backup !== undefined && twem !== undefined ? backup.opsPerSec / twem.opsPerSec : NaN, (v) => v >= 0.9, ratio);
     check('mcrelay --workers 1 proxy CPU/op <= 1.3x twemproxy (headline)',
-      find(c, 'headline', 'mcrelay-w1')?.cpuVsTwemproxy ?? NaN, (v) => v <= 1.3, ratio);
+      find(c, HEADLINE, 'mcrelay-w1')?.cpuVsTwemproxy ?? NaN, (v) => v <= 1.3, ratio);
   }
   if (micro !== null) {
     const ops = (task: string): number => micro.find((m) => m.task === task)?.opsPerSec ?? NaN;
