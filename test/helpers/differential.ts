@@ -1,6 +1,6 @@
 // Differential conformance: the same literal bytes sent to a reference memcached
 // and to mcrelay (in front of a second memcached), the replies compared byte for
-// byte. The approach of test/integration/conformance.test.ts, as a reusable piece:
+// byte (conformance.test.ts, meta-conformance.test.ts):
 //
 //   client --row--> memcached A                      (the reference)
 //   client --row--> mcrelay --> memcached B          (one master, no backup)

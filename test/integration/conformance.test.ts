@@ -4,16 +4,12 @@
 //   client --row--> mcrelay --> memcached B          (one master, no backup)
 //
 // Every row of the table is a literal byte sequence (often a pipeline of several
-// commands). It is sent to A and to mcrelay the same way and the replies must be
-// the same bytes. Each row is sent three ways: whole, byte by byte, and split in
-// two writes at every offset (at a sample of offsets for long rows). Before every
-// single send both servers are flushed, given the row's setup, and their cas
-// counters are brought level, so a row always starts from the same state on A
-// and B (gets shows the same cas values on both).
-//
-// The end of a reply is found with a sentinel request sent after the row: its
-// reply is distinctive and comes last on a connection that is still in step.
-// Rows that close the connection are read until it closes.
+// commands), sent to A and to mcrelay the same way; the replies must be the same
+// bytes. test/helpers/differential.ts does the sending: whole, byte by byte, and
+// split in two writes at every offset (a sample for long rows), each send from
+// the same state on A and B (flushed, cas counters level, the row's setup), the
+// end of a reply found with a sentinel request (or the close, for rows that
+// close the connection).
 //
 // Deliberate differences are asserted literally against mcrelay alone: version,
 // stats, verbosity (answered by the proxy) and keys with control characters
@@ -24,6 +20,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ROOT, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
+import { Differential, exchange, show, type Mode, type Row } from '../helpers/differential.js';
 
 const VERSION = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -32,12 +29,14 @@ let B: Proc | undefined;
 let proxy: Proc | undefined;
 let adminA: WireClient | undefined;
 let adminB: WireClient | undefined;
+let diff: Differential;
 
 test.before(async () => {
   [A, B] = await Promise.all([startMemcached(), startMemcached()]);
   // memcached's default item size limit is 1 MiB (-I 1m); the proxy is told the same.
   proxy = await startProxy(['-s', B.addr, '--workers', '1', '--max-item-size', '1m']);
   [adminA, adminB] = await Promise.all([WireClient.connect(A.port), WireClient.connect(B.port)]);
+  diff = new Differential(A.port, proxy.port, adminA, adminB);
 });
 
 test.after(async () => {
@@ -45,110 +44,6 @@ test.after(async () => {
   adminB?.close();
   await Promise.all([proxy?.stop(), A?.stop(), B?.stop()]);
 });
-
-// ------------------------------------------------------------------ state
-
-/** Sends to a server directly and reads up to the meta no-op's "MN" (memcached's own end marker). */
-async function admin(c: WireClient, data: string): Promise<string> {
-  const r = await c.request(`${data}mn\r\n`, 'MN\r\n', 5000);
-  if (!r.endsWith('MN\r\n')) throw new Error(`admin request got no MN: ${JSON.stringify(r.slice(-200))}`);
-  return r.slice(0, -4);
-}
-
-const CAS_PROBE = 'set __cas 0 0 1 noreply\r\nx\r\ngets __cas\r\n';
-const casOf = (r: string): bigint => BigInt(/^VALUE __cas 0 1 (\d+)\r\n/m.exec(r)![1]!);
-
-/**
- * Flushes A and B, levels their cas counters, runs the row's setup on both.
- * Returns the cas value last handed out (the next store on either gets base+1).
- */
-async function reset(setup: string): Promise<bigint> {
-  const [ra, rb] = await Promise.all([admin(adminA!, `flush_all\r\n${CAS_PROBE}`), admin(adminB!, `flush_all\r\n${CAS_PROBE}`)]);
-  let a = casOf(ra);
-  let b = casOf(rb);
-  if (a !== b) {
-    const [low, diff] = a < b ? [adminA!, b - a] : [adminB!, a - b];
-    const r = await admin(low, `${'set __cas 0 0 1 noreply\r\nx\r\n'.repeat(Number(diff) - 1)}${CAS_PROBE}`);
-    if (a < b) a = casOf(r); else b = casOf(r);
-    if (a !== b) throw new Error(`cas counters not level: A ${a}, B ${b}`);
-  }
-  if (setup !== '') {
-    const [sa, sb] = await Promise.all([admin(adminA!, setup), admin(adminB!, setup)]);
-    if (sa !== sb) throw new Error(`setup answered differently: A ${JSON.stringify(sa)}, B ${JSON.stringify(sb)}`);
-  }
-  return a;
-}
-
-// ------------------------------------------------------------------ sending
-
-const SENTINEL = Buffer.from('set __end 0 0 10\r\n<sentinel>\r\nget __end\r\n');
-const SENTINEL_REPLY = Buffer.from('STORED\r\nVALUE __end 0 10\r\n<sentinel>\r\nEND\r\n');
-
-/** How the end of a reply is known. */
-type Frame = 'sentinel' | 'close';
-
-/** A send: whole (no cuts), byte by byte (every offset), or two writes cut at k. */
-type Mode = { kind: 'whole' } | { kind: 'bytes' } | { kind: 'cut'; at: number };
-
-const modeName = (m: Mode): string => (m.kind === 'cut' ? `split at ${m.at}` : m.kind === 'bytes' ? 'byte by byte' : 'whole');
-
-async function exchange(port: number, data: Buffer, mode: Mode, frame: Frame): Promise<string> {
-  const c = await WireClient.connect(port);
-  try {
-    if (mode.kind === 'whole') c.write(data);
-    else if (mode.kind === 'cut') await c.writeSplit(data, [mode.at]);
-    else await c.writeSplit(data, Array.from({ length: data.length - 1 }, (_, i) => i + 1));
-    let out: Buffer;
-    if (frame === 'sentinel') {
-      c.write(SENTINEL);
-      out = await c.readUntil((b) => b.length >= SENTINEL_REPLY.length &&
-        b.subarray(b.length - SENTINEL_REPLY.length).equals(SENTINEL_REPLY), 3000);
-      if (out.length >= SENTINEL_REPLY.length && out.subarray(out.length - SENTINEL_REPLY.length).equals(SENTINEL_REPLY)) {
-        return out.toString('latin1', 0, out.length - SENTINEL_REPLY.length);
-      }
-      return `${out.toString('latin1')}<no sentinel reply: ${c.closed ? 'connection closed' : 'timed out'}>`;
-    }
-    out = await c.readUntil(() => false, 3000);
-    return `${out.toString('latin1')}${c.closed ? '<closed>' : '<still open>'}`;
-  } finally {
-    c.close();
-  }
-}
-
-/**
- * Waits until mcrelay serves again. A row that fails may have made mcrelay drop
- * its backend connection (a reply it did not expect), which it holds back for a
- * while; the next row must not pay for that.
- */
-async function settle(): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    const c = await WireClient.connect(proxy!.port);
-    try {
-      const r = await c.request('set __settle 0 0 1\r\nx\r\nget __settle\r\n', 'END\r\n', 1000);
-      if (r === 'STORED\r\nVALUE __settle 0 1\r\nx\r\nEND\r\n') return;
-    } finally {
-      c.close();
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('mcrelay does not serve again within 5 s');
-}
-
-// ------------------------------------------------------------------ the table
-
-interface Row {
-  name: string;
-  /** the request bytes; a function when they depend on the cas base */
-  send: string | ((base: bigint) => string);
-  /** written directly to A and B before the row (not split, not compared) */
-  setup?: string;
-  /** absent: compare with memcached A; a string or check: mcrelay alone, literally */
-  expect?: string | ((reply: string) => void);
-  frame?: Frame;
-  /** which sends: default whole, byte by byte (short rows) and every/sampled cut */
-  modes?: 'all' | 'whole' | ((data: Buffer) => Mode[]);
-}
 
 const K250 = 'k'.repeat(250);
 const K251 = 'k'.repeat(251);
@@ -374,67 +269,8 @@ function checkStats(r: string): void {
   assert.ok(Number(stats.get('curr_connections')) >= 1, 'this connection counts');
 }
 
-// ------------------------------------------------------------------ running
-
-function allCuts(data: Buffer): Mode[] {
-  const n = data.length;
-  let at: number[];
-  if (n <= 160) {
-    at = Array.from({ length: n - 1 }, (_, i) => i + 1);
-  } else {
-    // the first and last bytes, each side of every line end, and an even spread
-    const s = new Set<number>();
-    for (let i = 1; i < Math.min(n, 16); i++) s.add(i);
-    for (let i = Math.max(1, n - 16); i < n; i++) s.add(i);
-    for (let i = 0; i < n; i++) if (data[i] === 0x0a) for (const k of [i - 1, i, i + 1]) if (k > 0 && k < n) s.add(k);
-    for (let i = 1; i < n; i += Math.max(1, Math.floor(n / 24))) s.add(i);
-    at = [...s].sort((a, b) => a - b);
-  }
-  const modes: Mode[] = [{ kind: 'whole' }];
-  if (n <= 1500) modes.push({ kind: 'bytes' });
-  for (const k of at) modes.push({ kind: 'cut', at: k });
-  return modes;
-}
-
-function modesOf(row: Row, data: Buffer): Mode[] {
-  if (row.modes === 'whole') return [{ kind: 'whole' }];
-  if (typeof row.modes === 'function') return row.modes(data);
-  return allCuts(data);
-}
-
-const show = (s: string): string => JSON.stringify(s.length > 300 ? `${s.slice(0, 200)}...(${s.length} bytes)...${s.slice(-60)}` : s);
-
-async function runRow(row: Row): Promise<void> {
-  const frame = row.frame ?? 'sentinel';
-  // The mode list is fixed by the row as first sent; a cas-dependent row keeps its length.
-  const first = Buffer.from(typeof row.send === 'string' ? row.send : row.send(1000n), 'latin1');
-  const modes = modesOf(row, first);
-  for (const mode of modes) {
-    const base = await reset(row.setup ?? '');
-    const data = Buffer.from(typeof row.send === 'string' ? row.send : row.send(base), 'latin1');
-    const where = `${row.name}, ${modeName(mode)} of ${show(data.toString('latin1'))}`;
-    if (row.expect !== undefined) {
-      const got = await exchange(proxy!.port, data, mode, frame);
-      if (typeof row.expect === 'string') {
-        if (got !== row.expect) await fail(`${where}\n  mcrelay:  ${show(got)}\n  expected: ${show(row.expect)}`);
-      } else {
-        row.expect(got);
-      }
-      continue;
-    }
-    const [want, got] = await Promise.all([exchange(A!.port, data, mode, frame), exchange(proxy!.port, data, mode, frame)]);
-    if (got !== want) await fail(`${where}\n  mcrelay:   ${show(got)}\n  memcached: ${show(want)}`);
-  }
-}
-
-async function fail(message: string): Promise<never> {
-  await settle();
-  assert.unreachable(message);
-  throw new Error(message);
-}
-
 for (const row of ROWS) {
-  test(row.name, () => runRow(row));
+  test(row.name, () => diff.runRow(row));
 }
 
 // A line mcrelay forwards but memcached refuses makes memcached parse the data
@@ -445,8 +281,8 @@ test('a set line memcached refuses (flags 2^64) does not disturb another client\
   // would take memcached's extra reply), or comes just after it.
   const seen: string[] = [];
   for (const delayMs of [0, 20]) {
-    await reset(S('y', 'yes', 0, 0, true));
-    await settle();
+    await diff.reset(S('y', 'yes', 0, 0, true));
+    await diff.settle();
     const x = await WireClient.connect(proxy!.port);
     const y = await WireClient.connect(proxy!.port);
     try {
@@ -460,7 +296,7 @@ test('a set line memcached refuses (flags 2^64) does not disturb another client\
       y.close();
     }
   }
-  await settle();
+  await diff.settle();
   const want = 'VALUE y 0 3\r\nyes\r\nEND\r\n';
   assert.ok(seen.every((s) => s.endsWith(JSON.stringify(want))), `client Y must get ${JSON.stringify(want)}; got:\n  ${seen.join('\n  ')}`);
 });
@@ -477,7 +313,7 @@ test('a 10,000-key get through the proxy returns every present value in order', 
     expected += `VALUE ${keys[i]} ${i} ${valueOf(i).length}\r\n${valueOf(i)}\r\n`;
   }
   expected += 'END\r\n';
-  await reset(setup);
+  await diff.reset(setup);
   const line = Buffer.from(`get ${keys.join(' ')}\r\n`, 'latin1');
   const [want, got] = await Promise.all([
     exchange(A!.port, line, { kind: 'whole' }, 'sentinel'),
