@@ -46,6 +46,7 @@ export const META_KEEP_Q = 32;
 
 const SP = 0x20;
 const CR = 0x0d;
+const DEL = 0x7f;
 const LF = 0x0a;
 
 const NOREPLY = Buffer.from('noreply', 'latin1');
@@ -209,9 +210,12 @@ export class RequestParser {
     while (i < lineEnd) {
       while (i < lineEnd && buf[i] === SP) i++;
       if (i >= lineEnd) break;
+      // The key ends at a space or the line's end; it is refused if it holds a
+      // control character or DEL (the scan stops there) or is too long.
       const s = i;
-      while (i < lineEnd && buf[i] !== SP) i++;
-      if (!validKey(buf, s, i)) return this.error(wire.CLIENT_ERROR_FORMAT);
+      let c = 0;
+      while (i < lineEnd && (c = buf[i]!) > SP && c !== DEL) i++;
+      if ((i < lineEnd && c !== SP) || i - s > KEY_MAX_LENGTH) return this.error(wire.CLIENT_ERROR_FORMAT);
       if (2 * n + 2 > offs.length) {
         const grown = new Int32Array(offs.length * 2);
         grown.set(offs);

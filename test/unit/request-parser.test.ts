@@ -223,6 +223,8 @@ const ROWS: Row[] = [
   row('get key with \\x01', 'get a\x01b\r\n', reply(FORMAT)),
   row('get key with \\x7f', 'get a\x7fb\r\n', reply(FORMAT)),
   row('get key with \\t', 'get a\tb\r\n', reply(FORMAT)),
+  row('get key that is one control character, after a good key', 'get a \x02\r\n', reply(FORMAT)),
+  row('get key ending in \\x7f', 'get ab\x7f\r\n', reply(FORMAT)),
   // memcached reads a line as a C string: a NUL ends it ("get a" here).
   row('get key with \\x00 (the line ends at the NUL)', 'get a\x00b\r\n', req(Cmd.GET, { keys: ['a'], forward: 'get a' })),
   row('noreply then NUL is noreply (bug: replies went to the wrong client)', 'delete k noreply\x00x\r\n', req(Cmd.DELETE, { keys: ['k'], noreply: true, forward: 'delete k' })),
