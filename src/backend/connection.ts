@@ -128,10 +128,8 @@ export class BackendConnection implements ConnectingOwner {
   }
 
   /** @internal */ closed(status: number): void {
-    const a = this.address;
-    const where = a.path ?? `${a.host}:${a.port}`;
     this.fail(Failure.CONNECTION, status === 0 ? new Error('connection closed')
-      : streamError(this.state === CONNECTING ? 'connect' : 'connection', status, where));
+      : streamError(this.state === CONNECTING ? 'connect' : 'connection', status, this.address.name));
   }
 
   /** @internal */ drained(): void {}

@@ -199,9 +199,9 @@ export class ReplyArena {
 export const replyArena = new ReplyArena();
 
 export interface Writable {
-  write(b: Buffer): boolean;
+  write(b: Buffer): void;
   /** the chunks in order, as one write */
-  writev(chunks: Buffer[]): boolean;
+  writev(chunks: Buffer[]): void;
 }
 
 export class Outbox {
@@ -270,18 +270,17 @@ export class Outbox {
     }
   }
 
-  /** Writes everything gathered; returns false when the socket has too much queued. */
-  flush(socket: Writable): boolean {
-    if (this.length === 0) return true;
+  /** Writes everything gathered. */
+  flush(socket: Writable): void {
+    if (this.length === 0) return;
     this.seal();
-    const ok = this.write(socket);
+    this.write(socket);
     this.forget();
     this.length = 0;
     // The socket may still hold the sent part of the region: never overwrite what
     // was handed out. A shared slab is let go at once (an idle client holds none);
     // an own region is replaced once it is mostly used.
     if (this.shared !== null || this.region.length - this.regionEnd < COPY_LIMIT >> 2) this.dropRegion();
-    return ok;
   }
 
   private dropRegion(): void {
@@ -296,13 +295,13 @@ export class Outbox {
   }
 
   /** Writes the chunks as one batch (one writev when there are several). */
-  private write(socket: Writable): boolean {
+  private write(socket: Writable): void {
     if (this.count === 1) return socket.write(this.first!);
     const rest = this.rest!;
     const chunks = new Array<Buffer>(this.count);
     chunks[0] = this.first!;
     for (let i = 1; i < this.count; i++) chunks[i] = rest[i - 1]!;
-    return socket.writev(chunks);
+    socket.writev(chunks);
   }
 
   /** Drops the references to written chunks (an idle client keeps no memory alive). */

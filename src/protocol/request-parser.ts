@@ -12,7 +12,7 @@
 // refused one gets memcached's own error string.
 
 import { Cmd, lookupCommand } from './commands.js';
-import { findLF } from './io-buffers.js';
+import { bytesEqual, findLF } from './io-buffers.js';
 import { isValidUnsignedToken, parseInt32Token } from './numbers.js';
 import * as wire from './wire.js';
 
@@ -170,7 +170,7 @@ export class RequestParser {
 
   private isNoreply(buf: Buffer, t: number): boolean {
     const s = this.tokStart[t]!;
-    return this.tokEnd[t]! - s === 7 && buf.compare(NOREPLY, 0, 7, s, s + 7) === 0;
+    return this.tokEnd[t]! - s === 7 && bytesEqual(buf, s, NOREPLY, 0, 7);
   }
 
   /** Marks the request noreply when token t is "noreply" and cuts it from the forwarded line. */
@@ -394,7 +394,7 @@ export function validKey(buf: Uint8Array, start: number, end: number): boolean {
   if (len <= 0 || len > KEY_MAX_LENGTH) return false;
   for (let i = start; i < end; i++) {
     const c = buf[i]!;
-    if (c <= 0x20 || c === 0x7f) return false;
+    if (c <= SP || c === DEL) return false;
   }
   return true;
 }

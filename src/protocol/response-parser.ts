@@ -117,10 +117,9 @@ export class ResponseParser {
 /** Exactly "ERROR", or "CLIENT_ERROR <message>" / "SERVER_ERROR <message>". */
 export function isErrorLine(buf: Buffer, start: number, end: number): boolean {
   const len = end - start;
-  if (len === 5) return buf.compare(ERROR_WORD, 0, 5, start, end) === 0;
+  if (len === 5) return bytesEqual(buf, start, ERROR_WORD, 0, 5);
   if (len < 14 || buf[start + 12] !== SP) return false;
-  return buf.compare(CLIENT_ERROR_WORD, 0, 12, start, start + 12) === 0 ||
-    buf.compare(SERVER_ERROR_WORD, 0, 12, start, start + 12) === 0;
+  return bytesEqual(buf, start, CLIENT_ERROR_WORD, 0, 12) || bytesEqual(buf, start, SERVER_ERROR_WORD, 0, 12);
 }
 
 const ERROR_WORD = Buffer.from('ERROR');
@@ -145,7 +144,7 @@ function isTextLine(buf: Buffer, start: number, end: number): boolean {
     return end - start <= 20;
   }
   for (const w of TEXT_REPLIES) if (equalsAt(buf, start, end, w)) return true;
-  return end - start > VERSION_PREFIX.length && buf.compare(VERSION_PREFIX, 0, VERSION_PREFIX.length, start, start + VERSION_PREFIX.length) === 0;
+  return end - start > VERSION_PREFIX.length && bytesEqual(buf, start, VERSION_PREFIX, 0, VERSION_PREFIX.length);
 }
 
 /** HD, NS, EX, NF, EN, MN alone or followed by " <flag>"s; ME with its data */

@@ -198,18 +198,19 @@ export class RawStream implements Writable {
     if (err !== 0) this.destroy(err);
   }
 
-  write(data: Buffer): boolean {
-    return this.send(data);
+  write(data: Buffer): void {
+    this.send(data);
   }
 
   /** Several chunks (an Outbox holding a large value by reference) as one writev. */
-  writev(chunks: Buffer[]): boolean {
-    return this.send(chunks);
+  writev(chunks: Buffer[]): void {
+    this.send(chunks);
   }
 
-  private send(data: Buffer | Buffer[]): boolean {
+  /** Nothing is sent once the stream is closing or ending. */
+  private send(data: Buffer | Buffer[]): void {
     const handle = this.handle;
-    if (handle === null || this.ending) return false;
+    if (handle === null || this.ending) return;
     // A write that libuv finishes at once leaves its request untouched: the next
     // write of any stream of this thread takes it again.
     let req = spareWrite;
@@ -224,7 +225,7 @@ export class RawStream implements Writable {
     if (err !== 0) {
       spareWrite = null;
       this.destroy(err);
-      return false;
+      return;
     }
     spareWrite = req;
     if (lastWriteWasAsync()) {
@@ -236,7 +237,6 @@ export class RawStream implements Writable {
       req.stream = this;
       this.pending += bytes;
     }
-    return true;
   }
 
   /** @internal */ written(req: WriteReq, status: number): void {

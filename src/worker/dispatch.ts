@@ -29,7 +29,7 @@ import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
 import { META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
-import { bytesEqual } from '../protocol/io-buffers.js';
+import { bytesEqual, findLF } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, readTarget, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
@@ -1172,8 +1172,8 @@ function isErrorReply(buf: Buffer, start: number): boolean {
 /** "VA <size> f<flags> t<ttl>\r\n<data>\r\n" -> its parts; null for anything else (EN). */
 function parseVA(buf: Buffer, start: number, end: number): { size: number; flags: string; ttl: number; cas: string; dataStart: number } | null {
   if (buf[start] !== 0x56 || buf[start + 1] !== 0x41) return null;
-  const nl = buf.indexOf(0x0a, start);
-  if (nl < 0 || nl >= end) return null;
+  const nl = findLF(buf, start, end);
+  if (nl < 0) return null;
   const line = buf.toString('latin1', start, nl - 1);
   const parts = line.split(' ');
   let flags = '0';

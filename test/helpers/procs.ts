@@ -38,17 +38,17 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Resolves once something accepts TCP connections on the port. */
-export async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+/** Resolves once something accepts connections on the port of 127.0.0.1, or on the unix socket path. */
+export async function waitForPort(port: number | string, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
+      const s = typeof port === 'number' ? net.connect(port, '127.0.0.1') : net.connect(port);
       s.once('connect', () => { s.destroy(); resolve(true); });
       s.once('error', () => resolve(false));
     });
     if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${typeof port === 'number' ? `127.0.0.1:${port}` : port} after ${timeoutMs} ms`);
     await sleep(20);
   }
 }
@@ -82,18 +82,26 @@ export class Proc {
   wait(): Promise<number | null> { return this.exited; }
 }
 
-export interface MemcachedOptions { port?: number; memoryMb?: number; extraArgs?: string[] }
+export interface MemcachedOptions {
+  port?: number;
+  /** listen on this unix socket path instead of a TCP port (the Proc's port is then 0) */
+  socketPath?: string;
+  memoryMb?: number;
+  extraArgs?: string[];
+}
 
-/** Starts a real memcached on 127.0.0.1 and waits until it accepts connections. */
+/** Starts a real memcached on 127.0.0.1 (or a unix socket) and waits until it accepts connections. */
 export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc> {
-  const port = opts.port ?? await freePort();
-  const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', String(opts.memoryMb ?? 64), '-c', '4096', '-t', '1'];
+  const sock = opts.socketPath;
+  const port = sock !== undefined ? 0 : opts.port ?? await freePort();
+  const listen = sock !== undefined ? ['-s', sock] : ['-l', '127.0.0.1', '-p', String(port), '-U', '0'];
+  const args = [...listen, '-m', String(opts.memoryMb ?? 64), '-c', '4096', '-t', '1'];
   if (process.getuid?.() === 0) args.push('-u', 'root');
   args.push(...(opts.extraArgs ?? []));
   const child = spawn('memcached', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const p = new Proc(child, port);
   await Promise.race([
-    waitForPort(port),
+    waitForPort(sock ?? port),
     p.wait().then((code) => { throw new Error(`memcached exited with ${code}: ${p.output}`); }),
   ]);
   return p;

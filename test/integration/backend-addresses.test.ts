@@ -2,14 +2,13 @@
 // a host name (looked up), a unix socket path, a name that does not resolve and
 // a port nothing listens on. A client observes the values it stored, and the
 // log names why a server was marked down.
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { eventually } from '../helpers/mc.js';
-import { freePort, Proc, sleep, startMemcached, startProxy } from '../helpers/procs.js';
+import { freePort, type Proc, startMemcached, startProxy } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 
 const procs: Proc[] = [];
@@ -19,26 +18,14 @@ test.after.each(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-/** memcached listening on a unix socket only. */
-async function startUnixMemcached(): Promise<{ proc: Proc; path: string }> {
+/** memcached listening on a unix socket only; returns the socket's path. */
+async function startUnixMemcached(): Promise<string> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'mcrelay-sock-'));
   dirs.push(dir);
   const sock = path.join(dir, 'mc.sock');
-  const args = ['-s', sock, '-m', '16', '-t', '1'];
-  if (process.getuid?.() === 0) args.push('-u', 'root');
-  const proc = new Proc(spawn('memcached', args, { stdio: ['ignore', 'pipe', 'pipe'] }), 0);
+  const proc = await startMemcached({ socketPath: sock, memoryMb: 16 });
   procs.push(proc);
-  const deadline = Date.now() + 5000;
-  while (!existsSync(sock) || !await canConnect(sock)) {
-    if (!proc.alive) throw new Error(`memcached exited: ${proc.output}`);
-    if (Date.now() > deadline) throw new Error('memcached did not listen on its unix socket');
-    await sleep(20);
-  }
-  return { proc, path: sock };
-}
-
-function canConnect(sock: string): Promise<boolean> {
-  return WireClient.connectPath(sock).then((c) => { c.close(); return true; }, () => false);
+  return sock;
 }
 
 /** One request on a connection of its own: to a TCP port on 127.0.0.1, or to a unix socket path. */
@@ -55,12 +42,12 @@ test('a master given by host name and a backup on a unix socket: a set lands on 
   const master = await startMemcached();
   procs.push(master);
   const backup = await startUnixMemcached();
-  const proxy = await startProxy(['-s', `localhost:${master.port}`, '-b', backup.path, '--workers', '1']);
+  const proxy = await startProxy(['-s', `localhost:${master.port}`, '-b', backup, '--workers', '1']);
   procs.push(proxy);
   assert.is(await request(proxy.port, 'set k 5 0 5\r\nhello\r\n', '\r\n'), 'STORED\r\n');
   assert.is(await request(proxy.port, 'get k\r\n', 'END\r\n'), 'VALUE k 5 5\r\nhello\r\nEND\r\n');
   assert.is(await request(master.port, 'get k\r\n', 'END\r\n'), 'VALUE k 5 5\r\nhello\r\nEND\r\n', 'on the master');
-  const onBackup = await request(backup.path, 'get k\r\n', 'END\r\n');
+  const onBackup = await request(backup, 'get k\r\n', 'END\r\n');
   assert.is(onBackup, 'VALUE k 5 5\r\nhello\r\nEND\r\n', 'on the backup, through its unix socket');
 });
 
