@@ -155,18 +155,21 @@ export class RawStream implements Writable {
     const port = this.address!.port;
     const err = path !== null ? handle.connect(req, path)
       : family === 6 ? handle.connect6(req, address, port) : handle.connect(req, address, port);
-    if (err !== 0) this.destroy(err);
+    // libuv refuses some at once (an IPv6 address on a host without IPv6).
+    if (err !== 0) this.attemptFailed(err);
   }
 
   /** @internal */ connectDone(status: number): void {
-    const handle = this.handle;
-    if (handle === null) return;
-    if (status === 0) {
-      this.candidates = null;
-      this.opened();
-      (this.owner as ConnectingOwner).connected();
-      return;
-    }
+    if (this.handle === null) return;
+    if (status !== 0) return this.attemptFailed(status);
+    this.candidates = null;
+    this.opened();
+    (this.owner as ConnectingOwner).connected();
+  }
+
+  /** A connect failed: the next address of the name if one is left, else the stream closes with `status`. */
+  private attemptFailed(status: number): void {
+    const handle = this.handle!;
     if (this.candidates === null || this.candidates.length === 0) return this.destroy(status);
     // A name with several addresses (localhost: ::1 and 127.0.0.1): the next one,
     // on a fresh handle (a socket whose connect failed is not reused).
