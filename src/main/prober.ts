@@ -2,6 +2,15 @@
 // "version"; an answer hands it to main/recovery.ts, which walks it back to UP
 // through the shared health table, where every worker sees it at its next
 // routing decision.
+//
+// It also asks each server that is not down, once, whether it answers meta
+// commands ("mn"): workers send one-key gets to a server that does as mg, which
+// memcached answers in one write per batch where it writes once per text get.
+// The question goes on a connection of its own: memcached before 1.6 answers
+// ERROR, but a proxy in front of memcached (twemproxy) closes the connection,
+// which must not be one carrying clients' requests. A server is asked again
+// after it was down (it may come back as another version), and at each
+// interval while no answer has come (unreachable, or silent past the timeout).
 
 import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
@@ -9,10 +18,13 @@ import { DOWN, HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
 
 const VERSION_REQUEST = Buffer.from('version\r\n');
+const MN_REQUEST = Buffer.from('mn\r\n');
 
 export class Prober {
   private timer: NodeJS.Timeout | null = null;
   private readonly inProgress: boolean[];
+  /** the server's answer to mn is in the health table (answersMeta), or is being asked for */
+  private readonly metaAsked: boolean[];
 
   constructor(
     private readonly servers: readonly ServerAddress[],
@@ -24,11 +36,13 @@ export class Prober {
     private readonly peers: { tick(): Promise<void>; announceDown(): void; beforeRecovery(server: number): Promise<void> } | null = null,
   ) {
     this.inProgress = servers.map(() => false);
+    this.metaAsked = servers.map(() => false);
   }
 
   private announceTimer: NodeJS.Timeout | null = null;
 
   start(): void {
+    this.askMeta();
     this.timer = setInterval(() => this.tick(), this.intervalMs);
     this.timer.unref();
     if (this.peers !== null) {
@@ -53,6 +67,21 @@ export class Prober {
     // not an interval later.
     void this.peers?.tick().then(() => this.probeDown(), (err: Error) => log.error('peer check failed', { error: err.message }));
     this.probeDown();
+    this.askMeta();
+  }
+
+  private askMeta(): void {
+    for (let i = 0; i < this.servers.length; i++) {
+      if (this.metaAsked[i] || this.health.state(i) === DOWN) continue;
+      this.metaAsked[i] = true;
+      const server = this.servers[i]!;
+      void askMeta(server, this.timeoutMs).then((yes) => {
+        // No answer: ask again next interval.
+        if (yes === null) { this.metaAsked[i] = false; return; }
+        this.health.setAnswersMeta(i, yes);
+        if (!yes) log.info('server does not answer meta commands: gets go to it as text', { server: server.name });
+      });
+    }
   }
 
   private probeDown(): void {
@@ -62,6 +91,9 @@ export class Prober {
       void probe(this.servers[i]!, this.timeoutMs).then(async (ok) => {
         try {
           if (!ok) return;
+          // Back, perhaps as another memcached: asked about mn again before it serves reads.
+          this.health.setAnswersMeta(i, false);
+          this.metaAsked[i] = false;
           await this.peers?.beforeRecovery(i);
           if (this.health.state(i) === DOWN) await this.answered(i);
         } catch (err) {
@@ -75,22 +107,45 @@ export class Prober {
 }
 
 /** True if the server answers "version" with a VERSION line within the timeout. */
-export function probe(address: ServerAddress, timeoutMs: number): Promise<boolean> {
+async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean> {
+  const { line } = await ask(address, VERSION_REQUEST, timeoutMs);
+  return line !== null && line.startsWith('VERSION ');
+}
+
+/**
+ * Whether the server answers "mn" with MN: null when that is not known (no
+ * connection, or no reply within the timeout). A server that closes the
+ * connection on it does not.
+ */
+export async function askMeta(address: ServerAddress, timeoutMs: number): Promise<boolean | null> {
+  const { line, closed } = await ask(address, MN_REQUEST, timeoutMs);
+  return line !== null ? line === 'MN' : closed ? false : null;
+}
+
+/**
+ * Sends `request` on a connection of its own and resolves with the first reply
+ * line (null if none came), and whether the server closed or reset the
+ * connection after the request was sent.
+ */
+function ask(address: ServerAddress, request: Buffer, timeoutMs: number): Promise<{ line: string | null; closed: boolean }> {
   return new Promise((resolve) => {
     const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
     let got = '';
-    const done = (ok: boolean): void => {
+    let sent = false;
+    const done = (line: string | null, closed: boolean): void => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(ok);
+      resolve({ line, closed });
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.on('connect', () => socket.write(VERSION_REQUEST));
+    const timer = setTimeout(() => done(null, false), timeoutMs);
+    socket.on('connect', () => { sent = true; socket.write(request); });
     socket.on('data', (d: Buffer) => {
       got += d.toString('latin1');
-      if (got.includes('\r\n')) done(got.startsWith('VERSION '));
+      const nl = got.indexOf('\r\n');
+      if (nl !== -1) done(got.slice(0, nl), false);
     });
-    socket.on('error', () => done(false));
-    socket.on('close', () => done(false));
+    // Closed or reset once the request was out: the server refused it.
+    socket.on('error', () => done(null, sent));
+    socket.on('close', () => done(null, sent));
   });
 }

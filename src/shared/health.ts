@@ -6,6 +6,9 @@
 //   [HEADER + i*STRIDE + 0]  STATE of server i (UP, DOWN, ...)
 //   [HEADER + i*STRIDE + 1]  TIMEOUTS: consecutive timeouts, reset by any good reply
 //   [HEADER + i*STRIDE + 2]  CHANGES: how many state changes server i has had
+//   [HEADER + i*STRIDE + 3]  META: 1 once server i answered `mn` with MN on a
+//                            connection of the main thread's (main/prober.ts):
+//                            workers send it one-key gets as mg
 // Server i counts masters first (0..M-1), then backups (M..M+B-1).
 //
 // A server's life: UP -> DOWN -> RECOVERING -> WARMING -> UP (backups skip WARMING).
@@ -29,6 +32,7 @@ const STRIDE = 4;
 const STATE = 0;
 const TIMEOUTS = 1;
 const CHANGES = 2;
+const META = 3;
 
 export class HealthTable {
   readonly buffer: SharedArrayBuffer;
@@ -91,6 +95,15 @@ export class HealthTable {
     Atomics.add(this.cells, HEADER + server * STRIDE + CHANGES, 1);
     Atomics.add(this.cells, 0, 1);
     return true;
+  }
+
+  /** Whether the server is known to answer meta commands (mg). */
+  answersMeta(server: number): boolean {
+    return Atomics.load(this.cells, HEADER + server * STRIDE + META) === 1;
+  }
+
+  setAnswersMeta(server: number, yes: boolean): void {
+    Atomics.store(this.cells, HEADER + server * STRIDE + META, yes ? 1 : 0);
   }
 
   /** Counts one more consecutive timeout; returns the new count. */

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
 import { InputBuffer, Outbox, readArena, replyArena } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
+import { addTextValue } from '../protocol/response-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
@@ -326,9 +327,15 @@ function writeReply(out: Outbox, req: Request): void {
   }
   const v = req.values;
   const spans = req.valueSpans;
+  const withCas = req.cmd === Cmd.GETS || req.cmd === Cmd.GATS;
   for (let i = 0; i < req.valueCount; i++) {
     const b = v[i];
-    if (b) out.add(b, spans[2 * i]!, spans[2 * i + 1]!);
+    if (!b) continue;
+    const start = spans[2 * i]!;
+    const end = spans[2 * i + 1]!;
+    // "VALUE ..." as the server sent it, or a meta reply "VA ..." (an mg for the key).
+    if (b[start + 2] === 0x20) addTextValue(out, b, start, end, req.buf, req.keyStart(i), req.keyEnd(i), withCas);
+    else out.add(b, start, end);
   }
   out.addAll(wire.END);
 }

@@ -52,7 +52,9 @@ const MS = Buffer.from('ms ');
 const WARM_LOOKUP_FLAGS = Buffer.from(' v f t c');
 const CAS_FLAG = Buffer.from(' c');
 const BASE64_FLAG = Buffer.from(' b');
-const VALUE = Buffer.from('VALUE ');
+/** what follows the key of a get or gets sent as mg: the value and its client flags (and cas) */
+const MG_GET_FLAGS = Buffer.from(' v f\r\n');
+const MG_GETS_FLAGS = Buffer.from(' v f c\r\n');
 
 // Write-pair states (Request.masterState / backupState; 0: not sent).
 const SENT = 1;
@@ -267,13 +269,17 @@ export class Dispatcher implements ReplyHandler {
       }
       let op = this.opFor[target]!;
       if (op === null) {
-        op = this.newOp(req, Role.CLIENT, Expect.RETRIEVAL);
+        // One key of get or gets, to a server that answers meta commands: as mg,
+        // which memcached answers in one write per batch of requests instead of
+        // one write per get.
+        const asMeta = req.keyCount === 1 && (req.cmd === Cmd.GET || req.cmd === Cmd.GETS) && health.answersMeta(target);
+        op = this.newOp(req, Role.CLIENT, asMeta ? Expect.META_GET : Expect.RETRIEVAL);
         // Misses of a warming master are looked up on the backup.
         op.warm = target === master && backup !== NONE && warming(health, master) && health.isUp(backup);
         this.opFor[target] = op;
         this.touched[this.touchedCount++] = target;
         const out = conn.outbox;
-        out.addAll(CMD_NAME_BYTES[req.cmd]!);
+        out.addAll(CMD_NAME_BYTES[asMeta ? Cmd.MG : req.cmd]!);
         if (isGat) { out.addAll(SP); out.add(buf, req.argStart, req.argEnd); }
         req.waiting++;
         conn.enqueue(op, now);
@@ -293,7 +299,8 @@ export class Dispatcher implements ReplyHandler {
     const touched = this.touched;
     for (let t = 0; t < this.touchedCount; t++) {
       const server = touched[t]!;
-      this.connFor[server]!.outbox.addAll(wire.CRLF);
+      const end = this.opFor[server]!.kind === Expect.RETRIEVAL ? wire.CRLF : req.cmd === Cmd.GETS ? MG_GETS_FLAGS : MG_GET_FLAGS;
+      this.connFor[server]!.outbox.addAll(end);
       this.opFor[server] = null;
       this.connFor[server] = null;
     }
@@ -719,7 +726,13 @@ export class Dispatcher implements ReplyHandler {
   }
 
   private retrievalAnswered(req: Request, op: Op, buf: Buffer, start: number, end: number): void {
-    if (end - start !== 5 || buf[start] !== 0x45) {
+    if (op.kind === Expect.META_GET) {
+      // VA: the value (client.ts writes it as text); EN: a miss; else an error line.
+      const i = op.keyIdx[0]!;
+      if (buf[start] === 0x56) req.setValue(i, buf, start, end);
+      else if (buf[start] !== 0x45 || buf[start + 1] !== 0x4e) req.reply = buf.subarray(start, end);
+      else if (op.warm) this.warmLookup(req, i);
+    } else if (end - start !== 5 || buf[start] !== 0x45) {
       // an error line replaces the whole reply
       req.reply = buf.subarray(start, end);
     } else if (op.warm) {
@@ -793,16 +806,17 @@ export class Dispatcher implements ReplyHandler {
     const role = op.role;
     const server = op.server;
     const kind = op.kind;
+    const retrieval = kind === Expect.RETRIEVAL || kind === Expect.META_GET;
     if (op.keyBuf !== null) this.journal.add(server, op.keyBuf, op.keyStart, op.keyEnd);
     // A write whose fate on the server is unknown (it timed out: its bytes may still
     // land) leaves the server possibly stale for that key: it must not serve reads
     // until recovery has cleared it, whatever the failure limit says for reads.
-    if (this.failing === Failure.TIMEOUT && kind !== Expect.RETRIEVAL && role !== Role.WARM_LOOKUP &&
+    if (this.failing === Failure.TIMEOUT && !retrieval && role !== Role.WARM_LOOKUP &&
         role !== Role.WARM_VERIFY && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
       log.warn('server marked down', { server: this.servers[server]![0]!.address.name, reason: 'a write to it timed out' });
     }
     // The op goes back to its pool at the end; a retrieval's keys move to the failover.
-    const keys = kind === Expect.RETRIEVAL ? op.keyIdx.slice(0, op.keyCount) : null;
+    const keys = retrieval ? op.keyIdx.slice(0, op.keyCount) : null;
     this.pools.freeOp(op);
     switch (role) {
       case Role.FORGET: break;
@@ -813,7 +827,7 @@ export class Dispatcher implements ReplyHandler {
         if (--req.waiting === 0) this.complete(req);
         break;
       case Role.CLIENT:
-        if (kind === Expect.RETRIEVAL) {
+        if (retrieval) {
           // Retry the op's keys on their backups (if it was a master that failed).
           if (server < this.masterCount) this.sendKeys(req, keys!, true);
           if (--req.waiting === 0) this.complete(req);
@@ -981,11 +995,8 @@ export class Dispatcher implements ReplyHandler {
       const data = buf.subarray(v.dataStart, v.dataStart + v.size);
       const filled = v.ttl !== 0 && this.fill(req, i, m, v.flags, v.ttl, data, v.cas);
       if (req.cmd === Cmd.GET) {
-        // The backup's value answers the client; the fill goes on beside it.
-        const ks = req.keyStart(i);
-        const ke = req.keyEnd(i);
-        const block = Buffer.concat([VALUE, req.buf.subarray(ks, ke), Buffer.from(` ${v.flags} ${v.size}\r\n`), data, wire.CRLF]);
-        req.setValue(i, block, 0, block.length);
+        // The backup's value answers the client (client.ts writes it as text); the fill goes on beside it.
+        req.setValue(i, buf, start, end);
       } else if (filled && (req.cmd <= Cmd.GATS || req.cmd === Cmd.MG)) {
         // Read it again from the master, which now holds it: cas ids and meta flags are the master's.
         this.reread(req, i, m);

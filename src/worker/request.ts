@@ -59,6 +59,8 @@ export class Request {
   /**
    * retrieval: for key i < valueCount, the value block found for it is
    * values[i][valueSpans[2i], valueSpans[2i + 1]), or values[i] is null (a miss).
+   * A block is "VALUE ..." as a server sent it, or a meta reply "VA ..." (an mg
+   * for the key), which the client's writer turns into text.
    * The block is left where the backend's read put it (no subarray per value).
    * Arrays here are reused with a count of their own: V8 drops an array's
    * backing store at `length = 0`, and the next push allocates a new one.

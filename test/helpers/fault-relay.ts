@@ -48,6 +48,8 @@ export class FaultRelay {
   closedByClient = 0;
   /** connections the relay itself broke (reset, cut) */
   brokenByRelay = 0;
+  /** every byte the proxy side sent, over all connections in arrival order (latin1) */
+  requests = '';
 
   constructor(readonly targetPort: number, readonly targetHost = '127.0.0.1') {
     this.server = net.createServer((client) => this.accept(client));
@@ -90,6 +92,7 @@ export class FaultRelay {
     client.on('close', () => { clientClosedFirst ??= true; done(); });
     upstream.on('close', () => { clientClosedFirst ??= false; done(); });
     client.on('data', (d: Buffer) => {
+      this.requests += d.toString('latin1');
       if (this.fault.kind === 'blackhole' || pair.dead) return;
       upstream.write(d);
     });

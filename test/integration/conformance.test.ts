@@ -54,6 +54,11 @@ const FORMAT = 'CLIENT_ERROR bad command line format\r\n';
 // A too-large value: 2,000,000 bytes over memcached's 1 MiB limit, made of
 // commands, so that any byte of it parsed as a request shows in the reply.
 const HUGE_VALUE = 'get k\r\n'.repeat(Math.ceil(2_000_000 / 7)).slice(0, 2_000_000);
+/** A number value space-padded after a decrement ("5  ", length 3) written as memcached writes it unpadded ("5", length 1). */
+function unpadNumbers(reply: string): string {
+  return reply.replace(/VALUE (\S+) (\d+) \d+\r\n(\d+) +\r\n/g, (_m, key: string, flags: string, n: string) => `VALUE ${key} ${flags} ${n.length}\r\n${n}\r\n`);
+}
+
 function hugeCuts(data: Buffer): Mode[] {
   const line = data.indexOf(0x0a) + 1;
   const dataEnd = line + 2_000_000 + 2;
@@ -137,7 +142,15 @@ const ROWS: Row[] = [
   { name: 'incr invalid delta', send: `${S('n', '1')}incr n abc\r\nincr n -1\r\ndecr n 18446744073709551616\r\nincr n 1.5\r\n` },
   { name: 'incr/decr missing arguments', send: 'incr n\r\ndecr\r\nincr n 1 noreply x\r\n' },
   { name: 'incr with a 4th token that is not noreply', send: `${S('n', '1')}incr n 1 x\r\n` },
-  { name: 'incr with a long numeric value (length change)', send: `${S('n', '99')}incr n 1\r\nget n\r\ndecr n 95\r\nget n\r\n` },
+  {
+    name: 'incr with a long numeric value (length change)',
+    send: `${S('n', '99')}incr n 1\r\nget n\r\ndecr n 95\r\nget n\r\n`,
+    // protocol.txt: a decrement that shortens a number "MAY be space-padded at the
+    // end, but this is purely an implementation optimization". memcached pads in
+    // place only while no reply holds the item; a one-key get reaches it as mg,
+    // whose reply holds the item until the batch it came in is answered.
+    normalize: unpadNumbers,
+  },
 
   // ---- touch/gat/gats
   { name: 'touch: TOUCHED, NOT_FOUND, errors', send: `${S('k', 'a')}touch k 100\r\ntouch nokey 100\r\ntouch k abc\r\ntouch k\r\ntouch k 1 2 3\r\n` },

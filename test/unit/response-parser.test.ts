@@ -9,7 +9,8 @@
 // offset, and must give the same units.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Expect, Reply, ResponseParser } from '../../src/protocol/response-parser.js';
+import { Outbox } from '../../src/protocol/io-buffers.js';
+import { addTextValue, Expect, Reply, ResponseParser } from '../../src/protocol/response-parser.js';
 
 const parser = new ResponseParser(); // one parser for every row: no state may leak between calls
 
@@ -241,6 +242,37 @@ test('a large value arriving in 1000-byte chunks: NEED_MORE says the whole block
   const chunks: Buffer[] = [];
   for (let i = 0; i < wire.length; i += 1000) chunks.push(wire.subarray(i, i + 1000));
   assert.equal(drive(chunks, [true]), row.units.map((u) => (u.r === 'END' ? 'END END\r\n' : `${u.r} ${(u as { text: string }).text}`)));
+});
+
+// A one-key get sent as mg: the meta reply, read as ResponseParser reads it, is
+// written for the client as the text protocol's value block.
+const TEXT_VALUES: Array<{ va: string; key: string; withCas: boolean; text: string }> = [
+  { va: 'VA 5 f3\r\nvalue\r\n', key: 'k', withCas: false, text: 'VALUE k 3 5\r\nvalue\r\n' },
+  { va: 'VA 5 f3 c77\r\nvalue\r\n', key: 'k', withCas: true, text: 'VALUE k 3 5 77\r\nvalue\r\n' },
+  { va: 'VA 5 c77 f3\r\nvalue\r\n', key: 'k', withCas: true, text: 'VALUE k 3 5 77\r\nvalue\r\n' },
+  // the cas only for gets; other tokens (a warm-up lookup's t) left out
+  { va: 'VA 5 f4294967295 t-1 c18446744073709551615\r\nvalue\r\n', key: 'key:1', withCas: false, text: 'VALUE key:1 4294967295 5\r\nvalue\r\n' },
+  { va: 'VA 5 f4294967295 t-1 c18446744073709551615\r\nvalue\r\n', key: 'key:1', withCas: true, text: 'VALUE key:1 4294967295 5 18446744073709551615\r\nvalue\r\n' },
+  // no f token: flags 0
+  { va: 'VA 2\r\nab\r\n', key: 'x', withCas: false, text: 'VALUE x 0 2\r\nab\r\n' },
+  { va: 'VA 0 f0\r\n\r\n', key: 'empty', withCas: false, text: 'VALUE empty 0 0\r\n\r\n' },
+  // data that looks like protocol
+  { va: 'VA 14 f1\r\nEND\r\nVA 1 f0\r\n\r\n', key: 'k', withCas: false, text: 'VALUE k 1 14\r\nEND\r\nVA 1 f0\r\n\r\n' },
+];
+
+test('a meta value (VA) is written as a text value block with the request\'s key', () => {
+  for (const row of TEXT_VALUES) {
+    // inside a larger buffer, as a backend's read leaves it
+    const wire = Buffer.from(`xx${row.va}EN\r\n`, 'latin1');
+    assert.is(parser.read(wire, 2, wire.length, Expect.META_GET), Reply.LINE, row.va);
+    assert.is(parser.next, 2 + row.va.length, row.va);
+    const key = Buffer.from(`get ${row.key}\r\n`, 'latin1');
+    const out = new Outbox();
+    addTextValue(out, wire, parser.start, parser.next, key, 4, 4 + row.key.length, row.withCas);
+    let sent = '';
+    out.flush({ write: (b) => { sent += b.toString('latin1'); }, writev: (bs) => { for (const b of bs) sent += b.toString('latin1'); } });
+    assert.is(sent, row.text, row.va);
+  }
 });
 
 test.run();
