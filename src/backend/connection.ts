@@ -28,7 +28,7 @@ export const Failure = {
 
 export interface ReplyHandler {
   onValue(op: Op, buf: Buffer, start: number, end: number, keyStart: number, keyEnd: number): void;
-  /** the op's final reply: a line (END for a retrieval), [start, end) including CRLF */
+  /** the op's final reply: a line (END for a retrieval), or a whole meta reply (VA with its data), [start, end) including CRLF */
   onLine(op: Op, buf: Buffer, start: number, end: number): void;
   onFailed(op: Op): void;
   onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void;

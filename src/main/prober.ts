@@ -113,19 +113,22 @@ async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean
 }
 
 /**
- * Whether the server answers "mn" with MN: null when that is not known (no
- * connection, or no reply within the timeout). A server that closes the
- * connection on it does not.
+ * Whether the server answers "mn" with MN. It does not if it answers ERROR (an
+ * unknown command) or closes the connection without a word; anything else (no
+ * connection, no reply within the timeout, "ERROR Too many open connections")
+ * is null: not known, to be asked again.
  */
 export async function askMeta(address: ServerAddress, timeoutMs: number): Promise<boolean | null> {
   const { line, closed } = await ask(address, MN_REQUEST, timeoutMs);
-  return line !== null ? line === 'MN' : closed ? false : null;
+  if (line === 'MN') return true;
+  if (line === 'ERROR' || (line === null && closed)) return false;
+  return null;
 }
 
 /**
  * Sends `request` on a connection of its own and resolves with the first reply
  * line (null if none came), and whether the server closed or reset the
- * connection after the request was sent.
+ * connection after the request was sent, before sending anything.
  */
 function ask(address: ServerAddress, request: Buffer, timeoutMs: number): Promise<{ line: string | null; closed: boolean }> {
   return new Promise((resolve) => {
@@ -144,8 +147,8 @@ function ask(address: ServerAddress, request: Buffer, timeoutMs: number): Promis
       const nl = got.indexOf('\r\n');
       if (nl !== -1) done(got.slice(0, nl), false);
     });
-    // Closed or reset once the request was out: the server refused it.
-    socket.on('error', () => done(null, sent));
-    socket.on('close', () => done(null, sent));
+    // Closed or reset once the request was out, with nothing said: the server refused it.
+    socket.on('error', () => done(null, sent && got === ''));
+    socket.on('close', () => done(null, sent && got === ''));
   });
 }

@@ -730,6 +730,7 @@ export class Dispatcher implements ReplyHandler {
       // VA: the value (client.ts writes it as text); EN: a miss; else an error line.
       const i = op.keyIdx[0]!;
       if (buf[start] === 0x56) req.setValue(i, buf, start, end);
+      else if (end - start === 7 && buf[start] === 0x45 && buf[start + 1] === 0x52) this.metaRefused(req, i, op.server);
       else if (buf[start] !== 0x45 || buf[start + 1] !== 0x4e) req.reply = buf.subarray(start, end);
       else if (op.warm) this.warmLookup(req, i);
     } else if (end - start !== 5 || buf[start] !== 0x45) {
@@ -743,6 +744,20 @@ export class Dispatcher implements ReplyHandler {
       }
     }
     if (--req.waiting === 0) this.complete(req);
+  }
+
+  /**
+   * A server answered mg with ERROR although it answered mn: an mcrelay in
+   * front of servers that do not know mg (it answers mn itself). Gets go to it
+   * as text from now on (until the prober asks again after an outage), this
+   * key first.
+   */
+  private metaRefused(req: Request, i: number, server: number): void {
+    if (this.health.answersMeta(server)) {
+      this.health.setAnswersMeta(server, false);
+      log.warn('server answered mg with ERROR: gets go to it as text', { server: this.servers[server]![0]!.address.name });
+    }
+    this.sendKeys(req, [i], false);
   }
 
   private flushAnswered(req: Request, buf: Buffer, start: number, end: number): void {

@@ -149,7 +149,7 @@ export class Op {
   server = -1;
   /** the connection the op is queued on */
   conn: BackendConnection | null = null;
-  /** what reply it expects: Expect.LINE / RETRIEVAL / META (protocol/response-parser.ts) */
+  /** what reply it expects: Expect.LINE / RETRIEVAL / META / META_GET (protocol/response-parser.ts) */
   kind = 0;
   /** a read sent to a warming master: its misses are looked up on the backup */
   warm = false;
