@@ -24,7 +24,7 @@
 
 import { lookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
-import { getSystemErrorName } from 'node:util';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { readArena } from '../protocol/io-buffers.js';
 import type { Writable } from '../protocol/io-buffers.js';
 import {
@@ -92,6 +92,15 @@ export interface StreamAddress {
   readonly path: string | null;
 }
 
+/** A connect() under way: where to, the addresses of the name still to try, the attempt in flight and its timer. */
+interface Connecting {
+  readonly address: StreamAddress;
+  candidates: LookupAddress[];
+  attempt: ConnectReq | null;
+  /** set while other addresses are left: gives up on the attempt after ATTEMPT_TIMEOUT_MS */
+  timer: NodeJS.Timeout | null;
+}
+
 export class RawStream implements Writable {
   /** bytes handed to libuv that it has not written yet */
   pending = 0;
@@ -103,9 +112,8 @@ export class RawStream implements Writable {
   private ending = false;
   /** the peer shut its side: nothing more to read */
   private readEnded = false;
-  /** connect(): the addresses a host name resolved to that are still to be tried */
-  private candidates: LookupAddress[] | null = null;
-  private address: StreamAddress | null = null;
+  /** set from connect() until the stream is connected or closes */
+  private connecting: Connecting | null = null;
 
   /**
    * Takes over a connected handle (one received from the main thread) and starts
@@ -127,57 +135,79 @@ export class RawStream implements Writable {
   /** Opens a connection; the owner hears connected(), or closed() with the error. */
   static connect(address: StreamAddress, owner: ConnectingOwner): RawStream {
     const stream = new RawStream(address.path !== null ? new Pipe<UvStream>(pipeTypes.SOCKET) : new TCP<UvStream>(tcpTypes.SOCKET), owner, false);
-    stream.address = address;
+    const connecting: Connecting = { address, candidates: [], attempt: null, timer: null };
+    stream.connecting = connecting;
     const family = isIP(address.host);
     if (address.path !== null || family !== 0) stream.connectTo(address.host, family);
     else {
       lookup(address.host, { all: true }, (err, addresses) => {
         if (stream.handle === null) return;
         if (err !== null || addresses.length === 0) return stream.destroy(typeof err?.errno === 'number' ? err.errno : UV_EAI_NONAME);
-        stream.candidates = addresses;
-        stream.tryNext();
+        connecting.candidates = addresses;
+        stream.tryNext(connecting);
       });
     }
     return stream;
   }
 
-  private tryNext(): void {
-    const next = this.candidates!.shift()!;
+  private tryNext(connecting: Connecting): void {
+    const next = connecting.candidates.shift()!;
     this.connectTo(next.address, next.family);
   }
 
   private connectTo(address: string, family: number): void {
     const handle = this.handle!;
-    const path = this.address!.path;
+    const connecting = this.connecting!;
+    const { path, port } = connecting.address;
     const req = path !== null ? new PipeConnectWrap<ConnectReq>() : new TCPConnectWrap<ConnectReq>();
     req.oncomplete = onConnect;
     req.stream = this;
-    const port = this.address!.port;
     const err = path !== null ? handle.connect(req, path)
       : family === 6 ? handle.connect6(req, address, port) : handle.connect(req, address, port);
     // libuv refuses some at once (an IPv6 address on a host without IPv6).
-    if (err !== 0) this.attemptFailed(err);
+    if (err !== 0) return this.attemptFailed(err);
+    connecting.attempt = req;
+    // An address that drops packets would hold the connect until the kernel gives
+    // up (minutes): with other addresses left, move on after a while, as
+    // net.connect's autoSelectFamily does.
+    if (connecting.candidates.length > 0) connecting.timer = setTimeout(attemptTimedOut, ATTEMPT_TIMEOUT_MS, this);
   }
 
   /** @internal */ connectDone(status: number): void {
     if (this.handle === null) return;
+    this.endAttempt();
     if (status !== 0) return this.attemptFailed(status);
-    this.candidates = null;
+    this.connecting = null;
     this.opened();
     (this.owner as ConnectingOwner).connected();
+  }
+
+  /** @internal */ attemptTimedOut(): void {
+    this.connecting!.timer = null;
+    if (this.handle !== null) this.attemptFailed(UV_ETIMEDOUT);
+  }
+
+  /** Forgets the connect in flight: its late completion (or cancellation) is ignored. */
+  private endAttempt(): void {
+    const c = this.connecting;
+    if (c === null) return;
+    if (c.attempt !== null) { c.attempt.stream = null; c.attempt = null; }
+    if (c.timer !== null) { clearTimeout(c.timer); c.timer = null; }
   }
 
   /** A connect failed: the next address of the name if one is left, else the stream closes with `status`. */
   private attemptFailed(status: number): void {
     const handle = this.handle!;
-    if (this.candidates === null || this.candidates.length === 0) return this.destroy(status);
+    this.endAttempt();
+    const connecting = this.connecting!;
+    if (connecting.candidates.length === 0) return this.destroy(status);
     // A name with several addresses (localhost: ::1 and 127.0.0.1): the next one,
     // on a fresh handle (a socket whose connect failed is not reused).
     handle.stream = null;
     handle.onread = ignoreRead;
     handle.close(noop);
     this.handle = this.adopt(new TCP<UvStream>(tcpTypes.SOCKET));
-    this.tryNext();
+    this.tryNext(connecting);
   }
 
   private opened(): void {
@@ -267,6 +297,7 @@ export class RawStream implements Writable {
   destroy(status = 0): void {
     const handle = this.handle;
     if (handle === null) return;
+    this.endAttempt();
     this.handle = null;
     this.reading = false;
     handle.onread = ignoreRead;
@@ -304,6 +335,10 @@ let spareWrite: WriteReq | null = null;
 
 /** libuv's UV_EOF */
 const UV_EOF = -4095;
+/** libuv's UV_ETIMEDOUT */
+const UV_ETIMEDOUT = [...getSystemErrorMap()].find(([, [name]]) => name === 'ETIMEDOUT')![0];
+/** how long one address of several may take to connect before the next is tried (net's autoSelectFamilyAttemptTimeout default) */
+const ATTEMPT_TIMEOUT_MS = 250;
 /** libuv's UV_EAI_NONAME and UV_EAI_NODATA: a host name that does not resolve (Node's ENOTFOUND) */
 const UV_EAI_NONAME = -3008;
 const UV_EAI_NODATA = -3007;
@@ -332,6 +367,10 @@ function onShutdown(this: ShutdownReq, _status: number): void {
   const stream = this.stream;
   this.stream = null;
   stream?.destroy();
+}
+
+function attemptTimedOut(stream: RawStream): void {
+  stream.attemptTimedOut();
 }
 
 function onConnect(this: ConnectReq, status: number): void {
