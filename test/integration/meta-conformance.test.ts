@@ -71,7 +71,8 @@ const b64 = (s: string): string => Buffer.from(s, 'latin1').toString('base64');
 const ttlNorm = (r: string): string => r
   .replace(/ t(\d+)/g, (_m, n: string) => ` t~${Math.round(Number(n) / 10)}`)
   .replace(/ l(\d+)/g, ' l~')
-  .replace(/exp=(\d+)/g, (_m, n: string) => `exp=~${Math.round(Number(n) / 10)}`)
+  // me writes exp= as current time minus expiry: negative while the item lives
+  .replace(/exp=(-?\d+)/g, (_m, n: string) => `exp=~${Math.round(Number(n) / 10)}`)
   .replace(/la=\d+/g, 'la=~');
 
 // A too-large value: 2,000,000 bytes over memcached's 1 MiB limit, made of
