@@ -11,18 +11,6 @@ const P3 = 0xc2b2ae3d | 0;
 const P4 = 0x27d4eb2f | 0;
 const P5 = 0x165667b1 | 0;
 
-function rotl(x: number, r: number): number {
-  return (x << r) | (x >>> (32 - r));
-}
-
-function readU32LE(buf: Uint8Array, i: number): number {
-  return buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24);
-}
-
-function round(acc: number, lane: number): number {
-  return Math.imul(rotl((acc + Math.imul(lane, P2)) | 0, 13), P1);
-}
-
 /** From this length on, the 16-byte stripes are read as words through a DataView. */
 const WORD_READS_FROM = 32;
 // The DataView over the ArrayBuffer hashed last: keys arrive in bursts from one
@@ -30,16 +18,11 @@ const WORD_READS_FROM = 32;
 let viewOf: ArrayBufferLike | null = null;
 let view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
 
-function viewFor(buf: Uint8Array): DataView<ArrayBufferLike> {
-  const ab = buf.buffer;
-  if (ab !== viewOf) {
-    viewOf = ab;
-    view = new DataView(ab);
-  }
-  return view;
-}
-
-/** XXH32 of buf[start, end) as an unsigned 32-bit number. */
+/**
+ * XXH32 of buf[start, end) as an unsigned 32-bit number. The rounds and word
+ * reads are written out rather than called as helpers (docs/decisions/xxhash.md:
+ * Router.route in less time with them written out).
+ */
 export function xxh32(buf: Uint8Array, start: number, end: number, seed = 0): number {
   const len = end - start;
   let i = start;
@@ -51,29 +34,43 @@ export function xxh32(buf: Uint8Array, start: number, end: number, seed = 0): nu
     let v3 = seed | 0;
     let v4 = (seed - P1) | 0;
     const limit = end - 16;
+    // round(acc, lane) = rotl(acc + lane * P2, 13) * P1, per lane
     if (len >= WORD_READS_FROM) {
-      // One unaligned 32-bit load per lane instead of four byte loads: a third
-      // less time for 64-byte keys; for short keys the view lookup costs more.
-      const dv = viewFor(buf);
+      // One unaligned 32-bit load per lane instead of four byte loads; for short
+      // keys the view lookup costs more than it saves.
+      const ab = buf.buffer;
+      if (ab !== viewOf) {
+        viewOf = ab;
+        view = new DataView(ab);
+      }
+      const dv = view;
       const at = buf.byteOffset;
       while (i <= limit) {
         const o = at + i;
-        v1 = round(v1, dv.getInt32(o, true));
-        v2 = round(v2, dv.getInt32(o + 4, true));
-        v3 = round(v3, dv.getInt32(o + 8, true));
-        v4 = round(v4, dv.getInt32(o + 12, true));
+        v1 = (v1 + Math.imul(dv.getInt32(o, true), P2)) | 0;
+        v1 = Math.imul((v1 << 13) | (v1 >>> 19), P1);
+        v2 = (v2 + Math.imul(dv.getInt32(o + 4, true), P2)) | 0;
+        v2 = Math.imul((v2 << 13) | (v2 >>> 19), P1);
+        v3 = (v3 + Math.imul(dv.getInt32(o + 8, true), P2)) | 0;
+        v3 = Math.imul((v3 << 13) | (v3 >>> 19), P1);
+        v4 = (v4 + Math.imul(dv.getInt32(o + 12, true), P2)) | 0;
+        v4 = Math.imul((v4 << 13) | (v4 >>> 19), P1);
         i += 16;
       }
     } else {
       while (i <= limit) {
-        v1 = round(v1, readU32LE(buf, i));
-        v2 = round(v2, readU32LE(buf, i + 4));
-        v3 = round(v3, readU32LE(buf, i + 8));
-        v4 = round(v4, readU32LE(buf, i + 12));
+        v1 = (v1 + Math.imul(buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24), P2)) | 0;
+        v1 = Math.imul((v1 << 13) | (v1 >>> 19), P1);
+        v2 = (v2 + Math.imul(buf[i + 4]! | (buf[i + 5]! << 8) | (buf[i + 6]! << 16) | (buf[i + 7]! << 24), P2)) | 0;
+        v2 = Math.imul((v2 << 13) | (v2 >>> 19), P1);
+        v3 = (v3 + Math.imul(buf[i + 8]! | (buf[i + 9]! << 8) | (buf[i + 10]! << 16) | (buf[i + 11]! << 24), P2)) | 0;
+        v3 = Math.imul((v3 << 13) | (v3 >>> 19), P1);
+        v4 = (v4 + Math.imul(buf[i + 12]! | (buf[i + 13]! << 8) | (buf[i + 14]! << 16) | (buf[i + 15]! << 24), P2)) | 0;
+        v4 = Math.imul((v4 << 13) | (v4 >>> 19), P1);
         i += 16;
       }
     }
-    h = (rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18)) | 0;
+    h = (((v1 << 1) | (v1 >>> 31)) + ((v2 << 7) | (v2 >>> 25)) + ((v3 << 12) | (v3 >>> 20)) + ((v4 << 18) | (v4 >>> 14))) | 0;
   } else {
     h = (seed + P5) | 0;
   }
@@ -82,11 +79,14 @@ export function xxh32(buf: Uint8Array, start: number, end: number, seed = 0): nu
   h = (h + len) | 0;
 
   while (i + 4 <= end) {
-    h = Math.imul(rotl((h + Math.imul(readU32LE(buf, i), P3)) | 0, 17), P4);
+    const w = buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24);
+    h = (h + Math.imul(w, P3)) | 0;
+    h = Math.imul((h << 17) | (h >>> 15), P4);
     i += 4;
   }
   while (i < end) {
-    h = Math.imul(rotl((h + Math.imul(buf[i]!, P5)) | 0, 11), P1);
+    h = (h + Math.imul(buf[i]!, P5)) | 0;
+    h = Math.imul((h << 11) | (h >>> 21), P1);
     i++;
   }
 
