@@ -79,7 +79,7 @@ test('memcached 1.6: one-key get and gets go as mg, and the client reads what me
 });
 
 /** A server of the text protocol only, answering mn as `onMn` does. */
-async function textOnlyServer(onMn: (s: import('node:net').Socket) => void): Promise<FakeBackend> {
+async function textOnlyServer(onMn: (s: net.Socket) => void): Promise<FakeBackend> {
   const fake = await new FakeBackend((line, s) => {
     if (line === 'mn') onMn(s);
     else if (line === 'get k') s.write('VALUE k 3 5\r\nvalue\r\nEND\r\n');
@@ -91,8 +91,8 @@ async function textOnlyServer(onMn: (s: import('node:net').Socket) => void): Pro
 }
 
 for (const [what, onMn] of [
-  ['answers mn with ERROR (memcached before 1.6)', (s: import('node:net').Socket) => s.write('ERROR\r\n')],
-  ['closes the connection on mn (as twemproxy does)', (s: import('node:net').Socket) => s.destroy()],
+  ['answers mn with ERROR (memcached before 1.6)', (s: net.Socket) => s.write('ERROR\r\n')],
+  ['closes the connection on mn (as twemproxy does)', (s: net.Socket) => s.destroy()],
 ] as const) {
   test(`a server that ${what} gets text gets and stays up`, async () => {
     const fake = await textOnlyServer(onMn);
@@ -112,12 +112,7 @@ for (const [what, onMn] of [
 
 test('an mcrelay in front of a server without meta commands: it answers mn, its server refuses mg; the client still gets its values', async () => {
   // client -> mcrelay A -> mcrelay B -> a server of the text protocol only
-  const fake = await new FakeBackend((line, s) => {
-    if (line === 'get k') s.write('VALUE k 3 5\r\nvalue\r\nEND\r\n');
-    else if (line === 'gets k') s.write('VALUE k 3 5 77\r\nvalue\r\nEND\r\n');
-    else s.write('ERROR\r\n'); // mn, mg: unknown commands
-  }).listen();
-  closers.push(fake);
+  const fake = await textOnlyServer((s) => s.write('ERROR\r\n')); // mn, and mg below: unknown commands
   const b = await startProxy(['-s', fake.addr, '--workers', '1']);
   procs.push(b);
   const a = await startProxy(['-s', b.addr, '--workers', '1']);
