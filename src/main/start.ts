@@ -15,6 +15,7 @@ import { HealthTable } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
+import { OutageJournal } from './outage-journal.js';
 import { Peers } from './peers.js';
 import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
@@ -38,6 +39,9 @@ export interface Running {
   reload(next: Config): void;
   stop(): Promise<void>;
 }
+
+/** How often keys journaled for masters are published for the other entry proxies. */
+const PUBLISH_INTERVAL_MS = 20;
 
 /** Settings fixed at start: a reload keeps them. */
 const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'admin'] as const;
@@ -120,13 +124,25 @@ export async function start(config: Config): Promise<Running> {
 
   let recovery: Recovery;
   let prober: Prober;
+  let publisher: NodeJS.Timeout | null = null;
   const watch = (cfg: Config): void => {
-    recovery = new Recovery(cfg, health, serverStats, supervisor);
+    const journal = cfg.backups.length > 0 ? new OutageJournal(cfg.masters, cfg.backups, cfg.timeoutMs) : null;
+    const peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs, journal);
+    journal?.attach(peers);
+    recovery = new Recovery(cfg, health, serverStats, supervisor, journal, (s) => peers.recovered(s));
     supervisor.onWorkerDied = () => recovery.workerDied();
+    supervisor.onJournaled = (master, keys, overflowed) => journal?.add(master, keys, overflowed);
     recovery.start();
-    const peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs);
-    prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, (s) => recovery.begin(s), peers);
+    prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => recovery.begin(s, restarted), peers);
     prober.start();
+    if (publisher !== null) clearInterval(publisher);
+    publisher = null;
+    if (journal !== null) {
+      void journal.readLostBaseline();
+      // Published well within the retry interval a recovery waits before it reads them.
+      publisher = setInterval(() => { if (!journal.idle) void journal.publish(); }, PUBLISH_INTERVAL_MS);
+      publisher.unref();
+    }
   };
   watch(config);
 
@@ -180,6 +196,7 @@ export async function start(config: Config): Promise<Running> {
       draining = true;
       prober.stop();
       recovery.stop();
+      if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
       await supervisor.drain(current.drainSeconds * 1000);
       await supervisor.stop();

@@ -123,6 +123,10 @@ export class LocalCommands {
         ['journal', st.sum(i, S.JOURNAL)],
         ['warm_reads', st.sum(i, S.WARM_READS)],
         ['warm_fills', st.sum(i, S.WARM_FILLS)],
+        ['reconnects', st.sum(i, S.RECONNECTS)],
+        ['restarts_seen', st.sum(i, S.RESTARTS)],
+        ['flushes', st.sum(i, S.FLUSHES)],
+        ['invalidated_keys', st.sum(i, S.INVALIDATED)],
         ['latency_p50_ms', st.percentile(i, 0.5).toFixed(3)],
         ['latency_p99_ms', st.percentile(i, 0.99).toFixed(3)],
       ];

@@ -86,6 +86,8 @@ export class Request {
   backupIsTruth = false;
   /** a delete for a warming master, sent there once the backup has answered */
   deferMaster = false;
+  /** a read sent again after its connection closed under it (it is not sent a third time) */
+  retried = false;
   /** set while this write waits in a cas queue (worker/dispatch.ts) */
   casKey: string | null = null;
   /** a cas: waiting for the master, stored, or refused */
@@ -131,6 +133,7 @@ export class Request {
     this.backupState = 0;
     this.casKey = null;
     this.casState = 0;
+    this.retried = false;
     this.ackAfterBackup = false;
     this.deferMaster = false;
     this.backupIsTruth = false;
