@@ -310,4 +310,43 @@ test('ERROR Too many open connections: the read fails over to the backup; the ma
   }
 });
 
+test('keys of 1, 186, 187 and 250 bytes and binary keys written while the backup was away: deleted on it, and it returns at once', async () => {
+  try {
+    const [master, backup] = await Promise.all([mc(), mc()]);
+    const p = await proxy(['-s', master.addr, '-b', backup.addr, '--workers', '1', '--timeout', '300', '--retry-interval', '200']);
+    const c = await connect(p);
+    const text = [1, 186, 187, 250].map((n) => 'k'.repeat(n));
+    // Binary keys (a space, control bytes) reach memcached as base64 tokens: 186 bytes is the longest that fits 250 characters.
+    const binary = [Buffer.from('a b\x01c'), Buffer.from(Array.from({ length: 186 }, (_, i) => i % 256))];
+    const b64 = binary.map((k) => k.toString('base64'));
+    const writeAll = async (v: string): Promise<void> => {
+      for (const k of text) assert.is(await c.request(`set ${k} 0 0 ${v.length}\r\n${v}\r\n`), 'STORED\r\n', `set of a ${k.length}-byte key`);
+      for (const k of b64) assert.is(await c.request(`ms ${k} ${v.length} b\r\n${v}\r\n`), 'HD\r\n', 'ms of a binary key');
+    };
+    await writeAll('old');
+    backup.signal('SIGSTOP');
+    try {
+      await writeAll('new');
+      await waitState([p], backup.addr, ['down'], 5000);
+    } finally {
+      backup.signal('SIGCONT');
+    }
+    await waitState([p], backup.addr, ['up'], 3000);
+    assert.not.match(p.output, /recovery failed/, 'every journaled key could be deleted');
+    const onBackup = await withDirect(backup.port, async (d) => {
+      const out: string[] = [];
+      for (const k of text) out.push(await d.request(`get ${k}\r\n`, 'END\r\n'));
+      for (const k of b64) out.push(await d.request(`mg ${k} b v\r\n`));
+      return out.join('');
+    });
+    assert.not.match(onBackup, /old/, 'the backup holds no value it missed the update of');
+    // With the master gone, the backup answers: never the old value.
+    await master.stop();
+    for (const k of text) assert.not.match(await c.request(`get ${k}\r\n`, 'END\r\n'), /old/, `a ${k.length}-byte key`);
+    for (const k of b64) assert.not.match(await c.request(`mg ${k} b v\r\n`), /old/, 'a binary key');
+  } finally {
+    await teardown();
+  }
+});
+
 test.run();
