@@ -65,6 +65,40 @@ export class OutageJournal {
     this.pending = masters.map(() => ({ keys: [], overflowed: false }));
     this.readUpTo = masters.map(() => null);
     this.lostSeen = masters.map(() => backups.map(() => undefined));
+    this.moved = masters.map(() => false);
+  }
+
+  /** per master: a reload moved its journal to another backup during an outage */
+  private readonly moved: boolean[];
+
+  /**
+   * After a reload: what `old` had pending and had read, for the masters and
+   * backups both know (by name). `away(i)`: master i is in an outage now.
+   */
+  adopt(old: OutageJournal, away: (i: number) => boolean): void {
+    for (let i = 0; i < this.masters.length; i++) {
+      const o = old.masters.findIndex((m) => m.name === this.masters[i]!.name);
+      if (o < 0) continue;
+      const p = old.pending[o]!;
+      this.pending[i] = { keys: [...p.keys], overflowed: p.overflowed };
+      p.keys = [];
+      p.overflowed = false;
+      this.readUpTo[i] = old.readUpTo[o]!;
+      for (let b = 0; b < this.backups.length; b++) {
+        const ob = old.backups.findIndex((x) => x.name === this.backups[b]!.name);
+        // Another journal backup now (the backup list changed): its numbers are not the old ones.
+        if (ob >= 0) this.lostSeen[i]![b] = old.lostSeen[o]![ob];
+      }
+      if (old.journalBackupName(o) !== this.journalBackupName(i)) {
+        // The journal moved to another backup: the current outage's keys are in the old one.
+        this.readUpTo[i] = null;
+        this.moved[i] = away(i);
+      }
+    }
+  }
+
+  private journalBackupName(i: number): string {
+    return this.backups[this.journalBackup(i)]!.name;
   }
 
   /** The outage numbers come from the peers' counters. */
@@ -159,6 +193,7 @@ export class OutageJournal {
     const to = this.numbers?.latest(i) ?? null;
     const flush = (why: string): Gathered => ({ flush: why, keys: [], upTo: to, lost });
     if (this.backups.length === 0) return flush('no backups to journal in');
+    if (this.moved[i]) return flush('a reload moved the journal to another backup during the outage');
     const from = this.readUpTo[i];
     if (from === null || to === null) return flush('outage numbers unknown (journal backup not read yet)');
     if (to < from) return flush('outage counter reset');
@@ -194,6 +229,7 @@ export class OutageJournal {
   /** Master i's recovery succeeded with what gather() returned (keys deleted, or flushed). */
   recovered(i: number, g: Gathered): void {
     if (g.upTo !== null) this.readUpTo[i] = g.upTo;
+    this.moved[i] = false;
     for (let b = 0; b < g.lost.length; b++) if (g.lost[b] !== undefined) this.lostSeen[i]![b] = g.lost[b];
   }
 

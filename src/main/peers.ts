@@ -63,6 +63,27 @@ export class Peers {
     this.announced = masters.map(() => null);
   }
 
+  /**
+   * After a reload: what `old` knew of the masters and backups both know (by
+   * name) carries over, so that an outage in progress keeps its number and a
+   * counter already read is not taken as a first read.
+   */
+  adopt(old: Peers): void {
+    for (let i = 0; i < this.masters.length; i++) {
+      const o = old.masters.findIndex((m) => m.name === this.masters[i]!.name);
+      if (o < 0) continue;
+      this.gen[i] = old.gen[o]!;
+      this.highest[i] = old.highest[o]!;
+      this.outage[i] = old.outage[o]!;
+      this.lastOutage[i] = old.lastOutage[o]!;
+      this.announced[i] = old.announced[o]!;
+      for (let b = 0; b < this.backups.length; b++) {
+        const ob = old.backups.findIndex((x) => x.name === this.backups[b]!.name);
+        if (ob >= 0) this.seen[i]![b] = old.seen[o]![ob];
+      }
+    }
+  }
+
   /** Announces masters this proxy has just seen go down (called often: it is local until one has). */
   announceDown(): void {
     if (this.backups.length === 0) return;

@@ -64,6 +64,14 @@ export class Prober {
 
   private announceTimer: NodeJS.Timeout | null = null;
 
+  /** After a reload: the identities `old` knew, for the servers both know (by name). */
+  adopt(old: Prober): void {
+    for (let i = 0; i < this.servers.length; i++) {
+      const o = old.servers.findIndex((s) => s.name === this.servers[i]!.name);
+      if (o >= 0) this.known[i] = old.known[o]!;
+    }
+  }
+
   start(): void {
     this.askMeta();
     this.pollIdentity();
@@ -105,13 +113,15 @@ export class Prober {
     for (let i = 0; i < this.servers.length; i++) {
       if (this.polling[i] || this.health.state(i) === DOWN) continue;
       this.polling[i] = true;
-      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut }) => {
+      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error }) => {
         this.polling[i] = false;
         if (this.health.state(i) === DOWN) return;
         this.silent[i] = timedOut ? this.silent[i]! + 1 : 0;
         if ((failed && !timedOut) || this.silent[i]! >= this.failureLimit) {
           this.silent[i] = 0;
-          if (this.health.markDown(i)) log.warn('server marked down', { server: this.servers[i]!.name, reason: timedOut ? 'probes timed out' : 'probe failed' });
+          const name = this.servers[i]!.name;
+          const reason = timedOut ? `${this.failureLimit} probes timed out` : `probe failed: connect ${error ?? 'closed'} ${name}`;
+          if (this.health.markDown(i)) log.warn('server marked down', { server: name, reason });
           return;
         }
         if (id === null) return;
@@ -176,15 +186,15 @@ async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean
  * The server's pid and start time from its `stats` (id null if it gave none);
  * failed: no connection, or no answer (timedOut: within the timeout).
  */
-export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean }> {
-  const { text, timedOut, refused } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
+export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null }> {
+  const { text, timedOut, refused, error } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
   // Connected, then closed on `stats` (twemproxy does): it has no identity to give, and is up.
-  if (text === null) return { id: null, failed: !refused, timedOut };
+  if (text === null) return { id: null, failed: !refused, timedOut, error };
   const pid = /^STAT pid (\d+)\r$/m.exec(text)?.[1];
   const uptime = /^STAT uptime (\d+)\r$/m.exec(text)?.[1];
   const time = /^STAT time (\d+)\r$/m.exec(text)?.[1];
-  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false };
-  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false };
+  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null };
+  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null };
 }
 
 /**

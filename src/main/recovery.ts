@@ -46,6 +46,7 @@ export class Recovery {
   private readonly journalLost: boolean[];
   private readonly warming = new Map<number, Warming>();
   private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     private readonly config: Config,
@@ -67,8 +68,26 @@ export class Recovery {
     this.timer.unref();
   }
 
+  /** A reload replaced this recovery: what it has in flight stops at its next step, changing nothing. */
   stop(): void {
+    this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  /**
+   * After a reload: warm-ups in progress go on where `old` was (same start, by
+   * server name); every server WARMING in the new table has one, so none can
+   * stay WARMING for good.
+   */
+  adopt(old: Recovery): void {
+    const now = Date.now();
+    for (let i = 0; i < this.names.length; i++) {
+      const o = old.names.indexOf(this.names[i]!);
+      const w = o >= 0 ? old.warming.get(o) : undefined;
+      if (o >= 0) this.journalLost[i] = old.journalLost[o]!;
+      if (this.health.state(i) !== WARMING) continue;
+      this.warming.set(i, w !== undefined ? { ...w } : { since: now, windowStart: now, reads: 0, hits: 0 });
+    }
   }
 
   /** A worker died: every server that is not UP loses that worker's journal. */
@@ -88,13 +107,18 @@ export class Recovery {
     // interval, so by then every one of them has stopped reading from it, stopped
     // journaling its keys, and published what it journaled.
     await new Promise((r) => setTimeout(r, Math.min(5000, this.config.retryIntervalMs + SETTLE_EXTRA_MS)));
+    // Replaced by a reload meanwhile: the new tables have this server DOWN, and the new prober starts over.
+    if (this.stopped) return;
     let gathered: Gathered | null = null;
     let flush: string | null = this.journalLost[server]! ? 'a worker died during the outage (its journal went with it)' : null;
     if (isMaster && this.journal !== null) {
       gathered = await this.journal.gather(server);
       flush ??= gathered.flush;
     }
+    // Server numbers are the old configuration's once a reload happened: nothing more may go out under them.
+    if (this.stopped) return;
     const { ok, deleted } = await this.supervisor.invalidateAll(server, flush !== null, gathered?.keys ?? []);
+    if (this.stopped) return;
     if (!ok) {
       if (this.health.advance(server, RECOVERING, DOWN)) log.warn('server recovery failed; down again', { server: name });
       return;

@@ -12,6 +12,8 @@ export interface Answer {
   refused: boolean;
   /** nothing complete came within the timeout (as opposed to a refused or broken connection) */
   timedOut: boolean;
+  /** the socket error's code (ECONNREFUSED, ENOTFOUND...), if one ended the exchange */
+  error: string | null;
 }
 
 /**
@@ -24,10 +26,11 @@ export function exchange(address: ServerAddress, request: string | Buffer, timeo
     const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
     let got = '';
     let sent = false;
+    let error: string | null = null;
     const done = (closed: boolean, timedOut = false): void => {
       clearTimeout(timer);
       socket.destroy();
-      resolve({ text: got === '' ? null : got, refused: closed && sent && got === '', timedOut });
+      resolve({ text: got === '' ? null : got, refused: closed && sent && got === '', timedOut, error });
     };
     const timer = setTimeout(() => done(false, true), timeoutMs);
     socket.on('connect', () => { sent = true; socket.write(request); });
@@ -35,7 +38,7 @@ export function exchange(address: ServerAddress, request: string | Buffer, timeo
       got += d.toString('latin1');
       if (complete(got) || /^(ERROR|CLIENT_ERROR|SERVER_ERROR)[^\n]*\r\n/.test(got)) done(false);
     });
-    socket.on('error', () => done(true));
+    socket.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; done(true); });
     socket.on('close', () => done(true));
   });
 }

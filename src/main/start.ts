@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import util from 'node:util';
 import type { Config } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
-import { HealthTable } from '../shared/health.js';
+import { DOWN, HealthTable, RECOVERING, UP } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
@@ -122,25 +122,35 @@ export async function start(config: Config): Promise<Running> {
 
   dropPrivileges(config);
 
-  let recovery: Recovery;
-  let prober: Prober;
+  let recovery: Recovery | null = null;
+  let prober: Prober | null = null;
+  let peers: Peers | null = null;
+  let journal: OutageJournal | null = null;
   let publisher: NodeJS.Timeout | null = null;
+  /** Starts recovery, probing and the outage news for `cfg`, taking over what the previous ones knew (a reload). */
   const watch = (cfg: Config): void => {
-    const journal = cfg.backups.length > 0 ? new OutageJournal(cfg.masters, cfg.backups, cfg.timeoutMs) : null;
-    const peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs, journal);
-    journal?.attach(peers);
-    recovery = new Recovery(cfg, health, serverStats, supervisor, journal, (s) => peers.recovered(s));
-    supervisor.onWorkerDied = () => recovery.workerDied();
-    supervisor.onJournaled = (master, keys, overflowed) => journal?.add(master, keys, overflowed);
-    recovery.start();
-    prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => recovery.begin(s, restarted), peers);
-    prober.start();
+    const old = { recovery, prober, peers, journal };
+    old.prober?.stop();
+    old.recovery?.stop();
+    const j = journal = cfg.backups.length > 0 ? new OutageJournal(cfg.masters, cfg.backups, cfg.timeoutMs) : null;
+    const p = peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs, j);
+    j?.attach(p);
+    if (old.journal !== null) j?.adopt(old.journal, (i) => health.state(i) !== UP);
+    if (old.peers !== null) p.adopt(old.peers);
+    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s));
+    if (old.recovery !== null) r.adopt(old.recovery);
+    supervisor.onWorkerDied = () => r.workerDied();
+    supervisor.onJournaled = (master, keys, overflowed) => j?.add(master, keys, overflowed);
+    r.start();
+    const pr = prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => r.begin(s, restarted), p);
+    if (old.prober !== null) pr.adopt(old.prober);
+    pr.start();
     if (publisher !== null) clearInterval(publisher);
     publisher = null;
-    if (journal !== null) {
-      void journal.readLostBaseline();
+    if (j !== null) {
+      void j.readLostBaseline();
       // Published well within the retry interval a recovery waits before it reads them.
-      publisher = setInterval(() => { if (!journal.idle) void journal.publish(); }, PUBLISH_INTERVAL_MS);
+      publisher = setInterval(() => { if (!j.idle) void j.publish(); }, PUBLISH_INTERVAL_MS);
       publisher.unref();
     }
   };
@@ -171,17 +181,20 @@ export async function start(config: Config): Promise<Running> {
         (merged as Record<string, unknown>)[key] = current[key];
       }
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
-      // New tables for the new server list; a server on both lists keeps its state.
+      // New tables for the new server list; a server on both lists keeps its
+      // state, but one RECOVERING goes back to DOWN: its recovery in flight runs
+      // on the old numbers and stops, and the new prober starts it again.
       const oldNames = [...current.masters, ...current.backups].map((a) => a.name);
       const names = [...merged.masters, ...merged.backups].map((a) => a.name);
       const nextHealth = new HealthTable(names.length);
       for (let i = 0; i < names.length; i++) {
         const j = oldNames.indexOf(names[i]!);
-        if (j >= 0) nextHealth.setState(i, health.state(j));
+        if (j < 0) continue;
+        const state = health.state(j);
+        nextHealth.setState(i, state === RECOVERING ? DOWN : state);
+        nextHealth.setAnswersMeta(i, health.answersMeta(j));
       }
       const nextStats = new ServerStats(merged.workers, names.length);
-      prober.stop();
-      recovery.stop();
       health = nextHealth;
       serverStats = nextStats;
       current = merged;
@@ -194,8 +207,8 @@ export async function start(config: Config): Promise<Running> {
       // Stop accepting, let every request already read be answered (up to
       // drainSeconds), then close what is left.
       draining = true;
-      prober.stop();
-      recovery.stop();
+      prober?.stop();
+      recovery?.stop();
       if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
       await supervisor.drain(current.drainSeconds * 1000);
