@@ -35,6 +35,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { log } from '../log.js';
+import { MAX_SOCKET_PATH } from './unix-socket.js';
 import { lastWriteWasAsync, Pipe, PipeConnectWrap, pipeTypes, readResult, WriteWrap } from '../shared/stream-wrap.js';
 
 interface UvHandle { close(cb?: () => void): void; fd: number }
@@ -67,8 +68,6 @@ const peerBuffer = new Uint8Array(64);
 const MAX_UNVERIFIED = 8;
 /** How long a connection may take to send the token (the worker sends it with its connect). */
 const TOKEN_WAIT_MS = 2000;
-/** sun_path's size, less its terminating NUL. */
-const MAX_SOCKET_PATH = 107;
 
 /** A connection as a listener's libuv handle accepted it (TCP or pipe), before any net.Socket. */
 export interface AcceptedHandle { close(cb?: () => void): void }
