@@ -82,6 +82,16 @@ export class Proc {
   }
 
   wait(): Promise<number | null> { return this.exited; }
+
+  /** Resolves true once the output holds `text`, false after timeoutMs or if the process ended. */
+  async waitForOutput(text: string, timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.output.includes(text)) {
+      if (!this.alive || Date.now() > deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
 }
 
 export interface MemcachedOptions {
@@ -111,7 +121,8 @@ export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc>
 
 /**
  * Starts mcrelay (the built CLI, or `entry` such as HARNESS) with the given
- * flags plus -l/-p, waits until it listens.
+ * flags plus -l/-p, waits until it listens. Its signal handlers are set a
+ * moment later: before a signal, wait for "mcrelay started" (HARNESS: "ready").
  */
 export async function startProxy(flags: string[], opts: { port?: number; env?: NodeJS.ProcessEnv; entry?: string; onSpawn?: (p: Proc) => void } = {}): Promise<Proc> {
   const port = opts.port ?? await freePort();

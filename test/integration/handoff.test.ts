@@ -59,6 +59,7 @@ test('another uid cannot connect to a handoff pipe, root is refused: at start an
     onSpawn: (p) => { others = prober(p.pid, 65534); root = prober(p.pid, 0); },
   });
   procs.push(proxy);
+  assert.ok(await proxy.waitForOutput('ready\n'), proxy.output);
   await clientsServed(proxy.port, 0);
   for (let round = 1; round <= 3; round++) {
     const before = proxy.output.split('\nreplaced').length;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { CLI, freePort, HARNESS, Proc, startMemcached, startProxy } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
-import { eventually, roundTrip } from '../helpers/mc.js';
+import { roundTrip } from '../helpers/mc.js';
 
 const procs: Proc[] = [];
 test.after.each(async () => { for (const p of procs.splice(0)) await p.stop(); });
@@ -34,6 +34,7 @@ async function proxyWithGroups(flags: string[], groups: number[]): Promise<Proc>
   try {
     const p = await startProxy(flags, { entry: HARNESS });
     procs.push(p);
+    assert.ok(await p.waitForOutput('ready\n'), p.output);
     return p;
   } finally {
     process.setgroups!(mine);
@@ -58,7 +59,7 @@ test('-u nobody -g nogroup, started with groups 0 4 42: every thread uid/gid 655
   assert.ok(before.length >= 3, `threads: ${before.length}`);
   for (const t of before) assert.equal(t, { tid: t.tid, uid: '65534 65534 65534 65534', gid: '65534 65534 65534 65534', groups: '' });
   proxy.signal('SIGUSR2');
-  assert.ok(await eventually(async () => proxy.output.includes('replaced\n'), 10_000, 20), proxy.output);
+  assert.ok(await proxy.waitForOutput('replaced\n'), proxy.output);
   assert.not.match(proxy.output, /not replaced/);
   const after = threadIds(proxy.pid);
   assert.ok(after.some((t) => !before.some((b) => b.tid === t.tid)), 'a new thread: the replacement');

@@ -26,6 +26,8 @@ async function proxyOn(sock: string, extra: string[] = []): Promise<Proc> {
   const p = await startProxy(['-s', mc!.addr, '--workers', '1', '-f', sock, ...extra]);
   procs.push(p);
   await waitForPort(sock);
+  // SIGTERM before the handlers are set would kill it outright.
+  assert.ok(await p.waitForOutput('"msg":"mcrelay started"'), p.output);
   return p;
 }
 
