@@ -64,7 +64,7 @@ const ignoreRead = (): void => {};
 /** A token is 32 hex characters; what a peer sends is read into this, one peer at a time per read. */
 const TOKEN_BYTES = 16;
 const peerBuffer = new Uint8Array(64);
-/** Connections that have not sent the token yet, per worker; more are refused at once. */
+/** Connections that have not sent the token yet, per worker; past it the oldest is closed. */
 const MAX_UNVERIFIED = 8;
 /** How long a connection may take to send the token (the worker sends it with its connect). */
 const TOKEN_WAIT_MS = 2000;
@@ -128,10 +128,9 @@ export class HandoffServer {
 
   /** Reads a new connection's first bytes; only the token makes it the worker's pipe. */
   private vet(client: PipeHandle): void {
-    if (this.unverified.size >= MAX_UNVERIFIED) {
-      this.refuse(client, 'too many connections waiting');
-      return;
-    }
+    // The oldest goes, not the newest: the worker sends its token as it
+    // connects, so a flood of silent connections cannot keep it out.
+    if (this.unverified.size >= MAX_UNVERIFIED) this.refuse(this.unverified.keys().next().value!, 'too many connections waiting');
     this.unverified.set(client, setTimeout(() => this.refuse(client, 'no token in time'), TOKEN_WAIT_MS));
     let got = '';
     client.useUserBuffer(peerBuffer);

@@ -101,4 +101,24 @@ test('a connection without the token is closed and sent nothing; the worker with
   server.close();
 });
 
+test('a flood of silent connections does not keep the worker out', async () => {
+  const server = new HandoffServer('flood');
+  const silent: net.Socket[] = [];
+  let made = 0;
+  for (let i = 0; i < 12; i++) {
+    const c = net.connect(server.path).on('error', () => {});
+    await new Promise((r) => { c.once('connect', () => { made++; r(null); }); c.once('close', r); });
+    silent.push(c);
+  }
+  assert.is(made, 12, 'more silent connections than the server waits for');
+  let connected = false;
+  void server.connected().then(() => { connected = true; });
+  const receiver = new HandoffReceiver(server.path, server.token, () => {}, () => {});
+  assert.ok(await eventually(async () => connected, 3000, 10), 'the worker with the token connected');
+  assert.ok(await eventually(async () => silent.every((c) => c.destroyed || c.readableEnded), 3000, 10), 'every silent connection closed');
+  for (const c of silent) c.destroy();
+  receiver.close();
+  server.close();
+});
+
 test.run();
