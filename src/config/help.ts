@@ -26,7 +26,7 @@ Listening:
                             start; a stale socket is replaced
       --unix-socket-mode MODE
                             permissions of the unix socket, in octal (default
-                            0660: the -u user and its group may connect)
+                            0${DEFAULTS.unixSocketMode.toString(8)}: the -u user and its group may connect)
   -n, --max-connections N   most client connections at once (default ${DEFAULTS.maxConnections})
 
 Servers:
