@@ -7,7 +7,6 @@
 //   reload: new tables for the new server list --> every worker switches to them
 
 import net from 'node:net';
-import fs from 'node:fs';
 import util from 'node:util';
 import type { Config } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
@@ -23,6 +22,8 @@ import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { takeAccepts, type AcceptedHandle } from './handoff.js';
 import { VERSION } from '../version.js';
+import { dropPrivileges, resolveIdentity, willDrop } from './privileges.js';
+import { listenUnix, removeUnix, type BoundSocket } from './unix-socket.js';
 
 export interface Running {
   readonly supervisor: Supervisor;
@@ -44,9 +45,11 @@ export interface Running {
 const PUBLISH_INTERVAL_MS = 20;
 
 /** Settings fixed at start: a reload keeps them. */
-const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'admin'] as const;
+const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'unixSocketMode', 'admin'] as const;
 
 export async function start(config: Config): Promise<Running> {
+  // Before anything binds: an unknown -u or -g ends the start here (UsageError).
+  const identity = resolveIdentity(config.user, config.group);
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
   let health = new HealthTable(servers.length);
@@ -77,26 +80,41 @@ export async function start(config: Config): Promise<Running> {
   };
 
   const listeners: net.Server[] = [];
-  const listen = (target: net.ListenOptions): Promise<void> =>
+  const sockets: BoundSocket[] = [];
+  // The socket belongs to the user mcrelay becomes, so that it can remove it at exit.
+  const owner = willDrop(identity) ? { uid: identity.uid ?? process.getuid!(), gid: identity.gid ?? process.getgid!() } : null;
+  const accepting = (server: net.Server): void => {
+    server.on('error', (err) => log.error('listener error', { error: err.message }));
+    // takeAccepts has the accepted handles; no net.Socket is made for them.
+    takeAccepts(server, onConnection, onAcceptError);
+    listeners.push(server);
+  };
+  const listenTcp = (host: string, port: number): Promise<void> =>
     new Promise((resolve, reject) => {
-      // takeAccepts (below) has the accepted handles; no net.Socket is made for them.
       const server = net.createServer();
-      if (target.path !== undefined) {
-        try { fs.unlinkSync(target.path); } catch { /* not there */ }
-      }
       server.once('error', reject);
-      server.listen(target, () => {
+      server.listen({ host, port, backlog: 1024 }, () => {
         server.off('error', reject);
-        server.on('error', (err) => log.error('listener error', { error: err.message }));
-        takeAccepts(server, onConnection, onAcceptError);
-        listeners.push(server);
+        accepting(server);
         resolve();
       });
     });
-  for (const l of [config.listen, ...config.extraListen]) {
-    // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
-    if (l.port > 0 || l.path === null) await listen({ host: l.host, port: l.port, backlog: 1024 });
-    if (l.path !== null) await listen({ path: l.path, backlog: 1024 });
+  try {
+    for (const l of [config.listen, ...config.extraListen]) {
+      // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
+      if (l.port > 0 || l.path === null) await listenTcp(l.host, l.port);
+      if (l.path !== null) {
+        const server = net.createServer();
+        sockets.push(await listenUnix(server, l.path, config.unixSocketMode, 1024, owner));
+        accepting(server);
+      }
+    }
+  } catch (err) {
+    // An in-process caller goes on living: leave nothing of this start behind.
+    await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
+    sockets.forEach(removeUnix);
+    await supervisor.stop();
+    throw err;
   }
 
   let draining = false;
@@ -120,7 +138,7 @@ export async function start(config: Config): Promise<Running> {
     return null;
   });
 
-  dropPrivileges(config);
+  dropPrivileges(identity);
 
   let recovery: Recovery | null = null;
   let prober: Prober | null = null;
@@ -156,7 +174,12 @@ export async function start(config: Config): Promise<Running> {
   };
   watch(config);
 
-  const addresses = listeners.map((s) => s.address()!);
+  // A unix listener was bound under a temporary name (unix-socket.ts): report its path.
+  let unixSeen = 0;
+  const addresses = listeners.map((s) => {
+    const a = s.address()!;
+    return typeof a === 'string' ? sockets[unixSeen++]!.path : a;
+  });
   log.info('mcrelay started', {
     version: VERSION,
     listen: addresses,
@@ -211,23 +234,10 @@ export async function start(config: Config): Promise<Running> {
       recovery?.stop();
       if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
+      sockets.forEach(removeUnix);
       await supervisor.drain(current.drainSeconds * 1000);
       await supervisor.stop();
       await admin?.close();
     },
   };
-}
-
-/** -u / -g: after binding (a low port needs root), run as the given user and group. */
-function dropPrivileges(config: Config): void {
-  if (process.getuid?.() !== 0) {
-    if (config.user !== null || config.group !== null) log.warn('not started as root: -u/-g ignored');
-    return;
-  }
-  if (config.group !== null) process.setgid!(config.group);
-  if (config.user !== null) {
-    const user = config.user;
-    process.setuid!(user);
-  }
-  if (config.user !== null || config.group !== null) log.info('dropped privileges', { user: config.user, group: config.group });
 }

@@ -74,7 +74,16 @@ export class Supervisor {
 
   private spawn(slot: Slot): Promise<void> {
     slot.generation++;
-    const handoff = new HandoffServer(`w${slot.id}-${slot.generation}`);
+    let handoff: HandoffServer;
+    try {
+      handoff = new HandoffServer(`w${slot.id}-${slot.generation}`);
+    } catch (err) {
+      if (slot.generation === 1) return Promise.reject(err as Error);
+      // A replacement: try again later rather than leave the slot empty for good.
+      log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, error: (err as Error).message });
+      setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, CRASH_LOOP_MS);
+      return Promise.resolve();
+    }
     const init: WorkerInit = {
       id: slot.id,
       config: this.config,
@@ -84,6 +93,7 @@ export class Supervisor {
       row: slot.id + 1,
       startedAt: this.startedAt,
       handoffPath: handoff.path,
+      handoffToken: handoff.token,
     };
     const worker = new Worker(ENTRY, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     slot.worker = worker;

@@ -25,6 +25,8 @@ export interface WorkerInit {
   row: number;
   startedAt: number;
   handoffPath: string;
+  /** sent first on the handoff pipe: proves to the main thread that this is its worker */
+  handoffToken: string;
 }
 
 const init = workerData as WorkerInit;
@@ -60,14 +62,19 @@ const local = new LocalCommands(init.config, counters, row, init.startedAt, new 
 let draining = false;
 const receiver = new HandoffReceiver(
   init.handoffPath,
+  init.handoffToken,
   (handle) => {
     const client = new ClientConnection(handle, ctx, local);
     local.clientOpened(client);
     if (draining) client.drain();
   },
-  () => {
+  (status) => {
     // The main thread is gone or closed the pipe: nothing more will arrive.
-    log.debug('handoff pipe closed', { worker: init.id });
+    if (status === 0) { log.debug('handoff pipe closed', { worker: init.id }); return; }
+    // Never connected (the privileges changed under a pipe made before): end, so
+    // that the supervisor starts a replacement with a pipe of its own.
+    log.error('handoff pipe: cannot connect; worker exits', { worker: init.id, status });
+    process.exit(1);
   },
 );
 
