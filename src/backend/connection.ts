@@ -37,6 +37,15 @@ export const Failure = {
   CLOSED: 3,
 } as const;
 
+/**
+ * What a request's size adds to its timeout: memcached reads a whole request
+ * before it answers, and one get of 900,000 keys takes it seconds (7 s here for
+ * hits). Per key asked and per byte sent; a reply that keeps arriving is never
+ * timed out at all (see checkTimeout).
+ */
+const US_PER_KEY = 20;
+const BYTES_PER_MS = 16 * 1024;
+
 /** memcached's greeting to a connection past its -c limit, just before it closes it */
 const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
 
@@ -76,6 +85,10 @@ export class BackendConnection implements ConnectingOwner {
   private backoffMs = 0;
   /** connected, and no reply read yet: the server may still be refusing us */
   private fresh = false;
+  /** when the head op became the head (the one before it was answered), performance.now() */
+  private headSince = 0;
+  /** when the last bytes arrived */
+  private lastReadAt = 0;
 
   constructor(
     server: number,
@@ -100,6 +113,7 @@ export class BackendConnection implements ConnectingOwner {
   /** Queues op; the caller has added (or will add in this turn) its bytes to outbox. `now` is performance.now(). */
   enqueue(op: Op, now: number): void {
     if (this.state === IDLE) this.connect();
+    if (this.head === this.tail) this.headSince = now;
     op.server = this.server;
     op.conn = this;
     op.sentAt = now;
@@ -181,6 +195,7 @@ export class BackendConnection implements ConnectingOwner {
     const handler = this.handler;
     const stats = this.stats;
     const now = performance.now();
+    this.lastReadAt = now;
     if (this.fresh) {
       // memcached at its connection limit accepts, says this, and closes: a
       // refused connection, not the reply to our first request.
@@ -200,6 +215,7 @@ export class BackendConnection implements ConnectingOwner {
       } else {
         this.ring[this.head] = null;
         this.head = (this.head + 1) & (this.ring.length - 1);
+        this.headSince = now;
         stats[S.REQUESTS]!++;
         stats[S.INFLIGHT] = (this.tail - this.head) & (this.ring.length - 1);
         recordLatency(stats, now - op.sentAt);
@@ -212,14 +228,22 @@ export class BackendConnection implements ConnectingOwner {
     input.consume(pos);
   }
 
-  /** Head op too old? Then the stream is stuck: fail the connection. */
+  /**
+   * Head op waiting too long? Then the stream is stuck: fail the connection. Its
+   * wait starts when it became the head (ops behind a slow one are not late),
+   * or at the last bytes received (a long reply still arriving is progress),
+   * and it may take longer the larger it is.
+   */
   /** @internal */ checkTimeout(now: number): void {
     const op = this.ring[this.head];
     if (op === null || op === undefined) {
       if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
       return;
     }
-    if (now - op.sentAt >= this.timeoutMs) this.fail(Failure.TIMEOUT, null);
+    const since = Math.max(op.sentAt, this.headSince, this.lastReadAt);
+    // A write's size is its value's (a retrieval op counts its keys; its request's bytes are not its own).
+    const allowance = op.keyCount > 0 ? op.keyCount * (US_PER_KEY / 1000) : (op.req?.bytes ?? 0) / BYTES_PER_MS;
+    if (now - since >= this.timeoutMs + allowance) this.fail(Failure.TIMEOUT, null);
   }
 
   /** Closes the connection, forgetting what was read and not yet sent; the next enqueue reconnects. */
