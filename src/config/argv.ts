@@ -50,7 +50,7 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -88,6 +88,8 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'warmupSeconds', short: null, long: ['warmup-seconds'], takesValue: true },
   { id: 'warmupDoneRatio', short: null, long: ['warmup-done-ratio'], takesValue: true },
   { id: 'journalMaxKeys', short: null, long: ['journal-max-keys'], takesValue: true },
+  { id: 'restoreKeysPerSecond', short: null, long: ['restore-keys-per-second'], takesValue: true },
+  { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
 ];
 
 const BY_SHORT = new Map<string, OptionSpec>();
@@ -125,6 +127,8 @@ interface Draft {
   warmupSeconds: number;
   warmupDoneRatio: number;
   journalMaxKeys: number;
+  restoreKeysPerSecond: number;
+  restoreMaxInflight: number;
   /** --config as given */
   configPath: string | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
@@ -158,6 +162,8 @@ function defaultDraft(defaultWorkers: number): Draft {
     warmupSeconds: DEFAULTS.warmupSeconds,
     warmupDoneRatio: DEFAULTS.warmupDoneRatio,
     journalMaxKeys: DEFAULTS.journalMaxKeys,
+    restoreKeysPerSecond: DEFAULTS.restoreKeysPerSecond,
+    restoreMaxInflight: DEFAULTS.restoreMaxInflight,
     configPath: null,
     mastersFromFile: false,
     backupsFromFile: false,
@@ -201,6 +207,8 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.warmupSeconds = file.warmupSeconds ?? draft.warmupSeconds;
   draft.warmupDoneRatio = file.warmupDoneRatio ?? draft.warmupDoneRatio;
   draft.journalMaxKeys = file.journalMaxKeys ?? draft.journalMaxKeys;
+  draft.restoreKeysPerSecond = file.restoreKeysPerSecond ?? draft.restoreKeysPerSecond;
+  draft.restoreMaxInflight = file.restoreMaxInflight ?? draft.restoreMaxInflight;
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -261,6 +269,8 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     warmupSeconds: draft.warmupSeconds,
     warmupDoneRatio: draft.warmupDoneRatio,
     journalMaxKeys: draft.journalMaxKeys,
+    restoreKeysPerSecond: draft.restoreKeysPerSecond,
+    restoreMaxInflight: draft.restoreMaxInflight,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
   };
   return { kind: 'run', config: Object.freeze(config) };
@@ -452,6 +462,14 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       const r = parseRatio(v);
       if (r === null) return invalid(flag, v, 'expected a number 0..1 (e.g. 0.01)');
       draft.warmupDoneRatio = r;
+      return null;
+    }
+    case 'restoreKeysPerSecond':
+    case 'restoreMaxInflight': {
+      const n = parseInteger(v, 1, MAX_INT);
+      if (n === null) return invalid(flag, v, `expected an integer 1..${MAX_INT}`);
+      if (id === 'restoreKeysPerSecond') draft.restoreKeysPerSecond = n;
+      else draft.restoreMaxInflight = n;
       return null;
     }
     case 'journalMaxKeys': {

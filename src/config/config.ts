@@ -72,6 +72,9 @@ export interface Config {
   readonly warmupDoneRatio: number;
   /** most keys remembered as written during one server's outage */
   readonly journalMaxKeys: number;
+  /** restore of a returning server: keys copied per second at most, and copies in flight at once */
+  readonly restoreKeysPerSecond: number;
+  readonly restoreMaxInflight: number;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
 }
@@ -91,6 +94,8 @@ export const DEFAULTS = {
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1_000_000,
+  restoreKeysPerSecond: 5000,
+  restoreMaxInflight: 32,
   // Owner and group read-write: clients in mcrelay's group connect, others not.
   unixSocketMode: 0o660,
 } as const;

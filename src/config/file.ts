@@ -112,6 +112,12 @@ const KEYS: Record<string, Reader> = {
       done_ratio: (n, k) => { out.warmupDoneRatio = ratio(n, k, doc); },
     });
   },
+  restore: (out, v, key, doc) => {
+    section(v, key, doc, {
+      keys_per_second: (n, k) => { out.restoreKeysPerSecond = integer(n, k, doc, 1, MAX_INT); },
+      max_inflight: (n, k) => { out.restoreMaxInflight = integer(n, k, doc, 1, MAX_INT); },
+    });
+  },
   journal: (out, v, key, doc) => {
     section(v, key, doc, {
       max_keys: (n, k) => { out.journalMaxKeys = integer(n, k, doc, 1, MAX_INT); },

@@ -62,6 +62,11 @@ Servers:
       --journal-max-keys N  most keys remembered as written while a server is
                             unreachable, to invalidate when it returns
                             (default ${DEFAULTS.journalMaxKeys})
+      --restore-keys-per-second N
+                            a returning server gets every key of the other pool
+                            back, copied at most this fast (default ${DEFAULTS.restoreKeysPerSecond})
+      --restore-max-inflight N
+                            copies in flight at once (default ${DEFAULTS.restoreMaxInflight})
 
 Config file:
       --config FILE         read settings from a YAML file first (keys as in

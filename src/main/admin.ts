@@ -39,7 +39,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { AdminAddress } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
-import { S, type ServerStats } from '../shared/server-stats.js';
+import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { VERSION } from '../version.js';
 
 /** What the admin listener reads; every field is read again at each request. */
@@ -237,6 +237,28 @@ function buildRegistry(get: Get): Registry {
   serverTotal('restarts_seen_total', 'Returns after an outage in which the server had restarted', S.RESTARTS);
   serverTotal('flushes_total', 'flush_all sent to the server by a recovery', S.FLUSHES);
   serverTotal('invalidated_keys_total', 'Keys deleted on the server by recoveries: written elsewhere during its outages', S.INVALIDATED);
+  // Figures of the last (or current) restore: gauges, each restore starts them at 0.
+  for (const [name, help, field] of [
+    ['restore_keys_copied', 'Keys copied into the server by its last restore, from the other pool', S.RESTORE_COPIED],
+    ['restore_keys_skipped', 'Keys its last restore found present already, gone, or changed during the copy', S.RESTORE_SKIPPED],
+    ['restore_seconds', "How long the server's last (or current) restore has run", S.RESTORE_SECONDS],
+  ] as const) {
+    new Gauge({
+      name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers,
+      collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, field))); },
+    });
+  }
+  new Gauge({
+    name: 'mcrelay_server_restore_state', help: 'Restore of a returning server: 1 for its current state, 0 for the others',
+    labelNames: [...serverLabels, 'state'], registers,
+    collect() {
+      this.reset();
+      eachServer((labels, i, s) => {
+        const now = s.serverStats.sum(i, S.RESTORE_STATE);
+        RESTORE_STATES.forEach((state, k) => this.set({ ...labels, state }, k === now ? 1 : 0));
+      });
+    },
+  });
   new Gauge({
     name: 'mcrelay_server_inflight', help: 'Requests sent to the server and not yet answered', labelNames: serverLabels, registers,
     collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, S.INFLIGHT))); },

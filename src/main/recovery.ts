@@ -23,6 +23,7 @@ import { DOWN, HealthTable, RECOVERING, UP, WARMING } from '../shared/health.js'
 import { S, type ServerStats } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import type { Gathered, OutageJournal } from './outage-journal.js';
+import type { Restorer } from './restore.js';
 import type { Supervisor } from './supervisor.js';
 
 /** After the probe answers, before the keys are gathered and deleted (see begin()). */
@@ -57,6 +58,8 @@ export class Recovery {
     private readonly journal: OutageJournal | null,
     /** told when a master's recovery is over, so that its next outage gets a new number */
     private readonly onRecovered: (server: number) => void = () => {},
+    /** copies back what a returning server lacks (null: no other pool to copy from) */
+    private readonly restorer: Restorer | null = null,
   ) {
     this.names = [...config.masters, ...config.backups].map((s) => s.name);
     this.masterCount = config.masters.length;
@@ -135,8 +138,10 @@ export class Recovery {
     else how.invalidatedKeys = deleted;
     if (flush !== null) log.warn('server flushed before serving reads again', how);
     // Warm-up refills from the backup what the server lacks: everything after a
-    // restart or a flush, the deleted keys after an outage; nothing if nothing was written.
+    // restart or a flush, the deleted keys after an outage; nothing if nothing was
+    // written. The restore copies all of it back, read or not.
     const lacks = restarted || flush !== null || deleted > 0;
+    if (lacks) this.restorer?.start(server);
     if (isMaster && lacks && this.config.backups.length > 0 && this.config.warmupSeconds > 0) {
       if (this.health.advance(server, RECOVERING, WARMING)) {
         const now = Date.now();
@@ -168,6 +173,8 @@ export class Recovery {
         w.reads = reads;
         w.hits = hits;
       }
+      // Warm-up ends no sooner than the restore: until then a miss may be a key not yet copied.
+      if (done && this.restorer?.running(server) === true) continue;
       if (done) {
         this.warming.delete(server);
         if (this.health.advance(server, WARMING, UP)) log.info('server marked up', { server: this.names[server], reason: why });

@@ -18,6 +18,7 @@ import { OutageJournal } from './outage-journal.js';
 import { Peers } from './peers.js';
 import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
+import { Restorer } from './restore.js';
 import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { takeAccepts, type AcceptedHandle } from './handoff.js';
@@ -144,10 +145,11 @@ export async function start(config: Config): Promise<Running> {
   let prober: Prober | null = null;
   let peers: Peers | null = null;
   let journal: OutageJournal | null = null;
+  let restorer: Restorer | null = null;
   let publisher: NodeJS.Timeout | null = null;
   /** Starts recovery, probing and the outage news for `cfg`, taking over what the previous ones knew (a reload). */
   const watch = (cfg: Config): void => {
-    const old = { recovery, prober, peers, journal };
+    const old = { recovery, prober, peers, journal, restorer };
     old.prober?.stop();
     old.recovery?.stop();
     const j = journal = cfg.backups.length > 0 ? new OutageJournal(cfg.masters, cfg.backups, cfg.timeoutMs) : null;
@@ -155,7 +157,9 @@ export async function start(config: Config): Promise<Running> {
     j?.attach(p);
     if (old.journal !== null) j?.adopt(old.journal, (i) => health.state(i) !== UP);
     if (old.peers !== null) p.adopt(old.peers);
-    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s));
+    old.restorer?.stop();
+    const rs = restorer = cfg.backups.length > 0 ? new Restorer(cfg, health, serverStats) : null;
+    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s), rs);
     if (old.recovery !== null) r.adopt(old.recovery);
     supervisor.onWorkerDied = () => r.workerDied();
     supervisor.onJournaled = (master, keys, overflowed) => j?.add(master, keys, overflowed);
@@ -232,6 +236,7 @@ export async function start(config: Config): Promise<Running> {
       draining = true;
       prober?.stop();
       recovery?.stop();
+      restorer?.stop();
       if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
       sockets.forEach(removeUnix);

@@ -35,8 +35,17 @@ export const S = {
   FLUSHES: 11,
   /** keys deleted on the server by recoveries (journaled during its outages) */
   INVALIDATED: 12,
-  LATENCY: 13,
+  /** the restore of this returning server (main/restore.ts): RESTORE_STATES index */
+  RESTORE_STATE: 13,
+  /** keys copied into it by its last restore, and keys found that it already had or that changed meanwhile */
+  RESTORE_COPIED: 14,
+  RESTORE_SKIPPED: 15,
+  /** how long its last (or current) restore has run */
+  RESTORE_SECONDS: 16,
+  LATENCY: 17,
 } as const;
+
+export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;
 

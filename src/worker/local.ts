@@ -7,7 +7,7 @@ import { C, type Counters } from '../shared/counters.js';
 import { VERSION } from '../version.js';
 import type { Config } from '../config/config.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
-import { S, type ServerStats } from '../shared/server-stats.js';
+import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import type { ClientConnection } from './client.js';
 
 export const STATS_GENERAL = 0;
@@ -127,6 +127,10 @@ export class LocalCommands {
         ['restarts_seen', st.sum(i, S.RESTARTS)],
         ['flushes', st.sum(i, S.FLUSHES)],
         ['invalidated_keys', st.sum(i, S.INVALIDATED)],
+        ['restore_state', RESTORE_STATES[st.sum(i, S.RESTORE_STATE)] ?? 'idle'],
+        ['restore_keys_copied', st.sum(i, S.RESTORE_COPIED)],
+        ['restore_keys_skipped', st.sum(i, S.RESTORE_SKIPPED)],
+        ['restore_seconds', st.sum(i, S.RESTORE_SECONDS).toFixed(1)],
         ['latency_p50_ms', st.percentile(i, 0.5).toFixed(3)],
         ['latency_p99_ms', st.percentile(i, 0.99).toFixed(3)],
       ];

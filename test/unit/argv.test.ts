@@ -46,6 +46,8 @@ const DEFAULT_CONFIG: Config = {
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1000000,
+  restoreKeysPerSecond: 5000,
+  restoreMaxInflight: 32,
   configPath: null,
 };
 
@@ -319,7 +321,7 @@ const LONG_NAMES = [
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
-  '--journal-max-keys', '--unix-socket-mode',
+  '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

@@ -49,6 +49,7 @@ max_connections: 100
 connections_per_server: 2
 max_item_size: 2m
 warmup: { seconds: 60, done_ratio: 0.05 }
+restore: { keys_per_second: 800, max_inflight: 4 }
 journal:
   max_keys: 5000
 admin: 0.0.0.0:9200
@@ -85,6 +86,8 @@ test('a file with every key gives every setting', () => {
     warmupSeconds: 60,
     warmupDoneRatio: 0.05,
     journalMaxKeys: 5000,
+    restoreKeysPerSecond: 800,
+    restoreMaxInflight: 4,
     configPath: file,
   });
   assert.ok(Object.isFrozen(c));
@@ -173,7 +176,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, warmup, journal, admin, drain_seconds, unix_socket_mode, user, group, verbose)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, warmup, restore, journal, admin, drain_seconds, unix_socket_mode, user, group, verbose)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
