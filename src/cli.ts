@@ -6,6 +6,11 @@ import { loadConfig, parseArgv } from './config/argv.js';
 import { log, setLogLevel } from './log.js';
 import { start } from './main/start.js';
 
+if (process.argv[2] === 'ctl') {
+  const { ctl } = await import('./ctl.js');
+  process.exit(await ctl(process.argv.slice(3)));
+}
+
 const parsed = parseArgv(process.argv.slice(2), { cpus: availableParallelism() });
 switch (parsed.kind) {
   case 'help':

@@ -41,6 +41,7 @@ import { C, type Counters } from '../shared/counters.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
 import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { VERSION } from '../version.js';
+import type { Drains } from './drain.js';
 
 /** What the admin listener reads; every field is read again at each request. */
 export interface AdminSources {
@@ -55,6 +56,8 @@ export interface AdminSources {
   liveWorkers(): number;
   /** true from SIGTERM/SIGINT on */
   draining(): boolean;
+  /** planned maintenance of masters (null: not started yet) */
+  drains(): Drains | null;
 }
 
 export interface Admin {
@@ -76,7 +79,12 @@ export async function startAdmin(config: { readonly admin: AdminAddress | null }
   let current = sources;
   const registry = buildRegistry(() => current);
 
-  const server = http.createServer((req, res) => { void respond(req, res, registry, current); });
+  // Write endpoints only where nobody but this host can reach them.
+  const loopbackOnly = isLoopback(at.host);
+  const server = http.createServer((req, res) => {
+    if (req.url?.startsWith('/servers/') === true) void control(req, res, current, loopbackOnly);
+    else void respond(req, res, registry, current);
+  });
   server.headersTimeout = HEADERS_TIMEOUT_MS;
   server.requestTimeout = HEADERS_TIMEOUT_MS;
   await new Promise<void>((resolve, reject) => {
@@ -129,6 +137,37 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
   } catch (err) {
     send(req, res, 500, `metrics failed: ${(err as Error).message}\n`);
   }
+}
+
+/**
+ * Planned maintenance: POST /servers/<host:port>/drain or /undrain, GET
+ * /servers/<host:port> for its state; JSON answers.
+ */
+async function control(req: http.IncomingMessage, res: http.ServerResponse, sources: AdminSources, loopbackOnly: boolean): Promise<void> {
+  const json = (status: number, body: unknown): void => send(req, res, status, `${JSON.stringify(body)}\n`, 'application/json');
+  const m = /^\/servers\/([^/?]+)(?:\/(drain|undrain))?$/.exec(req.url!.split('?')[0]!);
+  if (m === null) { json(404, { error: 'not found' }); return; }
+  const name = decodeURIComponent(m[1]!);
+  const action = m[2];
+  const drains = sources.drains();
+  if (drains === null) { json(503, { error: 'not started' }); return; }
+  if (action === undefined) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') { res.setHeader('Allow', 'GET, HEAD'); json(405, { error: 'method not allowed' }); return; }
+    const r = drains.status(name);
+    json(r.status, r.body);
+    return;
+  }
+  if (req.method !== 'POST') { res.setHeader('Allow', 'POST'); json(405, { error: 'method not allowed' }); return; }
+  if (!loopbackOnly || !isLoopback(req.socket.remoteAddress ?? '')) {
+    json(403, { error: 'drain and undrain are answered only on a loopback admin address' });
+    return;
+  }
+  const r = action === 'drain' ? await drains.drain(name) : await drains.undrain(name);
+  json(r.status, r.body);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {

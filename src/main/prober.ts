@@ -21,7 +21,7 @@
 // that it goes through recovery and warm-up like any other return.
 
 import type { ServerAddress } from '../config/config.js';
-import { DOWN, HealthTable } from '../shared/health.js';
+import { DOWN, DRAINED, HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
 import { endsWithEnd, exchange, lines } from './server-request.js';
 
@@ -111,7 +111,7 @@ export class Prober {
    */
   private pollIdentity(): void {
     for (let i = 0; i < this.servers.length; i++) {
-      if (this.polling[i] || this.health.state(i) === DOWN) continue;
+      if (this.polling[i] || this.health.state(i) === DOWN || this.health.state(i) === DRAINED) continue;
       this.polling[i] = true;
       void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error }) => {
         this.polling[i] = false;

@@ -19,6 +19,7 @@ import { Peers } from './peers.js';
 import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
 import { Restorer } from './restore.js';
+import { Drains } from './drain.js';
 import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { takeAccepts, type AcceptedHandle } from './handoff.js';
@@ -119,6 +120,8 @@ export async function start(config: Config): Promise<Running> {
   }
 
   let draining = false;
+  /** planned maintenance (set by watch(), before which the admin listener answers 503) */
+  let drains: Drains | null = null;
   const adminSources = (): AdminSources => ({
     counters,
     serverStats,
@@ -130,6 +133,7 @@ export async function start(config: Config): Promise<Running> {
     ],
     liveWorkers: () => supervisor.liveWorkers(),
     draining: () => draining,
+    drains: () => drains,
   });
   let current = config;
   const admin = config.admin === null ? null : await startAdmin(config, adminSources()).catch((err: Error) => {
@@ -146,6 +150,7 @@ export async function start(config: Config): Promise<Running> {
   let peers: Peers | null = null;
   let journal: OutageJournal | null = null;
   let restorer: Restorer | null = null;
+  let drainTimer: NodeJS.Timeout | null = null;
   let publisher: NodeJS.Timeout | null = null;
   /** Starts recovery, probing and the outage news for `cfg`, taking over what the previous ones knew (a reload). */
   const watch = (cfg: Config): void => {
@@ -167,6 +172,12 @@ export async function start(config: Config): Promise<Running> {
     const pr = prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => r.begin(s, restarted), p);
     if (old.prober !== null) pr.adopt(old.prober);
     pr.start();
+    drains?.stop();
+    if (drainTimer !== null) clearInterval(drainTimer);
+    const d = drains = new Drains(cfg.masters, cfg.backups, health, cfg.retryIntervalMs, cfg.timeoutMs);
+    void d.tick();
+    drainTimer = setInterval(() => void d.tick(), cfg.retryIntervalMs);
+    drainTimer.unref();
     if (publisher !== null) clearInterval(publisher);
     publisher = null;
     if (j !== null) {
@@ -237,6 +248,8 @@ export async function start(config: Config): Promise<Running> {
       prober?.stop();
       recovery?.stop();
       restorer?.stop();
+      drains?.stop();
+      if (drainTimer !== null) clearInterval(drainTimer);
       if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
       sockets.forEach(removeUnix);

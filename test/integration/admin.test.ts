@@ -26,6 +26,7 @@ const sources: AdminSources = {
   workers: 2,
   liveWorkers: () => live,
   draining: () => draining,
+  drains: () => null,
 };
 
 let admin: Admin | undefined;
