@@ -18,7 +18,7 @@
 
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { Config, ServerAddress } from '../config/config.js';
+import { parseServerAddress, type Config, type ServerAddress } from '../config/config.js';
 import { Router } from '../routing/router.js';
 import { DOWN, type HealthTable } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
@@ -220,14 +220,25 @@ export class Restorer {
       inflight++;
       void copy(key).finally(() => { inflight--; idle.shift()?.(); });
     };
+    const onKey = async (key: Buffer): Promise<boolean> => {
+      this.router.route(key, 0, key.length);
+      const owner = isMaster ? this.router.master : (this.router.backup < 0 ? -1 : this.masterCount + this.router.backup);
+      if (owner !== target || key.toString('latin1').startsWith('mcrelay:')) return !broken;
+      await schedule(key);
+      return !broken && !run.stop;
+    };
     try {
-      const result = await this.dump(this.servers[source]!, run, async (key) => {
-        this.router.route(key, 0, key.length);
-        const owner = isMaster ? this.router.master : (this.router.backup < 0 ? -1 : this.masterCount + this.router.backup);
-        if (owner !== target || key.toString('latin1').startsWith('mcrelay:')) return !broken;
-        await schedule(key);
-        return !broken && !run.stop;
-      });
+      let result = await this.dump(this.servers[source]!, run, onKey);
+      if (result === 'unavailable') {
+        // An mcrelay as the source (DESIGN.md's backup relay) has no crawler of
+        // its own: its servers are dumped directly, and every key still read
+        // through it, which routes it.
+        const inner = await relayServers(this.servers[source]!, this.config.timeoutMs);
+        for (const address of inner) {
+          result = await this.dump(address, run, onKey);
+          if (result !== 'done') break;
+        }
+      }
       while (inflight > 0) await new Promise<void>((r) => idle.push(r));
       if (result !== 'done') return result;
       return broken ? 'failed' : 'done';
@@ -294,6 +305,17 @@ export class Restorer {
       socket.on('close', () => { if (!ended) finish('failed'); else void drain(); });
     });
   }
+}
+
+/** The servers an mcrelay reads from (its masters, from `stats servers`); none for anything else. */
+async function relayServers(address: ServerAddress, timeoutMs: number): Promise<ServerAddress[]> {
+  const { text } = await exchange(address, 'stats servers\r\n', timeoutMs, (t) => t.endsWith('END\r\n'));
+  const out: ServerAddress[] = [];
+  for (const m of (text ?? '').matchAll(/^STAT (.+):role master\r$/gm)) {
+    const a = parseServerAddress(m[1]!);
+    if (typeof a !== 'string') out.push(a);
+  }
+  return out;
 }
 
 /** memcached's metadump key: bytes, with %XX for those it escapes (not UTF-8: a key is any bytes). */

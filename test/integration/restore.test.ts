@@ -144,6 +144,33 @@ test('a backup killed and restarted empty gets back every live key of the master
   }
 });
 
+test('a backup that is an mcrelay (the backup relay of DESIGN.md): its servers are dumped, the keys read through it', async () => {
+  const procs: Proc[] = [];
+  try {
+    const [master, inner] = await Promise.all([startMemcached(), startMemcached()]);
+    procs.push(master, inner);
+    const relay = await startProxy(['-s', inner.addr, '--workers', '1']);
+    procs.push(relay);
+    const p = await startProxy(['-s', master.addr, '-b', relay.addr, '--workers', '1', '--timeout', '300', '--retry-interval', '200', '--warmup-seconds', '30']);
+    procs.push(p);
+    const c = await WireClient.connect(p.port);
+    const data = Array.from({ length: 500 }, (_, i): [string, string] => [`rr${i}`, `v${i}`]);
+    assert.equal(await setMany(c, data), [], 'stored');
+    c.close();
+    await sleep(500); // the prober knows the master's identity
+    await master.stop();
+    await waitState([p], master.addr, ['down'], 5000);
+    const again = await startMemcached({ port: master.port });
+    procs.push(again);
+    const want = new Map(data.map(([k, v]) => [k, { value: v, flags: 0, ttl: -1 } as Held]));
+    const got = await eventuallyOn(again, want, 1, 20_000);
+    const missing = data.filter(([k]) => got.get(k) === null).map(([k]) => k);
+    assert.equal(missing.slice(0, 5), [], `${missing.length} of ${data.length} keys not restored through the relay`);
+  } finally {
+    await Promise.all(procs.map((x) => x.stop()));
+  }
+});
+
 test('a backup without lru_crawler: the restore is unavailable, logged once, and warm-up on reads carries on', async () => {
   const procs: Proc[] = [];
   try {
