@@ -12,6 +12,11 @@
 // reach a server, or whose request to it fails, is journaled for that server
 // (worker/journal.ts) so that the key is deleted there before it serves reads again.
 //
+// Every such write holds its key's stripe (worker/sequencer.ts) from the moment
+// it is sent until both servers have answered it (pendingOps back to 0), so no
+// other write of the key, from any worker of this proxy, can pass it on the way
+// to either server: master and backup apply the proxy's writes in one order.
+//
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
 // master answers STORED, the item goes to the backup as a set. Until then, later
 // writes of the same key from this worker wait with their backup copies in a
@@ -40,6 +45,8 @@ import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Journal } from './journal.js';
 import { Op, Pools, Request, Role } from './request.js';
+import type { Sequencer, StripeHolder } from './sequencer.js';
+import { STRIPES } from '../shared/stripes.js';
 
 const SP = Buffer.from(' ');
 const SET = Buffer.from('set');
@@ -84,7 +91,7 @@ interface Invalidation {
   tracker: Request;
 }
 
-export class Dispatcher implements ReplyHandler {
+export class Dispatcher implements ReplyHandler, StripeHolder {
   readonly journal: Journal;
   private readonly router: Router;
   private readonly masterCount: number;
@@ -120,6 +127,8 @@ export class Dispatcher implements ReplyHandler {
     serverStats: (server: number) => Float64Array,
     /** told when an invalidation asked by the main thread is over */
     private readonly onInvalidated: (server: number, ok: boolean) => void,
+    /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
+    private readonly sequencer: Sequencer,
   ) {
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
     this.masterCount = config.masters.length;
@@ -213,6 +222,7 @@ export class Dispatcher implements ReplyHandler {
     op.role = role;
     op.kind = kind;
     req.refs++;
+    req.pendingOps++;
     return op;
   }
 
@@ -442,6 +452,36 @@ export class Dispatcher implements ReplyHandler {
     if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
     else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
     this.routeSingle(req);
+    if (req.backup === NONE) { this.writeLocked(req); return; }
+    if (this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+      // A write answered at once (no server to send it to) is written to the
+      // client and released inside writeLocked: the reference keeps it to settle.
+      req.refs++;
+      this.writeLocked(req);
+      this.settleStripe(req);
+      this.release(req);
+    }
+  }
+
+  /** A parked write now holds its stripe: it goes out (and drops the reference parking took). */
+  resumeWrite(req: Request): void {
+    if (req.dropping) this.dropLocked(req);
+    else {
+      this.routeSingle(req);
+      this.writeLocked(req);
+    }
+    this.settleStripe(req);
+    this.release(req);
+  }
+
+  /** Lets go of req's stripe once none of its ops is left (and no cas holds its backup copy back). */
+  private settleStripe(req: Request): void {
+    if (req.stripe >= 0 && req.pendingOps === 0 && req.casKey === null) this.sequencer.release(req);
+  }
+
+  /** Sends a routed write (routeSingle just ran for it) to its master and backup. */
+  private writeLocked(req: Request): void {
+    const cmd = req.cmd;
     const kb = this.kb;
     const ks = this.ks;
     const ke = this.ke;
@@ -582,6 +622,16 @@ export class Dispatcher implements ReplyHandler {
     req.keys[1] = ke;
     req.keyCount = 1;
     if (base64) req.decodedKey = Buffer.from(buf.toString('latin1', ks, ke), 'base64');
+    req.dropping = true;
+    this.routeSingle(req);
+    if (req.backup === NONE || this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+      this.dropLocked(req);
+      this.settleStripe(req);
+    }
+    this.release(req);
+  }
+
+  private dropLocked(req: Request): void {
     this.routeSingle(req);
     const kb = this.kb;
     const kks = this.ks;
@@ -593,7 +643,6 @@ export class Dispatcher implements ReplyHandler {
     else this.journal.add(master, kb, kks, kke);
     if (shadowTarget(this.health, backup) !== NONE) this.deleteKey(req, backup, kb, kks, kke, now);
     else if (backup !== NONE) this.journal.add(backup, kb, kks, kke);
-    this.release(req);
   }
 
   private flushAllServers(req: Request): void {
@@ -722,6 +771,8 @@ export class Dispatcher implements ReplyHandler {
       default: this.shadowAnswered(req, replyLine(buf, start, end));
     }
     this.pools.freeOp(op);
+    req.pendingOps--;
+    this.settleStripe(req);
     this.release(req);
   }
 
@@ -869,6 +920,8 @@ export class Dispatcher implements ReplyHandler {
         this.journal.add(server, this.kb, this.ks, this.ke);
         this.shadowFailed(req);
     }
+    req.pendingOps--;
+    this.settleStripe(req);
     this.release(req);
   }
 

@@ -8,6 +8,7 @@
 
 import type { BackendConnection } from '../backend/connection.js';
 import type { ClientConnection } from './client.js';
+import type { StripeHolder } from './sequencer.js';
 
 /** What an op is for, which decides what its reply does. */
 export const Role = {
@@ -90,6 +91,14 @@ export class Request {
   casKey: string | null = null;
   /** a cas: waiting for the master, stored, or refused */
   casState = 0;
+  /** the write stripe this write holds (worker/sequencer.ts), or -1 */
+  stripe = -1;
+  /** parked for its stripe: what resumes it */
+  holder: StripeHolder | null = null;
+  /** a dropKey delete (no client line to forward) */
+  dropping = false;
+  /** backend ops started and not yet answered or failed */
+  pendingOps = 0;
 
   keyStart(i: number): number { return this.keys[2 * i]!; }
   keyEnd(i: number): number { return this.keys[2 * i + 1]!; }
@@ -131,6 +140,10 @@ export class Request {
     this.backupState = 0;
     this.casKey = null;
     this.casState = 0;
+    this.stripe = -1;
+    this.holder = null;
+    this.dropping = false;
+    this.pendingOps = 0;
     this.ackAfterBackup = false;
     this.deferMaster = false;
     this.backupIsTruth = false;
