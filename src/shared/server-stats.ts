@@ -26,7 +26,9 @@ export const S = {
   JOURNAL: 7,
   /** warm-up misses that the backup had (the reads that still needed the backup) */
   WARM_BACKUP_HITS: 8,
-  LATENCY: 9,
+  /** keys this backup held with a value its master did not, found by the write check and deleted here */
+  BACKUP_DIVERGENCES: 9,
+  LATENCY: 10,
 } as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;

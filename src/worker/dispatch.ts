@@ -17,6 +17,13 @@
 // other write of the key, from any worker of this proxy, can pass it on the way
 // to either server: master and backup apply the proxy's writes in one order.
 //
+// Two entry proxies do not share stripes: their writes of one key, in flight at
+// the same time, can still reach master and backup in opposite orders. So each
+// replicated write's key is read on both (mg v f) CHECK_MS after the write is
+// over, holding the stripe; a backup value that differs from the master's twice,
+// CHECK_MS apart, is deleted from the backup and counted (backup_divergences).
+// A backup that lacks the key is no divergence: that is what a repair leaves.
+//
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
 // master answers STORED, the item goes to the backup as a set. Until then, later
 // writes of the same key from this worker wait with their backup copies in a
@@ -73,6 +80,9 @@ const CAS_WAITING = 0;
 const CAS_STORED = 1;
 const CAS_REFUSED = 2;
 
+/** How long after a write its key is checked on master and backup, and again after a difference. */
+const CHECK_MS = 100;
+
 /** Journaled deletes sent to a returning server at a time. */
 const INVALIDATE_BATCH = 4096;
 /** memcached reads an exptime above 30 days as a unix time. */
@@ -111,6 +121,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
   private readonly casQueues = new Map<string, Request[]>();
   private readonly invalidations = new Map<number, Invalidation>();
+  /** checks of written keys due at the next CHECK_MS tick (see checkWrites) */
+  private checksDue: Request[] = [];
+  private checkTimer: NodeJS.Timeout | null = null;
   /** the failure of the connection whose ops are being failed (set by onConnectionFailed) */
   private failing = -1;
   // the key routeKey() found: bytes [ks, ke) of kb
@@ -466,7 +479,10 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   /** A parked write now holds its stripe: it goes out (and drops the reference parking took). */
   resumeWrite(req: Request): void {
     if (req.dropping) this.dropLocked(req);
-    else {
+    else if (req.checking) {
+      this.routeSingle(req);
+      if (!this.sendCheck(req)) this.endCheck(req);
+    } else {
       this.routeSingle(req);
       this.writeLocked(req);
     }
@@ -476,7 +492,98 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
 
   /** Lets go of req's stripe once none of its ops is left (and no cas holds its backup copy back). */
   private settleStripe(req: Request): void {
-    if (req.stripe >= 0 && req.pendingOps === 0 && req.casKey === null) this.sequencer.release(req);
+    if (req.stripe < 0 || req.pendingOps !== 0 || req.casKey !== null) return;
+    this.sequencer.release(req);
+    if (!req.checking && !req.dropping && req.masterState === ANSWERED && req.backupState !== FAILED) this.queueCheck(req);
+  }
+
+  // ---- the divergence check of written keys ----
+
+  /** Copies the written key into a check request, run at the next tick. */
+  private queueCheck(req: Request): void {
+    const c = this.pools.request();
+    c.refs = 1;
+    c.cmd = Cmd.MG;
+    c.checking = true;
+    c.affinity = req.affinity;
+    const ks = req.keyStart(0);
+    const ke = req.keyEnd(0);
+    // The key's bytes as the client sent them (a base64 token for b); its input buffer is reused.
+    const copy = Buffer.allocUnsafe(ke - ks);
+    req.buf.copy(copy, 0, ks, ke);
+    c.buf = copy;
+    c.keys[0] = 0;
+    c.keys[1] = copy.length;
+    c.keyCount = 1;
+    c.decodedKey = req.decodedKey;
+    this.dueCheck(c);
+  }
+
+  private dueCheck(c: Request): void {
+    this.checksDue.push(c);
+    if (this.checkTimer === null) {
+      this.checkTimer = setTimeout(checkWrites, CHECK_MS, this);
+      this.checkTimer.unref();
+    }
+  }
+
+  /** @internal */ runChecks(): void {
+    this.checkTimer = null;
+    const due = this.checksDue;
+    this.checksDue = [];
+    for (const c of due) {
+      this.routeSingle(c);
+      if (!this.sequencer.acquire(c, this.router.hashed & (STRIPES - 1), this)) continue;
+      if (!this.sendCheck(c)) this.endCheck(c);
+    }
+  }
+
+  /** mg <key> v f to master and backup, both up; false if either cannot be asked now. */
+  private sendCheck(c: Request): boolean {
+    const health = this.health;
+    if (c.backup === NONE || !health.isUp(c.master) || !health.isUp(c.backup)) return false;
+    const now = performance.now();
+    const mc = this.connection(c.master, c.affinity, now);
+    const bc = this.connection(c.backup, c.affinity, now);
+    if (mc === null || bc === null) return false;
+    c.masterReply = null;
+    c.backupReply = null;
+    c.reply = null;
+    c.waiting = 2;
+    for (const conn of [mc, bc]) {
+      const op = this.newOp(c, Role.CHECK, Expect.META);
+      conn.outbox.addAll(MG);
+      this.keyToken(conn.outbox, c, 0);
+      conn.outbox.addAll(MG_GET_FLAGS);
+      conn.enqueue(op, now);
+    }
+    return true;
+  }
+
+  private endCheck(c: Request): void {
+    this.settleStripe(c);
+    this.release(c);
+  }
+
+  /** One side of a check answered (or failed: failed). */
+  private checkAnswered(c: Request, server: number, buf: Buffer, start: number, end: number, failed: boolean): void {
+    if (failed) c.reply = wire.NOTHING;
+    else if (server < this.masterCount) c.masterReply = buf.subarray(start, end);
+    else c.backupReply = buf.subarray(start, end);
+    if (--c.waiting > 0) return;
+    const m = c.masterReply;
+    const b = c.backupReply;
+    // The stripe goes when this op is done (onLine/onFailed); the request with the last reference.
+    if (c.reply !== null || m === null || b === null || isMissReply(b) || m.equals(b)) { this.release(c); return; }
+    if (c.strikes++ === 0) {
+      // Maybe a write through another proxy is between the two servers: look again.
+      this.dueCheck(c);
+      return;
+    }
+    this.stats[c.backup]![S.BACKUP_DIVERGENCES]!++;
+    this.routeKey(c);
+    this.deleteKey(c, c.backup, this.kb, this.ks, this.ke, performance.now());
+    this.release(c);
   }
 
   /** Sends a routed write (routeSingle just ran for it) to its master and backup. */
@@ -758,6 +865,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       case Role.INVALIDATE: this.invalidateAnswered(server, isErrorReply(buf, start)); break;
       case Role.WARM_LOOKUP: this.warmLookupAnswered(req, op.keyIndex, buf, start, end); break;
       case Role.WARM_VERIFY: this.verifyAnswered(req, op, buf, start, end); break;
+      case Role.CHECK: this.checkAnswered(req, server, buf, start, end, false); break;
       case Role.WARM_FILL:
         // HD: the fill was added; NS: the master had the key already, nothing to check.
         if (buf[start] === 0x48 && buf[start + 1] === 0x44) this.verifyFill(req, op.keyIndex, op.peer, op.token);
@@ -888,6 +996,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
       case Role.WARM_VERIFY: case Role.WARM_FILL: break;
+      case Role.CHECK: this.checkAnswered(req, server, wire.NOTHING, 0, 0, true); break;
       case Role.WARM_LOOKUP:
         // The backup failed too: the key is a miss.
         if (--req.waiting === 0) this.complete(req);
@@ -1265,6 +1374,10 @@ function parseVA(buf: Buffer, start: number, end: number): { size: number; flags
     else if (t[0] === 'c') cas = t.slice(1);
   }
   return { size: Number(parts[1]), flags, ttl, cas, dataStart: nl + 1 };
+}
+
+function checkWrites(d: Dispatcher): void {
+  d.runChecks();
 }
 
 function flushDirty(d: Dispatcher): void {

@@ -123,6 +123,7 @@ export class LocalCommands {
         ['journal', st.sum(i, S.JOURNAL)],
         ['warm_reads', st.sum(i, S.WARM_READS)],
         ['warm_fills', st.sum(i, S.WARM_FILLS)],
+        ['backup_divergences', st.sum(i, S.BACKUP_DIVERGENCES)],
         ['latency_p50_ms', st.percentile(i, 0.5).toFixed(3)],
         ['latency_p99_ms', st.percentile(i, 0.99).toFixed(3)],
       ];

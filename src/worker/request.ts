@@ -26,6 +26,8 @@ export const Role = {
   WARM_VERIFY: 5,
   /** warm-up: the copy of a backup's item into the warming master */
   WARM_FILL: 6,
+  /** a written key read on its master and on its backup, to find a divergence (worker/dispatch.ts) */
+  CHECK: 7,
 } as const;
 
 export class Request {
@@ -97,6 +99,10 @@ export class Request {
   holder: StripeHolder | null = null;
   /** a dropKey delete (no client line to forward) */
   dropping = false;
+  /** a check of a written key on master and backup, not a client's request */
+  checking = false;
+  /** check: how many times master and backup were found to differ in a row */
+  strikes = 0;
   /** backend ops started and not yet answered or failed */
   pendingOps = 0;
 
@@ -143,6 +149,8 @@ export class Request {
     this.stripe = -1;
     this.holder = null;
     this.dropping = false;
+    this.checking = false;
+    this.strikes = 0;
     this.pendingOps = 0;
     this.ackAfterBackup = false;
     this.deferMaster = false;
