@@ -602,11 +602,13 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     // A server that misses this write must not serve the key's old value later.
     if (masterConn === null) this.journal.add(master, kb, ks, ke);
     if (backupConn === null && backup !== NONE) this.journal.add(backup, kb, ks, ke);
-    if (masterConn !== null && backupConn !== null && (cmd === Cmd.DELETE || cmd === Cmd.MD) && warming(health, master)) {
-      // A delete on a warming master goes to the backup first: a warm-up fill
-      // (read from the backup, then added to the master) racing it from another
-      // proxy is then either deleted by it or finds the backup already empty
-      // when it checks (verifyFill).
+    if (masterConn !== null && backupConn !== null && (cmd === Cmd.DELETE || cmd === Cmd.MD)) {
+      // A delete goes to the backup first, whatever state this proxy sees the
+      // master in: another proxy may be warming it. Its warm-up fill (read from
+      // the backup, then added to the master) is then either deleted by this
+      // delete or finds the backup already empty when it checks (verifyFill).
+      // Sent in parallel, the delete could reach the master before the fill and
+      // the backup after the check, and the deleted value would stay.
       this.sendWrite(req, backupConn, Role.SHADOW, now, false);
       req.backupState = SENT;
       req.deferMaster = true;
@@ -1070,7 +1072,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     if (isMissReply(m) && !isMissReply(b) && !isErrorReply(b, 0)) {
       req.reply = quieted(req, b) ? wire.NOTHING : b;
       this.complete(req);
-      this.warmLookup(req, 0);
+      if (!isDelete(req)) this.warmLookup(req, 0);
       return;
     }
     this.complete(req);
@@ -1091,6 +1093,10 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     }
     this.sendWrite(req, conn, Role.CLIENT, performance.now(), false);
     req.masterState = SENT;
+    // As for other writes (writeLocked): a recovering master's reply is not the
+    // truth, and a warming one may lack the key the backup just deleted.
+    req.backupIsTruth = recovering(this.health, req.master);
+    req.ackAfterBackup = req.backupIsTruth || warming(this.health, req.master);
   }
 
   /** The backup copy of a write was lost; if the master's was too, the client learns it. */
@@ -1273,7 +1279,8 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   private compare(req: Request): void {
     const m = req.masterReply!;
     const b = req.backupReply!;
-    if (m === b || (m.length === b.length && m.equals(b))) return;
+    // Whichever of them had the key, a delete left it on neither.
+    if (m === b || (m.length === b.length && m.equals(b)) || isDelete(req)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
@@ -1337,6 +1344,10 @@ function quieted(req: Request, line: Buffer): boolean {
   if ((req.metaFlags & META_QUIET) === 0) return false;
   if (line[0] === 0x48 && line[1] === 0x44) return true;
   return req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41;
+}
+
+function isDelete(r: Request): boolean {
+  return r.cmd === Cmd.DELETE || r.cmd === Cmd.MD;
 }
 
 function isCasRequest(r: Request): boolean {
