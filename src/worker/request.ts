@@ -103,6 +103,10 @@ export class Request {
   checking = false;
   /** check: how many times master and backup were found to differ in a row */
   strikes = 0;
+  /** check: when it is to be sent (performance.now() ms) */
+  dueAt = 0;
+  /** check: how many times its reads failed */
+  checkFailures = 0;
   /** backend ops started and not yet answered or failed */
   pendingOps = 0;
 
@@ -151,6 +155,7 @@ export class Request {
     this.dropping = false;
     this.checking = false;
     this.strikes = 0;
+    this.checkFailures = 0;
     this.pendingOps = 0;
     this.ackAfterBackup = false;
     this.deferMaster = false;
