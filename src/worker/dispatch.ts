@@ -132,6 +132,8 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   private checksDue: Request[] = [];
   private checksHead = 0;
   private checkTimer: NodeJS.Timeout | null = null;
+  /** replaced by a reload: finishes what is in flight, starts no check */
+  private retired = false;
   /** per stripe: a check queued and not yet sent, so that a hot key is checked once per CHECK_MS */
   private readonly queuedCheck: Array<Request | null> = new Array<Request | null>(STRIPES).fill(null);
   /** the failure of the connection whose ops are being failed (set by onConnectionFailed) */
@@ -534,6 +536,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   }
 
   private dueCheck(c: Request): void {
+    if (this.retired) { this.release(c); return; }
     c.dueAt = performance.now() + CHECK_MS;
     this.checksDue.push(c);
     if (this.checkTimer === null) {
@@ -1350,6 +1353,15 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
 
   /** After a reload: the requests still in flight finish here, then the connections close. */
   retire(): void {
+    // Queued checks would open these connections again once they are closed;
+    // the new dispatcher checks the writes it sends.
+    this.retired = true;
+    if (this.checkTimer !== null) { clearTimeout(this.checkTimer); this.checkTimer = null; }
+    const due = this.checksDue;
+    for (let i = this.checksHead; i < due.length; i++) this.release(due[i]!);
+    due.length = 0;
+    this.checksHead = 0;
+    this.queuedCheck.fill(null);
     const check = (): void => {
       for (const conns of this.servers) for (const c of conns) if (c.inflight > 0) return;
       clearInterval(timer);
