@@ -85,7 +85,11 @@ const WORKLOADS: Array<[string, Writer | null, Writer | 'cas']> = [
   ['add/delete', null, (c, k) => (c === 0 ? `delete ${k}\r\n` : `add ${k} 0 0 2\r\na${c}\r\n`)],
   ['append/set', (_c, k) => setLine(k, 'x'), (c, k) => (c === 0 ? setLine(k, 'y') : `append ${k} 0 0 1\r\n${c}\r\n`)],
   ['cas', (_c, k) => setLine(k, 'start'), 'cas'],
+  // meta with base64 keys: routed, sequenced and checked by the decoded key
+  ['ms/md base64', null, (c, k) => (c % 3 === 0 ? `md ${b64(k)} b\r\n` : `ms ${b64(k)} 2 b\r\nm${c}\r\n`)],
 ];
+
+function b64(k: string): string { return Buffer.from(k, 'latin1').toString('base64'); }
 
 /** Keys whose backup holds a value (or a presence) the master does not. */
 async function differing(s: Setup, keys: readonly string[]): Promise<string[]> {
