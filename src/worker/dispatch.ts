@@ -25,10 +25,9 @@
 // A backup that lacks the key is no divergence: that is what a repair leaves.
 //
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
-// master answers STORED, the item goes to the backup as a set. Until then, later
-// writes of the same key from this worker wait with their backup copies in a
-// queue behind the cas (casQueues), so that the backup applies them in the order
-// the master did; the clients' replies never wait for it.
+// master answers STORED, the item goes to the backup as a set. Until then the
+// cas holds its stripe, so later writes of the key wait and the backup applies
+// them in the order the master did.
 //
 // A master that comes back WARMING serves reads; a key it misses is looked up on
 // the backup (mg v f t), copied into the master with its flags and remaining TTL
@@ -75,11 +74,6 @@ const SENT = 1;
 const ANSWERED = 2;
 const FAILED = 3;
 
-// Request.casState
-const CAS_WAITING = 0;
-const CAS_STORED = 1;
-const CAS_REFUSED = 2;
-
 /** How long after a write its key is checked on master and backup, and again after a difference. */
 const CHECK_MS = 100;
 /**
@@ -125,8 +119,6 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   private readonly dirty: Array<Flushable | null> = [];
   private dirtyCount = 0;
   private flushScheduled = false;
-  /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
-  private readonly casQueues = new Map<string, Request[]>();
   private readonly invalidations = new Map<number, Invalidation>();
   /** checks of written keys, oldest first from checksHead, each due at its dueAt */
   private checksDue: Request[] = [];
@@ -502,9 +494,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     this.release(req);
   }
 
-  /** Lets go of req's stripe once none of its ops is left (and no cas holds its backup copy back). */
+  /** Lets go of req's stripe once none of its ops is left (a held cas still waits for its master). */
   private settleStripe(req: Request): void {
-    if (req.stripe < 0 || req.pendingOps !== 0 || req.casKey !== null) return;
+    if (req.stripe < 0 || req.pendingOps !== 0) return;
     const stripe = req.stripe;
     this.sequencer.release(req);
     if (!req.checking && !req.dropping && req.masterState === ANSWERED && req.backupState !== FAILED) this.queueCheck(req, stripe);
@@ -586,14 +578,17 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     c.backupReply = null;
     c.reply = null;
     c.waiting = 2;
-    for (const conn of [mc, bc]) {
-      const op = this.newOp(c, Role.CHECK, Expect.META);
-      conn.outbox.addAll(MG);
-      this.keyToken(conn.outbox, c, 0);
-      conn.outbox.addAll(MG_GET_FLAGS);
-      conn.enqueue(op, now);
-    }
+    this.checkRead(c, mc, now);
+    this.checkRead(c, bc, now);
     return true;
+  }
+
+  private checkRead(c: Request, conn: BackendConnection, now: number): void {
+    const op = this.newOp(c, Role.CHECK, Expect.META);
+    conn.outbox.addAll(MG);
+    this.keyToken(conn.outbox, c, 0);
+    conn.outbox.addAll(MG_GET_FLAGS);
+    conn.enqueue(op, now);
   }
 
   private endCheck(c: Request): void {
@@ -661,13 +656,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       req.backupIsTruth = backupConn !== null && recovering(health, master);
       req.ackAfterBackup = req.backupIsTruth || (backupConn !== null && warming(health, master));
       if (backupConn !== null) {
-        const isCas = cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0);
-        const queue = isCas || this.casQueues.size > 0 ? this.casQueue(req, isCas, kb, ks, ke) : undefined;
-        if (queue !== undefined) {
-          // Held (one reference) until drainCas sends it to the backup.
-          queue.push(req);
-          req.refs++;
-          if (!isCas) req.backupState = SENT;
+        if (cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0)) {
+          // Its backup copy waits for the master's answer (casAnswered).
+          req.casHeld = true;
         } else {
           this.sendWrite(req, backupConn, Role.SHADOW, now, false);
           req.backupState = SENT;
@@ -684,44 +675,18 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     }
   }
 
-  /**
-   * The queue a write of this key must wait in for the backup: a cas starts one
-   * if there is none; other writes get one only if a cas is already waiting.
-   */
-  private casQueue(req: Request, isCas: boolean, kb: Buffer, ks: number, ke: number): Request[] | undefined {
-    const key = kb.toString('latin1', ks, ke);
-    let queue = this.casQueues.get(key);
-    if (queue === undefined && isCas) {
-      queue = [];
-      this.casQueues.set(key, queue);
-    }
-    if (queue !== undefined) req.casKey = key;
-    return queue;
-  }
-
-  /** Sends the backup copies that waited behind cas requests the master has now answered. */
-  private drainCas(key: string): void {
-    const queue = this.casQueues.get(key);
-    if (queue === undefined) return;
+  /** The master answered a held cas: if it stored the item, the backup gets it as a set. */
+  private casAnswered(req: Request, stored: boolean): void {
+    req.casHeld = false;
+    if (!stored) return;
     const now = performance.now();
-    while (queue.length > 0) {
-      const r = queue[0]!;
-      if (r.casState === CAS_WAITING && isCasRequest(r)) return;
-      queue.shift();
-      r.casKey = null;
-      const conn = shadowTarget(this.health, r.backup) !== NONE ? this.connection(r.backup, r.affinity, now) : null;
-      if (isCasRequest(r)) {
-        if (r.casState === CAS_STORED && conn !== null) this.sendWrite(r, conn, Role.FORGET, now, true);
-      } else if (conn !== null) {
-        this.sendWrite(r, conn, Role.SHADOW, now, false);
-      } else {
-        this.routeKey(r);
-        this.journal.add(r.backup, this.kb, this.ks, this.ke);
-        this.shadowFailed(r);
-      }
-      this.release(r);
+    const conn = shadowTarget(this.health, req.backup) !== NONE ? this.connection(req.backup, req.affinity, now) : null;
+    if (conn !== null) {
+      this.sendWrite(req, conn, Role.FORGET, now, true);
+      return;
     }
-    this.casQueues.delete(key);
+    this.routeKey(req);
+    this.journal.add(req.backup, this.kb, this.ks, this.ke);
   }
 
   private sendWrite(req: Request, conn: BackendConnection, role: number, now: number, casAsSet: boolean): void {
@@ -989,9 +954,8 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       if (req.ackAfterBackup && req.backupState === SENT) return;
       if (req.ackAfterBackup && req.backupState === ANSWERED) { this.settleWarmWrite(req); return; }
       this.complete(req);
-      if (req.casKey !== null && isCasRequest(req)) {
-        req.casState = line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44) ? CAS_STORED : CAS_REFUSED;
-        this.drainCas(req.casKey);
+      if (req.casHeld) {
+        this.casAnswered(req, line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44));
       } else if (req.backupState === ANSWERED) {
         this.compare(req);
       }
@@ -1081,10 +1045,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     req.waiting--;
     if (server < this.masterCount && req.masterState === SENT) {
       req.masterState = FAILED;
-      if (req.casKey !== null && isCasRequest(req)) {
-        req.casState = CAS_REFUSED;
-        this.drainCas(req.casKey);
-      }
+      if (req.casHeld) this.casAnswered(req, false);
       // The backup's reply, when it has or will come, answers the client.
       if (req.backupState === ANSWERED) { req.reply = req.backupReply; this.complete(req); }
       else if (req.backupState !== SENT) { req.reply = wire.SERVER_ERROR_UNAVAILABLE; this.complete(req); }
@@ -1398,10 +1359,6 @@ function quieted(req: Request, line: Buffer): boolean {
 
 function isDelete(r: Request): boolean {
   return r.cmd === Cmd.DELETE || r.cmd === Cmd.MD;
-}
-
-function isCasRequest(r: Request): boolean {
-  return r.cmd === Cmd.CAS || (r.cmd === Cmd.MS && (r.metaFlags & META_CAS) !== 0);
 }
 
 /** NOT_FOUND, NOT_STORED, or their meta forms NF, NS, EN */

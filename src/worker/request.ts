@@ -89,10 +89,8 @@ export class Request {
   backupIsTruth = false;
   /** a delete for a warming master, sent there once the backup has answered */
   deferMaster = false;
-  /** set while this write waits in a cas queue (worker/dispatch.ts) */
-  casKey: string | null = null;
-  /** a cas: waiting for the master, stored, or refused */
-  casState = 0;
+  /** a cas whose backup copy waits for the master's answer (worker/dispatch.ts casAnswered) */
+  casHeld = false;
   /** the write stripe this write holds (worker/sequencer.ts), or -1 */
   stripe = -1;
   /** parked for its stripe: what resumes it */
@@ -148,8 +146,7 @@ export class Request {
     this.backupReply = null;
     this.masterState = 0;
     this.backupState = 0;
-    this.casKey = null;
-    this.casState = 0;
+    this.casHeld = false;
     this.stripe = -1;
     this.holder = null;
     this.dropping = false;
