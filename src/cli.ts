@@ -54,7 +54,8 @@ switch (parsed.kind) {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       process.stderr.write(`mcrelay: ${e.message}\n`);
-      process.exit(1);
+      // A configuration that names what does not exist, as a bad flag: status 2.
+      process.exit(e.code === 'MCRELAY_USAGE' ? 2 : 1);
     }
     break;
   }

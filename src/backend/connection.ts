@@ -7,14 +7,23 @@
 // (an unparseable reply, a reply that never comes) poisons the stream: the
 // connection is closed and every op still pending on it is failed, which hands
 // reads over to the backup (see worker/dispatch.ts).
+//
+// A connection the server closes or resets while nothing is pending on it says
+// nothing about the server: memcached's idle_timeout, a NAT or firewall dropping
+// a quiet flow, a load balancer. It is reopened on its next use, and counted
+// (RECONNECTS). Closed with requests pending, it fails them as CLOSED when the
+// handler says every one may be sent again (reads, once), so that a request
+// racing an idle close is retried on a new connection instead of marking the
+// server down.
 
 import { performance } from 'node:perf_hooks';
 import type { ServerAddress } from '../config/config.js';
-import { InputBuffer, Outbox, readArena } from '../protocol/io-buffers.js';
+import { bytesEqual, InputBuffer, Outbox, readArena } from '../protocol/io-buffers.js';
 import { Reply, ResponseParser } from '../protocol/response-parser.js';
 import type { Op } from '../worker/request.js';
 import { RawStream, streamError, type ConnectingOwner } from '../shared/raw-stream.js';
 import { recordLatency, S } from '../shared/server-stats.js';
+import { log } from '../log.js';
 
 /** Why a connection failed its ops; decides what health does with the server. */
 export const Failure = {
@@ -24,13 +33,29 @@ export const Failure = {
   TIMEOUT: 1,
   /** the server sent something that is not a memcached reply */
   PROTOCOL: 2,
+  /** closed or reset once open, with only requests pending that may be sent again */
+  CLOSED: 3,
 } as const;
+
+/**
+ * What a request's size adds to its timeout: memcached reads a whole request
+ * before it answers, and one get of 900,000 keys takes it seconds (7 s here for
+ * hits). Per key asked and per byte sent; a reply that keeps arriving is never
+ * timed out at all (see checkTimeout).
+ */
+const US_PER_KEY = 20;
+const BYTES_PER_MS = 16 * 1024;
+
+/** memcached's greeting to a connection past its -c limit, just before it closes it */
+const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
 
 export interface ReplyHandler {
   onValue(op: Op, buf: Buffer, start: number, end: number, keyStart: number, keyEnd: number): void;
   /** the op's final reply: a line (END for a retrieval), or a whole meta reply (VA with its data), [start, end) including CRLF */
   onLine(op: Op, buf: Buffer, start: number, end: number): void;
   onFailed(op: Op): void;
+  /** whether op may be sent again on a new connection if this one closes under it */
+  retryable(op: Op): boolean;
   onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void;
   /** the connection has bytes to write; flush() it later in this turn */
   schedule(conn: BackendConnection): void;
@@ -58,6 +83,12 @@ export class BackendConnection implements ConnectingOwner {
   /** no reconnect before this time (ms) after a protocol failure */
   private backoffUntil = 0;
   private backoffMs = 0;
+  /** connected, and no reply read yet: the server may still be refusing us */
+  private fresh = false;
+  /** when the head op became the head (the one before it was answered), performance.now() */
+  private headSince = 0;
+  /** when the last bytes arrived */
+  private lastReadAt = 0;
 
   constructor(
     server: number,
@@ -82,6 +113,7 @@ export class BackendConnection implements ConnectingOwner {
   /** Queues op; the caller has added (or will add in this turn) its bytes to outbox. `now` is performance.now(). */
   enqueue(op: Op, now: number): void {
     if (this.state === IDLE) this.connect();
+    if (this.head === this.tail) this.headSince = now;
     op.server = this.server;
     op.conn = this;
     op.sentAt = now;
@@ -120,16 +152,35 @@ export class BackendConnection implements ConnectingOwner {
   /** @internal */ connected(): void {
     this.state = OPEN;
     this.backoffMs = 0;
+    this.fresh = true;
     this.outbox.flush(this.socket!);
   }
 
   /** @internal */ ended(): void {
-    this.fail(Failure.CONNECTION, new Error('connection closed by server'));
+    this.lost(new Error('connection closed by server'));
   }
 
   /** @internal */ closed(status: number): void {
-    this.fail(Failure.CONNECTION, status === 0 ? new Error('connection closed')
-      : streamError(this.state === CONNECTING ? 'connect' : 'connection', status, this.address.name));
+    if (this.state === CONNECTING) {
+      this.fail(Failure.CONNECTION, status === 0 ? new Error('connection closed') : streamError('connect', status, this.address.name));
+      return;
+    }
+    this.lost(status === 0 ? new Error('connection closed') : streamError('connection', status, this.address.name));
+  }
+
+  /** The server closed or reset an open connection. */
+  private lost(error: Error): void {
+    if (this.head === this.tail) {
+      this.reset();
+      this.stats[S.RECONNECTS]!++;
+      log.debug('idle backend connection closed; reopened on next use', { server: this.address.name, reason: error.message });
+      return;
+    }
+    let retryable = true;
+    for (let i = this.head; i !== this.tail; i = (i + 1) & (this.ring.length - 1)) {
+      if (!this.handler.retryable(this.ring[i]!)) { retryable = false; break; }
+    }
+    this.fail(retryable ? Failure.CLOSED : Failure.CONNECTION, error);
   }
 
   /** @internal */ drained(): void {}
@@ -144,6 +195,15 @@ export class BackendConnection implements ConnectingOwner {
     const handler = this.handler;
     const stats = this.stats;
     const now = performance.now();
+    this.lastReadAt = now;
+    if (this.fresh) {
+      // memcached at its connection limit accepts, says this, and closes: a
+      // refused connection, not the reply to our first request.
+      if (end - pos >= TOO_MANY_CONNECTIONS.length && bytesEqual(buf, pos, TOO_MANY_CONNECTIONS, 0, TOO_MANY_CONNECTIONS.length)) {
+        return this.fail(Failure.CONNECTION, new Error('too many open connections'));
+      }
+      if (end - pos >= TOO_MANY_CONNECTIONS.length || buf[end - 1] === 0x0a) this.fresh = false;
+    }
     while (pos < end) {
       const op = this.ring[this.head];
       if (op === null || op === undefined) return this.fail(Failure.PROTOCOL, new Error('reply with no request pending'));
@@ -155,6 +215,7 @@ export class BackendConnection implements ConnectingOwner {
       } else {
         this.ring[this.head] = null;
         this.head = (this.head + 1) & (this.ring.length - 1);
+        this.headSince = now;
         stats[S.REQUESTS]!++;
         stats[S.INFLIGHT] = (this.tail - this.head) & (this.ring.length - 1);
         recordLatency(stats, now - op.sentAt);
@@ -167,49 +228,62 @@ export class BackendConnection implements ConnectingOwner {
     input.consume(pos);
   }
 
-  /** Head op too old? Then the stream is stuck: fail the connection. */
+  /**
+   * Head op waiting too long? Then the stream is stuck: fail the connection. Its
+   * wait starts when it became the head (ops behind a slow one are not late),
+   * or at the last bytes received (a long reply still arriving is progress),
+   * and it may take longer the larger it is.
+   */
   /** @internal */ checkTimeout(now: number): void {
     const op = this.ring[this.head];
     if (op === null || op === undefined) {
       if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
       return;
     }
-    if (now - op.sentAt >= this.timeoutMs) this.fail(Failure.TIMEOUT, null);
+    const since = Math.max(op.sentAt, this.headSince, this.lastReadAt);
+    // A write's size is its value's (a retrieval op counts its keys; its request's bytes are not its own).
+    const allowance = op.keyCount > 0 ? op.keyCount * (US_PER_KEY / 1000) : (op.req?.bytes ?? 0) / BYTES_PER_MS;
+    if (now - since >= this.timeoutMs + allowance) this.fail(Failure.TIMEOUT, null);
   }
 
-  /** Closes the connection and fails every pending op (each exactly once). */
-  fail(failure: number, error: Error | null): void {
+  /** Closes the connection, forgetting what was read and not yet sent; the next enqueue reconnects. */
+  private reset(): void {
     const socket = this.socket;
     this.socket = null;
     this.state = IDLE;
+    this.fresh = false;
     socket?.abandon();
     if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
     this.outbox.clear();
     this.input.consume(this.input.end);
     this.parser.need = 0;
+  }
+
+  /** Closes the connection and fails every pending op (each exactly once). */
+  fail(failure: number, error: Error | null): void {
+    this.reset();
     if (failure === Failure.PROTOCOL) {
       this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs === 0 ? 50 : this.backoffMs * 2);
       this.backoffUntil = performance.now() + this.backoffMs;
     }
     if (failure === Failure.TIMEOUT) this.stats[S.TIMEOUTS]!++;
+    else if (failure === Failure.CLOSED) this.stats[S.RECONNECTS]!++;
     else this.stats[S.ERRORS]!++;
-    this.handler.onConnectionFailed(this, failure, error);
-    // Fail ops after the health update so that their failover sees the new state.
+    // Taken off the ring first: a retried op is queued on this same connection.
+    const failed: Op[] = [];
     while (this.head !== this.tail) {
-      const op = this.ring[this.head]!;
+      failed.push(this.ring[this.head]!);
       this.ring[this.head] = null;
       this.head = (this.head + 1) & (this.ring.length - 1);
-      this.handler.onFailed(op);
     }
-    this.stats[S.INFLIGHT] = this.inflight;
+    this.stats[S.INFLIGHT] = 0;
+    this.handler.onConnectionFailed(this, failure, error);
+    // Fail ops after the health update so that their failover sees the new state.
+    for (const op of failed) this.handler.onFailed(op);
   }
 
   close(): void {
-    const socket = this.socket;
-    this.socket = null;
-    this.state = IDLE;
-    socket?.abandon();
-    if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
+    this.reset();
   }
 }
 

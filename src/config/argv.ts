@@ -29,7 +29,7 @@ import { resolve as resolvePath } from 'node:path';
 import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
   isAccountName, parseInteger, parseListenAddress, parseListenHost, parseRatio, parseServerAddress,
-  parseSize, serverKey,
+  parseMode, parseSize, serverKey, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
 } from './config.js';
 import { loadConfigFile, type FileConfig } from './file.js';
@@ -50,7 +50,7 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -69,6 +69,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'connectionsPerServer', short: 'i', long: ['connections-per-server'], takesValue: true },
   { id: 'ketama', short: 'k', long: ['ketama'], takesValue: false },
   { id: 'unixSocket', short: 'f', long: ['unix-socket'], takesValue: true },
+  { id: 'unixSocketMode', short: null, long: ['unix-socket-mode'], takesValue: true },
   { id: 'user', short: 'u', long: ['user'], takesValue: true },
   { id: 'group', short: 'g', long: ['group'], takesValue: true },
   { id: 'foreground', short: 'D', long: ['foreground'], takesValue: false },
@@ -104,6 +105,7 @@ interface Draft {
   listenHost: string;
   port: number;
   unixSocket: string | null;
+  unixSocketMode: number;
   masters: ServerAddress[];
   backups: ServerAddress[];
   distribution: Distribution;
@@ -136,6 +138,7 @@ function defaultDraft(defaultWorkers: number): Draft {
     listenHost: DEFAULTS.host,
     port: DEFAULTS.port,
     unixSocket: null,
+    unixSocketMode: DEFAULTS.unixSocketMode,
     masters: [],
     backups: [],
     distribution: DEFAULTS.distribution,
@@ -190,6 +193,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.retryIntervalMs = file.retryIntervalMs ?? draft.retryIntervalMs;
   draft.failureLimit = file.failureLimit ?? draft.failureLimit;
   draft.maxItemSize = file.maxItemSize ?? draft.maxItemSize;
+  draft.unixSocketMode = file.unixSocketMode ?? draft.unixSocketMode;
   draft.user = file.user ?? draft.user;
   draft.group = file.group ?? draft.group;
   if (file.admin !== undefined) draft.admin = file.admin;
@@ -250,6 +254,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     maxItemSize: draft.maxItemSize,
     user: draft.user,
     group: draft.group,
+    unixSocketMode: draft.unixSocketMode,
     verbose: draft.verbose,
     // mcrelay never forks into the background: -D is accepted and changes nothing.
     daemonize: false,
@@ -366,6 +371,12 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       if (v === '') return invalid(flag, v, 'expected a socket path');
       draft.unixSocket = v;
       return null;
+    case 'unixSocketMode': {
+      const mode = parseMode(v);
+      if (mode === null) return invalid(flag, v, MODE_EXPECTED);
+      draft.unixSocketMode = mode;
+      return null;
+    }
     case 'server':
       if (draft.mastersFromFile) {
         draft.masters = [];

@@ -58,6 +58,8 @@ export interface Config {
   readonly maxItemSize: number;
   readonly user: string | null;
   readonly group: string | null;
+  /** permission bits of every unix socket mcrelay listens on */
+  readonly unixSocketMode: number;
   readonly verbose: number;
   readonly daemonize: boolean;
   /** null when --admin off / `admin: off` */
@@ -89,6 +91,8 @@ export const DEFAULTS = {
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1_000_000,
+  // Owner and group read-write: clients in mcrelay's group connect, others not.
+  unixSocketMode: 0o660,
 } as const;
 
 // ---- Value syntax shared by the command line and the config file ----
@@ -211,6 +215,14 @@ export function parseSize(s: string): number | null {
   const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : 1;
   const n = Number(m[1]) * scale;
   return Number.isSafeInteger(n) ? n : null;
+}
+
+export const MODE_EXPECTED = 'expected an octal mode 000..777, e.g. 0660';
+
+/** A file mode in octal digits as chmod takes it (660, 0660); only the permission bits. */
+export function parseMode(s: string): number | null {
+  if (!/^0?[0-7]{3}$/.test(s)) return null;
+  return parseInt(s, 8);
 }
 
 /** A ratio 0..1 written in plain decimal (0.01, .5, 1); no exponent, no sign. */

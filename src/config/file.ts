@@ -18,7 +18,7 @@ import {
 
 import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
-  isAccountName, parseListenAddress, parseServerAddress, parseSize, serverKey,
+  isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
 } from './config.js';
 
@@ -128,6 +128,7 @@ const KEYS: Record<string, Reader> = {
     out.admin = Object.freeze({ host: a.host, port: a.port }) satisfies AdminAddress;
   },
   drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
+  unix_socket_mode: readMode,
   user: (out, v, key, doc) => { out.user = account(v, key, doc, 'user'); },
   group: (out, v, key, doc) => { out.group = account(v, key, doc, 'group'); },
   verbose: (out, v, key, doc) => { out.verbose = integer(v, key, doc, 0, MAX_INT); },
@@ -205,6 +206,15 @@ function readItemSize(out: FileConfig, v: Node | null, key: string, doc: Documen
   else if (isScalar(v) && typeof v.value === 'string') n = parseSize(v.value);
   if (n === null || n < MIN_ITEM_SIZE || n > MAX_ITEM_SIZE) throw new FileError(key, `${SIZE_EXPECTED}, got ${describe(v)}`, v);
   out.maxItemSize = n;
+}
+
+function readMode(out: FileConfig, v: Node | null, key: string): void {
+  let n: number | null = null;
+  if (isScalar(v) && typeof v.value === 'string') n = parseMode(v.value);
+  // YAML 1.2 reads an unquoted 0660 as the decimal 660: only 0o660 is octal.
+  else if (isScalar(v) && typeof v.value === 'number' && /^0o[0-7]+$/.test(v.source ?? '') && v.value <= 0o777) n = v.value;
+  if (n === null) throw new FileError(key, `${MODE_EXPECTED}, quoted ('0660') or as 0o660; got ${describe(v)}`, v);
+  out.unixSocketMode = n;
 }
 
 /** `other`: the other pool, when read already; a server in both is refused (see argv.ts backupIsMaster). */

@@ -20,7 +20,13 @@ Listening:
                             Unlike magent, whose default was 0.0.0.0, mcrelay
                             listens on loopback only unless told otherwise:
                             pass -l 0.0.0.0 to serve other hosts
-  -f, --unix-socket PATH    unix socket to listen on (default off)
+  -f, --unix-socket PATH    unix socket to listen on (default off). A file
+                            that is not a socket, or a socket another process
+                            answers on, is left alone and mcrelay does not
+                            start; a stale socket is replaced
+      --unix-socket-mode MODE
+                            permissions of the unix socket, in octal (default
+                            0${DEFAULTS.unixSocketMode.toString(8)}: the -u user and its group may connect)
   -n, --max-connections N   most client connections at once (default ${DEFAULTS.maxConnections})
 
 Servers:
@@ -75,9 +81,12 @@ Process:
       --workers N           worker threads, 1..256 (default: the number of CPUs,
                             ${workers} here)
   -u, --user USER           user to switch to after binding (when started as
-                            root), by name or numeric id
+                            root), by name or numeric id; supplementary groups
+                            are dropped. The unix socket is given to this user
   -g, --group GROUP         group to switch to after binding (when started as
-                            root), by name or numeric id
+                            root), by name or numeric id (default: the -u
+                            user's own group). An unknown user or group stops
+                            the start before anything is bound (exit status 2)
   -D, --foreground          accepted for magent compatibility; mcrelay always
                             stays in the foreground (run it under a supervisor)
   -v, --verbose             log more; repeat (-vv) to log more still

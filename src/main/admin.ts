@@ -23,7 +23,9 @@
 //     worker_connections
 //   per server {server="host:port", role="master"|"backup"}: server_inflight,
 //     server_requests_total, server_errors_total, server_timeouts_total,
-//     server_backup_reads_total, server_warm_fills_total, server_backup_divergences_total,
+//     server_backup_reads_total, server_warm_fills_total, server_reconnects_total,
+//     server_restarts_seen_total, server_flushes_total, server_invalidated_keys_total,
+//     server_backup_divergences_total,
 //     server_latency_seconds{quantile="0.5"|"0.99"} (from the shared log2
 //     buckets, so within a factor of two at worst),
 //     server_state{state}: one series per state name (up, down, ...), 1 for
@@ -232,6 +234,10 @@ function buildRegistry(get: Get): Registry {
   serverTotal('timeouts_total', 'Requests to the server that timed out', S.TIMEOUTS);
   serverTotal('backup_reads_total', "Reads of this server's keys answered by its backup", S.BACKUP_READS);
   serverTotal('warm_fills_total', 'Keys copied from the backup into this server while it warmed up', S.WARM_FILLS);
+  serverTotal('reconnects_total', 'Connections the server closed or reset while idle (or under reads that were sent again), reopened', S.RECONNECTS);
+  serverTotal('restarts_seen_total', 'Returns after an outage in which the server had restarted', S.RESTARTS);
+  serverTotal('flushes_total', 'flush_all sent to the server by a recovery', S.FLUSHES);
+  serverTotal('invalidated_keys_total', 'Keys deleted on the server by recoveries: written elsewhere during its outages', S.INVALIDATED);
   serverTotal('backup_divergences_total', 'Keys this backup held with a value its master did not (found after writes through several entries), deleted here', S.BACKUP_DIVERGENCES);
   new Gauge({
     name: 'mcrelay_server_inflight', help: 'Requests sent to the server and not yet answered', labelNames: serverLabels, registers,

@@ -5,21 +5,44 @@
 // its stale values the moment it answers again. So a proxy that marks a master
 // down also bumps a counter in every backup server, "mcrelay:down:<host:port>";
 // every proxy reads those counters each retry interval and marks the master down
-// itself when one has grown since it last looked, which sends it through the same
-// recovery (flush, then warm-up) before it reads from that master again.
+// itself when one has changed since it last looked, which sends it through the
+// same recovery (main/recovery.ts) before it reads from that master again.
 //
-// One small get per backup per interval; nothing on the request path.
+// "Changed" is the counter's value or its cas: a counter wiped by a client's
+// flush_all or a backup restart and bumped again is news, however its value
+// compares with the one seen before (and a bump of a vanished counter starts
+// above the highest value seen, so outage numbers are not reused). A counter
+// that merely vanished is not news: every backup restart would otherwise send
+// every master through a recovery, its reads to the backup that just came back
+// empty. The cost: an announcement wiped before another proxy read it (within
+// one retry interval) is missed by that proxy (docs/decisions/recovery.md).
+//
+// The counter on the master's journal backup (main/outage-journal.ts) also
+// numbers the outages: the keys written during one are published under the
+// number its announcement got, and a recovery reads every number since the one
+// it last recovered from.
+//
+// One small gets per backup per interval; nothing on the request path.
 
-import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
 import { DOWN, HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
+import { exchange, lines, readStates } from './server-request.js';
+import type { OutageJournal } from './outage-journal.js';
 
-const PREFIX = 'mcrelay:down:';
+export const DOWN_PREFIX = 'mcrelay:down:';
 
 export class Peers {
-  /** per master: the highest counter seen (null until first read) */
-  private readonly seen: Array<number | null>;
+  /** per master, per backup: the counter as last read ("value:cas", "" when absent); undefined before the first read */
+  private readonly seen: Array<Array<string | undefined>>;
+  /** per master: the counter's value on its journal backup, as last read or bumped (null: never read) */
+  private readonly gen: Array<number | null>;
+  /** per master: the highest value it ever had here, so that a wiped counter does not reuse numbers */
+  private readonly highest: number[];
+  /** per master: the number the current outage's journaled keys go under (null: not known yet) */
+  private readonly outage: Array<number | null>;
+  /** per master: the number of the last outage this proxy knew of */
+  private readonly lastOutage: Array<number | null>;
   /** per master: the announcement of the current outage (null: not announced) */
   private readonly announced: Array<Promise<void> | null>;
   private busy = false;
@@ -29,9 +52,36 @@ export class Peers {
     private readonly backups: readonly ServerAddress[],
     private readonly health: HealthTable,
     private readonly timeoutMs: number,
+    /** told the number of each outage this proxy announces, to open its journal */
+    private readonly journal: Pick<OutageJournal, 'open' | 'journalBackup' | 'baseline'> | null = null,
   ) {
-    this.seen = masters.map(() => null);
+    this.seen = masters.map(() => backups.map(() => undefined));
+    this.gen = masters.map(() => null);
+    this.highest = masters.map(() => 0);
+    this.outage = masters.map(() => null);
+    this.lastOutage = masters.map(() => null);
     this.announced = masters.map(() => null);
+  }
+
+  /**
+   * After a reload: what `old` knew of the masters and backups both know (by
+   * name) carries over, so that an outage in progress keeps its number and a
+   * counter already read is not taken as a first read.
+   */
+  adopt(old: Peers): void {
+    for (let i = 0; i < this.masters.length; i++) {
+      const o = old.masters.findIndex((m) => m.name === this.masters[i]!.name);
+      if (o < 0) continue;
+      this.gen[i] = old.gen[o]!;
+      this.highest[i] = old.highest[o]!;
+      this.outage[i] = old.outage[o]!;
+      this.lastOutage[i] = old.lastOutage[o]!;
+      this.announced[i] = old.announced[o]!;
+      for (let b = 0; b < this.backups.length; b++) {
+        const ob = old.backups.findIndex((x) => x.name === this.backups[b]!.name);
+        if (ob >= 0) this.seen[i]![b] = old.seen[o]![ob];
+      }
+    }
   }
 
   /** Announces masters this proxy has just seen go down (called often: it is local until one has). */
@@ -68,78 +118,108 @@ export class Peers {
     }
   }
 
+  /** The number this proxy's journaled keys of master i go under now (null: none known yet). */
+  outageNumber(i: number): number | null {
+    return this.outage[i] ?? this.lastOutage[i] ?? null;
+  }
+
+  /** Master i's outages up to this number are known; null if its journal backup was never read. */
+  latest(i: number): number | null {
+    return this.gen[i] ?? null;
+  }
+
+  /** Master i was recovered: keys journaled from now on belong to its next outage. */
+  recovered(i: number): void {
+    this.outage[i] = null;
+  }
+
   /** Bumps a master's counter once per outage; resolves when done or failed. */
   private announce(i: number): Promise<void> {
     return this.announced[i] ??= this.bump(i).then(
-      (n) => { if (n !== null) this.seen[i] = Math.max(this.seen[i] ?? 0, n); },
+      (n) => {
+        if (n === null) return;
+        this.outage[i] = n;
+        this.lastOutage[i] = n;
+      },
       (err: Error) => log.error('peer announce failed', { server: this.masters[i]!.name, error: err.message }),
     );
   }
 
-  /** Marks down every master whose counter grew since this proxy last looked. */
+  /** Marks down every master whose counter changed since this proxy last looked. */
   private async readNews(): Promise<void> {
     const counts = await this.read();
+    const j = this.journal;
     for (let i = 0; i < this.masters.length; i++) {
-      const n = counts[i]!;
-      const before = this.seen[i]!;
-      if (n === null) continue;
-      this.seen[i] = Math.max(before ?? 0, n);
-      if (before !== null && n > before && this.health.markDown(i)) {
-        this.announced[i] = Promise.resolve();
-        log.warn('server marked down', { server: this.masters[i]!.name, reason: 'another proxy saw it down' });
+      let news = false;
+      for (let b = 0; b < this.backups.length; b++) {
+        const now = counts[i]![b];
+        if (now === undefined) continue; // that backup did not answer
+        const before = this.seen[i]![b];
+        this.seen[i]![b] = now;
+        // A counter that vanished is not news by itself (see the header); its next bump is.
+        if (before !== undefined && before !== now && now !== '') news = true;
+        if (j !== null && b === j.journalBackup(i)) {
+          const n = counterValue(now);
+          this.gen[i] = n;
+          this.highest[i] = Math.max(this.highest[i]!, n);
+          j.baseline(i, n);
+        }
+      }
+      if (news && this.health.state(i) !== DOWN) {
+        // The outage another proxy announced: what it journaled goes under that number.
+        const n = this.gen[i];
+        this.outage[i] = n;
+        if (n !== null) this.lastOutage[i] = n;
+        if (this.health.markDown(i)) {
+          this.announced[i] = Promise.resolve();
+          log.warn('server marked down', { server: this.masters[i]!.name, reason: 'another proxy saw it down' });
+        }
       }
     }
   }
 
-  /** Bumps the master's counter on every backup; returns the highest value. */
+  /** Bumps the master's counter on every backup; returns its value on the journal backup (null if not bumped there). */
   private async bump(i: number): Promise<number | null> {
-    const key = PREFIX + this.masters[i]!.name;
-    let best: number | null = null;
-    for (const b of this.backups) {
-      let reply = await exchange(b, `incr ${key} 1\r\n`, this.timeoutMs);
+    const key = DOWN_PREFIX + this.masters[i]!.name;
+    const jb = this.journal?.journalBackup(i) ?? 0;
+    let mine: number | null = null;
+    for (let b = 0; b < this.backups.length; b++) {
+      const backup = this.backups[b]!;
+      let reply = await this.ask(backup, `incr ${key} 1\r\n`);
       if (reply !== null && reply.startsWith('NOT_FOUND')) {
-        reply = await exchange(b, `add ${key} 0 0 1\r\n1\r\n`, this.timeoutMs);
-        if (reply !== null && reply.startsWith('NOT_STORED')) reply = await exchange(b, `incr ${key} 1\r\n`, this.timeoutMs);
-        else if (reply !== null && reply.startsWith('STORED')) reply = '1\r\n';
+        // Gone (flush_all, restart): start above what was seen, so numbers are not reused.
+        const next = String(Math.max(this.highest[i]!, counterValue(this.seen[i]![b])) + 1);
+        reply = await this.ask(backup, `add ${key} 0 0 ${next.length}\r\n${next}\r\n`);
+        if (reply !== null && reply.startsWith('NOT_STORED')) reply = await this.ask(backup, `incr ${key} 1\r\n`);
+        else if (reply !== null && reply.startsWith('STORED')) reply = `${next}\r\n`;
       }
       const n = reply === null ? NaN : Number(reply.trim());
-      if (Number.isFinite(n)) best = Math.max(best ?? 0, n);
+      if (!Number.isFinite(n) || b !== jb) continue;
+      mine = n;
+      this.gen[i] = n;
+      this.highest[i] = Math.max(this.highest[i]!, n);
+      // Opened before it is used: a journal missing later was evicted or lost.
+      if (this.journal !== null && !(await this.journal.open(i, n))) mine = null;
     }
-    return best;
+    return mine;
   }
 
-  /** Reads every master's counter from every backup; the highest of each, or null. */
-  private async read(): Promise<Array<number | null>> {
-    const out: Array<number | null> = this.masters.map(() => null);
-    const keys = this.masters.map((m) => PREFIX + m.name);
-    for (const b of this.backups) {
-      const reply = await exchange(b, `get ${keys.join(' ')}\r\n`, this.timeoutMs, 'END\r\n');
-      if (reply === null) continue;
-      const re = /VALUE (\S+) \d+ \d+\r\n(\d+)\r\n/g;
-      for (let m = re.exec(reply); m !== null; m = re.exec(reply)) {
-        const i = keys.indexOf(m[1]!);
-        if (i >= 0) out[i] = Math.max(out[i] ?? 0, Number(m[2]));
-      }
-      // A backup that had no counter yet still counts as read: 0.
-      for (let i = 0; i < out.length; i++) if (out[i] === null) out[i] = 0;
-    }
+  private async ask(backup: ServerAddress, request: string): Promise<string | null> {
+    return (await exchange(backup, request, this.timeoutMs, lines(1))).text;
+  }
+
+  /** Every master's counter on every backup: "value:cas", "" when absent, undefined when the backup did not answer. */
+  private async read(): Promise<Array<Array<string | undefined>>> {
+    const out = this.masters.map(() => this.backups.map((): string | undefined => undefined));
+    const keys = this.masters.map((m) => DOWN_PREFIX + m.name);
+    await Promise.all(this.backups.map(async (backup, b) => {
+      const states = await readStates(backup, keys, this.timeoutMs);
+      if (states !== null) for (let i = 0; i < keys.length; i++) out[i]![b] = states.get(keys[i]!);
+    }));
     return out;
   }
 }
 
-/** One request on a fresh connection; the reply text, or null on any failure or timeout. */
-function exchange(address: ServerAddress, request: string, timeoutMs: number, terminator = '\r\n'): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
-    let got = '';
-    const done = (r: string | null): void => { clearTimeout(timer); socket.destroy(); resolve(r); };
-    const timer = setTimeout(() => done(null), timeoutMs);
-    socket.on('connect', () => socket.write(request));
-    socket.on('data', (d: Buffer) => {
-      got += d.toString('latin1');
-      if (got.endsWith(terminator) || /^(ERROR|CLIENT_ERROR|SERVER_ERROR)/.test(got)) done(got);
-    });
-    socket.on('error', () => done(null));
-    socket.on('close', () => done(got === '' ? null : got));
-  });
+function counterValue(seen: string | undefined): number {
+  return seen === undefined || seen === '' ? 0 : Number(seen.split(':')[0]);
 }

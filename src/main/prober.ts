@@ -11,14 +11,26 @@
 // which must not be one carrying clients' requests. A server is asked again
 // after it was down (it may come back as another version), and at each
 // interval while no answer has come (unreachable, or silent past the timeout).
+//
+// And it tells a restart from an outage. Every interval it reads each answering
+// server's `stats` (pid, and time - uptime: when the process started, by the
+// server's own clock); when a down server answers again, the same figures say
+// whether it is the process that went away (it kept its data) or a new one (it
+// came back empty). A server found restarted while it looked up (its idle
+// connections closed and reopened without a failed request) is marked down, so
+// that it goes through recovery and warm-up like any other return.
 
-import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
 import { DOWN, HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
+import { endsWithEnd, exchange, lines } from './server-request.js';
 
 const VERSION_REQUEST = Buffer.from('version\r\n');
 const MN_REQUEST = Buffer.from('mn\r\n');
+const STATS_REQUEST = Buffer.from('stats\r\n');
+
+/** Which process a server is: its pid and when it started (server clock, seconds). */
+export interface Identity { pid: string; started: number }
 
 export class Prober {
   private timer: NodeJS.Timeout | null = null;
@@ -31,18 +43,38 @@ export class Prober {
     private readonly health: HealthTable,
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
-    private readonly answered: (server: number) => Promise<void>,
+    private readonly failureLimit: number,
+    /** a DOWN server answers again; restarted: it is another process than the one that went away */
+    private readonly answered: (server: number, restarted: boolean) => Promise<void>,
     /** news of masters other proxies saw down (read each interval), and ours to tell */
     private readonly peers: { tick(): Promise<void>; announceDown(): void; beforeRecovery(server: number): Promise<void> } | null = null,
   ) {
     this.inProgress = servers.map(() => false);
     this.metaAsked = servers.map(() => false);
+    this.known = servers.map(() => null);
+    this.polling = servers.map(() => false);
+    this.silent = servers.map(() => 0);
   }
+
+  /** per server: the process last seen answering (null: not known) */
+  private readonly known: Array<Identity | null>;
+  private readonly polling: boolean[];
+  /** per server: identity polls in a row that timed out */
+  private readonly silent: number[];
 
   private announceTimer: NodeJS.Timeout | null = null;
 
+  /** After a reload: the identities `old` knew, for the servers both know (by name). */
+  adopt(old: Prober): void {
+    for (let i = 0; i < this.servers.length; i++) {
+      const o = old.servers.findIndex((s) => s.name === this.servers[i]!.name);
+      if (o >= 0) this.known[i] = old.known[o]!;
+    }
+  }
+
   start(): void {
     this.askMeta();
+    this.pollIdentity();
     this.timer = setInterval(() => this.tick(), this.intervalMs);
     this.timer.unref();
     if (this.peers !== null) {
@@ -68,6 +100,40 @@ export class Prober {
     void this.peers?.tick().then(() => this.probeDown(), (err: Error) => log.error('peer check failed', { error: err.message }));
     this.probeDown();
     this.askMeta();
+    this.pollIdentity();
+  }
+
+  /**
+   * Reads the identity of every server that is not down: one that refuses the
+   * connection (or stays silent failureLimit times in a row) has failed, one
+   * found changed has restarted. Either way it is marked down: a server with no
+   * traffic has no request to fail, and would be read empty or stale otherwise.
+   */
+  private pollIdentity(): void {
+    for (let i = 0; i < this.servers.length; i++) {
+      if (this.polling[i] || this.health.state(i) === DOWN) continue;
+      this.polling[i] = true;
+      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error }) => {
+        this.polling[i] = false;
+        if (this.health.state(i) === DOWN) return;
+        this.silent[i] = timedOut ? this.silent[i]! + 1 : 0;
+        if ((failed && !timedOut) || this.silent[i]! >= this.failureLimit) {
+          this.silent[i] = 0;
+          const name = this.servers[i]!.name;
+          const reason = timedOut ? `${this.failureLimit} probes timed out` : `probe failed: connect ${error ?? 'closed'} ${name}`;
+          if (this.health.markDown(i)) log.warn('server marked down', { server: name, reason });
+          return;
+        }
+        if (id === null) return;
+        const before = this.known[i];
+        if (before === null) { this.known[i] = id; return; }
+        if (sameProcess(before, id)) return;
+        // Kept as it was: the recovery compares with it and counts the restart.
+        if (this.health.markDown(i)) {
+          log.warn('server marked down', { server: this.servers[i]!.name, reason: 'restarted', pid: id.pid, was: before.pid });
+        }
+      });
+    }
   }
 
   private askMeta(): void {
@@ -94,8 +160,12 @@ export class Prober {
           // Back, perhaps as another memcached: asked about mn again before it serves reads.
           this.health.setAnswersMeta(i, false);
           this.metaAsked[i] = false;
+          const { id } = await identity(this.servers[i]!, this.timeoutMs);
+          const before = this.known[i]!;
+          const restarted = id !== null && before !== null && !sameProcess(before, id);
+          if (id !== null) this.known[i] = id;
           await this.peers?.beforeRecovery(i);
-          if (this.health.state(i) === DOWN) await this.answered(i);
+          if (this.health.state(i) === DOWN) await this.answered(i, restarted);
         } catch (err) {
           log.error('recovery failed', { server: this.servers[i]!.name, error: (err as Error).message });
         } finally {
@@ -108,8 +178,31 @@ export class Prober {
 
 /** True if the server answers "version" with a VERSION line within the timeout. */
 async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean> {
-  const { line } = await ask(address, VERSION_REQUEST, timeoutMs);
-  return line !== null && line.startsWith('VERSION ');
+  const { text } = await exchange(address, VERSION_REQUEST, timeoutMs, lines(1));
+  return text !== null && text.startsWith('VERSION ');
+}
+
+/**
+ * The server's pid and start time from its `stats` (id null if it gave none);
+ * failed: no connection, or no answer (timedOut: within the timeout).
+ */
+export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null }> {
+  const { text, timedOut, refused, error } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
+  // Connected, then closed on `stats` (twemproxy does): it has no identity to give, and is up.
+  if (text === null) return { id: null, failed: !refused, timedOut, error };
+  const pid = /^STAT pid (\d+)\r$/m.exec(text)?.[1];
+  const uptime = /^STAT uptime (\d+)\r$/m.exec(text)?.[1];
+  const time = /^STAT time (\d+)\r$/m.exec(text)?.[1];
+  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null };
+  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null };
+}
+
+/**
+ * The same process: same pid, and the same start time give or take the
+ * rounding of two whole-second clocks read at different moments.
+ */
+export function sameProcess(a: Identity, b: Identity): boolean {
+  return a.pid === b.pid && Math.abs(a.started - b.started) <= 2;
 }
 
 /**
@@ -119,36 +212,8 @@ async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean
  * is null: not known, to be asked again.
  */
 export async function askMeta(address: ServerAddress, timeoutMs: number): Promise<boolean | null> {
-  const { line, closed } = await ask(address, MN_REQUEST, timeoutMs);
-  if (line === 'MN') return true;
-  if (line === 'ERROR' || (line === null && closed)) return false;
+  const { text, refused } = await exchange(address, MN_REQUEST, timeoutMs, lines(1));
+  if (text === 'MN\r\n') return true;
+  if (text === 'ERROR\r\n' || refused) return false;
   return null;
-}
-
-/**
- * Sends `request` on a connection of its own and resolves with the first reply
- * line (null if none came), and whether the server closed or reset the
- * connection after the request was sent, before sending anything.
- */
-function ask(address: ServerAddress, request: Buffer, timeoutMs: number): Promise<{ line: string | null; closed: boolean }> {
-  return new Promise((resolve) => {
-    const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
-    let got = '';
-    let sent = false;
-    const done = (line: string | null, closed: boolean): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ line, closed });
-    };
-    const timer = setTimeout(() => done(null, false), timeoutMs);
-    socket.on('connect', () => { sent = true; socket.write(request); });
-    socket.on('data', (d: Buffer) => {
-      got += d.toString('latin1');
-      const nl = got.indexOf('\r\n');
-      if (nl !== -1) done(got.slice(0, nl), false);
-    });
-    // Closed or reset once the request was out, with nothing said: the server refused it.
-    socket.on('error', () => done(null, sent && got === ''));
-    socket.on('close', () => done(null, sent && got === ''));
-  });
 }

@@ -1,19 +1,19 @@
 // Bringing a server back without stale reads or a cold cache.
 //
-//   DOWN --probe answers--> RECOVERING --every worker deleted its journaled keys--> WARMING --> UP
-//                                   (backups and masters without a backup go straight to UP)
+//   DOWN --probe answers--> RECOVERING --journaled keys deleted--> WARMING --> UP
+//                                   (nothing written while it was away: straight to UP;
+//                                    backups and masters without a backup skip WARMING)
 //
-// RECOVERING: the server takes writes again but serves no reads, while it is
-// cleared of values that may be stale:
-// - a master is flushed. A journal only knows the writes made through this
-//   proxy, and DESIGN.md's deployment has several entry proxies writing the same
-//   keys: a key overwritten through another entry during the outage would come
-//   back stale. Flushing costs nothing on a restarted (empty) master, and on a
-//   partitioned one the warm-up refills every key that is read from the backup,
-//   which holds every write made during the outage, with its TTL.
-// - a backup has the keys each worker journaled deleted on it (worker/journal.ts):
-//   backups serve reads only while a master is down, and keep the rest of their
-//   data. If a worker died meanwhile its journal is gone: the backup is flushed.
+// RECOVERING: the server takes writes again but serves no reads, while the keys
+// that may be stale on it are deleted: those written through any entry proxy
+// while it was down, or whose writes to it failed. For a master they are this
+// proxy's workers' journals (worker/journal.ts) and what every entry proxy
+// published in the backups (main/outage-journal.ts); for a backup, this proxy's
+// journals (backups serve reads only while a master is down). Nothing else can
+// be stale, whether the server restarted (it came back empty) or was only
+// unreachable (it kept its data): its data stays. It is flushed only when no key
+// list can be trusted: a journal overflowed, was lost (a worker died, an item
+// was evicted), or could not be read. The reasoning: docs/decisions/recovery.md.
 // WARMING: reads go to the master and its misses are filled from the backup
 // (worker/dispatch.ts); it ends after --warmup-seconds, or sooner once fewer than
 // --warmup-done-ratio of the master's reads still needed the backup over a window.
@@ -22,7 +22,11 @@ import type { Config } from '../config/config.js';
 import { DOWN, HealthTable, RECOVERING, UP, WARMING } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
 import { log } from '../log.js';
+import type { Gathered, OutageJournal } from './outage-journal.js';
 import type { Supervisor } from './supervisor.js';
+
+/** After the probe answers, before the keys are gathered and deleted (see begin()). */
+const SETTLE_EXTRA_MS = 250;
 
 const WINDOW_MS = 10_000;
 /** Fewer reads than this in a window say nothing about how warm the server is. */
@@ -42,12 +46,17 @@ export class Recovery {
   private readonly journalLost: boolean[];
   private readonly warming = new Map<number, Warming>();
   private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     private readonly config: Config,
     private readonly health: HealthTable,
     private readonly stats: ServerStats,
     private readonly supervisor: Supervisor,
+    /** the keys other proxies journaled (null without backups) */
+    private readonly journal: OutageJournal | null,
+    /** told when a master's recovery is over, so that its next outage gets a new number */
+    private readonly onRecovered: (server: number) => void = () => {},
   ) {
     this.names = [...config.masters, ...config.backups].map((s) => s.name);
     this.masterCount = config.masters.length;
@@ -59,8 +68,26 @@ export class Recovery {
     this.timer.unref();
   }
 
+  /** A reload replaced this recovery: what it has in flight stops at its next step, changing nothing. */
   stop(): void {
+    this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
+  }
+
+  /**
+   * After a reload: warm-ups in progress go on where `old` was (same start, by
+   * server name); every server WARMING in the new table has one, so none can
+   * stay WARMING for good.
+   */
+  adopt(old: Recovery): void {
+    const now = Date.now();
+    for (let i = 0; i < this.names.length; i++) {
+      const o = old.names.indexOf(this.names[i]!);
+      const w = o >= 0 ? old.warming.get(o) : undefined;
+      if (o >= 0) this.journalLost[i] = old.journalLost[o]!;
+      if (this.health.state(i) !== WARMING) continue;
+      this.warming.set(i, w !== undefined ? { ...w } : { since: now, windowStart: now, reads: 0, hits: 0 });
+    }
   }
 
   /** A worker died: every server that is not UP loses that worker's journal. */
@@ -68,32 +95,57 @@ export class Recovery {
     for (let i = 0; i < this.names.length; i++) if (this.health.state(i) !== UP) this.journalLost[i] = true;
   }
 
-  /** The prober heard from a DOWN server. */
-  async begin(server: number): Promise<void> {
+  /** The prober heard from a DOWN server; `restarted`: it is not the process that went away. */
+  async begin(server: number, restarted: boolean): Promise<void> {
     if (!this.health.advance(server, DOWN, RECOVERING)) return;
     const name = this.names[server]!;
-    log.info('server recovering', { server: name });
+    const isMaster = server < this.masterCount;
+    log.info('server recovering', { server: name, restarted });
     // Wait a retry interval before clearing it: writes that timed out may still be
     // in the server's socket buffers (let them land first), and the other entry
-    // proxies read the outage counters (main/peers.ts) once per interval, so by
-    // then every one of them has stopped reading from this server too.
-    await new Promise((r) => setTimeout(r, Math.min(5000, this.config.retryIntervalMs + 100)));
-    const flush = server < this.masterCount || this.journalLost[server]!;
-    const ok = await this.supervisor.invalidateAll(server, flush);
+    // proxies probe it and read the outage counters (main/peers.ts) once per
+    // interval, so by then every one of them has stopped reading from it, stopped
+    // journaling its keys, and published what it journaled.
+    await new Promise((r) => setTimeout(r, Math.min(5000, this.config.retryIntervalMs + SETTLE_EXTRA_MS)));
+    // Replaced by a reload meanwhile: the new tables have this server DOWN, and the new prober starts over.
+    if (this.stopped) return;
+    let gathered: Gathered | null = null;
+    let flush: string | null = this.journalLost[server]! ? 'a worker died during the outage (its journal went with it)' : null;
+    if (isMaster && this.journal !== null) {
+      gathered = await this.journal.gather(server);
+      flush ??= gathered.flush;
+    }
+    // Server numbers are the old configuration's once a reload happened: nothing more may go out under them.
+    if (this.stopped) return;
+    const { ok, deleted } = await this.supervisor.invalidateAll(server, flush !== null, gathered?.keys ?? []);
+    if (this.stopped) return;
     if (!ok) {
       if (this.health.advance(server, RECOVERING, DOWN)) log.warn('server recovery failed; down again', { server: name });
       return;
     }
     this.journalLost[server] = false;
-    const isMaster = server < this.masterCount;
-    if (isMaster && this.config.backups.length > 0 && this.config.warmupSeconds > 0) {
+    if (gathered !== null) this.journal!.recovered(server, gathered);
+    if (isMaster) this.onRecovered(server);
+    const mine = this.stats.block(this.stats.workers, server);
+    if (restarted) mine[S.RESTARTS]!++;
+    if (flush !== null) mine[S.FLUSHES]!++;
+    mine[S.INVALIDATED]! += deleted;
+    const how: Record<string, unknown> = { server: name, case: restarted ? 'restart' : 'outage' };
+    if (flush !== null) how.flushed = flush;
+    else how.invalidatedKeys = deleted;
+    if (flush !== null) log.warn('server flushed before serving reads again', how);
+    // Warm-up refills from the backup what the server lacks: everything after a
+    // restart or a flush, the deleted keys after an outage; nothing if nothing was written.
+    const lacks = restarted || flush !== null || deleted > 0;
+    if (isMaster && lacks && this.config.backups.length > 0 && this.config.warmupSeconds > 0) {
       if (this.health.advance(server, RECOVERING, WARMING)) {
         const now = Date.now();
         this.warming.set(server, { since: now, windowStart: now, reads: this.stats.sum(server, S.WARM_READS), hits: this.stats.sum(server, S.WARM_BACKUP_HITS) });
-        log.info('server warming', { server: name, invalidated: flush ? 'flushed' : 'journal' });
+        log.info('server warming', how);
       }
     } else if (this.health.advance(server, RECOVERING, UP)) {
-      log.info('server marked up', { server: name, invalidated: flush ? 'flushed' : 'journal' });
+      if (!lacks) how.case = 'outage, nothing written';
+      log.info('server marked up', how);
     }
   }
 

@@ -7,14 +7,14 @@
 //   reload: new tables for the new server list --> every worker switches to them
 
 import net from 'node:net';
-import fs from 'node:fs';
 import util from 'node:util';
 import type { Config } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
-import { HealthTable } from '../shared/health.js';
+import { DOWN, HealthTable, RECOVERING, UP } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
+import { OutageJournal } from './outage-journal.js';
 import { Peers } from './peers.js';
 import { Prober } from './prober.js';
 import { Recovery } from './recovery.js';
@@ -22,6 +22,8 @@ import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { takeAccepts, type AcceptedHandle } from './handoff.js';
 import { VERSION } from '../version.js';
+import { dropPrivileges, resolveIdentity, willDrop } from './privileges.js';
+import { listenUnix, removeUnix, type BoundSocket } from './unix-socket.js';
 
 export interface Running {
   readonly supervisor: Supervisor;
@@ -39,10 +41,15 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+/** How often keys journaled for masters are published for the other entry proxies. */
+const PUBLISH_INTERVAL_MS = 20;
+
 /** Settings fixed at start: a reload keeps them. */
-const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'admin'] as const;
+const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'unixSocketMode', 'admin'] as const;
 
 export async function start(config: Config): Promise<Running> {
+  // Before anything binds: an unknown -u or -g ends the start here (UsageError).
+  const identity = resolveIdentity(config.user, config.group);
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
   let health = new HealthTable(servers.length);
@@ -73,26 +80,41 @@ export async function start(config: Config): Promise<Running> {
   };
 
   const listeners: net.Server[] = [];
-  const listen = (target: net.ListenOptions): Promise<void> =>
+  const sockets: BoundSocket[] = [];
+  // The socket belongs to the user mcrelay becomes, so that it can remove it at exit.
+  const owner = willDrop(identity) ? { uid: identity.uid ?? process.getuid!(), gid: identity.gid ?? process.getgid!() } : null;
+  const accepting = (server: net.Server): void => {
+    server.on('error', (err) => log.error('listener error', { error: err.message }));
+    // takeAccepts has the accepted handles; no net.Socket is made for them.
+    takeAccepts(server, onConnection, onAcceptError);
+    listeners.push(server);
+  };
+  const listenTcp = (host: string, port: number): Promise<void> =>
     new Promise((resolve, reject) => {
-      // takeAccepts (below) has the accepted handles; no net.Socket is made for them.
       const server = net.createServer();
-      if (target.path !== undefined) {
-        try { fs.unlinkSync(target.path); } catch { /* not there */ }
-      }
       server.once('error', reject);
-      server.listen(target, () => {
+      server.listen({ host, port, backlog: 1024 }, () => {
         server.off('error', reject);
-        server.on('error', (err) => log.error('listener error', { error: err.message }));
-        takeAccepts(server, onConnection, onAcceptError);
-        listeners.push(server);
+        accepting(server);
         resolve();
       });
     });
-  for (const l of [config.listen, ...config.extraListen]) {
-    // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
-    if (l.port > 0 || l.path === null) await listen({ host: l.host, port: l.port, backlog: 1024 });
-    if (l.path !== null) await listen({ path: l.path, backlog: 1024 });
+  try {
+    for (const l of [config.listen, ...config.extraListen]) {
+      // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
+      if (l.port > 0 || l.path === null) await listenTcp(l.host, l.port);
+      if (l.path !== null) {
+        const server = net.createServer();
+        sockets.push(await listenUnix(server, l.path, config.unixSocketMode, 1024, owner));
+        accepting(server);
+      }
+    }
+  } catch (err) {
+    // An in-process caller goes on living: leave nothing of this start behind.
+    await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
+    sockets.forEach(removeUnix);
+    await supervisor.stop();
+    throw err;
   }
 
   let draining = false;
@@ -116,21 +138,48 @@ export async function start(config: Config): Promise<Running> {
     return null;
   });
 
-  dropPrivileges(config);
+  dropPrivileges(identity);
 
-  let recovery: Recovery;
-  let prober: Prober;
+  let recovery: Recovery | null = null;
+  let prober: Prober | null = null;
+  let peers: Peers | null = null;
+  let journal: OutageJournal | null = null;
+  let publisher: NodeJS.Timeout | null = null;
+  /** Starts recovery, probing and the outage news for `cfg`, taking over what the previous ones knew (a reload). */
   const watch = (cfg: Config): void => {
-    recovery = new Recovery(cfg, health, serverStats, supervisor);
-    supervisor.onWorkerDied = () => recovery.workerDied();
-    recovery.start();
-    const peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs);
-    prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, (s) => recovery.begin(s), peers);
-    prober.start();
+    const old = { recovery, prober, peers, journal };
+    old.prober?.stop();
+    old.recovery?.stop();
+    const j = journal = cfg.backups.length > 0 ? new OutageJournal(cfg.masters, cfg.backups, cfg.timeoutMs) : null;
+    const p = peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs, j);
+    j?.attach(p);
+    if (old.journal !== null) j?.adopt(old.journal, (i) => health.state(i) !== UP);
+    if (old.peers !== null) p.adopt(old.peers);
+    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s));
+    if (old.recovery !== null) r.adopt(old.recovery);
+    supervisor.onWorkerDied = () => r.workerDied();
+    supervisor.onJournaled = (master, keys, overflowed) => j?.add(master, keys, overflowed);
+    r.start();
+    const pr = prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => r.begin(s, restarted), p);
+    if (old.prober !== null) pr.adopt(old.prober);
+    pr.start();
+    if (publisher !== null) clearInterval(publisher);
+    publisher = null;
+    if (j !== null) {
+      void j.readLostBaseline();
+      // Published well within the retry interval a recovery waits before it reads them.
+      publisher = setInterval(() => { if (!j.idle) void j.publish(); }, PUBLISH_INTERVAL_MS);
+      publisher.unref();
+    }
   };
   watch(config);
 
-  const addresses = listeners.map((s) => s.address()!);
+  // A unix listener was bound under a temporary name (unix-socket.ts): report its path.
+  let unixSeen = 0;
+  const addresses = listeners.map((s) => {
+    const a = s.address()!;
+    return typeof a === 'string' ? sockets[unixSeen++]!.path : a;
+  });
   log.info('mcrelay started', {
     version: VERSION,
     listen: addresses,
@@ -155,17 +204,20 @@ export async function start(config: Config): Promise<Running> {
         (merged as Record<string, unknown>)[key] = current[key];
       }
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
-      // New tables for the new server list; a server on both lists keeps its state.
+      // New tables for the new server list; a server on both lists keeps its
+      // state, but one RECOVERING goes back to DOWN: its recovery in flight runs
+      // on the old numbers and stops, and the new prober starts it again.
       const oldNames = [...current.masters, ...current.backups].map((a) => a.name);
       const names = [...merged.masters, ...merged.backups].map((a) => a.name);
       const nextHealth = new HealthTable(names.length);
       for (let i = 0; i < names.length; i++) {
         const j = oldNames.indexOf(names[i]!);
-        if (j >= 0) nextHealth.setState(i, health.state(j));
+        if (j < 0) continue;
+        const state = health.state(j);
+        nextHealth.setState(i, state === RECOVERING ? DOWN : state);
+        nextHealth.setAnswersMeta(i, health.answersMeta(j));
       }
       const nextStats = new ServerStats(merged.workers, names.length);
-      prober.stop();
-      recovery.stop();
       health = nextHealth;
       serverStats = nextStats;
       current = merged;
@@ -178,26 +230,14 @@ export async function start(config: Config): Promise<Running> {
       // Stop accepting, let every request already read be answered (up to
       // drainSeconds), then close what is left.
       draining = true;
-      prober.stop();
-      recovery.stop();
+      prober?.stop();
+      recovery?.stop();
+      if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
+      sockets.forEach(removeUnix);
       await supervisor.drain(current.drainSeconds * 1000);
       await supervisor.stop();
       await admin?.close();
     },
   };
-}
-
-/** -u / -g: after binding (a low port needs root), run as the given user and group. */
-function dropPrivileges(config: Config): void {
-  if (process.getuid?.() !== 0) {
-    if (config.user !== null || config.group !== null) log.warn('not started as root: -u/-g ignored');
-    return;
-  }
-  if (config.group !== null) process.setgid!(config.group);
-  if (config.user !== null) {
-    const user = config.user;
-    process.setuid!(user);
-  }
-  if (config.user !== null || config.group !== null) log.info('dropped privileges', { user: config.user, group: config.group });
 }

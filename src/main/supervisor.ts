@@ -26,7 +26,10 @@ interface Slot {
   generation: number;
 }
 
-type Invalidated = { type: 'invalidated'; server: number; ok: boolean };
+type FromWorker =
+  | { type: 'invalidated'; server: number; ok: boolean; deleted: number }
+  | { type: 'journaled'; entries: Array<{ master: string; keys: string[]; overflowed: boolean }> }
+  | { type: 'ready' | 'drained' };
 
 /**
  * A worker's young generation (V8's nursery, MB). The data path allocates a few
@@ -43,8 +46,10 @@ export class Supervisor {
   restarts = 0;
   /** called when a worker dies (its journals go with it) */
   onWorkerDied: () => void = () => {};
+  /** called with keys a worker journaled for a master (by name), to publish for the other proxies */
+  onJournaled: (master: string, keys: string[], overflowed: boolean) => void = () => {};
   /** per server: the workers' answers awaited by invalidateAll */
-  private readonly awaiting = new Map<number, { left: Set<Worker>; ok: boolean; done: (ok: boolean) => void }>();
+  private readonly awaiting = new Map<number, { left: Set<Worker>; ok: boolean; deleted: number; done: (r: { ok: boolean; deleted: number }) => void }>();
   /** kept across reloads: stripes are per key, whatever the server list */
   private readonly stripes = new StripeTable();
 
@@ -72,7 +77,16 @@ export class Supervisor {
 
   private spawn(slot: Slot): Promise<void> {
     slot.generation++;
-    const handoff = new HandoffServer(`w${slot.id}-${slot.generation}`);
+    let handoff: HandoffServer;
+    try {
+      handoff = new HandoffServer(`w${slot.id}-${slot.generation}`);
+    } catch (err) {
+      if (slot.generation === 1) return Promise.reject(err as Error);
+      // A replacement: try again later rather than leave the slot empty for good.
+      log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, error: (err as Error).message });
+      setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, CRASH_LOOP_MS);
+      return Promise.resolve();
+    }
     const init: WorkerInit = {
       id: slot.id,
       config: this.config,
@@ -83,6 +97,7 @@ export class Supervisor {
       row: slot.id + 1,
       startedAt: this.startedAt,
       handoffPath: handoff.path,
+      handoffToken: handoff.token,
     };
     const worker = new Worker(ENTRY, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     slot.worker = worker;
@@ -90,7 +105,10 @@ export class Supervisor {
     slot.startedAt = Date.now();
     worker.on('error', (err) => log.error('worker failed', { worker: slot.id, error: err.message, stack: err.stack }));
     worker.on('exit', (code) => this.exited(slot, worker, code));
-    worker.on('message', (m: Invalidated) => { if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok); });
+    worker.on('message', (m: FromWorker) => {
+      if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok, m.deleted);
+      else if (m.type === 'journaled') for (const e of m.entries) this.onJournaled(e.master, e.keys, e.overflowed);
+    });
     return handoff.connected().then(() => {
       if (slot.worker === worker) slot.live = true;
     });
@@ -120,30 +138,36 @@ export class Supervisor {
 
   /**
    * Asks every live worker to delete on `server` the keys it journaled (or to
-   * flush it); resolves true once all have, false if any could not or died.
+   * flush it), and one of them to delete `keys` too; resolves once all have,
+   * with ok false if any could not or died, and how many deletes were sent.
    */
-  invalidateAll(server: number, flush: boolean): Promise<boolean> {
+  invalidateAll(server: number, flush: boolean, keys: readonly string[] = []): Promise<{ ok: boolean; deleted: number }> {
     return new Promise((resolve) => {
       const left = new Set<Worker>();
       for (const slot of this.slots) if (slot.live && slot.worker !== null) left.add(slot.worker);
-      if (left.size === 0) { resolve(!flush); return; }
-      this.awaiting.get(server)?.done(false);
-      this.awaiting.set(server, { left, ok: true, done: resolve });
-      for (const w of left) w.postMessage({ type: 'invalidate', server, flush });
+      if (left.size === 0) { resolve({ ok: !flush && keys.length === 0, deleted: 0 }); return; }
+      this.awaiting.get(server)?.done({ ok: false, deleted: 0 });
+      this.awaiting.set(server, { left, ok: true, deleted: 0, done: resolve });
+      let first = true;
+      for (const w of left) {
+        w.postMessage({ type: 'invalidate', server, flush, keys: first ? keys : [] });
+        first = false;
+      }
     });
   }
 
-  private invalidated(worker: Worker, server: number, ok: boolean): void {
+  private invalidated(worker: Worker, server: number, ok: boolean, deleted: number): void {
     const a = this.awaiting.get(server);
     if (a === undefined || !a.left.delete(worker)) return;
     if (!ok) a.ok = false;
+    a.deleted += deleted;
     if (a.left.size === 0) this.settle(server);
   }
 
   private settle(server: number): void {
     const a = this.awaiting.get(server)!;
     this.awaiting.delete(server);
-    a.done(a.ok);
+    a.done({ ok: a.ok, deleted: a.deleted });
   }
 
   /** A reload: running workers switch to the new tables; workers started later begin with them. */

@@ -2,9 +2,10 @@
 // /metrics report about each server.
 //
 // Layout (Float64Array over a SharedArrayBuffer): one block of FIELDS numbers per
-// (worker, server) pair, at ((worker * servers) + server) * FIELDS. Each block has
-// a single writer, the worker's connection(s) to that server, so plain stores
-// suffice; readers sum a server's blocks over the workers.
+// (worker, server) pair, at ((worker * servers) + server) * FIELDS, and one more
+// row of blocks (worker index = workers) for the main thread's recovery figures.
+// Each block has a single writer, so plain stores suffice; readers sum a
+// server's blocks over all rows.
 //   REQUESTS   replies received (requests answered)
 //   ERRORS     connection failures and protocol errors
 //   TIMEOUTS   requests that timed out
@@ -26,9 +27,17 @@ export const S = {
   JOURNAL: 7,
   /** warm-up misses that the backup had (the reads that still needed the backup) */
   WARM_BACKUP_HITS: 8,
+  /** connections the server closed or reset while idle (or under reads sent again), reopened */
+  RECONNECTS: 9,
+  /** returns after an outage in which the server had restarted (main thread) */
+  RESTARTS: 10,
+  /** flush_all sent to the server by a recovery (main thread) */
+  FLUSHES: 11,
+  /** keys deleted on the server by recoveries (journaled during its outages) */
+  INVALIDATED: 12,
   /** keys this backup held with a value its master did not, found by the write check and deleted here */
-  BACKUP_DIVERGENCES: 9,
-  LATENCY: 10,
+  BACKUP_DIVERGENCES: 13,
+  LATENCY: 14,
 } as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;
@@ -38,11 +47,11 @@ export class ServerStats {
   private readonly all: Float64Array;
 
   constructor(readonly workers: number, readonly servers: number, buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(workers * servers * FIELDS * 8);
+    this.buffer = buffer ?? new SharedArrayBuffer((workers + 1) * servers * FIELDS * 8);
     this.all = new Float64Array(this.buffer);
   }
 
-  /** The block one worker writes for one server. */
+  /** The block one worker writes for one server; worker = workers: the main thread's. */
   block(worker: number, server: number): Float64Array {
     const at = (worker * this.servers + server) * FIELDS;
     return this.all.subarray(at, at + FIELDS);
@@ -50,7 +59,7 @@ export class ServerStats {
 
   sum(server: number, field: number): number {
     let s = 0;
-    for (let w = 0; w < this.workers; w++) s += this.all[(w * this.servers + server) * FIELDS + field]!;
+    for (let w = 0; w <= this.workers; w++) s += this.all[(w * this.servers + server) * FIELDS + field]!;
     return s;
   }
 

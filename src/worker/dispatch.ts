@@ -39,7 +39,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
-import { META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
+import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
 import { bytesEqual, findLF } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import * as wire from '../protocol/wire.js';
@@ -94,11 +94,15 @@ export interface Flushable { flush(): void }
 /** One returning server's invalidation in progress (see invalidate()). */
 interface Invalidation {
   server: number;
+  /** this worker's journal for the server, put back if the invalidation fails */
   keys: Set<string>;
   overflowed: boolean;
+  /** the keys to delete: this worker's, then those the main thread handed over */
   rest: Iterator<string>;
   pending: number;
   failed: boolean;
+  /** deletes sent */
+  deleted: number;
   tracker: Request;
 }
 
@@ -142,8 +146,10 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     readonly health: HealthTable,
     readonly counters: Float64Array,
     serverStats: (server: number) => Float64Array,
-    /** told when an invalidation asked by the main thread is over */
-    private readonly onInvalidated: (server: number, ok: boolean) => void,
+    /** told when an invalidation asked by the main thread is over: whether it worked, and how many keys it deleted */
+    private readonly onInvalidated: (server: number, ok: boolean, deleted: number) => void,
+    /** told when keys journaled for a master wait to be published (Journal.takeShared) */
+    onJournalShared: () => void = () => {},
     /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
     private readonly sequencer: Sequencer,
   ) {
@@ -161,7 +167,8 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     this.opFor = new Array(all.length).fill(null);
     this.touched = new Int32Array(all.length);
     this.connFor = new Array(all.length).fill(null);
-    this.journal = new Journal(all.map((a) => a.name), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!);
+    this.journal = new Journal(all.map((a) => a.name), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!,
+      config.backups.length > 0 ? this.masterCount : 0, onJournalShared);
   }
 
   // ---- scheduling: one flush per socket per event-loop turn ----
@@ -785,16 +792,18 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   // ---- recovery: deleting journaled keys on a returning server ----
 
   /**
-   * Deletes on `server` every key this worker journaled for it (or flushes it,
+   * Deletes on `server` every key this worker journaled for it and the `extra`
+   * keys the main thread gathered from the other entry proxies (or flushes it,
    * if the journal overflowed or `flush` is asked), then reports through
-   * onInvalidated. If a delete fails, the keys go back into the journal.
+   * onInvalidated. If a delete fails, this worker's keys go back into the journal.
    */
-  invalidate(server: number, flush: boolean): void {
+  invalidate(server: number, flush: boolean, extra: readonly string[] = []): void {
     if (this.invalidations.has(server)) return;
     const { keys, overflowed } = this.journal.take(server);
     const tracker = this.pools.request();
     tracker.refs = 1;
-    const inv: Invalidation = { server, keys, overflowed: overflowed || flush, rest: keys.values(), pending: 0, failed: false, tracker };
+    const rest = extra.length === 0 ? keys.values() : chain(keys.values(), extra.values());
+    const inv: Invalidation = { server, keys, overflowed: overflowed || flush, rest, pending: 0, failed: false, deleted: 0, tracker };
     this.invalidations.set(server, inv);
     if (inv.overflowed) {
       const conn = this.connection(server, 0, performance.now());
@@ -814,15 +823,29 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     const out = conn.outbox;
     let n = 0;
     for (let r = inv.rest.next(); !r.done; r = n < INVALIDATE_BATCH ? inv.rest.next() : { done: true, value: undefined }) {
-      // md with a base64 key deletes any key bytes, spaces and all.
-      out.addAll(MD);
-      out.addAll(Buffer.from(Buffer.from(r.value, 'latin1').toString('base64'), 'latin1'));
-      out.addAll(BASE64_FLAG);
-      out.addAll(wire.CRLF);
-      conn.enqueue(this.newOp(inv.tracker, Role.INVALIDATE, Expect.META), now);
+      const key = Buffer.from(r.value, 'latin1');
+      if (validKey(key, 0, key.length)) {
+        // A key a text command could carry goes as one.
+        out.addAll(DELETE);
+        out.addAll(key);
+        out.addAll(wire.CRLF);
+        conn.enqueue(this.newOp(inv.tracker, Role.INVALIDATE, Expect.LINE), now);
+      } else {
+        // Other bytes (spaces, control characters: a meta b key) as base64, which
+        // memcached takes up to its 250-character token limit; a longer one was
+        // refused when it was written, so the server cannot hold it.
+        const b64 = key.toString('base64');
+        if (b64.length > KEY_MAX_LENGTH) continue;
+        out.addAll(MD);
+        out.addAll(Buffer.from(b64, 'latin1'));
+        out.addAll(BASE64_FLAG);
+        out.addAll(wire.CRLF);
+        conn.enqueue(this.newOp(inv.tracker, Role.INVALIDATE, Expect.META), now);
+      }
       n++;
     }
     inv.pending = n;
+    inv.deleted += n;
     if (n === 0) this.finishInvalidation(inv);
   }
 
@@ -839,7 +862,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     this.invalidations.delete(inv.server);
     if (inv.failed) this.journal.restore(inv.server, inv.keys, inv.overflowed);
     this.release(inv.tracker);
-    this.onInvalidated(inv.server, !inv.failed);
+    this.onInvalidated(inv.server, !inv.failed, inv.deleted);
   }
 
   // ---- replies in ----
@@ -998,7 +1021,24 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     }
     // The op goes back to its pool at the end; a retrieval's keys move to the failover.
     const keys = retrieval ? op.keyIdx.slice(0, op.keyCount) : null;
+    const warm = op.warm;
     this.pools.freeOp(op);
+    if (this.failing === Failure.CLOSED && role === Role.CLIENT) {
+      // The connection closed under this read (an idle close racing it): once
+      // more on a new connection to the same server before anything counts.
+      req.retried = true;
+      if (retrieval) {
+        req.waiting--;
+        this.sendKeys(req, keys!, false);
+        if (req.waiting === 0) this.complete(req);
+      } else {
+        req.waiting--;
+        if (!this.sendMetaRead(req, server, warm)) this.metaMiss(req);
+      }
+      req.pendingOps--;
+      this.release(req);
+      return;
+    }
     switch (role) {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
@@ -1112,10 +1152,27 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     }
   }
 
+  /**
+   * A client's read (text retrieval, mg, me) may go again on a new connection,
+   * once; so may a warm-up lookup on the backup (its failure is only a miss).
+   * A write may not: whether it landed is unknown.
+   */
+  retryable(op: Op): boolean {
+    // A check of a written key reads: it is sent again (checkAnswered) as a failure.
+    if (op.role === Role.WARM_LOOKUP || op.role === Role.CHECK) return true;
+    if (op.role !== Role.CLIENT) return false;
+    const req = op.req!;
+    return !req.retried && (op.kind === Expect.RETRIEVAL || op.kind === Expect.META_GET || req.cmd === Cmd.MG || req.cmd === Cmd.ME);
+  }
+
   onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void {
     this.failing = failure;
     const server = conn.server;
     const name = conn.address.name;
+    if (failure === Failure.CLOSED) {
+      log.debug('backend connection closed under reads; sending them again', { server: name, reason: error?.message ?? 'closed' });
+      return;
+    }
     if (failure === Failure.TIMEOUT) {
       this.counters[C.BACKEND_TIMEOUTS]!++;
       const n = this.health.addTimeout(server);
@@ -1396,6 +1453,11 @@ function parseVA(buf: Buffer, start: number, end: number): { size: number; flags
 
 function checkWrites(d: Dispatcher): void {
   d.runChecks();
+}
+
+function* chain<T>(a: Iterator<T>, b: Iterator<T>): Generator<T> {
+  for (let r = a.next(); !r.done; r = a.next()) yield r.value;
+  for (let r = b.next(); !r.done; r = b.next()) yield r.value;
 }
 
 function flushDirty(d: Dispatcher): void {

@@ -29,6 +29,8 @@ export interface WorkerInit {
   row: number;
   startedAt: number;
   handoffPath: string;
+  /** sent first on the handoff pipe: proves to the main thread that this is its worker */
+  handoffToken: string;
 }
 
 const init = workerData as WorkerInit;
@@ -39,10 +41,23 @@ const counters = new Counters(init.counters, true);
 const row = counters.row(init.row);
 const pools = new Pools();
 const sequencer = new Sequencer(new StripeTable(init.stripes), init.id + 1);
-const onInvalidated = (server: number, ok: boolean): void => parentPort!.postMessage({ type: 'invalidated', server, ok });
+const onInvalidated = (server: number, ok: boolean, deleted: number): void => parentPort!.postMessage({ type: 'invalidated', server, ok, deleted });
+
+/** How long journaled keys of masters gather before they go to the main thread for publishing. */
+const SHARE_DELAY_MS = 10;
+let shareTimer: NodeJS.Timeout | null = null;
+function shareJournal(): void {
+  shareTimer = null;
+  const d = ctx.dispatcher;
+  const taken = d.journal.takeShared();
+  // By name: a reload may renumber the servers before the main thread reads this.
+  const entries = taken.map((t) => ({ master: d.config.masters[t.server]!.name, keys: t.keys, overflowed: t.overflowed }));
+  if (entries.length > 0) parentPort!.postMessage({ type: 'journaled', entries });
+}
+const onJournalShared = (): void => { shareTimer ??= setTimeout(shareJournal, SHARE_DELAY_MS); };
 
 function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
-  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, sequencer);
+  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared, sequencer);
 }
 
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);
@@ -52,22 +67,27 @@ const local = new LocalCommands(init.config, counters, row, init.startedAt, new 
 let draining = false;
 const receiver = new HandoffReceiver(
   init.handoffPath,
+  init.handoffToken,
   (handle) => {
     const client = new ClientConnection(handle, ctx, local);
     local.clientOpened(client);
     if (draining) client.drain();
   },
-  () => {
+  (status) => {
     // The main thread is gone or closed the pipe: nothing more will arrive.
-    log.debug('handoff pipe closed', { worker: init.id });
+    if (status === 0) { log.debug('handoff pipe closed', { worker: init.id }); return; }
+    // Never connected (the privileges changed under a pipe made before): end, so
+    // that the supervisor starts a replacement with a pipe of its own.
+    log.error('handoff pipe: cannot connect; worker exits', { worker: init.id, status });
+    process.exit(1);
   },
 );
 
-interface Message { type: string; server?: number; flush?: boolean; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer }
+interface Message { type: string; server?: number; flush?: boolean; keys?: string[]; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer }
 
 parentPort!.on('message', (m: Message) => {
   if (m.type === 'invalidate') {
-    ctx.dispatcher.invalidate(m.server!, m.flush === true);
+    ctx.dispatcher.invalidate(m.server!, m.flush === true, m.keys);
   } else if (m.type === 'reload') {
     // New requests go to a dispatcher built on the new configuration; those in
     // flight finish on the old one, whose connections close once idle.
@@ -75,6 +95,8 @@ parentPort!.on('message', (m: Message) => {
     serverStats = new ServerStats(config.workers, config.masters.length + config.backups.length, m.serverStats!);
     const next = dispatcherFor(config, m.health!, serverStats);
     const old = ctx.dispatcher;
+    // Keys the old journal had not yet handed over are published under the server's old number.
+    if (shareTimer !== null) { clearTimeout(shareTimer); shareJournal(); }
     next.adoptJournals(old);
     ctx.dispatcher = next;
     old.retire();

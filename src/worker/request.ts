@@ -89,6 +89,8 @@ export class Request {
   backupIsTruth = false;
   /** a delete for a warming master, sent there once the backup has answered */
   deferMaster = false;
+  /** a read sent again after its connection closed under it (it is not sent a third time) */
+  retried = false;
   /** a cas whose backup copy waits for the master's answer (worker/dispatch.ts casAnswered) */
   casHeld = false;
   /** the write stripe this write holds (worker/sequencer.ts), or -1 */
@@ -154,6 +156,7 @@ export class Request {
     this.strikes = 0;
     this.checkFailures = 0;
     this.pendingOps = 0;
+    this.retried = false;
     this.ackAfterBackup = false;
     this.deferMaster = false;
     this.backupIsTruth = false;

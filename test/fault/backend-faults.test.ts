@@ -74,4 +74,31 @@ test('a write whose master fails in flight gets the backup\'s reply', async () =
   client.close();
 });
 
+/** A master that closes the connection under the first `closes` gets, then answers them; `stats`/`mn` as a text-only server. */
+function closesUnderGets(closes: number): (line: string, s: import('node:net').Socket) => void {
+  let left = closes;
+  return (line, s) => {
+    if (line === 'stats') s.write('END\r\n');
+    else if (line === 'mn') s.write('ERROR\r\n');
+    else if (line !== 'get k') s.write('ERROR\r\n');
+    else if (left-- > 0) s.destroy();
+    else s.write('VALUE k 0 6\r\nmaster\r\nEND\r\n');
+  };
+}
+
+test('a read on a connection the master closes under it (an idle close racing it) is sent again; the master stays up', async () => {
+  const { client, proxy } = await setup(closesUnderGets(1));
+  assert.is(await client.request('get k\r\n', 'END\r\n'), 'VALUE k 0 6\r\nmaster\r\nEND\r\n', 'answered by the master on a new connection');
+  assert.is(await client.request('get k\r\n', 'END\r\n'), 'VALUE k 0 6\r\nmaster\r\nEND\r\n', 'and the next read too');
+  assert.not.match(proxy.output, /server marked down/);
+  client.close();
+});
+
+test('a read the master closes the connection under twice fails over to the backup, and the master is marked down', async () => {
+  const { client, proxy } = await setup(closesUnderGets(2), ['--retry-interval', '60000']);
+  assert.is(await client.request('get k\r\n', 'END\r\n'), HIT);
+  assert.match(proxy.output, /server marked down/);
+  client.close();
+});
+
 test.run();

@@ -136,6 +136,13 @@ export class FaultRelay {
     for (const p of [...this.pairs]) { p.client.destroy(); p.upstream.destroy(); }
   }
 
+  /** Resets (RST) every open connection to the proxy side, as a firewall forgetting idle flows would; returns how many. */
+  resetAll(): number {
+    const n = this.pairs.size;
+    for (const p of [...this.pairs]) { p.client.resetAndDestroy(); p.upstream.destroy(); }
+    return n;
+  }
+
   async close(): Promise<void> {
     this.dropAll();
     await new Promise((r) => this.server.close(r));

@@ -20,6 +20,8 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const CLI = path.join(ROOT, 'dist/src/cli.js');
+/** mcrelay with a hook to replace a worker on SIGUSR2 (test/helpers/harness.ts) */
+export const HARNESS = path.join(ROOT, 'dist/test/helpers/harness.js');
 
 /** A loopback port that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -80,6 +82,16 @@ export class Proc {
   }
 
   wait(): Promise<number | null> { return this.exited; }
+
+  /** Resolves true once the output holds `text`, false after timeoutMs or if the process ended. */
+  async waitForOutput(text: string, timeoutMs = 10_000): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.output.includes(text)) {
+      if (!this.alive || Date.now() > deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
 }
 
 export interface MemcachedOptions {
@@ -107,16 +119,21 @@ export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc>
   return p;
 }
 
-/** Starts mcrelay (the built CLI) with the given flags plus -l/-p, waits until it listens. */
-export async function startProxy(flags: string[], opts: { port?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Proc> {
+/**
+ * Starts mcrelay (the built CLI, or `entry` such as HARNESS) with the given
+ * flags plus -l/-p, waits until it listens. Its signal handlers are set a
+ * moment later: before a signal, wait for "mcrelay started" (HARNESS: "ready").
+ */
+export async function startProxy(flags: string[], opts: { port?: number; env?: NodeJS.ProcessEnv; entry?: string; onSpawn?: (p: Proc) => void } = {}): Promise<Proc> {
   const port = opts.port ?? await freePort();
   // Tests run many proxies at once: no admin listener unless a test asks for one.
   const admin = flags.some((f) => f.startsWith('--admin')) ? [] : ['--admin', 'off'];
-  const child = spawn(process.execPath, [CLI, '-l', '127.0.0.1', '-p', String(port), ...admin, ...flags], {
+  const child = spawn(process.execPath, [opts.entry ?? CLI, '-l', '127.0.0.1', '-p', String(port), ...admin, ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
   const p = new Proc(child, port);
+  opts.onSpawn?.(p);
   await Promise.race([
     waitForPort(port, 10000),
     p.wait().then((code) => { throw new Error(`mcrelay exited with ${code}: ${p.output}`); }),

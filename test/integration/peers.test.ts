@@ -49,7 +49,7 @@ test('every outage, however short, is announced before the returning master is r
     let wake: (() => void) | null = null;
     // Interval 20 ms: the probe answers about as often before A's periodic
     // announce (same period) as after it.
-    prober = new Prober([m, b], healthA, 20, 500, async (server) => {
+    prober = new Prober([m, b], healthA, 20, 500, 3, async (server) => {
       if (server !== 0 || !healthA.advance(0, DOWN, RECOVERING)) return;
       // What recovery relies on: by now B has the news.
       await peerB.tick();
@@ -118,6 +118,44 @@ test('an outage both proxies saw does not send the master back down once its rec
     await until('B\'s second announcement', async () => (await counter(backup, master)) === 3);
     await a.tick();
     assert.is(healthA.state(0), DOWN, 'a new outage seen by B marks the master down at A');
+  } finally {
+    await Promise.all(started.splice(0).map((p) => p.stop()));
+  }
+});
+
+test('a counter wiped between two outages (flush_all, backup restart): the next outage is still news to the proxy that sent nothing', async () => {
+  try {
+    const { master, backup, healthA, healthB, a, peerB } = await setup();
+    await a.tick();
+    await peerB.tick();
+    let b = backup;
+    const outage = async (what: string): Promise<void> => {
+      healthA.markDown(0);
+      a.announceDown();
+      await until(`A's announcement (${what})`, async () => (await counter(b, master)) > 0);
+      await peerB.tick();
+      assert.is(healthB.state(0), DOWN, `B hears of the outage after ${what}`);
+      // Both recover.
+      await a.beforeRecovery(0);
+      healthA.setState(0, UP);
+      a.announceDown();
+      healthB.setState(0, UP);
+      peerB.announceDown();
+      await peerB.tick();
+      assert.is(healthB.state(0), UP, `B takes nothing more as news (${what})`);
+    };
+    await outage('the first outage');
+    const before = await counter(b, master);
+    await withDirect(b.port, (c) => c.request('flush_all\r\n'));
+    await peerB.tick(); // B reads the wiped counter: not news by itself
+    assert.is(healthB.state(0), UP, 'a wiped counter alone is not an outage');
+    await outage('a flush_all');
+    assert.ok(await counter(b, master) > before, `the number went on from ${before}, not back to 1`);
+    await b.stop();
+    b = await startMemcached({ port: b.port });
+    started.push(b);
+    await peerB.tick();
+    await outage('a backup restart');
   } finally {
     await Promise.all(started.splice(0).map((p) => p.stop()));
   }

@@ -38,6 +38,7 @@ const DEFAULT_CONFIG: Config = {
   maxItemSize: 1048576,
   user: null,
   group: null,
+  unixSocketMode: 0o660,
   verbose: 0,
   daemonize: false,
   admin: { host: '127.0.0.1', port: 9121 },
@@ -321,7 +322,7 @@ const LONG_NAMES = [
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
-  '--journal-max-keys',
+  '--journal-max-keys', '--unix-socket-mode',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

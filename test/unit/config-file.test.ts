@@ -53,6 +53,7 @@ journal:
   max_keys: 5000
 admin: 0.0.0.0:9200
 drain_seconds: 3
+unix_socket_mode: '0600'
 user: nobody
 group: 65534
 verbose: 1
@@ -76,6 +77,7 @@ test('a file with every key gives every setting', () => {
     maxItemSize: 2 * 1024 * 1024,
     user: 'nobody',
     group: '65534',
+    unixSocketMode: 0o600,
     verbose: 1,
     daemonize: false,
     admin: { host: '0.0.0.0', port: 9200 },
@@ -108,6 +110,11 @@ test('new flags', () => {
   assert.is(c.warmupDoneRatio, 0.5);
   assert.is(c.journalMaxKeys, 7);
   assert.is(configOf(['-s', 'a', '--admin=off']).admin, null);
+  assert.is(configOf(['-s', 'a']).unixSocketMode, 0o660);
+  assert.is(configOf(['-s', 'a', '--unix-socket-mode', '600']).unixSocketMode, 0o600);
+  assert.is(configOf(['-s', 'a', '--unix-socket-mode=0666']).unixSocketMode, 0o666);
+  assert.equal(parseArgv(['-s', 'a', '--unix-socket-mode', '0860'], ENV), { kind: 'error', message: "mcrelay: invalid value '0860' for --unix-socket-mode: expected an octal mode 000..777, e.g. 0660" });
+  assert.is(configOf(['-s', 'a', '--config', write('mode.yml', 'unix_socket_mode: 0o640\n')]).unixSocketMode, 0o640);
 });
 
 test('listen forms: one address, a socket only, a list', () => {
@@ -166,7 +173,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, warmup, journal, admin, drain_seconds, user, group, verbose)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, warmup, journal, admin, drain_seconds, unix_socket_mode, user, group, verbose)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
@@ -202,6 +209,8 @@ const FILE_ERRORS: [string, string][] = [
   ['listen: 12000\n', ':1: listen: expected host:port, a socket path, or a list of them, got 12000'],
   ['admin: on\n', ":1: admin: expected host:port (the port is required) (or off), got 'on'"],
   ['admin: /run/admin.sock\n', ":1: admin: expected host:port (or off), got '/run/admin.sock'"],
+  ['unix_socket_mode: 0660\n', ":1: unix_socket_mode: expected an octal mode 000..777, e.g. 0660, quoted ('0660') or as 0o660; got 0660"],
+  ['unix_socket_mode: "rw"\n', ":1: unix_socket_mode: expected an octal mode 000..777, e.g. 0660, quoted ('0660') or as 0o660; got 'rw'"],
   ['user: -root\n', ":1: user: expected a user name or numeric id, got '-root'"],
   ['workers: 1\nworkers: 2\n', ':2: workers: given twice'],
   ['workers: !!str 4\n', ":1: workers: expected an integer 1..256, got '4'"],

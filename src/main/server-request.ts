@@ -1,0 +1,92 @@
+// One request to a memcached server on a connection of its own, for the main
+// thread's slow paths (probes, outage counters, the shared outage journal):
+// nothing here is on the request path.
+
+import net from 'node:net';
+import type { ServerAddress } from '../config/config.js';
+
+export interface Answer {
+  /** what the server sent (latin1), or null if nothing came */
+  text: string | null;
+  /** the server closed or reset the connection after the request was sent, having said nothing */
+  refused: boolean;
+  /** nothing complete came within the timeout (as opposed to a refused or broken connection) */
+  timedOut: boolean;
+  /** the socket error's code (ECONNREFUSED, ENOTFOUND...), if one ended the exchange */
+  error: string | null;
+}
+
+/**
+ * Sends `request` and resolves with what was read once `complete(text)` holds,
+ * or with what came before a close, an error or `timeoutMs` (`text` null if
+ * nothing came). An error line ends the exchange too.
+ */
+export function exchange(address: ServerAddress, request: string | Buffer, timeoutMs: number, complete: (text: string) => boolean): Promise<Answer> {
+  return new Promise((resolve) => {
+    const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
+    let got = '';
+    let sent = false;
+    let error: string | null = null;
+    const done = (closed: boolean, timedOut = false): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ text: got === '' ? null : got, refused: closed && sent && got === '', timedOut, error });
+    };
+    const timer = setTimeout(() => done(false, true), timeoutMs);
+    socket.on('connect', () => { sent = true; socket.write(request); });
+    socket.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (complete(got) || /^(ERROR|CLIENT_ERROR|SERVER_ERROR)[^\n]*\r\n/.test(got)) done(false);
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; done(true); });
+    socket.on('close', () => done(true));
+  });
+}
+
+/** complete() for requests answered by `n` lines. */
+export function lines(n: number): (text: string) => boolean {
+  return (text) => {
+    let seen = 0;
+    for (let i = text.indexOf('\r\n'); i >= 0; i = text.indexOf('\r\n', i + 2)) if (++seen >= n) return true;
+    return false;
+  };
+}
+
+/** complete() for a retrieval or stats: ends with END. */
+export function endsWithEnd(text: string): boolean {
+  return text.endsWith('END\r\n');
+}
+
+/** The values of a (multi-key) gets reply: key -> { value, cas }. */
+export function parseValues(text: string): Map<string, { value: string; cas: string }> {
+  const out = new Map<string, { value: string; cas: string }>();
+  let at = 0;
+  for (;;) {
+    if (!text.startsWith('VALUE ', at)) break;
+    const nl = text.indexOf('\r\n', at);
+    if (nl < 0) break;
+    const parts = text.slice(at + 6, nl).split(' ');
+    const size = Number(parts[2]);
+    const value = text.slice(nl + 2, nl + 2 + size);
+    out.set(parts[0]!, { value, cas: parts[3] ?? '' });
+    at = nl + 2 + size + 2;
+  }
+  return out;
+}
+
+/**
+ * `gets` of `keys` on one server: for each key "value:cas", or "" when absent
+ * (what identifies a counter's state: a value bumped again after a wipe has a
+ * new cas); null if the server did not answer.
+ */
+export async function readStates(address: ServerAddress, keys: readonly string[], timeoutMs: number): Promise<Map<string, string> | null> {
+  const { text } = await exchange(address, `gets ${keys.join(' ')}\r\n`, timeoutMs, endsWithEnd);
+  if (text === null || !endsWithEnd(text)) return null;
+  const values = parseValues(text);
+  const out = new Map<string, string>();
+  for (const k of keys) {
+    const v = values.get(k);
+    out.set(k, v === undefined ? '' : `${v.value}:${v.cas}`);
+  }
+  return out;
+}
