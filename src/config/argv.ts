@@ -233,6 +233,8 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
   if (draft.masters.length === 0) {
     return error('at least one master server (-s host:port) is required');
   }
+  const twin = backupIsMaster(draft.masters, draft.backups);
+  if (twin !== null) return error(twin);
   if (draft.port === 0 && draft.unixSocket === null) {
     return error('-p 0 turns TCP off, so a unix socket to listen on (-f path) is required');
   }
@@ -491,6 +493,19 @@ function addServer(list: ServerAddress[], role: 'master' | 'backup', flag: strin
     return error(`duplicate ${role} server '${parsed.name}' (${flag} ${quoteless(value)})`);
   }
   list.push(parsed);
+  return null;
+}
+
+/**
+ * A backup that is also a master would hold the master's own copy: writes go to
+ * one server twice, and a repair (delete on the backup) deletes the master's
+ * value. Names that differ but resolve alike are found by config/same-server.ts.
+ */
+function backupIsMaster(masters: readonly ServerAddress[], backups: readonly ServerAddress[]): string | null {
+  for (const b of backups) {
+    const m = masters.find((s) => serverKey(s) === serverKey(b));
+    if (m !== undefined) return `backup server '${b.name}' is also master server '${m.name}': a backup must be another server`;
+  }
   return null;
 }
 

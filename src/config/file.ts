@@ -91,10 +91,10 @@ const KEYS: Record<string, Reader> = {
   listen: readListen,
   workers: (out, v, key, doc) => { out.workers = integer(v, key, doc, 1, MAX_WORKERS); },
   masters: (out, v, key, doc) => {
-    out.masters = servers(v, key, doc);
+    out.masters = servers(v, key, doc, out.backups, 'backup');
     if (out.masters.length === 0) throw new FileError(key, 'expected at least one master server', v);
   },
-  backups: (out, v, key, doc) => { out.backups = servers(v, key, doc); },
+  backups: (out, v, key, doc) => { out.backups = servers(v, key, doc, out.masters, 'master'); },
   distribution: (out, v, key, doc) => {
     const s = string(v, key, doc, 'jump, ketama or magent');
     if (s !== 'jump' && s !== 'ketama' && s !== 'magent') throw new FileError(key, `expected jump, ketama or magent, got ${describe(v)}`, v);
@@ -223,7 +223,8 @@ function readMode(out: FileConfig, v: Node | null, key: string): void {
   out.unixSocketMode = n;
 }
 
-function servers(v: Node | null, key: string, doc: Document): ServerAddress[] {
+/** `other`: the other pool, when read already; a server in both is refused (see argv.ts backupIsMaster). */
+function servers(v: Node | null, key: string, doc: Document, other: readonly ServerAddress[] | undefined, otherRole: string): ServerAddress[] {
   if (!isSeq(v)) throw new FileError(key, `expected a list of host:port, got ${describe(v)}`, v);
   const list: ServerAddress[] = [];
   v.items.forEach((item, i) => {
@@ -234,6 +235,8 @@ function servers(v: Node | null, key: string, doc: Document): ServerAddress[] {
     if (typeof a === 'string') throw new FileError(k, `${a}, got ${describe(n)}`, n);
     // The same server twice would take two slots of the hash (see argv.ts).
     if (list.some((x) => serverKey(x) === serverKey(a))) throw new FileError(k, `duplicate server '${a.name}'`, n);
+    const twin = other?.find((x) => serverKey(x) === serverKey(a));
+    if (twin !== undefined) throw new FileError(k, `'${a.name}' is also ${otherRole} server '${twin.name}': a backup must be another server`, n);
     list.push(a);
   });
   return list;

@@ -25,6 +25,7 @@
 //     server_requests_total, server_errors_total, server_timeouts_total,
 //     server_backup_reads_total, server_warm_fills_total, server_reconnects_total,
 //     server_restarts_seen_total, server_flushes_total, server_invalidated_keys_total,
+//     server_backup_divergences_total,
 //     server_latency_seconds{quantile="0.5"|"0.99"} (from the shared log2
 //     buckets, so within a factor of two at worst),
 //     server_state{state}: one series per state name (up, down, ...), 1 for
@@ -276,6 +277,7 @@ function buildRegistry(get: Get): Registry {
   serverTotal('restarts_seen_total', 'Returns after an outage in which the server had restarted', S.RESTARTS);
   serverTotal('flushes_total', 'flush_all sent to the server by a recovery', S.FLUSHES);
   serverTotal('invalidated_keys_total', 'Keys deleted on the server by recoveries: written elsewhere during its outages', S.INVALIDATED);
+  serverTotal('backup_divergences_total', 'Keys this backup held with a value its master did not (found after writes through several entries), deleted here', S.BACKUP_DIVERGENCES);
   // Figures of the last (or current) restore: gauges, each restore starts them at 0.
   for (const [name, help, field] of [
     ['restore_keys_copied', 'Keys copied into the server by its last restore, from the other pool', S.RESTORE_COPIED],

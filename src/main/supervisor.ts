@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
+import { StripeTable } from '../shared/stripes.js';
 import { log } from '../log.js';
 import { HandoffServer, type AcceptedHandle } from './handoff.js';
 import type { WorkerInit } from '../worker/entry.js';
@@ -49,6 +50,8 @@ export class Supervisor {
   onJournaled: (master: string, keys: string[], overflowed: boolean) => void = () => {};
   /** per server: the workers' answers awaited by invalidateAll */
   private readonly awaiting = new Map<number, { left: Set<Worker>; ok: boolean; deleted: number; done: (r: { ok: boolean; deleted: number }) => void }>();
+  /** kept across reloads: stripes are per key, whatever the server list */
+  private readonly stripes = new StripeTable();
 
   constructor(
     private config: Config,
@@ -90,6 +93,7 @@ export class Supervisor {
       health: this.health,
       counters: this.counters.buffer,
       serverStats: this.serverStats,
+      stripes: this.stripes.buffer,
       row: slot.id + 1,
       startedAt: this.startedAt,
       handoffPath: handoff.path,
@@ -117,6 +121,8 @@ export class Supervisor {
     slot.handoff?.close();
     slot.handoff = null;
     this.onWorkerDied();
+    // Its writes in flight are gone: the writes of other workers waiting on their stripes go on.
+    this.stripes.freeOwnedBy(slot.id + 1);
     for (const [server, a] of this.awaiting) {
       if (a.left.delete(worker)) { a.ok = false; if (a.left.size === 0) this.settle(server); }
     }

@@ -42,7 +42,9 @@ export const S = {
   RESTORE_SKIPPED: 15,
   /** how long its last (or current) restore has run */
   RESTORE_SECONDS: 16,
-  LATENCY: 17,
+  /** keys this backup held with a value its master did not, found by the write check and deleted here */
+  BACKUP_DIVERGENCES: 17,
+  LATENCY: 18,
 } as const;
 
 export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;

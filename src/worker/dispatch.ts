@@ -12,11 +12,22 @@
 // reach a server, or whose request to it fails, is journaled for that server
 // (worker/journal.ts) so that the key is deleted there before it serves reads again.
 //
+// Every such write holds its key's stripe (worker/sequencer.ts) from the moment
+// it is sent until both servers have answered it (pendingOps back to 0), so no
+// other write of the key, from any worker of this proxy, can pass it on the way
+// to either server: master and backup apply the proxy's writes in one order.
+//
+// Two entry proxies do not share stripes: their writes of one key, in flight at
+// the same time, can still reach master and backup in opposite orders. So each
+// replicated write's key is read on both (mg v f) CHECK_MS after the write is
+// over, holding the stripe; a backup value that differs from the master's twice,
+// CHECK_MS apart, is deleted from the backup and counted (backup_divergences).
+// A backup that lacks the key is no divergence: that is what a repair leaves.
+//
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
-// master answers STORED, the item goes to the backup as a set. Until then, later
-// writes of the same key from this worker wait with their backup copies in a
-// queue behind the cas (casQueues), so that the backup applies them in the order
-// the master did; the clients' replies never wait for it.
+// master answers STORED, the item goes to the backup as a set. Until then the
+// cas holds its stripe, so later writes of the key wait and the backup applies
+// them in the order the master did.
 //
 // A master that comes back WARMING serves reads; a key it misses is looked up on
 // the backup (mg v f t), copied into the master with its flags and remaining TTL
@@ -40,6 +51,8 @@ import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Journal } from './journal.js';
 import { Op, Pools, Request, Role } from './request.js';
+import type { Sequencer, StripeHolder } from './sequencer.js';
+import { STRIPES } from '../shared/stripes.js';
 
 const SP = Buffer.from(' ');
 const SET = Buffer.from('set');
@@ -61,10 +74,15 @@ const SENT = 1;
 const ANSWERED = 2;
 const FAILED = 3;
 
-// Request.casState
-const CAS_WAITING = 0;
-const CAS_STORED = 1;
-const CAS_REFUSED = 2;
+/** How long after a write its key is checked on master and backup, and again after a difference. */
+const CHECK_MS = 100;
+/**
+ * How often due checks are sent: a burst of CHECK_TICK_MS of writes' checks at
+ * a time rather than CHECK_MS of them, which held up other requests (p99).
+ */
+const CHECK_TICK_MS = 10;
+/** A check whose reads fail is tried again this many times (a server that stays away is recovered instead). */
+const CHECK_RETRIES = 3;
 
 /** Journaled deletes sent to a returning server at a time. */
 const INVALIDATE_BATCH = 4096;
@@ -88,7 +106,7 @@ interface Invalidation {
   tracker: Request;
 }
 
-export class Dispatcher implements ReplyHandler {
+export class Dispatcher implements ReplyHandler, StripeHolder {
   readonly journal: Journal;
   private readonly router: Router;
   private readonly masterCount: number;
@@ -105,9 +123,15 @@ export class Dispatcher implements ReplyHandler {
   private readonly dirty: Array<Flushable | null> = [];
   private dirtyCount = 0;
   private flushScheduled = false;
-  /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
-  private readonly casQueues = new Map<string, Request[]>();
   private readonly invalidations = new Map<number, Invalidation>();
+  /** checks of written keys, oldest first from checksHead, each due at its dueAt */
+  private checksDue: Request[] = [];
+  private checksHead = 0;
+  private checkTimer: NodeJS.Timeout | null = null;
+  /** replaced by a reload: finishes what is in flight, starts no check */
+  private retired = false;
+  /** per stripe: a check queued and not yet sent, so that a hot key is checked once per CHECK_MS */
+  private readonly queuedCheck: Array<Request | null> = new Array<Request | null>(STRIPES).fill(null);
   /** the failure of the connection whose ops are being failed (set by onConnectionFailed) */
   private failing = -1;
   // the key routeKey() found: bytes [ks, ke) of kb
@@ -126,6 +150,8 @@ export class Dispatcher implements ReplyHandler {
     private readonly onInvalidated: (server: number, ok: boolean, deleted: number) => void,
     /** told when keys journaled for a master wait to be published (Journal.takeShared) */
     onJournalShared: () => void = () => {},
+    /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
+    private readonly sequencer: Sequencer,
   ) {
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
     this.masterCount = config.masters.length;
@@ -220,6 +246,7 @@ export class Dispatcher implements ReplyHandler {
     op.role = role;
     op.kind = kind;
     req.refs++;
+    req.pendingOps++;
     return op;
   }
 
@@ -449,6 +476,162 @@ export class Dispatcher implements ReplyHandler {
     if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
     else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
     this.routeSingle(req);
+    if (req.backup === NONE) { this.writeLocked(req); return; }
+    if (this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+      // A write answered at once (no server to send it to) is written to the
+      // client and released inside writeLocked: the reference keeps it to settle.
+      req.refs++;
+      this.writeLocked(req);
+      this.settleStripe(req);
+      this.release(req);
+    }
+  }
+
+  /** A parked write now holds its stripe: it goes out (and drops the reference parking took). */
+  resumeWrite(req: Request): void {
+    if (req.dropping) this.dropLocked(req);
+    else if (req.checking) {
+      this.routeSingle(req);
+      if (!this.sendCheck(req)) this.endCheck(req);
+    } else {
+      this.routeSingle(req);
+      this.writeLocked(req);
+    }
+    this.settleStripe(req);
+    this.release(req);
+  }
+
+  /** Lets go of req's stripe once none of its ops is left (a held cas still waits for its master). */
+  private settleStripe(req: Request): void {
+    if (req.stripe < 0 || req.pendingOps !== 0) return;
+    const stripe = req.stripe;
+    this.sequencer.release(req);
+    if (!req.checking && !req.dropping && req.masterState === ANSWERED && req.backupState !== FAILED) this.queueCheck(req, stripe);
+  }
+
+  // ---- the divergence check of written keys ----
+
+  /** Copies the written key into a check request, sent CHECK_MS from now (unless one for it is queued). */
+  private queueCheck(req: Request, stripe: number): void {
+    const ks = req.keyStart(0);
+    const ke = req.keyEnd(0);
+    const queued = this.queuedCheck[stripe]!;
+    if (queued !== null && queued.buf.length === ke - ks && bytesEqual(queued.buf, 0, req.buf, ks, ke - ks)) return;
+    const c = this.pools.request();
+    c.refs = 1;
+    c.cmd = Cmd.MG;
+    c.checking = true;
+    c.affinity = req.affinity;
+    // The key's bytes as the client sent them (a base64 token for b); its input buffer is reused.
+    const copy = Buffer.allocUnsafe(ke - ks);
+    req.buf.copy(copy, 0, ks, ke);
+    c.buf = copy;
+    c.keys[0] = 0;
+    c.keys[1] = copy.length;
+    c.keyCount = 1;
+    c.decodedKey = req.decodedKey;
+    this.queuedCheck[stripe] = c;
+    this.dueCheck(c);
+  }
+
+  private dueCheck(c: Request): void {
+    if (this.retired) { this.release(c); return; }
+    c.dueAt = performance.now() + CHECK_MS;
+    this.checksDue.push(c);
+    if (this.checkTimer === null) {
+      this.checkTimer = setTimeout(checkWrites, CHECK_TICK_MS, this);
+      this.checkTimer.unref();
+    }
+  }
+
+  /** @internal */ runChecks(): void {
+    this.checkTimer = null;
+    const due = this.checksDue;
+    const now = performance.now();
+    let head = this.checksHead;
+    while (head < due.length && due[head]!.dueAt <= now) {
+      const c = due[head]!;
+      due[head++] = null!;
+      this.routeSingle(c);
+      const stripe = this.router.hashed & (STRIPES - 1);
+      if (this.queuedCheck[stripe] === c) this.queuedCheck[stripe] = null;
+      if (!this.sequencer.acquire(c, stripe, this)) continue;
+      if (!this.sendCheck(c)) this.endCheck(c);
+    }
+    if (head === due.length) {
+      due.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > due.length) {
+      due.copyWithin(0, head);
+      due.length -= head;
+      head = 0;
+    }
+    this.checksHead = head;
+    if (head < due.length) {
+      this.checkTimer = setTimeout(checkWrites, CHECK_TICK_MS, this);
+      this.checkTimer.unref();
+    }
+  }
+
+  /** mg <key> v f to master and backup, both up; false if either cannot be asked now. */
+  private sendCheck(c: Request): boolean {
+    const health = this.health;
+    if (c.backup === NONE || !health.isUp(c.master) || !health.isUp(c.backup)) return false;
+    const now = performance.now();
+    const mc = this.connection(c.master, c.affinity, now);
+    const bc = this.connection(c.backup, c.affinity, now);
+    if (mc === null || bc === null) return false;
+    c.masterReply = null;
+    c.backupReply = null;
+    c.reply = null;
+    c.waiting = 2;
+    this.checkRead(c, mc, now);
+    this.checkRead(c, bc, now);
+    return true;
+  }
+
+  private checkRead(c: Request, conn: BackendConnection, now: number): void {
+    const op = this.newOp(c, Role.CHECK, Expect.META);
+    conn.outbox.addAll(MG);
+    this.keyToken(conn.outbox, c, 0);
+    conn.outbox.addAll(MG_GET_FLAGS);
+    conn.enqueue(op, now);
+  }
+
+  private endCheck(c: Request): void {
+    this.settleStripe(c);
+    this.release(c);
+  }
+
+  /** One side of a check answered (or failed: failed). */
+  private checkAnswered(c: Request, server: number, buf: Buffer, start: number, end: number, failed: boolean): void {
+    if (failed) c.reply = wire.NOTHING;
+    else if (server < this.masterCount) c.masterReply = buf.subarray(start, end);
+    else c.backupReply = buf.subarray(start, end);
+    if (--c.waiting > 0) return;
+    const m = c.masterReply;
+    const b = c.backupReply;
+    if (c.reply !== null && c.checkFailures++ < CHECK_RETRIES) {
+      // A read failed (a timeout, a connection lost): no verdict yet.
+      this.dueCheck(c);
+      return;
+    }
+    // The stripe goes when this op is done (onLine/onFailed); the request with the last reference.
+    if (c.reply !== null || m === null || b === null || isMissReply(b) || m.equals(b)) { this.release(c); return; }
+    if (c.strikes++ === 0) {
+      // Maybe a write through another proxy is between the two servers: look again.
+      this.dueCheck(c);
+      return;
+    }
+    this.stats[c.backup]![S.BACKUP_DIVERGENCES]!++;
+    this.routeKey(c);
+    this.deleteKey(c, c.backup, this.kb, this.ks, this.ke, performance.now());
+    this.release(c);
+  }
+
+  /** Sends a routed write (routeSingle just ran for it) to its master and backup. */
+  private writeLocked(req: Request): void {
+    const cmd = req.cmd;
     const kb = this.kb;
     const ks = this.ks;
     const ke = this.ke;
@@ -462,11 +645,13 @@ export class Dispatcher implements ReplyHandler {
     // A server that misses this write must not serve the key's old value later.
     if (masterConn === null) this.journal.add(master, kb, ks, ke);
     if (backupConn === null && backup !== NONE) this.journal.add(backup, kb, ks, ke);
-    if (masterConn !== null && backupConn !== null && (cmd === Cmd.DELETE || cmd === Cmd.MD) && warming(health, master)) {
-      // A delete on a warming master goes to the backup first: a warm-up fill
-      // (read from the backup, then added to the master) racing it from another
-      // proxy is then either deleted by it or finds the backup already empty
-      // when it checks (verifyFill).
+    if (masterConn !== null && backupConn !== null && (cmd === Cmd.DELETE || cmd === Cmd.MD)) {
+      // A delete goes to the backup first, whatever state this proxy sees the
+      // master in: another proxy may be warming it. Its warm-up fill (read from
+      // the backup, then added to the master) is then either deleted by this
+      // delete or finds the backup already empty when it checks (verifyFill).
+      // Sent in parallel, the delete could reach the master before the fill and
+      // the backup after the check, and the deleted value would stay.
       this.sendWrite(req, backupConn, Role.SHADOW, now, false);
       req.backupState = SENT;
       req.deferMaster = true;
@@ -478,13 +663,9 @@ export class Dispatcher implements ReplyHandler {
       req.backupIsTruth = backupConn !== null && recovering(health, master);
       req.ackAfterBackup = req.backupIsTruth || (backupConn !== null && warming(health, master));
       if (backupConn !== null) {
-        const isCas = cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0);
-        const queue = isCas || this.casQueues.size > 0 ? this.casQueue(req, isCas, kb, ks, ke) : undefined;
-        if (queue !== undefined) {
-          // Held (one reference) until drainCas sends it to the backup.
-          queue.push(req);
-          req.refs++;
-          if (!isCas) req.backupState = SENT;
+        if (cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0)) {
+          // Its backup copy waits for the master's answer (casAnswered).
+          req.casHeld = true;
         } else {
           this.sendWrite(req, backupConn, Role.SHADOW, now, false);
           req.backupState = SENT;
@@ -501,44 +682,18 @@ export class Dispatcher implements ReplyHandler {
     }
   }
 
-  /**
-   * The queue a write of this key must wait in for the backup: a cas starts one
-   * if there is none; other writes get one only if a cas is already waiting.
-   */
-  private casQueue(req: Request, isCas: boolean, kb: Buffer, ks: number, ke: number): Request[] | undefined {
-    const key = kb.toString('latin1', ks, ke);
-    let queue = this.casQueues.get(key);
-    if (queue === undefined && isCas) {
-      queue = [];
-      this.casQueues.set(key, queue);
-    }
-    if (queue !== undefined) req.casKey = key;
-    return queue;
-  }
-
-  /** Sends the backup copies that waited behind cas requests the master has now answered. */
-  private drainCas(key: string): void {
-    const queue = this.casQueues.get(key);
-    if (queue === undefined) return;
+  /** The master answered a held cas: if it stored the item, the backup gets it as a set. */
+  private casAnswered(req: Request, stored: boolean): void {
+    req.casHeld = false;
+    if (!stored) return;
     const now = performance.now();
-    while (queue.length > 0) {
-      const r = queue[0]!;
-      if (r.casState === CAS_WAITING && isCasRequest(r)) return;
-      queue.shift();
-      r.casKey = null;
-      const conn = shadowTarget(this.health, r.backup) !== NONE ? this.connection(r.backup, r.affinity, now) : null;
-      if (isCasRequest(r)) {
-        if (r.casState === CAS_STORED && conn !== null) this.sendWrite(r, conn, Role.FORGET, now, true);
-      } else if (conn !== null) {
-        this.sendWrite(r, conn, Role.SHADOW, now, false);
-      } else {
-        this.routeKey(r);
-        this.journal.add(r.backup, this.kb, this.ks, this.ke);
-        this.shadowFailed(r);
-      }
-      this.release(r);
+    const conn = shadowTarget(this.health, req.backup) !== NONE ? this.connection(req.backup, req.affinity, now) : null;
+    if (conn !== null) {
+      this.sendWrite(req, conn, Role.FORGET, now, true);
+      return;
     }
-    this.casQueues.delete(key);
+    this.routeKey(req);
+    this.journal.add(req.backup, this.kb, this.ks, this.ke);
   }
 
   private sendWrite(req: Request, conn: BackendConnection, role: number, now: number, casAsSet: boolean): void {
@@ -589,6 +744,16 @@ export class Dispatcher implements ReplyHandler {
     req.keys[1] = ke;
     req.keyCount = 1;
     if (base64) req.decodedKey = Buffer.from(buf.toString('latin1', ks, ke), 'base64');
+    req.dropping = true;
+    this.routeSingle(req);
+    if (req.backup === NONE || this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+      this.dropLocked(req);
+      this.settleStripe(req);
+    }
+    this.release(req);
+  }
+
+  private dropLocked(req: Request): void {
     this.routeSingle(req);
     const kb = this.kb;
     const kks = this.ks;
@@ -600,7 +765,6 @@ export class Dispatcher implements ReplyHandler {
     else this.journal.add(master, kb, kks, kke);
     if (shadowTarget(this.health, backup) !== NONE) this.deleteKey(req, backup, kb, kks, kke, now);
     else if (backup !== NONE) this.journal.add(backup, kb, kks, kke);
-    this.release(req);
   }
 
   private flushAllServers(req: Request): void {
@@ -732,6 +896,7 @@ export class Dispatcher implements ReplyHandler {
       case Role.INVALIDATE: this.invalidateAnswered(server, isErrorReply(buf, start)); break;
       case Role.WARM_LOOKUP: this.warmLookupAnswered(req, op.keyIndex, buf, start, end); break;
       case Role.WARM_VERIFY: this.verifyAnswered(req, op, buf, start, end); break;
+      case Role.CHECK: this.checkAnswered(req, server, buf, start, end, false); break;
       case Role.WARM_FILL:
         // HD: the fill was added; NS: the master had the key already, nothing to check.
         if (buf[start] === 0x48 && buf[start + 1] === 0x44) this.verifyFill(req, op.keyIndex, op.peer, op.token);
@@ -745,6 +910,8 @@ export class Dispatcher implements ReplyHandler {
       default: this.shadowAnswered(req, replyLine(buf, start, end));
     }
     this.pools.freeOp(op);
+    req.pendingOps--;
+    this.settleStripe(req);
     this.release(req);
   }
 
@@ -810,9 +977,8 @@ export class Dispatcher implements ReplyHandler {
       if (req.ackAfterBackup && req.backupState === SENT) return;
       if (req.ackAfterBackup && req.backupState === ANSWERED) { this.settleWarmWrite(req); return; }
       this.complete(req);
-      if (req.casKey !== null && isCasRequest(req)) {
-        req.casState = line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44) ? CAS_STORED : CAS_REFUSED;
-        this.drainCas(req.casKey);
+      if (req.casHeld) {
+        this.casAnswered(req, line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44));
       } else if (req.backupState === ANSWERED) {
         this.compare(req);
       }
@@ -869,6 +1035,7 @@ export class Dispatcher implements ReplyHandler {
         req.waiting--;
         if (!this.sendMetaRead(req, server, warm)) this.metaMiss(req);
       }
+      req.pendingOps--;
       this.release(req);
       return;
     }
@@ -876,6 +1043,7 @@ export class Dispatcher implements ReplyHandler {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
       case Role.WARM_VERIFY: case Role.WARM_FILL: break;
+      case Role.CHECK: this.checkAnswered(req, server, wire.NOTHING, 0, 0, true); break;
       case Role.WARM_LOOKUP:
         // The backup failed too: the key is a miss.
         if (--req.waiting === 0) this.complete(req);
@@ -908,6 +1076,8 @@ export class Dispatcher implements ReplyHandler {
         this.journal.add(server, this.kb, this.ks, this.ke);
         this.shadowFailed(req);
     }
+    req.pendingOps--;
+    this.settleStripe(req);
     this.release(req);
   }
 
@@ -915,10 +1085,7 @@ export class Dispatcher implements ReplyHandler {
     req.waiting--;
     if (server < this.masterCount && req.masterState === SENT) {
       req.masterState = FAILED;
-      if (req.casKey !== null && isCasRequest(req)) {
-        req.casState = CAS_REFUSED;
-        this.drainCas(req.casKey);
-      }
+      if (req.casHeld) this.casAnswered(req, false);
       // The backup's reply, when it has or will come, answers the client.
       if (req.backupState === ANSWERED) { req.reply = req.backupReply; this.complete(req); }
       else if (req.backupState !== SENT) { req.reply = wire.SERVER_ERROR_UNAVAILABLE; this.complete(req); }
@@ -947,7 +1114,7 @@ export class Dispatcher implements ReplyHandler {
     if (isMissReply(m) && !isMissReply(b) && !isErrorReply(b, 0)) {
       req.reply = quieted(req, b) ? wire.NOTHING : b;
       this.complete(req);
-      this.warmLookup(req, 0);
+      if (!isDelete(req)) this.warmLookup(req, 0);
       return;
     }
     this.complete(req);
@@ -968,6 +1135,10 @@ export class Dispatcher implements ReplyHandler {
     }
     this.sendWrite(req, conn, Role.CLIENT, performance.now(), false);
     req.masterState = SENT;
+    // As for other writes (writeLocked): a recovering master's reply is not the
+    // truth, and a warming one may lack the key the backup just deleted.
+    req.backupIsTruth = recovering(this.health, req.master);
+    req.ackAfterBackup = req.backupIsTruth || warming(this.health, req.master);
   }
 
   /** The backup copy of a write was lost; if the master's was too, the client learns it. */
@@ -987,7 +1158,8 @@ export class Dispatcher implements ReplyHandler {
    * A write may not: whether it landed is unknown.
    */
   retryable(op: Op): boolean {
-    if (op.role === Role.WARM_LOOKUP) return true;
+    // A check of a written key reads: it is sent again (checkAnswered) as a failure.
+    if (op.role === Role.WARM_LOOKUP || op.role === Role.CHECK) return true;
     if (op.role !== Role.CLIENT) return false;
     const req = op.req!;
     return !req.retried && (op.kind === Expect.RETRIEVAL || op.kind === Expect.META_GET || req.cmd === Cmd.MG || req.cmd === Cmd.ME);
@@ -1166,7 +1338,8 @@ export class Dispatcher implements ReplyHandler {
   private compare(req: Request): void {
     const m = req.masterReply!;
     const b = req.backupReply!;
-    if (m === b || (m.length === b.length && m.equals(b))) return;
+    // Whichever of them had the key, a delete left it on neither.
+    if (m === b || (m.length === b.length && m.equals(b)) || isDelete(req)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
@@ -1198,6 +1371,15 @@ export class Dispatcher implements ReplyHandler {
 
   /** After a reload: the requests still in flight finish here, then the connections close. */
   retire(): void {
+    // Queued checks would open these connections again once they are closed;
+    // the new dispatcher checks the writes it sends.
+    this.retired = true;
+    if (this.checkTimer !== null) { clearTimeout(this.checkTimer); this.checkTimer = null; }
+    const due = this.checksDue;
+    for (let i = this.checksHead; i < due.length; i++) this.release(due[i]!);
+    due.length = 0;
+    this.checksHead = 0;
+    this.queuedCheck.fill(null);
     const check = (): void => {
       for (const conns of this.servers) for (const c of conns) if (c.inflight > 0) return;
       clearInterval(timer);
@@ -1232,8 +1414,8 @@ function quieted(req: Request, line: Buffer): boolean {
   return req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41;
 }
 
-function isCasRequest(r: Request): boolean {
-  return r.cmd === Cmd.CAS || (r.cmd === Cmd.MS && (r.metaFlags & META_CAS) !== 0);
+function isDelete(r: Request): boolean {
+  return r.cmd === Cmd.DELETE || r.cmd === Cmd.MD;
 }
 
 /** NOT_FOUND, NOT_STORED, or their meta forms NF, NS, EN */
@@ -1267,6 +1449,10 @@ function parseVA(buf: Buffer, start: number, end: number): { size: number; flags
     else if (t[0] === 'c') cas = t.slice(1);
   }
   return { size: Number(parts[1]), flags, ttl, cas, dataStart: nl + 1 };
+}
+
+function checkWrites(d: Dispatcher): void {
+  d.runChecks();
 }
 
 function* chain<T>(a: Iterator<T>, b: Iterator<T>): Generator<T> {

@@ -14,6 +14,8 @@ import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
 import { Pools } from './request.js';
 import { LocalCommands } from './local.js';
+import { Sequencer } from './sequencer.js';
+import { StripeTable } from '../shared/stripes.js';
 
 export interface WorkerInit {
   id: number;
@@ -21,6 +23,8 @@ export interface WorkerInit {
   health: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   serverStats: SharedArrayBuffer;
+  /** the write stripes (shared/stripes.ts); this worker holds them as owner id + 1 */
+  stripes: SharedArrayBuffer;
   /** this worker's row in the counters */
   row: number;
   startedAt: number;
@@ -36,6 +40,7 @@ await initXxhash();
 const counters = new Counters(init.counters, true);
 const row = counters.row(init.row);
 const pools = new Pools();
+const sequencer = new Sequencer(new StripeTable(init.stripes), init.id + 1);
 const onInvalidated = (server: number, ok: boolean, deleted: number): void => parentPort!.postMessage({ type: 'invalidated', server, ok, deleted });
 
 /** How long journaled keys of masters gather before they go to the main thread for publishing. */
@@ -52,7 +57,7 @@ function shareJournal(): void {
 const onJournalShared = (): void => { shareTimer ??= setTimeout(shareJournal, SHARE_DELAY_MS); };
 
 function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
-  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared);
+  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared, sequencer);
 }
 
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);

@@ -131,6 +131,7 @@ export class LocalCommands {
         ['restore_keys_copied', st.sum(i, S.RESTORE_COPIED)],
         ['restore_keys_skipped', st.sum(i, S.RESTORE_SKIPPED)],
         ['restore_seconds', st.sum(i, S.RESTORE_SECONDS).toFixed(1)],
+        ['backup_divergences', st.sum(i, S.BACKUP_DIVERGENCES)],
         ['latency_p50_ms', st.percentile(i, 0.5).toFixed(3)],
         ['latency_p99_ms', st.percentile(i, 0.99).toFixed(3)],
       ];

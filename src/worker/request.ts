@@ -8,6 +8,7 @@
 
 import type { BackendConnection } from '../backend/connection.js';
 import type { ClientConnection } from './client.js';
+import type { StripeHolder } from './sequencer.js';
 
 /** What an op is for, which decides what its reply does. */
 export const Role = {
@@ -25,6 +26,8 @@ export const Role = {
   WARM_VERIFY: 5,
   /** warm-up: the copy of a backup's item into the warming master */
   WARM_FILL: 6,
+  /** a written key read on its master and on its backup, to find a divergence (worker/dispatch.ts) */
+  CHECK: 7,
 } as const;
 
 export class Request {
@@ -88,10 +91,24 @@ export class Request {
   deferMaster = false;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
-  /** set while this write waits in a cas queue (worker/dispatch.ts) */
-  casKey: string | null = null;
-  /** a cas: waiting for the master, stored, or refused */
-  casState = 0;
+  /** a cas whose backup copy waits for the master's answer (worker/dispatch.ts casAnswered) */
+  casHeld = false;
+  /** the write stripe this write holds (worker/sequencer.ts), or -1 */
+  stripe = -1;
+  /** parked for its stripe: what resumes it */
+  holder: StripeHolder | null = null;
+  /** a dropKey delete (no client line to forward) */
+  dropping = false;
+  /** a check of a written key on master and backup, not a client's request */
+  checking = false;
+  /** check: how many times master and backup were found to differ in a row */
+  strikes = 0;
+  /** check: when it is to be sent (performance.now() ms) */
+  dueAt = 0;
+  /** check: how many times its reads failed */
+  checkFailures = 0;
+  /** backend ops started and not yet answered or failed */
+  pendingOps = 0;
 
   keyStart(i: number): number { return this.keys[2 * i]!; }
   keyEnd(i: number): number { return this.keys[2 * i + 1]!; }
@@ -131,8 +148,14 @@ export class Request {
     this.backupReply = null;
     this.masterState = 0;
     this.backupState = 0;
-    this.casKey = null;
-    this.casState = 0;
+    this.casHeld = false;
+    this.stripe = -1;
+    this.holder = null;
+    this.dropping = false;
+    this.checking = false;
+    this.strikes = 0;
+    this.checkFailures = 0;
+    this.pendingOps = 0;
     this.retried = false;
     this.ackAfterBackup = false;
     this.deferMaster = false;

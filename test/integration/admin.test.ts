@@ -59,6 +59,7 @@ test.before(async () => {
   // Every reply of the master took 0.5 ms: all in the [256, 512) us bucket.
   for (let i = 0; i < 100; i++) recordLatency(m0, 0.5);
   serverStats.block(0, 1)[S.REQUESTS] = 7;
+  serverStats.block(1, 1)[S.BACKUP_DIVERGENCES] = 2;
   health.setState(1, DOWN);
 
   admin = await startAdmin({ admin: { host: '127.0.0.1', port: 0 } }, sources);
@@ -139,6 +140,8 @@ test('/metrics: per server, with its role and state', async () => {
     `mcrelay_server_inflight{${b}} 0`,
     `mcrelay_server_backup_reads_total{${m}} 5`,
     `mcrelay_server_warm_fills_total{${m}} 9`,
+    `mcrelay_server_backup_divergences_total{${b}} 2`,
+    `mcrelay_server_backup_divergences_total{${m}} 0`,
     // Interpolated inside the log2 bucket [256, 512) us.
     `mcrelay_server_latency_seconds{${m},quantile="0.5"} 0.000384`,
     `mcrelay_server_latency_seconds{${m},quantile="0.99"} 0.00050944`,

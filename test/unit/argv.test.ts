@@ -134,8 +134,6 @@ const FLAGS: Row[] = [
   [['-b10.0.0.9:12002'], backups, [tcp('10.0.0.9', 12002)]],
   [['--backup', '10.0.0.9'], backups, [tcp('10.0.0.9', 11211)]],
   [['--backup=b2:1', '-b', 'b1:1'], backups, [tcp('b2', 1), tcp('b1', 1)]],
-  // the same server as master and as backup is allowed (magent allows it)
-  [['-b', 'm'], backups, [tcp('m', 11211)]],
   [['-n', '100'], (c) => c.maxConnections, 100],
   [['-n100'], (c) => c.maxConnections, 100],
   [['--max-connections', '100'], (c) => c.maxConnections, 100],
@@ -276,6 +274,11 @@ const ERRORS: [readonly string[], string][] = [
   [['-s', '[::1]', '-s', '[::1]:11211'], "mcrelay: duplicate master server '[::1]:11211' (-s [::1]:11211)"],
   [['-s', '/tmp/m', '-s', '/tmp/m'], "mcrelay: duplicate master server '/tmp/m' (-s /tmp/m)"],
   [['-s', 'x', '-b', 'a', '-b', 'A:11211'], "mcrelay: duplicate backup server 'A:11211' (-b A:11211)"],
+  // issue 23: a backup that is a master gets every write twice, and a repair deletes the master's value
+  [['-s', 'a:1', '-b', 'a:1'], "mcrelay: backup server 'a:1' is also master server 'a:1': a backup must be another server"],
+  [['-b', 'Host', '-s', 'x:2', '-s', 'host:11211'], "mcrelay: backup server 'Host:11211' is also master server 'host:11211': a backup must be another server"],
+  [['-s', '[::1]', '-b', '[::1]:11211'], "mcrelay: backup server '[::1]:11211' is also master server '[::1]:11211': a backup must be another server"],
+  [['-s', '/tmp/m', '-b', '/tmp/m'], "mcrelay: backup server '/tmp/m' is also master server '/tmp/m': a backup must be another server"],
   [['-s', 'a', '-n', '0'], `mcrelay: invalid value '0' for -n: ${INT_HELP}`],
   [['-s', 'a', '-n', '2147483648'], `mcrelay: invalid value '2147483648' for -n: ${INT_HELP}`],
   [['-s', 'a', '--max-connections=-5'], `mcrelay: invalid value '-5' for --max-connections: ${INT_HELP}`],

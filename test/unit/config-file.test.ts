@@ -201,6 +201,8 @@ const FILE_ERRORS: [string, string][] = [
   ['masters: 10.0.0.1:11211\n', ":1: masters: expected a list of host:port, got '10.0.0.1:11211'"],
   ['masters:\n  - a:1\n  - a:0\n', ":3: masters[1]: expected host:port with a port 1..65535, got 'a:0'"],
   ['masters: [a:1, A:1]\n', ":1: masters[1]: duplicate server 'A:1'"],
+  ['masters: [a:1, b:2]\nbackups: [c:3, B:2]\n', ":2: backups[1]: 'B:2' is also master server 'b:2': a backup must be another server"],
+  ['backups: [a:1]\nmasters:\n  - b:2\n  - a:1\n', ":4: masters[1]: 'a:1' is also backup server 'a:1': a backup must be another server"],
   ['masters: [a]\nbackups: ["::1"]\n', ":2: backups[0]: expected host:port; write an IPv6 address in brackets, e.g. [::1]:11211, got '::1'"],
   ['masters: [11211]\n', ':1: masters[0]: expected host:port, got 11211'],
   ['listen: 127.0.0.1\n', ":1: listen: expected host:port (the port is required), got '127.0.0.1'"],
@@ -296,6 +298,12 @@ test('the CLI refuses a bad file with exit status 2 and starts nothing', () => {
   assert.is(r.status, 2);
   assert.is(r.stderr, `mcrelay: ${file}:2: workers: expected an integer 1..256, got 'many'\n`);
   assert.is(r.stdout, '');
+});
+
+test('a backup given as a flag over the file\'s masters is refused when it is one of them', () => {
+  const file = write('twin.yml', 'masters: [127.0.0.1:11211]\n');
+  const r = parseArgv(['--config', file, '-b', '127.0.0.1'], ENV);
+  assert.equal(r, { kind: 'error', message: "mcrelay: backup server '127.0.0.1:11211' is also master server '127.0.0.1:11211': a backup must be another server" });
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
