@@ -13,7 +13,8 @@
 // (worker/journal.ts) so that the key is deleted there before it serves reads again.
 //
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
-// master answers STORED, the item goes to the backup as a set. Until then, later
+// master answers STORED, the item goes to the backup as a set (a meta write with
+// C<cas>: once the master answers HD, without its C). Until then, later
 // writes of the same key from this worker wait with their backup copies in a
 // queue behind the cas (casQueues), so that the backup applies them in the order
 // the master did; the clients' replies never wait for it.
@@ -31,6 +32,7 @@ import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
 import { META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
 import { bytesEqual, findLF } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
+import { sameMeaning } from '../protocol/reply-meaning.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, readTarget, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
 import { Router } from '../routing/router.js';
@@ -471,7 +473,7 @@ export class Dispatcher implements ReplyHandler {
       req.backupIsTruth = backupConn !== null && recovering(health, master);
       req.ackAfterBackup = req.backupIsTruth || (backupConn !== null && warming(health, master));
       if (backupConn !== null) {
-        const isCas = cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0);
+        const isCas = isCasRequest(req);
         const queue = isCas || this.casQueues.size > 0 ? this.casQueue(req, isCas, kb, ks, ke) : undefined;
         if (queue !== undefined) {
           // Held (one reference) until drainCas sends it to the backup.
@@ -521,7 +523,8 @@ export class Dispatcher implements ReplyHandler {
       r.casKey = null;
       const conn = shadowTarget(this.health, r.backup) !== NONE ? this.connection(r.backup, r.affinity, now) : null;
       if (isCasRequest(r)) {
-        if (r.casState === CAS_STORED && conn !== null) this.sendWrite(r, conn, Role.FORGET, now, true);
+        // Compared like any write: an ma's new value tells whether the backup's counter had diverged.
+        if (r.casState === CAS_STORED && conn !== null) { this.sendWrite(r, conn, Role.SHADOW, now, true); r.backupState = SENT; }
       } else if (conn !== null) {
         this.sendWrite(r, conn, Role.SHADOW, now, false);
       } else {
@@ -788,7 +791,7 @@ export class Dispatcher implements ReplyHandler {
       if (req.ackAfterBackup && req.backupState === ANSWERED) { this.settleWarmWrite(req); return; }
       this.complete(req);
       if (req.casKey !== null && isCasRequest(req)) {
-        req.casState = line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44) ? CAS_STORED : CAS_REFUSED;
+        req.casState = line.equals(wire.STORED) || isMetaSuccess(req, line) ? CAS_STORED : CAS_REFUSED;
         this.drainCas(req.casKey);
       } else if (req.backupState === ANSWERED) {
         this.compare(req);
@@ -1109,9 +1112,8 @@ export class Dispatcher implements ReplyHandler {
 
   /** Master and backup both answered a write: a disagreement removes the key from the backup. */
   private compare(req: Request): void {
-    const m = req.masterReply!;
-    const b = req.backupReply!;
-    if (m === b || (m.length === b.length && m.equals(b))) return;
+    // Each server has its own cas counter: "HD c7" and "HD c9" agree.
+    if (sameMeaning(req.masterReply!, req.backupReply!, req.cmd >= Cmd.MG)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
@@ -1177,8 +1179,19 @@ function quieted(req: Request, line: Buffer): boolean {
   return req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41;
 }
 
+/**
+ * A write conditional on the master's cas id (cas; ms, md, ma with C): the
+ * backup, whose cas ids are its own, gets it without the condition once the
+ * master has applied it.
+ */
 function isCasRequest(r: Request): boolean {
-  return r.cmd === Cmd.CAS || (r.cmd === Cmd.MS && (r.metaFlags & META_CAS) !== 0);
+  return r.cmd === Cmd.CAS || (r.cmd >= Cmd.MS && r.cmd <= Cmd.MA && (r.metaFlags & META_CAS) !== 0);
+}
+
+/** HD, or the VA of an ma that returned its value */
+function isMetaSuccess(req: Request, line: Buffer): boolean {
+  if (req.cmd < Cmd.MS) return false;
+  return (line[0] === 0x48 && line[1] === 0x44) || (req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41);
 }
 
 /** NOT_FOUND, NOT_STORED, or their meta forms NF, NS, EN */
