@@ -9,7 +9,9 @@
 //   ERRORS     connection failures and protocol errors
 //   TIMEOUTS   requests that timed out
 //   INFLIGHT   requests sent and not yet answered (a gauge)
-//   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds
+//   LATENCY_SUM  the latencies of all replies added up, in milliseconds
+//   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds (the
+//              last bucket: that or more)
 
 export const S = {
   REQUESTS: 0,
@@ -26,7 +28,9 @@ export const S = {
   JOURNAL: 7,
   /** warm-up misses that the backup had (the reads that still needed the backup) */
   WARM_BACKUP_HITS: 8,
-  LATENCY: 9,
+  /** what a histogram's _sum needs besides the buckets (ms) */
+  LATENCY_SUM: 9,
+  LATENCY: 10,
 } as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;
@@ -78,6 +82,7 @@ export class ServerStats {
 
 /** Records one reply's latency (in ms) into a block. */
 export function recordLatency(block: Float64Array, ms: number): void {
+  block[S.LATENCY_SUM]! += ms;
   const us = ms * 1000;
   const b = us < 1 ? 0 : 31 - Math.clz32(us);
   block[S.LATENCY + (b < LATENCY_BUCKETS ? b : LATENCY_BUCKETS - 1)]!++;

@@ -4,6 +4,7 @@
 //
 //   this test --writes--> Counters(3) / ServerStats(2 workers, 2 servers) / HealthTable(2)
 //   fetch /metrics --> startAdmin --collect() at scrape time--> reads the same tables
+import { spawnSync } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -11,6 +12,9 @@ import { startAdmin, type Admin, type AdminSources } from '../../src/main/admin.
 import { C, Counters } from '../../src/shared/counters.js';
 import { DOWN, HealthTable, UP } from '../../src/shared/health.js';
 import { recordLatency, S, ServerStats } from '../../src/shared/server-stats.js';
+import { freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { WireClient } from '../helpers/wire.js';
+import { roundTrip } from '../helpers/mc.js';
 
 const counters = new Counters(3);
 const serverStats = new ServerStats(2, 2);
@@ -79,6 +83,14 @@ async function metrics(): Promise<string> {
   return r.body;
 }
 
+/** What `promtool check metrics` finds wrong with an exposition ('' when nothing). */
+function promtoolCheck(body: string): string {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 30_000 });
+  if (r.error !== undefined) throw new Error(`promtool: ${r.error.message} (Debian: apt-get install -y prometheus)`);
+  const out = `${r.stdout}${r.stderr}`.trim();
+  return r.status === 0 ? out : `exit ${r.status}: ${out}`;
+}
+
 function has(body: string, line: string): void {
   assert.ok(body.split('\n').includes(line), `/metrics lacks the line: ${line}`);
 }
@@ -138,10 +150,16 @@ test('/metrics: per server, with its role and state', async () => {
     `mcrelay_server_inflight{${b}} 0`,
     `mcrelay_server_backup_reads_total{${m}} 5`,
     `mcrelay_server_warm_fills_total{${m}} 9`,
-    // Interpolated inside the log2 bucket [256, 512) us.
-    `mcrelay_server_latency_seconds{${m},quantile="0.5"} 0.000384`,
-    `mcrelay_server_latency_seconds{${m},quantile="0.99"} 0.00050944`,
-    `mcrelay_server_latency_seconds{${b},quantile="0.5"} 0`,
+    // 100 replies of 0.5 ms, in the log2 bucket [256, 512) us: cumulative from le 512 us on.
+    `mcrelay_server_latency_seconds_bucket{${m},le="0.000016"} 0`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="0.000256"} 0`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="0.000512"} 100`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="8.388608"} 100`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="+Inf"} 100`,
+    `mcrelay_server_latency_seconds_sum{${m}} 0.05`,
+    `mcrelay_server_latency_seconds_count{${m}} 100`,
+    `mcrelay_server_latency_seconds_bucket{${b},le="+Inf"} 0`,
+    `mcrelay_server_latency_seconds_count{${b}} 0`,
     `mcrelay_server_state{${m},state="up"} 1`,
     `mcrelay_server_state{${m},state="down"} 0`,
     `mcrelay_server_state{${b},state="up"} 0`,
@@ -173,6 +191,35 @@ test('/metrics: every sample line is valid exposition text', async () => {
     if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
     // prom-client writes NaN as "Nan": Prometheus reads special values case-insensitively.
     assert.match(line, /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\n]*")*\})? (-?[0-9.e+-]+|NaN|Nan|[+-]Inf)$/, line);
+  }
+});
+
+test('/metrics passes promtool check metrics (types, names, histogram buckets)', async () => {
+  assert.is(promtoolCheck(await metrics()), '');
+});
+
+test('/metrics of a running mcrelay passes promtool check metrics', async () => {
+  const mc = await startMemcached();
+  let proxy: Proc | undefined;
+  try {
+    const adminPort = await freePort();
+    proxy = await startProxy(['-s', mc.addr, '--workers', '1', '--admin', `127.0.0.1:${adminPort}`]);
+    const c = await WireClient.connect(proxy.port);
+    try {
+      assert.is((await roundTrip(c, 'set k 0 0 1\r\nv\r\n')).line, 'STORED');
+      assert.is((await roundTrip(c, 'get k\r\n')).line, 'END');
+    } finally {
+      c.close();
+    }
+    const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+    const body = await res.text();
+    assert.is(res.status, 200);
+    // The replies above are in the scrape: it is a live one, not an empty registry.
+    const count = Number(new RegExp(`^mcrelay_server_latency_seconds_count\\{server="${mc.addr}",role="master"\\} (\\d+)$`, 'm').exec(body)?.[1]);
+    assert.ok(count >= 2, `latency count ${count}`);
+    assert.is(promtoolCheck(body), '');
+  } finally {
+    await Promise.all([proxy?.stop(), mc.stop()]);
   }
 });
 
