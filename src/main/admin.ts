@@ -65,21 +65,39 @@ export interface Admin {
   close(): Promise<void>;
 }
 
+/** How long a client may take to send a request's headers (and the whole request). */
 const HEADERS_TIMEOUT_MS = 10_000;
+/** Scrapers and health checks are a handful; past this many open connections, new ones are closed at once. */
+const MAX_CONNECTIONS = 64;
+
+export interface AdminLimits {
+  readonly headersTimeoutMs: number;
+  readonly maxConnections: number;
+}
 
 /**
  * Starts the admin listener on config.admin (the caller skips it when that is
  * null, i.e. --admin off). Rejects when the address cannot be bound.
  */
-export async function startAdmin(config: { readonly admin: AdminAddress | null }, sources: AdminSources): Promise<Admin> {
+export async function startAdmin(
+  config: { readonly admin: AdminAddress | null },
+  sources: AdminSources,
+  limits: AdminLimits = { headersTimeoutMs: HEADERS_TIMEOUT_MS, maxConnections: MAX_CONNECTIONS },
+): Promise<Admin> {
   const at = config.admin;
   if (at === null) throw new Error('the admin listener is off (--admin off)');
   let current = sources;
   const registry = buildRegistry(() => current);
 
-  const server = http.createServer((req, res) => { void respond(req, res, registry, current); });
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  server.requestTimeout = HEADERS_TIMEOUT_MS;
+  const timeout = limits.headersTimeoutMs;
+  const server = http.createServer({
+    headersTimeout: timeout,
+    requestTimeout: timeout,
+    // Node checks these timeouts only this often (30 s by default): a client
+    // trickling its headers would otherwise hold a connection four times as long.
+    connectionsCheckingInterval: Math.max(1, Math.min(1000, timeout >> 2)),
+  }, (req, res) => { void respond(req, res, registry, current); });
+  server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: at.host, port: at.port }, () => {

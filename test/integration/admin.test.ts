@@ -5,6 +5,7 @@
 //   this test --writes--> Counters(3) / ServerStats(2 workers, 2 servers) / HealthTable(2)
 //   fetch /metrics --> startAdmin --collect() at scrape time--> reads the same tables
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -14,7 +15,7 @@ import { DOWN, HealthTable, UP } from '../../src/shared/health.js';
 import { recordLatency, S, ServerStats } from '../../src/shared/server-stats.js';
 import { freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
-import { roundTrip } from '../helpers/mc.js';
+import { eventually, roundTrip } from '../helpers/mc.js';
 
 const counters = new Counters(3);
 const serverStats = new ServerStats(2, 2);
@@ -265,6 +266,53 @@ test('setSources: a rebuilt server list shows at the next scrape; old servers go
   has(body, 'mcrelay_server_requests_total{server="mc9:11211",role="master"} 42');
   assert.not.match(body, /127\.0\.0\.1:11211/);
   admin!.setSources(sources);
+});
+
+/** A raw connection to the admin port: what it received, and whether the server closed it. */
+async function rawConnect(port: number): Promise<{ socket: net.Socket; closed: () => boolean; received: () => string }> {
+  const socket = net.connect(port, '127.0.0.1');
+  let closed = false;
+  let received = '';
+  socket.on('data', (d: Buffer) => { received += d.toString('latin1'); });
+  socket.on('close', () => { closed = true; });
+  socket.on('error', () => { /* seen as close */ });
+  await new Promise((r) => socket.once('connect', r));
+  return { socket, closed: () => closed, received: () => received };
+}
+
+test('a client that never finishes its headers is dropped after the header timeout', async () => {
+  const slow = await startAdmin({ admin: { host: '127.0.0.1', port: 0 } }, sources, { headersTimeoutMs: 300, maxConnections: 64 });
+  const c = await rawConnect(slow.address.port);
+  try {
+    c.socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    // Node's default check interval (30 s) would keep it open far past 300 ms.
+    const dropped = await eventually(async () => c.closed(), 5000, 50);
+    assert.ok(dropped, `still open after 5 s; received ${JSON.stringify(c.received())}`);
+    assert.match(c.received(), /^HTTP\/1\.1 408 /);
+  } finally {
+    c.socket.destroy();
+    await slow.close();
+  }
+});
+
+test('connections past the cap are closed at once; the listener serves again once one leaves', async () => {
+  const capped = await startAdmin({ admin: { host: '127.0.0.1', port: 0 } }, sources, { headersTimeoutMs: 10_000, maxConnections: 3 });
+  const port = capped.address.port;
+  const held = await Promise.all([1, 2, 3].map(() => rawConnect(port)));
+  try {
+    const extra = await rawConnect(port);
+    extra.socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.ok(await eventually(async () => extra.closed(), 3000, 20), 'the fourth connection is closed');
+    assert.is(extra.received(), '', 'and not answered');
+    assert.ok(held.every((h) => !h.closed()), 'the three held connections stay open');
+    held[0]!.socket.destroy();
+    assert.ok(await eventually(async () => {
+      try { return (await fetch(`http://127.0.0.1:${port}/health`)).status === 200; } catch { return false; }
+    }, 3000, 50), '/health answers once a connection left');
+  } finally {
+    for (const h of held) h.socket.destroy();
+    await capped.close();
+  }
 });
 
 test('a port already taken: startAdmin rejects', async () => {
