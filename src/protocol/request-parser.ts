@@ -28,7 +28,7 @@ export const Parse = {
 } as const;
 
 export const KEY_MAX_LENGTH = 250;
-/** memcached closes a connection whose unterminated line grows past this (get lines excepted). */
+/** memcached closes a connection whose unterminated line grows past this (get lines excepted); so does mcrelay, after an error line. */
 export const LINE_MAX_LENGTH = 2048;
 /** a get line may be long (10,000 keys); past this it is hostile. */
 export const GET_LINE_MAX_LENGTH = 8 * 1024 * 1024;
@@ -160,6 +160,8 @@ export class RequestParser {
     // memcached keeps reading an unterminated line only if it is a get/gets line.
     if (isGetPrefix(buf, pos, end) && len <= GET_LINE_MAX_LENGTH) return Parse.NEED_MORE;
     this.next = end;
+    // memcached would close without a word: the client is at least told why.
+    this.reply = wire.CLIENT_ERROR_REQUEST_TOO_LONG;
     return Parse.CLOSE;
   }
 

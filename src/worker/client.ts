@@ -18,6 +18,7 @@ import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
 import { RawStream } from '../shared/raw-stream.js';
+import { log } from '../log.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -117,6 +118,7 @@ export class ClientConnection {
         }
       } else {
         // CLOSE: quit, or a line memcached would drop the connection for.
+        if (parser.reply === wire.CLIENT_ERROR_REQUEST_TOO_LONG) log.debug('request line too long: connection closed', { client: this.id, bytes: end - pos });
         if (parser.reply !== null) this.replyNow(parser.reply);
         this.closing = true;
         pos = end;

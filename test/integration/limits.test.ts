@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readReplies, roundTrip, setMany } from '../helpers/mc.js';
+import { eventually, readReplies, roundTrip, setMany } from '../helpers/mc.js';
 import { sleep, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 
@@ -91,11 +91,25 @@ test('key over 250 bytes: refused with memcached\'s error on every command, the 
   await sameAsMemcached([`set ${K250} 0 0 1\r\na\r\nget ${K250}\r\n`], '', `STORED\r\nVALUE ${K250} 0 1\r\na\r\nEND\r\n`);
 });
 
-test('command line over 2048 bytes without an end: the connection is closed, as memcached does (get lines excepted)', async () => {
+test('command line over 2048 bytes without an end: an error line, a debug log line, then the connection is closed (memcached closes without a word); get lines excepted', async () => {
   // memcached looks at an unterminated line once it holds more than 2048 bytes
   const long = `set ${'x'.repeat(2100)}`;
-  await sameAsMemcached(['get a\r\n', long, ' 0 0 1\r\na\r\n'], '', 'END\r\n<closed>');
-  await sameAsMemcached(['z'.repeat(5000)], '', '<closed>');
+  const TOO_LONG = 'CLIENT_ERROR request too long\r\n';
+  let r = await both(['get a\r\n', long, ' 0 0 1\r\na\r\n']);
+  assert.is(r.memcached, 'END\r\n<closed>');
+  assert.is(r.mcrelay, `END\r\n${TOO_LONG}<closed>`);
+  r = await both(['z'.repeat(5000)]);
+  assert.is(r.memcached, '<closed>');
+  assert.is(r.mcrelay, `${TOO_LONG}<closed>`);
+  // with -v, the proxy says why it closed the connection
+  const verbose = await startProxy(['-s', M.addr, '--workers', '1', '-v']);
+  try {
+    assert.is(await send(verbose.port, ['z'.repeat(5000)]), `${TOO_LONG}<closed>`);
+    const logged = await eventually(async () => verbose.output.includes('request line too long'), 3000);
+    assert.ok(logged, `no debug line in: ${verbose.output.slice(-500)}`);
+  } finally {
+    await verbose.stop();
+  }
   // a get line may be long: 3,000 keys, 20 KB, sent in pieces
   const keys = Array.from({ length: 3000 }, (_, i) => `key:${i}`);
   const line = `get ${keys.join(' ')}\r\n`;
