@@ -165,6 +165,18 @@ export class RequestParser {
     return Parse.CLOSE;
   }
 
+  /**
+   * After NEED_MORE for a data block (set, ms...): refuses the request as memcached
+   * refuses a value it has no memory for: the error, the block swallowed, and for
+   * set and ms the key's old value dropped so that it does not outlive the write.
+   */
+  refuseValue(): number {
+    this.swallow = this.bytes + 2;
+    this.dropKey = this.cmd === Cmd.SET || this.cmd === Cmd.MS;
+    this.need = 0;
+    return this.error(wire.SERVER_ERROR_OUT_OF_MEMORY);
+  }
+
   private error(reply: Buffer): number {
     this.reply = reply;
     return Parse.REPLY;

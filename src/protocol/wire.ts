@@ -28,6 +28,7 @@ export const CLIENT_ERROR_FLAGS_ARE_TOO_LONG = line('CLIENT_ERROR options flags 
 export const CLIENT_ERROR_REQUEST_TOO_LONG = line('CLIENT_ERROR request too long');
 
 export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');
+export const SERVER_ERROR_OUT_OF_MEMORY = line('SERVER_ERROR out of memory storing object');
 export const SERVER_ERROR_UNAVAILABLE = line('SERVER_ERROR backend unavailable');
 // memcached's own words when it is out of connections (it then closes).
 export const ERROR_TOO_MANY_CONNECTIONS = line('ERROR Too many open connections');

@@ -17,6 +17,7 @@ import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
+import type { PendingBytes } from './pending-bytes.js';
 import { RawStream } from '../shared/raw-stream.js';
 import { log } from '../log.js';
 
@@ -41,6 +42,8 @@ export class ClientConnection {
   private need = 0;
   /** bytes of a refused data block still to discard */
   private swallow = 0;
+  /** bytes this client holds in the worker's PendingBytes for a value still arriving */
+  private reserved = 0;
   // reply queue: a ring of requests in arrival order
   private queue: Array<Request | null> = new Array(4).fill(null);
   private head = 0;
@@ -61,7 +64,7 @@ export class ClientConnection {
     /** the connection's libuv handle, as received from the main thread */
     handle: object,
     /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
-    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser },
+    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser; readonly pending: PendingBytes },
     private readonly local: LocalCommands,
   ) {
     this.socket = new RawStream(handle, this);
@@ -100,11 +103,16 @@ export class ClientConnection {
         this.held = true;
         break;
       }
-      const r = parser.parse(buf, pos, end);
+      let r = parser.parse(buf, pos, end);
       if (r === Parse.NEED_MORE) {
-        this.need = parser.need;
-        break;
+        const need = parser.need;
+        if (need === 0 || this.reserved > 0 || this.reserve(need)) {
+          this.need = need;
+          break;
+        }
+        r = parser.refuseValue();
       }
+      if (this.reserved > 0) this.release();
       pos = parser.next;
       if (r === Parse.REQUEST) {
         this.request(buf);
@@ -129,6 +137,18 @@ export class ClientConnection {
     }
     input.consume(pos);
     this.checkPressure();
+  }
+
+  /** Holds `need` bytes of the worker's budget for the value arriving; false when they do not fit. */
+  private reserve(need: number): boolean {
+    if (!this.ctx.pending.take(need)) return false;
+    this.reserved = need;
+    return true;
+  }
+
+  private release(): void {
+    this.ctx.pending.give(this.reserved);
+    this.reserved = 0;
   }
 
   private request(buf: Buffer): void {
@@ -294,6 +314,7 @@ export class ClientConnection {
       this.ctx.dispatcher.release(req);
     }
     this.outbox.clear();
+    if (this.reserved > 0) this.release();
     this.local.clientClosed(this);
   }
 

@@ -168,6 +168,52 @@ test('value over the max item size: SERVER_ERROR object too large for cache, the
   c.close();
 });
 
+test('max_pending_bytes: a set whose value would go past it while others arrive is refused as memcached refuses one it has no memory for; the bytes come back when those values are in', async () => {
+  const capped = await startProxy(['-s', M.addr, '--workers', '1', '--max-pending-bytes', '1m']);
+  const [a, b, c] = await Promise.all([1, 2, 3].map(() => WireClient.connect(capped.port)));
+  try {
+    const big = 900 * 1024;
+    const more = 200 * 1024;
+    assert.is(await b.request('set b 0 0 3\r\nold\r\nset m 0 0 3\r\nold\r\n', 'STORED\r\nSTORED\r\n'), 'STORED\r\nSTORED\r\n');
+    // a: 900 KiB announced, 1 KiB sent: held while the rest comes
+    a.write(`set a 0 0 ${big}\r\n`);
+    a.write(Buffer.alloc(1024, 0x61));
+    await sleep(100);
+    // b: 200 KiB more would pass 1 MiB: refused at once, its block swallowed, the connection kept, the old value gone
+    b.write(`set b 0 0 ${more}\r\n`);
+    b.write(Buffer.alloc(1024, 0x62));
+    assert.is((await readReplies(b, 1)).map((r) => r.line).join(), 'SERVER_ERROR out of memory storing object');
+    b.write(Buffer.alloc(more - 1024, 0x62));
+    b.write('\r\nget b\r\n');
+    assert.is((await readReplies(b, 1)).map((r) => r.line).join(), 'END');
+    // ms too (the error shows through q); noreply silences it, as memcached's errors
+    b.write(`ms m ${more} q T0\r\n`);
+    b.write(Buffer.alloc(more, 0x62));
+    b.write(`\r\nset n 0 0 ${more} noreply\r\n`);
+    b.write(Buffer.alloc(more, 0x62));
+    b.write('\r\nmn\r\n');
+    assert.is(await b.readUntil((x) => x.toString('latin1').endsWith('MN\r\n')).then((x) => x.toString('latin1')), 'SERVER_ERROR out of memory storing object\r\nMN\r\n');
+    assert.is((await roundTrip(b, 'get m n\r\n')).values.length, 0, 'neither m nor n stored');
+    // a small value that is all there in one read is never held: it goes through
+    assert.is(await c.request('set s 0 0 1\r\ns\r\n'), 'STORED\r\n');
+    // a finishes: its bytes are given back, and a second large value goes through
+    a.write(Buffer.alloc(big - 1024, 0x61));
+    a.write('\r\n');
+    assert.is((await readReplies(a, 1)).map((r) => r.line).join(), 'STORED');
+    c.write(`set c 0 0 ${more}\r\n`);
+    c.write(Buffer.alloc(1024, 0x63));
+    await sleep(50);
+    c.write(Buffer.alloc(more - 1024, 0x63));
+    c.write('\r\n');
+    assert.is((await readReplies(c, 1)).map((r) => r.line).join(), 'STORED');
+    const got = await roundTrip(c, 'get a c\r\n');
+    assert.equal(got.values.map((v) => [v.key, v.data.length]), [['a', big], ['c', more]]);
+  } finally {
+    for (const x of [a, b, c]) x.close();
+    await capped.stop();
+  }
+});
+
 test('10,000 keys in one get: every value, in order, in one reply', async () => {
   const c = await WireClient.connect(proxy.port);
   const keys = Array.from({ length: 10_000 }, (_, i) => `many:${i}`);
