@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { loadConfig, parseArgv } from './config/argv.js';
 import { log, setLogLevel } from './log.js';
+import { restartWithMallocSettings } from './main/malloc.js';
 import { start } from './main/start.js';
 
 const parsed = parseArgv(process.argv.slice(2), { cpus: availableParallelism() });
@@ -18,6 +19,7 @@ switch (parsed.kind) {
     process.exit(2);
     break;
   case 'run': {
+    restartWithMallocSettings();
     const config = parsed.config;
     setLogLevel(config.verbose);
     try {

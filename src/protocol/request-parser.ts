@@ -33,6 +33,8 @@ export const LINE_MAX_LENGTH = 2048;
 /** a get line may be long (10,000 keys); past this it is hostile. */
 export const GET_LINE_MAX_LENGTH = 8 * 1024 * 1024;
 const MAX_TOKENS = 24;
+/** keyOffsets entries (two per key) kept from one get to the next */
+const KEPT_KEY_OFFSETS = 8192;
 const META_MAX_TOKENS = 20; // of a non-retrieval command; beyond it memcached answers ERROR
 
 /** Meta flags the proxy acts on (RequestParser.metaFlags). */
@@ -220,7 +222,8 @@ export class RequestParser {
       if (parseInt32Token(buf, s, i) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
     }
     let n = 0;
-    let offs = this.keyOffsets;
+    // A giant get's table is not kept for the gets after it.
+    let offs = this.keyOffsets.length > KEPT_KEY_OFFSETS ? (this.keyOffsets = new Int32Array(64)) : this.keyOffsets;
     while (i < lineEnd) {
       while (i < lineEnd && buf[i] === SP) i++;
       if (i >= lineEnd) break;

@@ -18,6 +18,7 @@ import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
 import type { PendingBytes } from './pending-bytes.js';
+import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
 import { RawStream } from '../shared/raw-stream.js';
 import { log } from '../log.js';
 
@@ -44,6 +45,8 @@ export class ClientConnection {
   private swallow = 0;
   /** bytes this client holds in the worker's PendingBytes for a value still arriving */
   private reserved = 0;
+  /** a flush of LARGE_BYTES or more is still being written */
+  private largeOut = false;
   // reply queue: a ring of requests in arrival order
   private queue: Array<Request | null> = new Array(4).fill(null);
   private head = 0;
@@ -240,6 +243,7 @@ export class ClientConnection {
       this.queued--;
       if (req.cmd === Cmd.STATS) out.addAll(this.local.statsReply(req.argStart));
       else writeReply(out, req);
+      if (req.keyCount >= LARGE_KEYS) largeRequestDone();
       req.client = null;
       this.ctx.dispatcher.release(req);
       wrote = true;
@@ -264,7 +268,10 @@ export class ClientConnection {
     const socket = this.socket;
     if (socket === null) return;
     this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
+    // A large reply's buffers can be collected once the socket has written them.
+    if (this.outbox.length >= LARGE_BYTES) this.largeOut = true;
     this.outbox.flush(socket);
+    if (this.largeOut && socket.pending === 0) this.largeWritten();
     if (this.queued === 0 && this.finishing()) {
       socket.end();
       return;
@@ -297,7 +304,13 @@ export class ClientConnection {
   }
 
   /** @internal */ drained(): void {
+    if (this.largeOut && this.socket !== null && this.socket.pending === 0) this.largeWritten();
     this.checkPressure();
+  }
+
+  private largeWritten(): void {
+    this.largeOut = false;
+    largeRequestDone();
   }
 
   /** @internal */ closed(): void {

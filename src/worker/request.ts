@@ -123,6 +123,12 @@ export class Request {
     const values = this.values;
     for (let i = 0; i < this.valueCount; i++) values[i] = null;
     this.valueCount = 0;
+    // A pooled request keeps its tables for the next one, but not a giant get's.
+    if (this.keys.length > MAX_KEPT_KEYS * 2) this.keys = new Int32Array(2);
+    if (this.valueSpans.length > MAX_KEPT_KEYS * 2) {
+      this.valueSpans = new Int32Array(2);
+      this.values = [];
+    }
     this.waiting = 0;
     this.refs = 0;
     this.masterReply = null;
@@ -142,6 +148,8 @@ export class Request {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Key and value tables up to this many keys stay with a pooled request or op. */
+const MAX_KEPT_KEYS = 4096;
 
 export class Op {
   req: Request | null = null;
@@ -173,6 +181,7 @@ export class Op {
     this.req = null;
     this.keyBuf = null;
     this.warm = false;
+    if (this.keyCount > MAX_KEPT_KEYS) this.keyIdx = [];
     this.keyCount = 0;
     this.cursor = 0;
     this.server = -1;

@@ -214,6 +214,41 @@ test('max_pending_bytes: a set whose value would go past it while others arrive 
   }
 });
 
+test('one giant get: the memory it took is returned afterwards (RSS back within 20% once the heap settles)', async () => {
+  const fresh = await startProxy(['-s', M.addr, '--workers', '1']);
+  const c = await WireClient.connect(fresh.port);
+  try {
+    const value = 'v'.repeat(100 * 1024);
+    assert.is(await c.request(`set giant:v 0 0 ${value.length}\r\n${value}\r\n`), 'STORED\r\n');
+    for (let i = 0; i < 20; i++) assert.is((await roundTrip(c, 'get giant:v\r\n')).values.length, 1);
+    await sleep(1000);
+    const before = rssMb(fresh.pid);
+    // 100,000 keys that miss and one 100 KiB value asked 300 times: a 1.3 MB line, a 30 MB reply
+    const keys = Array.from({ length: 100_000 }, (_, i) => `giant:miss:${i}`);
+    for (let i = 0; i < 300; i++) keys.push('giant:v');
+    let peak = before;
+    const sampler = setInterval(() => { peak = Math.max(peak, rssMb(fresh.pid)); }, 20);
+    let reply;
+    try {
+      reply = await roundTrip(c, `get ${keys.join(' ')}\r\n`, 30_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    peak = Math.max(peak, rssMb(fresh.pid));
+    assert.is(reply.line, 'END');
+    assert.is(reply.values.length, 300);
+    assert.ok(peak > before * 1.2, `the get did not take memory to give back: RSS ${before.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
+    let after = peak;
+    const settled = await eventually(async () => { after = rssMb(fresh.pid); return after <= before * 1.2; }, 10_000, 250);
+    console.log(`    giant get: proxy RSS ${before.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB, ${after.toFixed(0)} MB after`);
+    assert.ok(settled, `RSS ${after.toFixed(0)} MB after, ${before.toFixed(0)} MB before (peak ${peak.toFixed(0)} MB)`);
+    assert.is((await roundTrip(c, 'get giant:v\r\n')).values.length, 1, 'and the proxy goes on');
+  } finally {
+    c.close();
+    await fresh.stop();
+  }
+});
+
 test('10,000 keys in one get: every value, in order, in one reply', async () => {
   const c = await WireClient.connect(proxy.port);
   const keys = Array.from({ length: 10_000 }, (_, i) => `many:${i}`);
