@@ -45,6 +45,11 @@ export const META_TTL = 8;
 export const META_VALUE = 16;
 /** q appears twice: forwarded as sent (memcached refuses it), not quieted by the proxy */
 export const META_KEEP_Q = 32;
+/**
+ * The outcome depends on the key's current value: mg/ma N (create on a miss),
+ * ms in mode E, A, P or R (add, append, prepend, replace)
+ */
+export const META_DEPENDS = 64;
 
 const SP = 0x20;
 const CR = 0x0d;
@@ -359,6 +364,8 @@ export class RequestParser {
         case 0x43: flags |= META_CAS; break; // C
         case 0x54: flags |= META_TTL; break; // T
         case 0x76: flags |= META_VALUE; break; // v
+        case 0x4e: flags |= META_DEPENDS; break; // N
+        case 0x4d: if (this.cmd === Cmd.MS && isConditionalMode(buf[this.tokStart[t]! + 1])) flags |= META_DEPENDS; break; // M
       }
     }
     if ((flags & META_KEEP_Q) !== 0 || this.cmd === Cmd.ME) flags &= ~META_QUIET; // me takes no flags
@@ -436,6 +443,12 @@ function endsWithHttp(buf: Buffer, pos: number, end: number): boolean {
   let s = e;
   while (s > pos && buf[s - 1] !== SP) s--;
   return e - s >= 5 && buf[s] === 0x48 && buf[s + 1] === 0x54 && buf[s + 2] === 0x54 && buf[s + 3] === 0x50 && buf[s + 4] === 0x2f;
+}
+
+/** ms modes E, A, P, R (either case): add, append, prepend, replace */
+function isConditionalMode(c: number | undefined): boolean {
+  const u = c === undefined ? 0 : c & 0xdf;
+  return u === 0x45 || u === 0x41 || u === 0x50 || u === 0x52;
 }
 
 function isGetPrefix(buf: Buffer, pos: number, end: number): boolean {

@@ -23,13 +23,16 @@
 // the backup (mg v f t), copied into the master with its flags and remaining TTL
 // (ms ... ME: an add, so a newer value is never overwritten) and returned. For
 // gets, gat, gats and mg the copy is made first and the key read again from the
-// master, so that cas ids and meta flags come from the master.
+// master, so that cas ids and meta flags come from the master. A write whose
+// outcome depends on the current value (add, cas, ms in mode E/A/P/R or with C,
+// ma and mg with N) looks the key up on the backup and copies it over before it
+// goes (prefill), so that memcached decides it on the value clients have seen.
 
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
-import { META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
+import { META_BASE64, META_CAS, META_DEPENDS, META_KEEP_Q, META_QUIET, META_TTL } from '../protocol/request-parser.js';
 import { bytesEqual, findLF } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import { sameMeaning } from '../protocol/reply-meaning.js';
@@ -359,10 +362,11 @@ export class Dispatcher implements ReplyHandler {
   // ---- meta reads: mg, me ----
 
   private metaRead(req: Request): void {
-    this.counters[C.CMD_GET]!++;
+    if (!req.prefilled) this.counters[C.CMD_GET]!++;
     this.routeSingle(req);
     const master = req.master;
     const backup = req.backup;
+    if (req.cmd === Cmd.MG && (req.metaFlags & META_DEPENDS) !== 0 && this.prefill(req)) return;
     const target = readTarget(this.health, master, backup);
     if (target === NONE || !this.sendMetaRead(req, target, target === master && req.cmd === Cmd.MG && backup !== NONE &&
         warming(this.health, master) && this.health.isUp(backup))) {
@@ -441,9 +445,11 @@ export class Dispatcher implements ReplyHandler {
 
   private write(req: Request): void {
     const cmd = req.cmd;
-    if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
+    if (req.prefilled) { /* counted when it first came */ }
+    else if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
     else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
     this.routeSingle(req);
+    if (dependsOnValue(req) && this.prefill(req)) return;
     const kb = this.kb;
     const ks = this.ks;
     const ke = this.ke;
@@ -716,6 +722,7 @@ export class Dispatcher implements ReplyHandler {
         // HD: the fill was added; NS: the master had the key already, nothing to check.
         if (buf[start] === 0x48 && buf[start + 1] === 0x44) this.verifyFill(req, op.keyIndex, op.peer, op.token);
         break;
+      case Role.WARM_PREFILL: this.prefillAnswered(req, buf, start, end); break;
       case Role.CLIENT:
         if (req.cmd <= Cmd.GATS) this.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.flushAnswered(req, buf, start, end);
@@ -830,7 +837,7 @@ export class Dispatcher implements ReplyHandler {
     // land) leaves the server possibly stale for that key: it must not serve reads
     // until recovery has cleared it, whatever the failure limit says for reads.
     if (this.failing === Failure.TIMEOUT && !retrieval && role !== Role.WARM_LOOKUP &&
-        role !== Role.WARM_VERIFY && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
+        role !== Role.WARM_VERIFY && role !== Role.WARM_PREFILL && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
       log.warn('server marked down', { server: this.servers[server]![0]!.address.name, reason: 'a write to it timed out' });
     }
     // The op goes back to its pool at the end; a retrieval's keys move to the failover.
@@ -840,6 +847,8 @@ export class Dispatcher implements ReplyHandler {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
       case Role.WARM_VERIFY: case Role.WARM_FILL: break;
+      // The backup failed: the request goes on without the copy.
+      case Role.WARM_PREFILL: this.resume(req); break;
       case Role.WARM_LOOKUP:
         // The backup failed too: the key is a miss.
         if (--req.waiting === 0) this.complete(req);
@@ -982,15 +991,49 @@ export class Dispatcher implements ReplyHandler {
     const now = performance.now();
     const conn = this.connection(backup, req.affinity, now);
     if (conn === null) return;
-    const op = this.newOp(req, Role.WARM_LOOKUP, Expect.META);
-    op.keyIndex = i;
     req.waiting++;
+    this.lookup(conn, req, Role.WARM_LOOKUP, i, now);
+  }
+
+  /** mg <key> v f t c on the backup: its value, client flags, remaining TTL and cas. */
+  private lookup(conn: BackendConnection, req: Request, role: number, i: number, now: number): void {
+    const op = this.newOp(req, role, Expect.META);
+    op.keyIndex = i;
     const out = conn.outbox;
     out.addAll(MG);
     this.keyToken(out, req, i);
     out.addAll(WARM_LOOKUP_FLAGS);
     out.addAll(wire.CRLF);
     conn.enqueue(op, now);
+  }
+
+  /**
+   * A write (or mg N) that depends on the key's current value, to a warming
+   * master that may lack a key the backup has: looks the key up on the backup
+   * first; its answer fills the master and sends the request on (resume). False
+   * when there is nothing to look up (not warming, no backup, or done already).
+   */
+  private prefill(req: Request): boolean {
+    const backup = req.backup;
+    if (req.prefilled || backup === NONE || !warming(this.health, req.master) || !this.health.isUp(backup)) return false;
+    const now = performance.now();
+    const conn = this.connection(backup, req.affinity, now);
+    if (conn === null) return false;
+    req.prefilled = true;
+    this.lookup(conn, req, Role.WARM_PREFILL, 0, now);
+    return true;
+  }
+
+  private prefillAnswered(req: Request, buf: Buffer, start: number, end: number): void {
+    const v = parseVA(buf, start, end);
+    // The fill goes to the master's connection ahead of the request: memcached applies them in that order.
+    if (v !== null && v.ttl !== 0) this.fill(req, 0, req.master, v.flags, v.ttl, buf.subarray(v.dataStart, v.dataStart + v.size), v.cas);
+    this.resume(req);
+  }
+
+  private resume(req: Request): void {
+    if (req.cmd === Cmd.MG) this.metaRead(req);
+    else this.write(req);
   }
 
   /** The key as sent on the wire: text keys as they are, meta keys as the client wrote them (b adds " b"). */
@@ -1184,6 +1227,12 @@ function quieted(req: Request, line: Buffer): boolean {
  * backup, whose cas ids are its own, gets it without the condition once the
  * master has applied it.
  */
+/** add, cas, and the meta writes whose outcome depends on the key's value (ms E/A/P/R or C, ma N or C) */
+function dependsOnValue(r: Request): boolean {
+  const cmd = r.cmd;
+  return cmd === Cmd.ADD || cmd === Cmd.CAS || (cmd >= Cmd.MS && (r.metaFlags & (META_DEPENDS | META_CAS)) !== 0);
+}
+
 function isCasRequest(r: Request): boolean {
   return r.cmd === Cmd.CAS || (r.cmd >= Cmd.MS && r.cmd <= Cmd.MA && (r.metaFlags & META_CAS) !== 0);
 }

@@ -25,6 +25,8 @@ export const Role = {
   WARM_VERIFY: 5,
   /** warm-up: the copy of a backup's item into the warming master */
   WARM_FILL: 6,
+  /** warm-up: the backup's item looked up before a write that depends on it (add, cas, ma N...) */
+  WARM_PREFILL: 7,
 } as const;
 
 export class Request {
@@ -90,6 +92,8 @@ export class Request {
   casKey: string | null = null;
   /** a cas: waiting for the master, stored, or refused */
   casState = 0;
+  /** the key was looked up on the backup (and copied into the warming master) before this request went */
+  prefilled = false;
 
   keyStart(i: number): number { return this.keys[2 * i]!; }
   keyEnd(i: number): number { return this.keys[2 * i + 1]!; }
@@ -137,6 +141,7 @@ export class Request {
     this.backupState = 0;
     this.casKey = null;
     this.casState = 0;
+    this.prefilled = false;
     this.ackAfterBackup = false;
     this.deferMaster = false;
     this.backupIsTruth = false;
