@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { loadConfig, parseArgv } from './config/argv.js';
 import { findSameServer } from './config/same-server.js';
 import { log, setLogLevel } from './log.js';
+import { restartWithMallocSettings } from './main/malloc.js';
 import { start } from './main/start.js';
 
 if (process.argv[2] === 'ctl') {
@@ -24,6 +25,7 @@ switch (parsed.kind) {
     process.exit(2);
     break;
   case 'run': {
+    restartWithMallocSettings();
     const config = parsed.config;
     const twin = await findSameServer(config.masters, config.backups);
     if (twin !== null) {

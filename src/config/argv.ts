@@ -27,7 +27,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 
 import {
-  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
+  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseInteger, parseListenAddress, parseListenHost, parseRatio, parseServerAddress,
   parseMode, parseSize, serverKey, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
@@ -50,7 +50,7 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -81,6 +81,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'retryInterval', short: null, long: ['retry-interval'], takesValue: true },
   { id: 'failureLimit', short: null, long: ['failure-limit'], takesValue: true },
   { id: 'maxItemSize', short: null, long: ['max-item-size'], takesValue: true },
+  { id: 'maxPendingBytes', short: null, long: ['max-pending-bytes'], takesValue: true },
   { id: 'distribution', short: null, long: ['distribution'], takesValue: true },
   { id: 'config', short: null, long: ['config'], takesValue: true },
   { id: 'admin', short: null, long: ['admin'], takesValue: true },
@@ -118,6 +119,7 @@ interface Draft {
   retryIntervalMs: number;
   failureLimit: number;
   maxItemSize: number;
+  maxPendingBytes: number;
   user: string | null;
   group: string | null;
   verbose: number;
@@ -153,6 +155,7 @@ function defaultDraft(defaultWorkers: number): Draft {
     retryIntervalMs: DEFAULTS.retryIntervalMs,
     failureLimit: DEFAULTS.failureLimit,
     maxItemSize: DEFAULTS.maxItemSize,
+    maxPendingBytes: DEFAULTS.maxPendingBytes,
     user: null,
     group: null,
     verbose: 0,
@@ -200,6 +203,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.failureLimit = file.failureLimit ?? draft.failureLimit;
   draft.maxItemSize = file.maxItemSize ?? draft.maxItemSize;
   draft.unixSocketMode = file.unixSocketMode ?? draft.unixSocketMode;
+  draft.maxPendingBytes = file.maxPendingBytes ?? draft.maxPendingBytes;
   draft.user = file.user ?? draft.user;
   draft.group = file.group ?? draft.group;
   if (file.admin !== undefined) draft.admin = file.admin;
@@ -260,6 +264,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     retryIntervalMs: draft.retryIntervalMs,
     failureLimit: draft.failureLimit,
     maxItemSize: draft.maxItemSize,
+    maxPendingBytes: draft.maxPendingBytes,
     user: draft.user,
     group: draft.group,
     unixSocketMode: draft.unixSocketMode,
@@ -423,6 +428,12 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       const n = parseSize(v);
       if (n === null || n < MIN_ITEM_SIZE || n > MAX_ITEM_SIZE) return invalid(flag, v, SIZE_EXPECTED);
       draft.maxItemSize = n;
+      return null;
+    }
+    case 'maxPendingBytes': {
+      const n = parseSize(v);
+      if (n === null || n < MIN_ITEM_SIZE || n > MAX_PENDING_BYTES) return invalid(flag, v, PENDING_EXPECTED);
+      draft.maxPendingBytes = n;
       return null;
     }
     case 'distribution':

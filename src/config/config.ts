@@ -56,6 +56,11 @@ export interface Config {
   readonly retryIntervalMs: number;
   readonly failureLimit: number;
   readonly maxItemSize: number;
+  /**
+   * most bytes held for requests whose value is still arriving, over all
+   * clients (each worker holds its share); past it a set is refused
+   */
+  readonly maxPendingBytes: number;
   readonly user: string | null;
   readonly group: string | null;
   /** permission bits of every unix socket mcrelay listens on */
@@ -88,6 +93,7 @@ export const DEFAULTS = {
   retryIntervalMs: 1000,
   failureLimit: 3,
   maxItemSize: 1024 * 1024,
+  maxPendingBytes: 64 * 1024 * 1024,
   distribution: 'jump' as Distribution,
   admin: Object.freeze({ host: '127.0.0.1', port: 9121 }) as AdminAddress,
   drainSeconds: 10,
@@ -113,6 +119,8 @@ export const MIN_ITEM_SIZE = 1024;
 export const MAX_ITEM_SIZE = 1024 * 1024 * 1024;
 
 export const SIZE_EXPECTED = `expected bytes ${MIN_ITEM_SIZE}..${MAX_ITEM_SIZE}, or with a k or m suffix (e.g. 2m)`;
+export const MAX_PENDING_BYTES = 2 ** 40;
+export const PENDING_EXPECTED = `expected bytes ${MIN_ITEM_SIZE}..${MAX_PENDING_BYTES}, or with a k or m suffix (e.g. 64m)`;
 
 /**
  * Parses a server address (-s / -b, `masters:` / `backups:`). Returns the

@@ -17,7 +17,7 @@ import {
 } from 'yaml';
 
 import {
-  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
+  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
 } from './config.js';
@@ -105,7 +105,8 @@ const KEYS: Record<string, Reader> = {
   failure_limit: (out, v, key, doc) => { out.failureLimit = integer(v, key, doc, 1, MAX_INT); },
   max_connections: (out, v, key, doc) => { out.maxConnections = integer(v, key, doc, 1, MAX_INT); },
   connections_per_server: (out, v, key, doc) => { out.connectionsPerServer = integer(v, key, doc, 1, MAX_INT); },
-  max_item_size: readItemSize,
+  max_item_size: (out, v, key) => { out.maxItemSize = size(v, key, MAX_ITEM_SIZE, SIZE_EXPECTED); },
+  max_pending_bytes: (out, v, key) => { out.maxPendingBytes = size(v, key, MAX_PENDING_BYTES, PENDING_EXPECTED); },
   warmup: (out, v, key, doc) => {
     section(v, key, doc, {
       seconds: (n, k) => { out.warmupSeconds = integer(n, k, doc, 0, MAX_SECONDS); },
@@ -206,12 +207,13 @@ function readListen(out: FileConfig, v: Node | null, key: string, doc: Document)
   out.extraListen = Object.freeze(extra);
 }
 
-function readItemSize(out: FileConfig, v: Node | null, key: string, doc: Document): void {
+/** A byte count, as a number or a string with a k or m suffix (2m), MIN_ITEM_SIZE..max. */
+function size(v: Node | null, key: string, max: number, expected: string): number {
   let n: number | null = null;
   if (isScalar(v) && typeof v.value === 'number' && Number.isSafeInteger(v.value)) n = v.value;
   else if (isScalar(v) && typeof v.value === 'string') n = parseSize(v.value);
-  if (n === null || n < MIN_ITEM_SIZE || n > MAX_ITEM_SIZE) throw new FileError(key, `${SIZE_EXPECTED}, got ${describe(v)}`, v);
-  out.maxItemSize = n;
+  if (n === null || n < MIN_ITEM_SIZE || n > max) throw new FileError(key, `${expected}, got ${describe(v)}`, v);
+  return n;
 }
 
 function readMode(out: FileConfig, v: Node | null, key: string): void {

@@ -54,6 +54,11 @@ Servers:
                             (default ${DEFAULTS.retryIntervalMs})
       --max-item-size SIZE  largest value accepted, in bytes, or with a k or m
                             suffix as memcached's -I takes it (default 1m)
+      --max-pending-bytes SIZE
+                            most bytes held for values still arriving, over
+                            all clients (split among the workers); a set past
+                            it is refused with SERVER_ERROR out of memory
+                            storing object (default 64m)
       --warmup-seconds N    how long a master that comes back is warmed from
                             the backup (misses read from the backup and copied
                             back); 0 turns warm-up off (default ${DEFAULTS.warmupSeconds})

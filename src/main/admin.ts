@@ -10,7 +10,9 @@
 // Metrics are prom-client objects in a registry of our own (not the global one),
 // filled by collect() callbacks at scrape time, plus prom-client's default
 // process and Node.js metrics (process_*, nodejs_*: these describe the whole
-// process for CPU and memory, but the main thread only for heap and event loop).
+// process for CPU and memory, but the main thread only for heap and event loop),
+// less its nodejs_active_*_total gauges: a gauge named _total reads as a counter
+// (promtool refuses it), and the per-type gauges beside them add up to the same.
 //
 // Metric names (prefix mcrelay_):
 //   connections_current, connections_total, connections_rejected_total,
@@ -25,9 +27,9 @@
 //     server_requests_total, server_errors_total, server_timeouts_total,
 //     server_backup_reads_total, server_warm_fills_total, server_reconnects_total,
 //     server_restarts_seen_total, server_flushes_total, server_invalidated_keys_total,
-//     server_backup_divergences_total,
-//     server_latency_seconds{quantile="0.5"|"0.99"} (from the shared log2
-//     buckets, so within a factor of two at worst),
+//     server_backup_divergences_total, server_restore_*,
+//     server_latency_seconds: a histogram (_bucket{le}, _sum, _count) whose
+//     buckets are the shared log2 ones (le = 16 us, 32 us, ... 8.4 s, +Inf),
 //     server_state{state}: one series per state name (up, down, ...), 1 for
 //     the server's current state and 0 for the others, so
 //     `mcrelay_server_state{state="down"} == 1` selects the servers that are down.
@@ -35,12 +37,12 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 
 import type { AdminAddress } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
-import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
+import { LATENCY_BUCKETS, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { VERSION } from '../version.js';
 import type { Drains } from './drain.js';
 
@@ -68,26 +70,44 @@ export interface Admin {
   close(): Promise<void>;
 }
 
+/** How long a client may take to send a request's headers (and the whole request). */
 const HEADERS_TIMEOUT_MS = 10_000;
+/** Scrapers and health checks are a handful; past this many open connections, new ones are closed at once. */
+const MAX_CONNECTIONS = 64;
+
+export interface AdminLimits {
+  readonly headersTimeoutMs: number;
+  readonly maxConnections: number;
+}
 
 /**
  * Starts the admin listener on config.admin (the caller skips it when that is
  * null, i.e. --admin off). Rejects when the address cannot be bound.
  */
-export async function startAdmin(config: { readonly admin: AdminAddress | null }, sources: AdminSources): Promise<Admin> {
+export async function startAdmin(
+  config: { readonly admin: AdminAddress | null },
+  sources: AdminSources,
+  limits: AdminLimits = { headersTimeoutMs: HEADERS_TIMEOUT_MS, maxConnections: MAX_CONNECTIONS },
+): Promise<Admin> {
   const at = config.admin;
   if (at === null) throw new Error('the admin listener is off (--admin off)');
   let current = sources;
   const registry = buildRegistry(() => current);
 
+  const timeout = limits.headersTimeoutMs;
   // Write endpoints only where nobody but this host can reach them.
   const loopbackOnly = isLoopback(at.host);
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({
+    headersTimeout: timeout,
+    requestTimeout: timeout,
+    // Node checks these timeouts only this often (30 s by default): a client
+    // trickling its headers would otherwise hold a connection four times as long.
+    connectionsCheckingInterval: Math.max(1, Math.min(1000, timeout >> 2)),
+  }, (req, res) => {
     if (req.url?.startsWith('/servers/') === true) void control(req, res, current, loopbackOnly);
     else void respond(req, res, registry, current);
   });
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  server.requestTimeout = HEADERS_TIMEOUT_MS;
+  server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: at.host, port: at.port }, () => {
@@ -185,6 +205,9 @@ function buildRegistry(get: Get): Registry {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
 
   // ---- process-wide totals: the sum of every thread's row ----
   const total = (name: string, help: string, counter: number): void => {
@@ -304,17 +327,7 @@ function buildRegistry(get: Get): Registry {
     name: 'mcrelay_server_inflight', help: 'Requests sent to the server and not yet answered', labelNames: serverLabels, registers,
     collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, S.INFLIGHT))); },
   });
-  new Gauge({
-    name: 'mcrelay_server_latency_seconds', help: 'Reply latency quantiles since start (or stats reset)',
-    labelNames: [...serverLabels, 'quantile'], registers,
-    collect() {
-      this.reset();
-      eachServer((labels, i, s) => {
-        this.set({ ...labels, quantile: '0.5' }, s.serverStats.percentile(i, 0.5) / 1000);
-        this.set({ ...labels, quantile: '0.99' }, s.serverStats.percentile(i, 0.99) / 1000);
-      });
-    },
-  });
+  registry.registerMetric(latencyHistogram(eachServer));
   new Gauge({
     name: 'mcrelay_server_state', help: 'Server state: 1 for the current state, 0 for the others',
     labelNames: [...serverLabels, 'state'], registers,
@@ -331,3 +344,45 @@ function buildRegistry(get: Get): Registry {
 
   return registry;
 }
+
+type EachServer = (fn: (labels: { server: string; role: string }, i: number, s: AdminSources) => void) => void;
+
+/** The first le bound is the upper end of this log2 bucket (2^4 us = 16 us); the faster buckets count in it. */
+const FIRST_BUCKET = 3;
+
+/**
+ * Reply latency per server as a Prometheus histogram. The workers already
+ * counted every reply into the shared log2 buckets (bucket b: [2^b, 2^(b+1))
+ * microseconds), which prom-client's Histogram cannot be given: this is a metric
+ * of the registry's own shape (name, help, type, get()) whose get() turns those
+ * counts into cumulative le buckets at scrape time.
+ */
+function latencyHistogram(eachServer: EachServer): Metric {
+  const name = 'mcrelay_server_latency_seconds';
+  const metric = {
+    name,
+    help: 'Reply latency since start, from log2 buckets',
+    type: 'histogram',
+    aggregator: 'sum',
+    reset(): void { /* the shared buckets only grow */ },
+    get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
+      const values: MetricValue[] = [];
+      eachServer((labels, i, s) => {
+        const st = s.serverStats;
+        let count = 0;
+        for (let b = 0; b < LATENCY_BUCKETS - 1; b++) {
+          count += st.sum(i, S.LATENCY + b);
+          if (b >= FIRST_BUCKET) values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: 2 ** (b + 1) / 1e6 }, value: count });
+        }
+        count += st.sum(i, S.LATENCY + LATENCY_BUCKETS - 1);
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
+        values.push({ metricName: `${name}_sum`, labels, value: st.sum(i, S.LATENCY_SUM) / 1000 });
+        values.push({ metricName: `${name}_count`, labels, value: count });
+      });
+      return Promise.resolve({ name, help: metric.help, type: metric.type, aggregator: metric.aggregator, values });
+    },
+  };
+  return metric as unknown as Metric;
+}
+
+interface MetricValue { metricName: string; labels: Record<string, string | number>; value: number }

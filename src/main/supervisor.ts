@@ -4,6 +4,7 @@
 // seen close (two counters in its row of the shared counters, one writer each),
 // so choosing needs no message round trip.
 
+import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
@@ -13,6 +14,10 @@ import { HandoffServer, type AcceptedHandle } from './handoff.js';
 import type { WorkerInit } from '../worker/entry.js';
 
 const ENTRY = new URL('../worker/entry.js', import.meta.url);
+
+// Workers created from now on get a global gc(), which they call once after a
+// giant request so that its buffers are returned (worker/collect.ts).
+v8.setFlagsFromString('--expose-gc');
 /** A worker that dies sooner than this after starting is restarted after a pause. */
 const CRASH_LOOP_MS = 1000;
 

@@ -10,7 +10,9 @@
 //   ERRORS     connection failures and protocol errors
 //   TIMEOUTS   requests that timed out
 //   INFLIGHT   requests sent and not yet answered (a gauge)
-//   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds
+//   LATENCY_SUM  the latencies of all replies added up, in milliseconds
+//   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds (the
+//              last bucket: that or more)
 
 export const S = {
   REQUESTS: 0,
@@ -44,7 +46,9 @@ export const S = {
   RESTORE_SECONDS: 16,
   /** keys this backup held with a value its master did not, found by the write check and deleted here */
   BACKUP_DIVERGENCES: 17,
-  LATENCY: 18,
+  /** what a histogram's _sum needs besides the buckets (ms) */
+  LATENCY_SUM: 18,
+  LATENCY: 19,
 } as const;
 
 export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;
@@ -98,6 +102,7 @@ export class ServerStats {
 
 /** Records one reply's latency (in ms) into a block. */
 export function recordLatency(block: Float64Array, ms: number): void {
+  block[S.LATENCY_SUM]! += ms;
   const us = ms * 1000;
   const b = us < 1 ? 0 : 31 - Math.clz32(us);
   block[S.LATENCY + (b < LATENCY_BUCKETS ? b : LATENCY_BUCKETS - 1)]!++;

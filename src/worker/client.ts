@@ -17,7 +17,10 @@ import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
 import type { LocalCommands } from './local.js';
+import type { PendingBytes } from './pending-bytes.js';
+import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
 import { RawStream } from '../shared/raw-stream.js';
+import { log } from '../log.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -40,6 +43,10 @@ export class ClientConnection {
   private need = 0;
   /** bytes of a refused data block still to discard */
   private swallow = 0;
+  /** bytes this client holds in the worker's PendingBytes for a value still arriving */
+  private reserved = 0;
+  /** a flush of LARGE_BYTES or more is still being written */
+  private largeOut = false;
   // reply queue: a ring of requests in arrival order
   private queue: Array<Request | null> = new Array(4).fill(null);
   private head = 0;
@@ -60,7 +67,7 @@ export class ClientConnection {
     /** the connection's libuv handle, as received from the main thread */
     handle: object,
     /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
-    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser },
+    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser; readonly pending: PendingBytes },
     private readonly local: LocalCommands,
   ) {
     this.socket = new RawStream(handle, this);
@@ -99,11 +106,16 @@ export class ClientConnection {
         this.held = true;
         break;
       }
-      const r = parser.parse(buf, pos, end);
+      let r = parser.parse(buf, pos, end);
       if (r === Parse.NEED_MORE) {
-        this.need = parser.need;
-        break;
+        const need = parser.need;
+        if (need === 0 || this.reserved > 0 || this.reserve(need)) {
+          this.need = need;
+          break;
+        }
+        r = parser.refuseValue();
       }
+      if (this.reserved > 0) this.release();
       pos = parser.next;
       if (r === Parse.REQUEST) {
         this.request(buf);
@@ -117,6 +129,7 @@ export class ClientConnection {
         }
       } else {
         // CLOSE: quit, or a line memcached would drop the connection for.
+        if (parser.reply === wire.CLIENT_ERROR_REQUEST_TOO_LONG) log.debug('request line too long: connection closed', { client: this.id, bytes: end - pos });
         if (parser.reply !== null) this.replyNow(parser.reply);
         this.closing = true;
         pos = end;
@@ -127,6 +140,18 @@ export class ClientConnection {
     }
     input.consume(pos);
     this.checkPressure();
+  }
+
+  /** Holds `need` bytes of the worker's budget for the value arriving; false when they do not fit. */
+  private reserve(need: number): boolean {
+    if (!this.ctx.pending.take(need)) return false;
+    this.reserved = need;
+    return true;
+  }
+
+  private release(): void {
+    this.ctx.pending.give(this.reserved);
+    this.reserved = 0;
   }
 
   private request(buf: Buffer): void {
@@ -218,6 +243,7 @@ export class ClientConnection {
       this.queued--;
       if (req.cmd === Cmd.STATS) out.addAll(this.local.statsReply(req.argStart));
       else writeReply(out, req);
+      if (req.keyCount >= LARGE_KEYS) largeRequestDone();
       req.client = null;
       this.ctx.dispatcher.release(req);
       wrote = true;
@@ -242,7 +268,10 @@ export class ClientConnection {
     const socket = this.socket;
     if (socket === null) return;
     this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
+    // A large reply's buffers can be collected once the socket has written them.
+    if (this.outbox.length >= LARGE_BYTES) this.largeOut = true;
     this.outbox.flush(socket);
+    if (this.largeOut && socket.pending === 0) this.largeWritten();
     if (this.queued === 0 && this.finishing()) {
       socket.end();
       return;
@@ -275,7 +304,13 @@ export class ClientConnection {
   }
 
   /** @internal */ drained(): void {
+    if (this.largeOut && this.socket !== null && this.socket.pending === 0) this.largeWritten();
     this.checkPressure();
+  }
+
+  private largeWritten(): void {
+    this.largeOut = false;
+    largeRequestDone();
   }
 
   /** @internal */ closed(): void {
@@ -292,6 +327,7 @@ export class ClientConnection {
       this.ctx.dispatcher.release(req);
     }
     this.outbox.clear();
+    if (this.reserved > 0) this.release();
     this.local.clientClosed(this);
   }
 

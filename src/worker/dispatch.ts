@@ -25,23 +25,28 @@
 // A backup that lacks the key is no divergence: that is what a repair leaves.
 //
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
-// master answers STORED, the item goes to the backup as a set. Until then the
-// cas holds its stripe, so later writes of the key wait and the backup applies
-// them in the order the master did.
+// master answers STORED, the item goes to the backup as a set (a meta write with
+// C<cas>: once the master answers HD, without its C). Until then the cas holds
+// its stripe, so later writes of the key wait and the backup applies them in the
+// order the master did.
 //
 // A master that comes back WARMING serves reads; a key it misses is looked up on
 // the backup (mg v f t), copied into the master with its flags and remaining TTL
 // (ms ... ME: an add, so a newer value is never overwritten) and returned. For
 // gets, gat, gats and mg the copy is made first and the key read again from the
-// master, so that cas ids and meta flags come from the master.
+// master, so that cas ids and meta flags come from the master. A write whose
+// outcome depends on the current value (add, cas, ms in mode E/A/P/R or with C,
+// ma and mg with N) looks the key up on the backup and copies it over before it
+// goes (prefill), so that memcached decides it on the value clients have seen.
 
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
-import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
+import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_DEPENDS, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
 import { bytesEqual, findLF } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
+import { sameMeaning } from '../protocol/reply-meaning.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, readTarget, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
 import { Router } from '../routing/router.js';
@@ -391,10 +396,11 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   // ---- meta reads: mg, me ----
 
   private metaRead(req: Request): void {
-    this.counters[C.CMD_GET]!++;
+    if (!req.prefilled) this.counters[C.CMD_GET]!++;
     this.routeSingle(req);
     const master = req.master;
     const backup = req.backup;
+    if (req.cmd === Cmd.MG && (req.metaFlags & META_DEPENDS) !== 0 && this.prefill(req)) return;
     const target = readTarget(this.health, master, backup);
     if (target === NONE || !this.sendMetaRead(req, target, target === master && req.cmd === Cmd.MG && backup !== NONE &&
         warming(this.health, master) && this.health.isUp(backup))) {
@@ -473,9 +479,12 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
 
   private write(req: Request): void {
     const cmd = req.cmd;
-    if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
+    if (req.prefilled) { /* counted when it first came */ }
+    else if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
     else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
     this.routeSingle(req);
+    // A write that depends on the key's value, to a warming master: the backup's copy first (prefill).
+    if (dependsOnValue(req) && this.prefill(req)) return;
     if (req.backup === NONE) { this.writeLocked(req); return; }
     if (this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
       // A write answered at once (no server to send it to) is written to the
@@ -663,7 +672,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       req.backupIsTruth = backupConn !== null && recovering(health, master);
       req.ackAfterBackup = req.backupIsTruth || (backupConn !== null && warming(health, master));
       if (backupConn !== null) {
-        if (cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0)) {
+        if (isCasRequest(req)) {
           // Its backup copy waits for the master's answer (casAnswered).
           req.casHeld = true;
         } else {
@@ -689,7 +698,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     const now = performance.now();
     const conn = shadowTarget(this.health, req.backup) !== NONE ? this.connection(req.backup, req.affinity, now) : null;
     if (conn !== null) {
-      this.sendWrite(req, conn, Role.FORGET, now, true);
+      // Compared like any write: an ma's new value tells whether the backup's counter had diverged.
+      this.sendWrite(req, conn, Role.SHADOW, now, true);
+      req.backupState = SENT;
       return;
     }
     this.routeKey(req);
@@ -901,6 +912,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
         // HD: the fill was added; NS: the master had the key already, nothing to check.
         if (buf[start] === 0x48 && buf[start + 1] === 0x44) this.verifyFill(req, op.keyIndex, op.peer, op.token);
         break;
+      case Role.WARM_PREFILL: this.prefillAnswered(req, buf, start, end); break;
       case Role.CLIENT:
         if (req.cmd <= Cmd.GATS) this.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.flushAnswered(req, buf, start, end);
@@ -978,7 +990,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       if (req.ackAfterBackup && req.backupState === ANSWERED) { this.settleWarmWrite(req); return; }
       this.complete(req);
       if (req.casHeld) {
-        this.casAnswered(req, line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44));
+        this.casAnswered(req, line.equals(wire.STORED) || isMetaSuccess(req, line));
       } else if (req.backupState === ANSWERED) {
         this.compare(req);
       }
@@ -1016,7 +1028,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     // land) leaves the server possibly stale for that key: it must not serve reads
     // until recovery has cleared it, whatever the failure limit says for reads.
     if (this.failing === Failure.TIMEOUT && !retrieval && role !== Role.WARM_LOOKUP &&
-        role !== Role.WARM_VERIFY && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
+        role !== Role.WARM_VERIFY && role !== Role.WARM_PREFILL && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
       log.warn('server marked down', { server: this.servers[server]![0]!.address.name, reason: 'a write to it timed out' });
     }
     // The op goes back to its pool at the end; a retrieval's keys move to the failover.
@@ -1044,6 +1056,8 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
       case Role.WARM_VERIFY: case Role.WARM_FILL: break;
       case Role.CHECK: this.checkAnswered(req, server, wire.NOTHING, 0, 0, true); break;
+      // The backup failed: the request goes on without the copy.
+      case Role.WARM_PREFILL: this.resume(req); break;
       case Role.WARM_LOOKUP:
         // The backup failed too: the key is a miss.
         if (--req.waiting === 0) this.complete(req);
@@ -1206,15 +1220,49 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     const now = performance.now();
     const conn = this.connection(backup, req.affinity, now);
     if (conn === null) return;
-    const op = this.newOp(req, Role.WARM_LOOKUP, Expect.META);
-    op.keyIndex = i;
     req.waiting++;
+    this.lookup(conn, req, Role.WARM_LOOKUP, i, now);
+  }
+
+  /** mg <key> v f t c on the backup: its value, client flags, remaining TTL and cas. */
+  private lookup(conn: BackendConnection, req: Request, role: number, i: number, now: number): void {
+    const op = this.newOp(req, role, Expect.META);
+    op.keyIndex = i;
     const out = conn.outbox;
     out.addAll(MG);
     this.keyToken(out, req, i);
     out.addAll(WARM_LOOKUP_FLAGS);
     out.addAll(wire.CRLF);
     conn.enqueue(op, now);
+  }
+
+  /**
+   * A write (or mg N) that depends on the key's current value, to a warming
+   * master that may lack a key the backup has: looks the key up on the backup
+   * first; its answer fills the master and sends the request on (resume). False
+   * when there is nothing to look up (not warming, no backup, or done already).
+   */
+  private prefill(req: Request): boolean {
+    const backup = req.backup;
+    if (req.prefilled || backup === NONE || !warming(this.health, req.master) || !this.health.isUp(backup)) return false;
+    const now = performance.now();
+    const conn = this.connection(backup, req.affinity, now);
+    if (conn === null) return false;
+    req.prefilled = true;
+    this.lookup(conn, req, Role.WARM_PREFILL, 0, now);
+    return true;
+  }
+
+  private prefillAnswered(req: Request, buf: Buffer, start: number, end: number): void {
+    const v = parseVA(buf, start, end);
+    // The fill goes to the master's connection ahead of the request: memcached applies them in that order.
+    if (v !== null && v.ttl !== 0) this.fill(req, 0, req.master, v.flags, v.ttl, buf.subarray(v.dataStart, v.dataStart + v.size), v.cas);
+    this.resume(req);
+  }
+
+  private resume(req: Request): void {
+    if (req.cmd === Cmd.MG) this.metaRead(req);
+    else this.write(req);
   }
 
   /** The key as sent on the wire: text keys as they are, meta keys as the client wrote them (b adds " b"). */
@@ -1336,10 +1384,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
 
   /** Master and backup both answered a write: a disagreement removes the key from the backup. */
   private compare(req: Request): void {
-    const m = req.masterReply!;
-    const b = req.backupReply!;
-    // Whichever of them had the key, a delete left it on neither.
-    if (m === b || (m.length === b.length && m.equals(b)) || isDelete(req)) return;
+    // Whichever of them had the key, a delete left it on neither; each server has
+    // its own cas counter: "HD c7" and "HD c9" agree.
+    if (isDelete(req) || sameMeaning(req.masterReply!, req.backupReply!, req.cmd >= Cmd.MG)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
@@ -1416,6 +1463,27 @@ function quieted(req: Request, line: Buffer): boolean {
 
 function isDelete(r: Request): boolean {
   return r.cmd === Cmd.DELETE || r.cmd === Cmd.MD;
+}
+
+/** add, cas, and the meta writes whose outcome depends on the key's value (ms E/A/P/R or C, ma N or C) */
+function dependsOnValue(r: Request): boolean {
+  const cmd = r.cmd;
+  return cmd === Cmd.ADD || cmd === Cmd.CAS || (cmd >= Cmd.MS && (r.metaFlags & (META_DEPENDS | META_CAS)) !== 0);
+}
+
+/**
+ * A write conditional on the master's cas id (cas; ms, md, ma with C): the
+ * backup, whose cas ids are its own, gets it without the condition once the
+ * master has applied it.
+ */
+function isCasRequest(r: Request): boolean {
+  return r.cmd === Cmd.CAS || (r.cmd >= Cmd.MS && r.cmd <= Cmd.MA && (r.metaFlags & META_CAS) !== 0);
+}
+
+/** HD, or the VA of an ma that returned its value */
+function isMetaSuccess(req: Request, line: Buffer): boolean {
+  if (req.cmd < Cmd.MS) return false;
+  return (line[0] === 0x48 && line[1] === 0x44) || (req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41);
 }
 
 /** NOT_FOUND, NOT_STORED, or their meta forms NF, NS, EN */

@@ -16,6 +16,7 @@ import { Pools } from './request.js';
 import { LocalCommands } from './local.js';
 import { Sequencer } from './sequencer.js';
 import { StripeTable } from '../shared/stripes.js';
+import { PendingBytes, pendingShare } from './pending-bytes.js';
 
 export interface WorkerInit {
   id: number;
@@ -61,7 +62,11 @@ function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerS
 }
 
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);
-const ctx = { dispatcher: dispatcherFor(init.config, init.health, serverStats), parser: new RequestParser(init.config.maxItemSize) };
+const ctx = {
+  dispatcher: dispatcherFor(init.config, init.health, serverStats),
+  parser: new RequestParser(init.config.maxItemSize),
+  pending: new PendingBytes(pendingShare(init.config)),
+};
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
 
 let draining = false;
@@ -101,6 +106,7 @@ parentPort!.on('message', (m: Message) => {
     ctx.dispatcher = next;
     old.retire();
     ctx.parser = new RequestParser(config.maxItemSize);
+    ctx.pending.limit = pendingShare(config);
     local.reconfigure(config, new HealthTable(m.health!), serverStats);
     setLogLevel(config.verbose);
   } else if (m.type === 'drain') {

@@ -28,6 +28,8 @@ export const Role = {
   WARM_FILL: 6,
   /** a written key read on its master and on its backup, to find a divergence (worker/dispatch.ts) */
   CHECK: 7,
+  /** warm-up: the backup's item looked up before a write that depends on it (add, cas, ma N...) */
+  WARM_PREFILL: 8,
 } as const;
 
 export class Request {
@@ -109,6 +111,8 @@ export class Request {
   checkFailures = 0;
   /** backend ops started and not yet answered or failed */
   pendingOps = 0;
+  /** the key was looked up on the backup (and copied into the warming master) before this request went */
+  prefilled = false;
 
   keyStart(i: number): number { return this.keys[2 * i]!; }
   keyEnd(i: number): number { return this.keys[2 * i + 1]!; }
@@ -142,6 +146,12 @@ export class Request {
     const values = this.values;
     for (let i = 0; i < this.valueCount; i++) values[i] = null;
     this.valueCount = 0;
+    // A pooled request keeps its tables for the next one, but not a giant get's.
+    if (this.keys.length > MAX_KEPT_KEYS * 2) this.keys = new Int32Array(2);
+    if (this.valueSpans.length > MAX_KEPT_KEYS * 2) {
+      this.valueSpans = new Int32Array(2);
+      this.values = [];
+    }
     this.waiting = 0;
     this.refs = 0;
     this.masterReply = null;
@@ -157,6 +167,7 @@ export class Request {
     this.checkFailures = 0;
     this.pendingOps = 0;
     this.retried = false;
+    this.prefilled = false;
     this.ackAfterBackup = false;
     this.deferMaster = false;
     this.backupIsTruth = false;
@@ -168,6 +179,8 @@ export class Request {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Key and value tables up to this many keys stay with a pooled request or op. */
+const MAX_KEPT_KEYS = 4096;
 
 export class Op {
   req: Request | null = null;
@@ -199,6 +212,7 @@ export class Op {
     this.req = null;
     this.keyBuf = null;
     this.warm = false;
+    if (this.keyCount > MAX_KEPT_KEYS) this.keyIdx = [];
     this.keyCount = 0;
     this.cursor = 0;
     this.server = -1;

@@ -106,7 +106,9 @@ test('a master killed and restarted empty gets back >= 99.9% of its keys within 
     for (let i = 0; i < 50 && states.some((s) => s !== 'done'); i++) { await sleep(100); states = await figure('restore_state'); }
     assert.equal(states, ['done', 'done'], 'restore_state on both entries');
     const copied = (await figure('restore_keys_copied')).map(Number);
-    assert.ok(copied.filter((n) => n > 0).length === 1 && Math.max(...copied) >= present.length * 0.99, `one entry copied: ${copied.join(', ')}`);
+    // One holds the lock at a time; a restore cut short (the master marked down again) is taken up by the next.
+    const total = copied.reduce((x, y) => x + y, 0);
+    assert.ok(total >= present.length * 0.99 && total <= present.length * 1.1, `the entries copied ${copied.join(' + ')} keys: once each, not twice`);
   } finally {
     for (const cl of clients) cl.close();
     await stopCluster(cluster);

@@ -36,6 +36,7 @@ const DEFAULT_CONFIG: Config = {
   retryIntervalMs: 1000,
   failureLimit: 3,
   maxItemSize: 1048576,
+  maxPendingBytes: 64 * 1048576,
   user: null,
   group: null,
   unixSocketMode: 0o660,
@@ -179,6 +180,8 @@ const FLAGS: Row[] = [
   [['--max-item-size', '1K'], (c) => c.maxItemSize, 1024],
   [['--max-item-size', '4096'], (c) => c.maxItemSize, 4096],
   [['--max-item-size', '1024m'], (c) => c.maxItemSize, 1024 * 1024 * 1024],
+  [['--max-pending-bytes', '256m'], (c) => c.maxPendingBytes, 256 * 1024 * 1024],
+  [['--max-pending-bytes=2048'], (c) => c.maxPendingBytes, 2048],
   // grouped one-letter flags; a value-taking letter takes the rest of the group
   [['-vD'], (c) => [c.verbose, c.daemonize], [1, false]],
   [['-Dvv'], (c) => c.verbose, 2],
@@ -295,6 +298,7 @@ const ERRORS: [readonly string[], string][] = [
   [['-s', 'a', '--max-item-size', '2g'], `mcrelay: invalid value '2g' for --max-item-size: ${SIZE_HELP}`],
   [['-s', 'a', '--max-item-size', '2mb'], `mcrelay: invalid value '2mb' for --max-item-size: ${SIZE_HELP}`],
   [['-s', 'a', '--max-item-size', 'm'], `mcrelay: invalid value 'm' for --max-item-size: ${SIZE_HELP}`],
+  [['-s', 'a', '--max-pending-bytes', '1000'], "mcrelay: invalid value '1000' for --max-pending-bytes: expected bytes 1024..1099511627776, or with a k or m suffix (e.g. 64m)"],
   [['-s', 'a', '--distribution', 'modulo'], "mcrelay: invalid value 'modulo' for --distribution: expected jump, ketama or magent"],
   [['-s', 'a', '--distribution=Jump'], "mcrelay: invalid value 'Jump' for --distribution: expected jump, ketama or magent"],
   [['-s', 'a', '-l', ''], "mcrelay: invalid value '' for -l: expected an IP address or host name"],
@@ -324,7 +328,7 @@ const LONG_NAMES = [
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
-  '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight',
+  '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

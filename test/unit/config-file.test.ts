@@ -48,6 +48,7 @@ failure_limit: 5
 max_connections: 100
 connections_per_server: 2
 max_item_size: 2m
+max_pending_bytes: 32m
 warmup: { seconds: 60, done_ratio: 0.05 }
 restore: { keys_per_second: 800, max_inflight: 4 }
 journal:
@@ -88,6 +89,7 @@ test('a file with every key gives every setting', () => {
     journalMaxKeys: 5000,
     restoreKeysPerSecond: 800,
     restoreMaxInflight: 4,
+    maxPendingBytes: 32 * 1024 * 1024,
     configPath: file,
   });
   assert.ok(Object.isFrozen(c));
@@ -176,7 +178,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, warmup, restore, journal, admin, drain_seconds, unix_socket_mode, user, group, verbose)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, drain_seconds, unix_socket_mode, user, group, verbose)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
@@ -286,7 +288,7 @@ test('the example file parses, documents every key, and gives the defaults it cl
   // Every other value it shows is the default.
   const defaults = configOf(['-s', 'a']);
   for (const k of ['distribution', 'timeoutMs', 'retryIntervalMs', 'failureLimit', 'maxConnections', 'connectionsPerServer',
-    'maxItemSize', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'verbose', 'user', 'group'] as const) {
+    'maxItemSize', 'maxPendingBytes', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'verbose', 'user', 'group'] as const) {
     assert.equal(c[k], defaults[k], k);
   }
   assert.equal(plain(c.admin), plain(defaults.admin));
