@@ -44,8 +44,8 @@ export class Prober {
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
     private readonly failureLimit: number,
-    /** a DOWN server answers again; restarted: it is another process than the one that went away */
-    private readonly answered: (server: number, restarted: boolean) => Promise<void>,
+    /** a DOWN server answers again; restarted: it is another process than the one that went away (null: not known) */
+    private readonly answered: (server: number, restarted: boolean | null) => Promise<void>,
     /** news of masters other proxies saw down (read each interval), and ours to tell */
     private readonly peers: { tick(): Promise<void>; announceDown(): void; beforeRecovery(server: number): Promise<void> } | null = null,
   ) {
@@ -162,7 +162,8 @@ export class Prober {
           this.metaAsked[i] = false;
           const { id } = await identity(this.servers[i]!, this.timeoutMs);
           const before = this.known[i]!;
-          const restarted = id !== null && before !== null && !sameProcess(before, id);
+          // Not known (never read before it went away, or no identity now): it may have come back empty.
+          const restarted = id === null || before === null ? null : !sameProcess(before, id);
           if (id !== null) this.known[i] = id;
           await this.peers?.beforeRecovery(i);
           if (this.health.state(i) === DOWN) await this.answered(i, restarted);

@@ -98,8 +98,8 @@ export class Recovery {
     for (let i = 0; i < this.names.length; i++) if (this.health.state(i) !== UP) this.journalLost[i] = true;
   }
 
-  /** The prober heard from a DOWN server; `restarted`: it is not the process that went away. */
-  async begin(server: number, restarted: boolean): Promise<void> {
+  /** The prober heard from a DOWN server; `restarted`: it is not the process that went away (null: not known). */
+  async begin(server: number, restarted: boolean | null): Promise<void> {
     if (!this.health.advance(server, DOWN, RECOVERING)) return;
     const name = this.names[server]!;
     const isMaster = server < this.masterCount;
@@ -130,17 +130,18 @@ export class Recovery {
     if (gathered !== null) this.journal!.recovered(server, gathered);
     if (isMaster) this.onRecovered(server);
     const mine = this.stats.block(this.stats.workers, server);
-    if (restarted) mine[S.RESTARTS]!++;
+    if (restarted === true) mine[S.RESTARTS]!++;
     if (flush !== null) mine[S.FLUSHES]!++;
     mine[S.INVALIDATED]! += deleted;
-    const how: Record<string, unknown> = { server: name, case: restarted ? 'restart' : 'outage' };
+    const how: Record<string, unknown> = { server: name, case: restarted === true ? 'restart' : restarted === null ? 'restart or outage (identity not known)' : 'outage' };
     if (flush !== null) how.flushed = flush;
     else how.invalidatedKeys = deleted;
     if (flush !== null) log.warn('server flushed before serving reads again', how);
     // Warm-up refills from the backup what the server lacks: everything after a
     // restart or a flush, the deleted keys after an outage; nothing if nothing was
     // written. The restore copies all of it back, read or not.
-    const lacks = restarted || flush !== null || deleted > 0;
+    // An unknown identity counts as a restart here: warming and restoring a full server costs little.
+    const lacks = restarted !== false || flush !== null || deleted > 0;
     if (lacks) this.restorer?.start(server);
     if (isMaster && lacks && this.config.backups.length > 0 && this.config.warmupSeconds > 0) {
       if (this.health.advance(server, RECOVERING, WARMING)) {
