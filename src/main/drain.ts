@@ -17,7 +17,7 @@
 import type { ServerAddress } from '../config/config.js';
 import { DOWN, DRAINED, DRAINING, RECOVERING, STATE_NAMES, UP, WARMING, type HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
-import { endsWithEnd, exchange, lines, parseValues } from './server-request.js';
+import { exchange, lines, readStates } from './server-request.js';
 
 export const DRAIN_PREFIX = 'mcrelay:drain:';
 /** Extra wait past a retry interval before a draining master stops taking writes. */
@@ -45,10 +45,8 @@ export class Drains {
       const keys = this.masters.map((m) => DRAIN_PREFIX + m.name);
       const flagged = this.masters.map((): boolean | null => null);
       await Promise.all(this.backups.map(async (b) => {
-        const { text } = await exchange(b, `get ${keys.join(' ')}\r\n`, this.timeoutMs, endsWithEnd);
-        if (text === null || !endsWithEnd(text)) return;
-        const values = parseValues(text);
-        keys.forEach((k, i) => { flagged[i] = (flagged[i] ?? false) || values.has(k); });
+        const states = await readStates(b, keys, this.timeoutMs);
+        if (states !== null) keys.forEach((k, i) => { flagged[i] = (flagged[i] ?? false) || states.get(k) !== ''; });
       }));
       flagged.forEach((f, i) => { if (f !== null) this.apply(i, f); });
     } finally {

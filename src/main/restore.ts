@@ -17,6 +17,7 @@
 // `unavailable`: logged once, lazy warm-up carries on.
 
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { parseServerAddress, type Config, type ServerAddress } from '../config/config.js';
 import { Router } from '../routing/router.js';
@@ -334,7 +335,4 @@ function percentDecode(s: string): Buffer {
   return out.subarray(0, n);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
