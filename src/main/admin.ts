@@ -30,6 +30,12 @@
 //     server_state{state}: one series per state name (up, down, ...), 1 for
 //     the server's current state and 0 for the others, so
 //     `mcrelay_server_state{state="down"} == 1` selects the servers that are down.
+//   per server, the server's own figures from the prober's last `stats` poll
+//     (absent while it has none: down, or not answering): server_current_items,
+//     server_current_bytes, server_limit_bytes, server_items_total,
+//     server_items_evicted_total, server_items_evicted_unfetched_total,
+//     server_items_expired_unfetched_total, server_items_reclaimed_total,
+//     server_store_no_memory_total, server_store_too_large_total
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -40,6 +46,7 @@ import type { AdminAddress } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
+import { F, figure, type ServerFigures, type PER_SERVER } from '../shared/server-figures.js';
 import { VERSION } from '../version.js';
 
 /** What the admin listener reads; every field is read again at each request. */
@@ -47,6 +54,8 @@ export interface AdminSources {
   readonly counters: Counters;
   readonly serverStats: ServerStats;
   readonly health: HealthTable;
+  /** the servers' own stats and the backups' coverage (main thread's prober) */
+  readonly figures: ServerFigures;
   /** in health-table order: the masters, then the backups */
   readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
   /** worker threads configured; worker i writes counters row i + 1 */
@@ -252,6 +261,31 @@ function buildRegistry(get: Get): Registry {
       });
     },
   });
+  // ---- per backend server, its own figures (memcached_exporter's names) ----
+  const ownFigure = (kind: 'gauge' | 'counter', name: string, help: string, field: (typeof PER_SERVER)[number]): void => {
+    const at = figure(field);
+    const collect = function (this: Gauge | Counter): void {
+      this.reset();
+      eachServer((labels, i, s) => {
+        if (i >= s.figures.servers || s.figures.get(i, F.POLLED_AT) === 0) return;
+        if (this instanceof Gauge) this.set(labels, s.figures.get(i, at));
+        else this.inc(labels, s.figures.get(i, at));
+      });
+    };
+    if (kind === 'gauge') new Gauge({ name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers, collect });
+    else new Counter({ name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers, collect });
+  };
+  ownFigure('gauge', 'current_items', "Items the server holds (its curr_items)", 'curr_items');
+  ownFigure('gauge', 'current_bytes', "Bytes the server's items take (its bytes)", 'bytes');
+  ownFigure('gauge', 'limit_bytes', "The server's memory limit (its limit_maxbytes)", 'limit_maxbytes');
+  ownFigure('counter', 'items_total', 'Items stored since the server started (its total_items)', 'total_items');
+  ownFigure('counter', 'items_evicted_total', 'Items the server evicted to make room (its evictions)', 'evictions');
+  ownFigure('counter', 'items_evicted_unfetched_total', 'Items evicted without ever being read (its evicted_unfetched)', 'evicted_unfetched');
+  ownFigure('counter', 'items_expired_unfetched_total', 'Items expired without ever being read (its expired_unfetched)', 'expired_unfetched');
+  ownFigure('counter', 'items_reclaimed_total', 'Expired items whose memory was reused (its reclaimed)', 'reclaimed');
+  ownFigure('counter', 'store_no_memory_total', 'Stores refused for want of memory, e.g. with -M (its store_no_memory)', 'store_no_memory');
+  ownFigure('counter', 'store_too_large_total', 'Stores refused as too large (its store_too_large)', 'store_too_large');
+
   new Gauge({
     name: 'mcrelay_server_state', help: 'Server state: 1 for the current state, 0 for the others',
     labelNames: [...serverLabels, 'state'], registers,

@@ -12,6 +12,7 @@ import type { Config } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
 import { DOWN, HealthTable, RECOVERING, UP } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
+import { ServerFigures } from '../shared/server-figures.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
 import { OutageJournal } from './outage-journal.js';
@@ -56,7 +57,8 @@ export async function start(config: Config): Promise<Running> {
   const counters = new Counters(config.workers + 1, true);
   const mainRow = counters.row(0);
   let serverStats = new ServerStats(config.workers, servers.length);
-  const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt);
+  let figures = new ServerFigures(servers.length);
+  const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt, figures.buffer);
   await supervisor.start();
 
   const onConnection = (handle: AcceptedHandle): void => {
@@ -122,6 +124,7 @@ export async function start(config: Config): Promise<Running> {
     counters,
     serverStats,
     health,
+    figures,
     workers: config.workers,
     servers: [
       ...current.masters.map((s) => ({ name: s.name, role: 'master' as const })),
@@ -160,7 +163,7 @@ export async function start(config: Config): Promise<Running> {
     supervisor.onWorkerDied = () => r.workerDied();
     supervisor.onJournaled = (master, keys, overflowed) => j?.add(master, keys, overflowed);
     r.start();
-    const pr = prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => r.begin(s, restarted), p);
+    const pr = prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => r.begin(s, restarted), p, figures);
     if (old.prober !== null) pr.adopt(old.prober);
     pr.start();
     if (publisher !== null) clearInterval(publisher);
@@ -220,8 +223,10 @@ export async function start(config: Config): Promise<Running> {
       const nextStats = new ServerStats(merged.workers, names.length);
       health = nextHealth;
       serverStats = nextStats;
+      // Empty until the new prober's first poll, a moment away.
+      figures = new ServerFigures(names.length);
       current = merged;
-      supervisor.reload(merged, health.buffer, serverStats.buffer);
+      supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
       watch(merged);
       admin?.setSources(adminSources());
       log.info('configuration reloaded', { masters: merged.masters.map((a) => a.name), backups: merged.backups.map((a) => a.name), distribution: merged.distribution });

@@ -56,6 +56,8 @@ export class Supervisor {
     private readonly counters: Counters,
     private serverStats: SharedArrayBuffer,
     private readonly startedAt: number,
+    /** ServerFigures: the servers' own stats and the backups' coverage, written by the main thread */
+    private figures: SharedArrayBuffer,
   ) {}
 
   async start(): Promise<void> {
@@ -90,6 +92,7 @@ export class Supervisor {
       health: this.health,
       counters: this.counters.buffer,
       serverStats: this.serverStats,
+      figures: this.figures,
       row: slot.id + 1,
       startedAt: this.startedAt,
       handoffPath: handoff.path,
@@ -165,11 +168,12 @@ export class Supervisor {
   }
 
   /** A reload: running workers switch to the new tables; workers started later begin with them. */
-  reload(config: Config, health: SharedArrayBuffer, serverStats: SharedArrayBuffer): void {
+  reload(config: Config, health: SharedArrayBuffer, serverStats: SharedArrayBuffer, figures: SharedArrayBuffer): void {
     this.config = config;
     this.health = health;
     this.serverStats = serverStats;
-    for (const slot of this.slots) slot.worker?.postMessage({ type: 'reload', config, health, serverStats });
+    this.figures = figures;
+    for (const slot of this.slots) slot.worker?.postMessage({ type: 'reload', config, health, serverStats, figures });
   }
 
   liveWorkers(): number {

@@ -9,6 +9,7 @@ import { initXxhash } from '../routing/xxhash.js';
 import { Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
+import { ServerFigures } from '../shared/server-figures.js';
 import { log, setLogLevel } from '../log.js';
 import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
@@ -21,6 +22,8 @@ export interface WorkerInit {
   health: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   serverStats: SharedArrayBuffer;
+  /** ServerFigures (shared/server-figures.ts) */
+  figures: SharedArrayBuffer;
   /** this worker's row in the counters */
   row: number;
   startedAt: number;
@@ -57,7 +60,7 @@ function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerS
 
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);
 const ctx = { dispatcher: dispatcherFor(init.config, init.health, serverStats), parser: new RequestParser(init.config.maxItemSize) };
-const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
+const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats, new ServerFigures(init.figures));
 
 let draining = false;
 const receiver = new HandoffReceiver(
@@ -78,7 +81,7 @@ const receiver = new HandoffReceiver(
   },
 );
 
-interface Message { type: string; server?: number; flush?: boolean; keys?: string[]; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer }
+interface Message { type: string; server?: number; flush?: boolean; keys?: string[]; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer; figures?: SharedArrayBuffer }
 
 parentPort!.on('message', (m: Message) => {
   if (m.type === 'invalidate') {
@@ -96,7 +99,7 @@ parentPort!.on('message', (m: Message) => {
     ctx.dispatcher = next;
     old.retire();
     ctx.parser = new RequestParser(config.maxItemSize);
-    local.reconfigure(config, new HealthTable(m.health!), serverStats);
+    local.reconfigure(config, new HealthTable(m.health!), serverStats, new ServerFigures(m.figures!));
     setLogLevel(config.verbose);
   } else if (m.type === 'drain') {
     draining = true;

@@ -11,10 +11,12 @@ import { startAdmin, type Admin, type AdminSources } from '../../src/main/admin.
 import { C, Counters } from '../../src/shared/counters.js';
 import { DOWN, HealthTable, UP } from '../../src/shared/health.js';
 import { recordLatency, S, ServerStats } from '../../src/shared/server-stats.js';
+import { ServerFigures } from '../../src/shared/server-figures.js';
 
 const counters = new Counters(3);
 const serverStats = new ServerStats(2, 2);
 const health = new HealthTable(2);
+const figures = new ServerFigures(2);
 let live = 2;
 let draining = false;
 
@@ -22,6 +24,7 @@ const sources: AdminSources = {
   counters,
   serverStats,
   health,
+  figures,
   servers: [{ name: '127.0.0.1:11211', role: 'master' }, { name: '127.0.0.1:12002', role: 'backup' }],
   workers: 2,
   liveWorkers: () => live,
@@ -148,6 +151,23 @@ test('/metrics: per server, with its role and state', async () => {
     `mcrelay_server_state{${b},state="down"} 1`,
     `mcrelay_server_state{${m},state="warming"} 0`,
   ]) has(body, line);
+});
+
+test("/metrics: a server's own figures from the last stats poll, absent while there is none", async () => {
+  figures.publishStats(1, 'STAT pid 9\r\nSTAT curr_items 1770\r\nSTAT bytes 1900000\r\nSTAT limit_maxbytes 2097152\r\nSTAT evictions 18230\r\nSTAT store_no_memory 4\r\nEND\r\n', Date.now());
+  const body = await metrics();
+  const b = 'server="127.0.0.1:12002",role="backup"';
+  for (const line of [
+    `mcrelay_server_current_items{${b}} 1770`,
+    `mcrelay_server_current_bytes{${b}} 1900000`,
+    `mcrelay_server_limit_bytes{${b}} 2097152`,
+    `mcrelay_server_items_evicted_total{${b}} 18230`,
+    `mcrelay_server_store_no_memory_total{${b}} 4`,
+    `mcrelay_server_items_total{${b}} 0`,
+  ]) has(body, line);
+  assert.not.match(body, /^mcrelay_server_current_items\{server="127\.0\.0\.1:11211"/m);
+  figures.forget(1);
+  assert.not.match(await metrics(), /^mcrelay_server_current_items\{/m);
 });
 
 test('/metrics: read from the tables at each scrape', async () => {
