@@ -50,7 +50,7 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'backupCoverageWarn';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -88,6 +88,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'warmupSeconds', short: null, long: ['warmup-seconds'], takesValue: true },
   { id: 'warmupDoneRatio', short: null, long: ['warmup-done-ratio'], takesValue: true },
   { id: 'journalMaxKeys', short: null, long: ['journal-max-keys'], takesValue: true },
+  { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
 ];
 
 const BY_SHORT = new Map<string, OptionSpec>();
@@ -125,6 +126,7 @@ interface Draft {
   warmupSeconds: number;
   warmupDoneRatio: number;
   journalMaxKeys: number;
+  backupCoverageWarn: number;
   /** --config as given */
   configPath: string | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
@@ -158,6 +160,7 @@ function defaultDraft(defaultWorkers: number): Draft {
     warmupSeconds: DEFAULTS.warmupSeconds,
     warmupDoneRatio: DEFAULTS.warmupDoneRatio,
     journalMaxKeys: DEFAULTS.journalMaxKeys,
+    backupCoverageWarn: DEFAULTS.backupCoverageWarn,
     configPath: null,
     mastersFromFile: false,
     backupsFromFile: false,
@@ -201,6 +204,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.warmupSeconds = file.warmupSeconds ?? draft.warmupSeconds;
   draft.warmupDoneRatio = file.warmupDoneRatio ?? draft.warmupDoneRatio;
   draft.journalMaxKeys = file.journalMaxKeys ?? draft.journalMaxKeys;
+  draft.backupCoverageWarn = file.backupCoverageWarn ?? draft.backupCoverageWarn;
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -261,6 +265,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     warmupSeconds: draft.warmupSeconds,
     warmupDoneRatio: draft.warmupDoneRatio,
     journalMaxKeys: draft.journalMaxKeys,
+    backupCoverageWarn: draft.backupCoverageWarn,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
   };
   return { kind: 'run', config: Object.freeze(config) };
@@ -448,10 +453,12 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       else draft.warmupSeconds = n;
       return null;
     }
-    case 'warmupDoneRatio': {
+    case 'warmupDoneRatio':
+    case 'backupCoverageWarn': {
       const r = parseRatio(v);
-      if (r === null) return invalid(flag, v, 'expected a number 0..1 (e.g. 0.01)');
-      draft.warmupDoneRatio = r;
+      if (r === null) return invalid(flag, v, `expected a number 0..1 (e.g. ${id === 'warmupDoneRatio' ? '0.01' : '0.95'})`);
+      if (id === 'warmupDoneRatio') draft.warmupDoneRatio = r;
+      else draft.backupCoverageWarn = r;
       return null;
     }
     case 'journalMaxKeys': {

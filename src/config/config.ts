@@ -72,6 +72,8 @@ export interface Config {
   readonly warmupDoneRatio: number;
   /** most keys remembered as written during one server's outage */
   readonly journalMaxKeys: number;
+  /** a backup holding less than this share (0..1) of its masters' sampled recent keys is logged at warn */
+  readonly backupCoverageWarn: number;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
 }
@@ -91,6 +93,7 @@ export const DEFAULTS = {
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1_000_000,
+  backupCoverageWarn: 0.95,
   // Owner and group read-write: clients in mcrelay's group connect, others not.
   unixSocketMode: 0o660,
 } as const;

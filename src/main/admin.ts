@@ -3,7 +3,10 @@
 //   GET /metrics --> Registry.metrics() --> each metric's collect() reads the
 //                    shared tables (Counters, ServerStats, HealthTable) now
 //   GET /health  --> 200 "ok" while at least one worker is live, else 503
-//   GET /ready   --> 200 "ready" once started, not draining and a worker is live, else 503
+//   GET /ready   --> 200 once started, not draining and a worker is live, else 503;
+//                    a JSON body: {"status":"ready","redundancy":"full"|"degraded",
+//                    "backups":[...]}, degraded naming each backup down or under
+//                    backup_coverage_warn (still 200: clients are served)
 //
 // A scrape reads the SharedArrayBuffers the workers write; it asks no worker
 // anything, so it costs the data path nothing and answers while a worker hangs.
@@ -36,6 +39,8 @@
 //     server_items_evicted_total, server_items_evicted_unfetched_total,
 //     server_items_expired_unfetched_total, server_items_reclaimed_total,
 //     server_store_no_memory_total, server_store_too_large_total
+//   per backup: server_write_refusals_total (SERVER_ERROR to replicated writes),
+//     server_backup_coverage (main/coverage.ts; absent until measured)
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -56,6 +61,8 @@ export interface AdminSources {
   readonly health: HealthTable;
   /** the servers' own stats and the backups' coverage (main thread's prober) */
   readonly figures: ServerFigures;
+  /** a backup's coverage under this is degraded redundancy */
+  readonly backupCoverageWarn: number;
   /** in health-table order: the masters, then the backups */
   readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
   /** worker threads configured; worker i writes counters row i + 1 */
@@ -127,9 +134,9 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
     return;
   }
   if (path === '/ready') {
-    if (sources.draining()) send(req, res, 503, 'draining\n');
-    else if (sources.liveWorkers() === 0) send(req, res, 503, 'no live worker\n');
-    else send(req, res, 200, 'ready\n');
+    if (sources.draining()) send(req, res, 503, '{"status":"draining"}\n', JSON_TYPE);
+    else if (sources.liveWorkers() === 0) send(req, res, 503, '{"status":"no live worker"}\n', JSON_TYPE);
+    else send(req, res, 200, `${JSON.stringify(readiness(sources))}\n`, JSON_TYPE);
     return;
   }
   try {
@@ -138,6 +145,24 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
   } catch (err) {
     send(req, res, 500, `metrics failed: ${(err as Error).message}\n`);
   }
+}
+
+const JSON_TYPE = 'application/json';
+
+/** /ready's body: whether every backup is up and holds its masters' keys. */
+function readiness(s: AdminSources): { status: string; redundancy: string; backups: Array<{ server: string; state: string; coverage: number | null }> } {
+  const backups: Array<{ server: string; state: string; coverage: number | null }> = [];
+  let degraded = false;
+  const n = Math.min(s.servers.length, s.health.size, s.figures.servers);
+  for (let i = 0; i < n; i++) {
+    if (s.servers[i]!.role !== 'backup') continue;
+    const state = STATE_NAMES[s.health.state(i)] ?? String(s.health.state(i));
+    const c = s.figures.get(i, F.COVERAGE);
+    const coverage = Number.isNaN(c) ? null : Number(c.toFixed(3));
+    if (state !== 'up' || (coverage !== null && c < s.backupCoverageWarn)) degraded = true;
+    backups.push({ server: s.servers[i]!.name, state, coverage });
+  }
+  return { status: 'ready', redundancy: degraded ? 'degraded' : 'full', backups };
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -245,6 +270,7 @@ function buildRegistry(get: Get): Registry {
   serverTotal('reconnects_total', 'Connections the server closed or reset while idle (or under reads that were sent again), reopened', S.RECONNECTS);
   serverTotal('restarts_seen_total', 'Returns after an outage in which the server had restarted', S.RESTARTS);
   serverTotal('flushes_total', 'flush_all sent to the server by a recovery', S.FLUSHES);
+  serverTotal('write_refusals_total', 'Replicated writes the backup refused with SERVER_ERROR (out of memory...) while its master stored them', S.WRITE_REFUSALS);
   serverTotal('invalidated_keys_total', 'Keys deleted on the server by recoveries: written elsewhere during its outages', S.INVALIDATED);
   new Gauge({
     name: 'mcrelay_server_inflight', help: 'Requests sent to the server and not yet answered', labelNames: serverLabels, registers,
@@ -261,6 +287,18 @@ function buildRegistry(get: Get): Registry {
       });
     },
   });
+  new Gauge({
+    name: 'mcrelay_server_backup_coverage', help: "Share of its masters' sampled recent keys the backup holds (backups, once measured)",
+    labelNames: serverLabels, registers,
+    collect() {
+      this.reset();
+      eachServer((labels, i, s) => {
+        const c = i < s.figures.servers ? s.figures.get(i, F.COVERAGE) : NaN;
+        if (!Number.isNaN(c)) this.set(labels, c);
+      });
+    },
+  });
+
   // ---- per backend server, its own figures (memcached_exporter's names) ----
   const ownFigure = (kind: 'gauge' | 'counter', name: string, help: string, field: (typeof PER_SERVER)[number]): void => {
     const at = figure(field);

@@ -18,6 +18,7 @@ import { log } from '../log.js';
 import { OutageJournal } from './outage-journal.js';
 import { Peers } from './peers.js';
 import { Prober } from './prober.js';
+import { Coverage } from './coverage.js';
 import { Recovery } from './recovery.js';
 import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
@@ -125,6 +126,7 @@ export async function start(config: Config): Promise<Running> {
     serverStats,
     health,
     figures,
+    backupCoverageWarn: current.backupCoverageWarn,
     workers: config.workers,
     servers: [
       ...current.masters.map((s) => ({ name: s.name, role: 'master' as const })),
@@ -147,12 +149,18 @@ export async function start(config: Config): Promise<Running> {
   let prober: Prober | null = null;
   let peers: Peers | null = null;
   let journal: OutageJournal | null = null;
+  let coverage: Coverage | null = null;
   let publisher: NodeJS.Timeout | null = null;
   /** Starts recovery, probing and the outage news for `cfg`, taking over what the previous ones knew (a reload). */
   const watch = (cfg: Config): void => {
-    const old = { recovery, prober, peers, journal };
+    const old = { recovery, prober, peers, journal, coverage };
     old.prober?.stop();
     old.recovery?.stop();
+    old.coverage?.stop();
+    const cov = coverage = new Coverage(cfg, health, figures);
+    if (old.coverage !== null) cov.adopt(old.coverage);
+    supervisor.onSampled = (entries) => cov.add(entries);
+    cov.start();
     const j = journal = cfg.backups.length > 0 ? new OutageJournal(cfg.masters, cfg.backups, cfg.timeoutMs) : null;
     const p = peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs, j);
     j?.attach(p);
@@ -236,6 +244,7 @@ export async function start(config: Config): Promise<Running> {
       // drainSeconds), then close what is left.
       draining = true;
       prober?.stop();
+      coverage?.stop();
       recovery?.stop();
       if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));

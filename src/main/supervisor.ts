@@ -10,6 +10,7 @@ import { C, type Counters } from '../shared/counters.js';
 import { log } from '../log.js';
 import { HandoffServer, type AcceptedHandle } from './handoff.js';
 import type { WorkerInit } from '../worker/entry.js';
+import type { Sampled } from '../worker/write-sampler.js';
 
 const ENTRY = new URL('../worker/entry.js', import.meta.url);
 /** A worker that dies sooner than this after starting is restarted after a pause. */
@@ -28,6 +29,7 @@ interface Slot {
 type FromWorker =
   | { type: 'invalidated'; server: number; ok: boolean; deleted: number }
   | { type: 'journaled'; entries: Array<{ master: string; keys: string[]; overflowed: boolean }> }
+  | { type: 'sampled'; entries: Sampled[] }
   | { type: 'ready' | 'drained' };
 
 /**
@@ -47,6 +49,8 @@ export class Supervisor {
   onWorkerDied: () => void = () => {};
   /** called with keys a worker journaled for a master (by name), to publish for the other proxies */
   onJournaled: (master: string, keys: string[], overflowed: boolean) => void = () => {};
+  /** called with keys a worker sampled from its replicated writes (main/coverage.ts) */
+  onSampled: (entries: Sampled[]) => void = () => {};
   /** per server: the workers' answers awaited by invalidateAll */
   private readonly awaiting = new Map<number, { left: Set<Worker>; ok: boolean; deleted: number; done: (r: { ok: boolean; deleted: number }) => void }>();
 
@@ -107,6 +111,7 @@ export class Supervisor {
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok, m.deleted);
       else if (m.type === 'journaled') for (const e of m.entries) this.onJournaled(e.master, e.keys, e.overflowed);
+      else if (m.type === 'sampled') this.onSampled(m.entries);
     });
     return handoff.connected().then(() => {
       if (slot.worker === worker) slot.live = true;

@@ -35,7 +35,9 @@ export const S = {
   FLUSHES: 11,
   /** keys deleted on the server by recoveries (journaled during its outages) */
   INVALIDATED: 12,
-  LATENCY: 13,
+  /** replicated writes the backup answered with SERVER_ERROR (out of memory...) while its master stored them */
+  WRITE_REFUSALS: 13,
+  LATENCY: 14,
 } as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;

@@ -39,6 +39,7 @@ import { HealthTable } from '../shared/health.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Journal } from './journal.js';
+import { WriteSampler } from './write-sampler.js';
 import { Op, Pools, Request, Role } from './request.js';
 
 const SP = Buffer.from(' ');
@@ -108,6 +109,10 @@ export class Dispatcher implements ReplyHandler {
   /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
   private readonly casQueues = new Map<string, Request[]>();
   private readonly invalidations = new Map<number, Invalidation>();
+  /** keys of replicated writes, sampled for main/coverage.ts */
+  readonly sampler: WriteSampler;
+  /** replicated writes left before the next one is sampled */
+  private sampleIn = 1;
   /** the failure of the connection whose ops are being failed (set by onConnectionFailed) */
   private failing = -1;
   // the key routeKey() found: bytes [ks, ke) of kb
@@ -138,6 +143,7 @@ export class Dispatcher implements ReplyHandler {
       }
       return conns;
     });
+    this.sampler = new WriteSampler(all.map((a) => a.name));
     this.opFor = new Array(all.length).fill(null);
     this.touched = new Int32Array(all.length);
     this.connFor = new Array(all.length).fill(null);
@@ -489,6 +495,7 @@ export class Dispatcher implements ReplyHandler {
           this.sendWrite(req, backupConn, Role.SHADOW, now, false);
           req.backupState = SENT;
         }
+        if (--this.sampleIn === 0) this.sampleIn = this.sampler.take(master, backup, kb, ks, ke);
       }
     } else if (backupConn !== null) {
       // Master down: the backup answers the client.
@@ -1168,6 +1175,8 @@ export class Dispatcher implements ReplyHandler {
     const b = req.backupReply!;
     if (m === b || (m.length === b.length && m.equals(b))) return;
     this.counters[C.BACKUP_REPAIRS]!++;
+    // SERVER_ERROR (out of memory, -M): the backup refused what the master stored.
+    if (b[0] === 0x53 && b[6] === 0x5f) this.stats[req.backup]![S.WRITE_REFUSALS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
   }

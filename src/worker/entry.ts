@@ -54,6 +54,13 @@ function shareJournal(): void {
 }
 const onJournalShared = (): void => { shareTimer ??= setTimeout(shareJournal, SHARE_DELAY_MS); };
 
+/** Every retry interval: the keys sampled from replicated writes go to the main thread's coverage check. */
+function shareSamples(): void {
+  const entries = ctx.dispatcher.sampler.drain();
+  if (entries.length > 0) parentPort!.postMessage({ type: 'sampled', entries });
+  setTimeout(shareSamples, ctx.dispatcher.config.retryIntervalMs).unref();
+}
+
 function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
   return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared);
 }
@@ -61,6 +68,8 @@ function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerS
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);
 const ctx = { dispatcher: dispatcherFor(init.config, init.health, serverStats), parser: new RequestParser(init.config.maxItemSize) };
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats, new ServerFigures(init.figures));
+
+setTimeout(shareSamples, init.config.retryIntervalMs).unref();
 
 let draining = false;
 const receiver = new HandoffReceiver(

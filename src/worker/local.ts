@@ -248,6 +248,10 @@ export class LocalCommands {
       // The server's own figures, while the prober's last poll of it is current.
       const b = this.figures.copy(i, this.block);
       if (b[F.POLLED_AT] !== 0) for (const f of PER_SERVER) fields.push([f, b[figure(f)]!]);
+      if (i >= masters) {
+        fields.push(['write_refusals', st.sum(i, S.WRITE_REFUSALS)]);
+        if (!Number.isNaN(b[F.COVERAGE]!)) fields.push(['coverage', b[F.COVERAGE]!.toFixed(3)], ['coverage_checked', b[F.COVERAGE_CHECKED]!]);
+      }
       for (const [k, v] of fields) s += `STAT ${name}:${k} ${v}\r\n`;
     }
     return Buffer.from(`${s}END\r\n`, 'latin1');

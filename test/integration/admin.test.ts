@@ -25,6 +25,7 @@ const sources: AdminSources = {
   serverStats,
   health,
   figures,
+  backupCoverageWarn: 0.95,
   servers: [{ name: '127.0.0.1:11211', role: 'master' }, { name: '127.0.0.1:12002', role: 'backup' }],
   workers: 2,
   liveWorkers: () => live,
@@ -203,13 +204,27 @@ test('/health: 200 while a worker is live, else 503', async () => {
   live = 2;
 });
 
+test('/ready: degraded redundancy in its JSON body while a backup holds too little, still 200', async () => {
+  const b = 'server="127.0.0.1:12002",role="backup"';
+  assert.equal(await get('/ready'), { status: 200, type: 'application/json', body: '{"status":"ready","redundancy":"full","backups":[{"server":"127.0.0.1:12002","state":"up","coverage":null}]}\n' });
+  assert.not.match(await metrics(), /^mcrelay_server_backup_coverage\{/m);
+  figures.publishCoverage(1, 0.25, 40);
+  assert.equal(await get('/ready'), { status: 200, type: 'application/json', body: '{"status":"ready","redundancy":"degraded","backups":[{"server":"127.0.0.1:12002","state":"up","coverage":0.25}]}\n' });
+  has(await metrics(), `mcrelay_server_backup_coverage{${b}} 0.25`);
+  figures.publishCoverage(1, 0.96, 40);
+  assert.match((await get('/ready')).body, /"redundancy":"full"/);
+  health.setState(1, DOWN);
+  assert.match((await get('/ready')).body, /"redundancy":"degraded","backups":\[\{"server":"127\.0\.0\.1:12002","state":"down"/);
+  health.setState(1, UP);
+});
+
 test('/ready: 200 until draining, and not without a live worker', async () => {
   assert.is((await get('/ready')).status, 200);
   live = 0;
   assert.is((await get('/ready')).status, 503);
   live = 2;
   draining = true;
-  assert.equal(await get('/ready'), { status: 503, type: 'text/plain; charset=utf-8', body: 'draining\n' });
+  assert.equal(await get('/ready'), { status: 503, type: 'application/json', body: '{"status":"draining"}\n' });
   // Draining is not dead: the process still answers for what is in flight.
   assert.is((await get('/health')).status, 200);
   has(await metrics(), 'mcrelay_draining 1');

@@ -46,6 +46,7 @@ const DEFAULT_CONFIG: Config = {
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1000000,
+  backupCoverageWarn: 0.95,
   configPath: null,
 };
 
@@ -319,7 +320,7 @@ const LONG_NAMES = [
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
-  '--journal-max-keys', '--unix-socket-mode',
+  '--journal-max-keys', '--unix-socket-mode', '--backup-coverage-warn',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [
