@@ -166,6 +166,7 @@ export class LocalCommands {
       ['warmup_seconds', c.warmupSeconds],
       ['warmup_done_ratio', c.warmupDoneRatio],
       ['journal_max_keys', c.journalMaxKeys],
+      ['backup_coverage_warn', c.backupCoverageWarn],
       ['drain_seconds', c.drainSeconds],
       ['admin', c.admin === null ? 'off' : `${c.admin.host}:${c.admin.port}`],
     ];

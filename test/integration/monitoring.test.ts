@@ -108,6 +108,10 @@ test('stats items <server>: what that server itself answers', async () => {
   assert.match(await ask(`stats ${m2.addr}`), new RegExp(`^STAT pid ${m2.pid}\\r\\n`));
   assert.match(await ask(`stats conns ${m1.addr}`), /^STAT \d+:addr tcp:127\.0\.0\.1:/);
   assert.is(await ask(`stats detail dump ${m1.addr}`), 'END\r\n');
+  // Pipelined: the server's reply keeps its place before the get's.
+  c.write(`stats settings ${m1.addr}\r\nget mon:2\r\n`);
+  const both = (await c.readUntil((x) => x.toString('latin1').endsWith('\r\nEND\r\n') && x.includes('VALUE mon:2'), 3000)).toString('latin1');
+  assert.match(both, new RegExp(`^STAT maxbytes ${MB64}\\r\\n[^]*\\r\\nEND\\r\\nVALUE mon:2 0 100\\r\\nx{100}\\r\\nEND\\r\\n$`));
 });
 
 test('stats <group> with no server: a CLIENT_ERROR naming the form, never ERROR', async () => {
@@ -128,6 +132,7 @@ test('stats settings: mcrelay\'s own, in memcached\'s format', async () => {
   assert.is(s.get('masters'), `${m1.addr},${m2.addr}`);
   assert.is(s.get('backups'), backup.addr);
   assert.is(s.get('retry_interval_ms'), String(RETRY_MS));
+  assert.is(s.get('backup_coverage_warn'), '0.95');
 });
 
 test('commands that act on one server: a CLIENT_ERROR that says so, and the connection goes on', async () => {
