@@ -3,7 +3,8 @@
 //
 //   workers: every stride-th replicated write's key (worker/write-sampler.ts)
 //     --'sampled', each retry interval--> add(): up to ADMITTED per backup per
-//     interval join its sample (at most KEPT, the oldest go first)
+//     interval join its sample after that interval's check (at most KEPT, the
+//     oldest go first)
 //   each retry interval, check(): every sampled key of a backup whose master
 //     serves reads is looked up with `mg <key> u` (no LRU bump: the check must
 //     not keep its own sample alive) on the master and on the backup, one
@@ -111,10 +112,12 @@ export class Coverage {
     try {
       const backups: Array<Promise<void>> = [];
       for (let b = this.masterCount; b < this.names.length; b++) {
-        this.admit(b);
         if (this.samples[b]!.length > 0 && this.health.state(b) === UP) backups.push(this.checkBackup(b));
       }
       await Promise.all(backups);
+      // Only now: a key is first asked an interval after it was written, when
+      // its writes (queued on the workers' connections) have surely landed.
+      for (let b = this.masterCount; b < this.names.length; b++) this.admit(b);
     } catch (err) {
       log.error('backup coverage check failed', { error: (err as Error).message });
     } finally {
