@@ -4,7 +4,7 @@
 //                    shared tables (Counters, ServerStats, HealthTable) now
 //   GET /health  --> 200 "ok" while at least one worker is live, else 503
 //   GET /ready   --> 200 once started, not draining and a worker is live, else 503;
-//                    a JSON body: {"status":"ready","redundancy":"full"|"degraded",
+//                    a JSON body: {"status":"ready","redundancy":"full"|"degraded"|"none",
 //                    "backups":[...]}, degraded naming each backup down or under
 //                    backup_coverage_warn (still 200: clients are served)
 //
@@ -162,7 +162,8 @@ function readiness(s: AdminSources): { status: string; redundancy: string; backu
     if (state !== 'up' || (coverage !== null && c < s.backupCoverageWarn)) degraded = true;
     backups.push({ server: s.servers[i]!.name, state, coverage });
   }
-  return { status: 'ready', redundancy: degraded ? 'degraded' : 'full', backups };
+  // Without a backup pool there is no redundancy to lose.
+  return { status: 'ready', redundancy: backups.length === 0 ? 'none' : degraded ? 'degraded' : 'full', backups };
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
