@@ -50,7 +50,7 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -91,6 +91,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'journalMaxKeys', short: null, long: ['journal-max-keys'], takesValue: true },
   { id: 'restoreKeysPerSecond', short: null, long: ['restore-keys-per-second'], takesValue: true },
   { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
+  { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
 ];
 
 const BY_SHORT = new Map<string, OptionSpec>();
@@ -131,6 +132,7 @@ interface Draft {
   journalMaxKeys: number;
   restoreKeysPerSecond: number;
   restoreMaxInflight: number;
+  backupCoverageWarn: number;
   /** --config as given */
   configPath: string | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
@@ -167,6 +169,7 @@ function defaultDraft(defaultWorkers: number): Draft {
     journalMaxKeys: DEFAULTS.journalMaxKeys,
     restoreKeysPerSecond: DEFAULTS.restoreKeysPerSecond,
     restoreMaxInflight: DEFAULTS.restoreMaxInflight,
+    backupCoverageWarn: DEFAULTS.backupCoverageWarn,
     configPath: null,
     mastersFromFile: false,
     backupsFromFile: false,
@@ -213,6 +216,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.journalMaxKeys = file.journalMaxKeys ?? draft.journalMaxKeys;
   draft.restoreKeysPerSecond = file.restoreKeysPerSecond ?? draft.restoreKeysPerSecond;
   draft.restoreMaxInflight = file.restoreMaxInflight ?? draft.restoreMaxInflight;
+  draft.backupCoverageWarn = file.backupCoverageWarn ?? draft.backupCoverageWarn;
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -278,6 +282,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     journalMaxKeys: draft.journalMaxKeys,
     restoreKeysPerSecond: draft.restoreKeysPerSecond,
     restoreMaxInflight: draft.restoreMaxInflight,
+    backupCoverageWarn: draft.backupCoverageWarn,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
   };
   return { kind: 'run', config: Object.freeze(config) };
@@ -471,10 +476,12 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       else draft.warmupSeconds = n;
       return null;
     }
-    case 'warmupDoneRatio': {
+    case 'warmupDoneRatio':
+    case 'backupCoverageWarn': {
       const r = parseRatio(v);
-      if (r === null) return invalid(flag, v, 'expected a number 0..1 (e.g. 0.01)');
-      draft.warmupDoneRatio = r;
+      if (r === null) return invalid(flag, v, `expected a number 0..1 (e.g. ${id === 'warmupDoneRatio' ? '0.01' : '0.95'})`);
+      if (id === 'warmupDoneRatio') draft.warmupDoneRatio = r;
+      else draft.backupCoverageWarn = r;
       return null;
     }
     case 'restoreKeysPerSecond':

@@ -80,6 +80,8 @@ export interface Config {
   /** restore of a returning server: keys copied per second at most, and copies in flight at once */
   readonly restoreKeysPerSecond: number;
   readonly restoreMaxInflight: number;
+  /** a backup holding less than this share (0..1) of its masters' sampled recent keys is logged at warn */
+  readonly backupCoverageWarn: number;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
 }
@@ -102,6 +104,7 @@ export const DEFAULTS = {
   journalMaxKeys: 1_000_000,
   restoreKeysPerSecond: 5000,
   restoreMaxInflight: 32,
+  backupCoverageWarn: 0.95,
   // Owner and group read-write: clients in mcrelay's group connect, others not.
   unixSocketMode: 0o660,
 } as const;

@@ -134,6 +134,7 @@ const KEYS: Record<string, Reader> = {
     if (typeof a === 'string') throw new FileError(key, `${a} (or off), got ${describe(v)}`, v);
     out.admin = Object.freeze({ host: a.host, port: a.port }) satisfies AdminAddress;
   },
+  backup_coverage_warn: (out, v, key, doc) => { out.backupCoverageWarn = ratio(v, key, doc); },
   drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
   unix_socket_mode: readMode,
   user: (out, v, key, doc) => { out.user = account(v, key, doc, 'user'); },

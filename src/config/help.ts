@@ -83,6 +83,11 @@ Config file:
 Operations:
       --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health and
                             /ready (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off disables it
+      --backup-coverage-warn R
+                            log a warning (at most once a minute) while a
+                            backup holds less than this share of the keys its
+                            masters hold, sampled from recent writes; /ready
+                            then says redundancy is degraded (default ${DEFAULTS.backupCoverageWarn})
       --drain-seconds N     on SIGTERM or SIGINT, stop accepting and give
                             requests in flight up to N seconds to finish
                             (default ${DEFAULTS.drainSeconds})

@@ -3,7 +3,10 @@
 //   GET /metrics --> Registry.metrics() --> each metric's collect() reads the
 //                    shared tables (Counters, ServerStats, HealthTable) now
 //   GET /health  --> 200 "ok" while at least one worker is live, else 503
-//   GET /ready   --> 200 "ready" once started, not draining and a worker is live, else 503
+//   GET /ready   --> 200 once started, not draining and a worker is live, else 503;
+//                    a JSON body: {"status":"ready","redundancy":"full"|"degraded"|"none",
+//                    "backups":[...]}, degraded naming each backup down or under
+//                    backup_coverage_warn (still 200: clients are served)
 //
 // A scrape reads the SharedArrayBuffers the workers write; it asks no worker
 // anything, so it costs the data path nothing and answers while a worker hangs.
@@ -33,6 +36,14 @@
 //     server_state{state}: one series per state name (up, down, ...), 1 for
 //     the server's current state and 0 for the others, so
 //     `mcrelay_server_state{state="down"} == 1` selects the servers that are down.
+//   per server, the server's own figures from the prober's last `stats` poll
+//     (absent while it has none: down, or not answering): server_current_items,
+//     server_current_bytes, server_limit_bytes, server_items_total,
+//     server_items_evicted_total, server_items_evicted_unfetched_total,
+//     server_items_expired_unfetched_total, server_items_reclaimed_total,
+//     server_store_no_memory_total, server_store_too_large_total
+//   per backup: server_write_refusals_total (SERVER_ERROR to replicated writes),
+//     server_backup_coverage (main/coverage.ts; absent until measured)
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -43,6 +54,7 @@ import type { AdminAddress } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
 import { LATENCY_BUCKETS, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
+import { F, figure, type ServerFigures, type PER_SERVER } from '../shared/server-figures.js';
 import { VERSION } from '../version.js';
 import type { Drains } from './drain.js';
 
@@ -51,6 +63,10 @@ export interface AdminSources {
   readonly counters: Counters;
   readonly serverStats: ServerStats;
   readonly health: HealthTable;
+  /** the servers' own stats and the backups' coverage (main thread's prober) */
+  readonly figures: ServerFigures;
+  /** a backup's coverage under this is degraded redundancy */
+  readonly backupCoverageWarn: number;
   /** in health-table order: the masters, then the backups */
   readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
   /** worker threads configured; worker i writes counters row i + 1 */
@@ -147,9 +163,9 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
     return;
   }
   if (path === '/ready') {
-    if (sources.draining()) send(req, res, 503, 'draining\n');
-    else if (sources.liveWorkers() === 0) send(req, res, 503, 'no live worker\n');
-    else send(req, res, 200, 'ready\n');
+    if (sources.draining()) send(req, res, 503, '{"status":"draining"}\n', JSON_TYPE);
+    else if (sources.liveWorkers() === 0) send(req, res, 503, '{"status":"no live worker"}\n', JSON_TYPE);
+    else send(req, res, 200, `${JSON.stringify(readiness(sources))}\n`, JSON_TYPE);
     return;
   }
   try {
@@ -189,6 +205,25 @@ async function control(req: http.IncomingMessage, res: http.ServerResponse, sour
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
+}
+
+const JSON_TYPE = 'application/json';
+
+/** /ready's body: whether every backup is up and holds its masters' keys. */
+function readiness(s: AdminSources): { status: string; redundancy: string; backups: Array<{ server: string; state: string; coverage: number | null }> } {
+  const backups: Array<{ server: string; state: string; coverage: number | null }> = [];
+  let degraded = false;
+  const n = Math.min(s.servers.length, s.health.size, s.figures.servers);
+  for (let i = 0; i < n; i++) {
+    if (s.servers[i]!.role !== 'backup') continue;
+    const state = STATE_NAMES[s.health.state(i)] ?? String(s.health.state(i));
+    const c = s.figures.get(i, F.COVERAGE);
+    const coverage = Number.isNaN(c) ? null : Number(c.toFixed(3));
+    if (state !== 'up' || (coverage !== null && c < s.backupCoverageWarn)) degraded = true;
+    backups.push({ server: s.servers[i]!.name, state, coverage });
+  }
+  // Without a backup pool there is no redundancy to lose.
+  return { status: 'ready', redundancy: backups.length === 0 ? 'none' : degraded ? 'degraded' : 'full', backups };
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -299,6 +334,7 @@ function buildRegistry(get: Get): Registry {
   serverTotal('reconnects_total', 'Connections the server closed or reset while idle (or under reads that were sent again), reopened', S.RECONNECTS);
   serverTotal('restarts_seen_total', 'Returns after an outage in which the server had restarted', S.RESTARTS);
   serverTotal('flushes_total', 'flush_all sent to the server by a recovery', S.FLUSHES);
+  serverTotal('write_refusals_total', 'Replicated writes the backup refused with SERVER_ERROR (out of memory...) while its master stored them', S.WRITE_REFUSALS);
   serverTotal('invalidated_keys_total', 'Keys deleted on the server by recoveries: written elsewhere during its outages', S.INVALIDATED);
   serverTotal('backup_divergences_total', 'Keys this backup held with a value its master did not (found after writes through several entries), deleted here', S.BACKUP_DIVERGENCES);
   // Figures of the last (or current) restore: gauges, each restore starts them at 0.
@@ -328,6 +364,43 @@ function buildRegistry(get: Get): Registry {
     collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, S.INFLIGHT))); },
   });
   registry.registerMetric(latencyHistogram(eachServer));
+  new Gauge({
+    name: 'mcrelay_server_backup_coverage', help: "Share of its masters' sampled recent keys the backup holds (backups, once measured)",
+    labelNames: serverLabels, registers,
+    collect() {
+      this.reset();
+      eachServer((labels, i, s) => {
+        const c = i < s.figures.servers ? s.figures.get(i, F.COVERAGE) : NaN;
+        if (!Number.isNaN(c)) this.set(labels, c);
+      });
+    },
+  });
+
+  // ---- per backend server, its own figures (memcached_exporter's names) ----
+  const ownFigure = (kind: 'gauge' | 'counter', name: string, help: string, field: (typeof PER_SERVER)[number]): void => {
+    const at = figure(field);
+    const collect = function (this: Gauge | Counter): void {
+      this.reset();
+      eachServer((labels, i, s) => {
+        if (i >= s.figures.servers || s.figures.get(i, F.POLLED_AT) === 0) return;
+        if (this instanceof Gauge) this.set(labels, s.figures.get(i, at));
+        else this.inc(labels, s.figures.get(i, at));
+      });
+    };
+    if (kind === 'gauge') new Gauge({ name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers, collect });
+    else new Counter({ name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers, collect });
+  };
+  ownFigure('gauge', 'current_items', "Items the server holds (its curr_items)", 'curr_items');
+  ownFigure('gauge', 'current_bytes', "Bytes the server's items take (its bytes)", 'bytes');
+  ownFigure('gauge', 'limit_bytes', "The server's memory limit (its limit_maxbytes)", 'limit_maxbytes');
+  ownFigure('counter', 'items_total', 'Items stored since the server started (its total_items)', 'total_items');
+  ownFigure('counter', 'items_evicted_total', 'Items the server evicted to make room (its evictions)', 'evictions');
+  ownFigure('counter', 'items_evicted_unfetched_total', 'Items evicted without ever being read (its evicted_unfetched)', 'evicted_unfetched');
+  ownFigure('counter', 'items_expired_unfetched_total', 'Items expired without ever being read (its expired_unfetched)', 'expired_unfetched');
+  ownFigure('counter', 'items_reclaimed_total', 'Expired items whose memory was reused (its reclaimed)', 'reclaimed');
+  ownFigure('counter', 'store_no_memory_total', 'Stores refused for want of memory, e.g. with -M (its store_no_memory)', 'store_no_memory');
+  ownFigure('counter', 'store_too_large_total', 'Stores refused as too large (its store_too_large)', 'store_too_large');
+
   new Gauge({
     name: 'mcrelay_server_state', help: 'Server state: 1 for the current state, 0 for the others',
     labelNames: [...serverLabels, 'state'], registers,

@@ -18,10 +18,14 @@
 // whether it is the process that went away (it kept its data) or a new one (it
 // came back empty). A server found restarted while it looked up (its idle
 // connections closed and reopened without a failed request) is marked down, so
-// that it goes through recovery and warm-up like any other return.
+// that it goes through recovery and warm-up like any other return. The same
+// reply's figures (curr_items, bytes, evictions...) go to the shared
+// ServerFigures, which `stats`, `stats servers` and /metrics read: one poll per
+// server per interval serves both, off the request path.
 
 import type { ServerAddress } from '../config/config.js';
 import { DOWN, DRAINED, HealthTable } from '../shared/health.js';
+import type { ServerFigures } from '../shared/server-figures.js';
 import { log } from '../log.js';
 import { endsWithEnd, exchange, lines } from './server-request.js';
 
@@ -48,6 +52,8 @@ export class Prober {
     private readonly answered: (server: number, restarted: boolean | null) => Promise<void>,
     /** news of masters other proxies saw down (read each interval), and ours to tell */
     private readonly peers: { tick(): Promise<void>; announceDown(): void; beforeRecovery(server: number): Promise<void> } | null = null,
+    /** where each answering server's `stats` figures are published (null: not kept) */
+    private readonly figures: ServerFigures | null = null,
   ) {
     this.inProgress = servers.map(() => false);
     this.metaAsked = servers.map(() => false);
@@ -111,11 +117,14 @@ export class Prober {
    */
   private pollIdentity(): void {
     for (let i = 0; i < this.servers.length; i++) {
-      if (this.polling[i] || this.health.state(i) === DOWN || this.health.state(i) === DRAINED) continue;
+      if (this.health.state(i) === DOWN || this.health.state(i) === DRAINED) { this.figures?.forget(i); continue; }
+      if (this.polling[i]) continue;
       this.polling[i] = true;
-      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error }) => {
+      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, text }) => {
         this.polling[i] = false;
         if (this.health.state(i) === DOWN) return;
+        if (text !== null && id !== null) this.figures?.publishStats(i, text, Date.now());
+        else this.figures?.forget(i);
         this.silent[i] = timedOut ? this.silent[i]! + 1 : 0;
         if ((failed && !timedOut) || this.silent[i]! >= this.failureLimit) {
           this.silent[i] = 0;
@@ -184,18 +193,19 @@ async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean
 }
 
 /**
- * The server's pid and start time from its `stats` (id null if it gave none);
- * failed: no connection, or no answer (timedOut: within the timeout).
+ * The server's pid and start time from its `stats` (id null if it gave none),
+ * and the whole reply when it is one (text); failed: no connection, or no
+ * answer (timedOut: within the timeout).
  */
-export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null }> {
+export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null; text: string | null }> {
   const { text, timedOut, refused, error } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
   // Connected, then closed on `stats` (twemproxy does): it has no identity to give, and is up.
-  if (text === null) return { id: null, failed: !refused, timedOut, error };
+  if (text === null) return { id: null, failed: !refused, timedOut, error, text: null };
   const pid = /^STAT pid (\d+)\r$/m.exec(text)?.[1];
   const uptime = /^STAT uptime (\d+)\r$/m.exec(text)?.[1];
   const time = /^STAT time (\d+)\r$/m.exec(text)?.[1];
-  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null };
-  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null };
+  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null, text: null };
+  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null, text };
 }
 
 /**

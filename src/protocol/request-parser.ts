@@ -11,7 +11,7 @@
 // so a request that is forwarded gets exactly one reply from the backend and a
 // refused one gets memcached's own error string.
 
-import { Cmd, lookupCommand } from './commands.js';
+import { Cmd, lookupCommand, refusal } from './commands.js';
 import { bytesEqual, findLF } from './io-buffers.js';
 import { isValidUnsignedToken, parseInt32Token } from './numbers.js';
 import * as wire from './wire.js';
@@ -126,7 +126,7 @@ export class RequestParser {
     while (e < lineEnd && buf[e] !== SP) e++;
     const cmd = lookupCommand(buf, s, e);
     this.cmd = cmd;
-    if (cmd === Cmd.UNKNOWN) return isHttpRequest(buf, s, e, lineEnd) ? Parse.CLOSE : this.error(wire.ERROR);
+    if (cmd === Cmd.UNKNOWN) return isHttpRequest(buf, s, e, lineEnd) ? Parse.CLOSE : this.error(refusal(buf, s, e) ?? wire.ERROR);
     if (cmd <= Cmd.GATS) return this.retrieval(buf, e, lineEnd);
     this.tokenize(buf, e, lineEnd);
     switch (cmd) {

@@ -27,6 +27,15 @@ export const CLIENT_ERROR_FLAGS_ARE_TOO_LONG = line('CLIENT_ERROR options flags 
  */
 export const CLIENT_ERROR_REQUEST_TOO_LONG = line('CLIENT_ERROR request too long');
 
+/**
+ * A command that manages or streams from one memcached server (watch,
+ * lru_crawler, slabs, ...): through a proxy it would reach whichever server
+ * and act there unseen, so mcrelay refuses it rather than answer ERROR.
+ */
+export function notPassedOn(command: string): Buffer {
+  return line(`CLIENT_ERROR ${command} is not passed on by mcrelay: it acts on one server, send it to that server directly`);
+}
+
 export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');
 export const SERVER_ERROR_OUT_OF_MEMORY = line('SERVER_ERROR out of memory storing object');
 export const SERVER_ERROR_UNAVAILABLE = line('SERVER_ERROR backend unavailable');

@@ -46,9 +46,11 @@ export const S = {
   RESTORE_SECONDS: 16,
   /** keys this backup held with a value its master did not, found by the write check and deleted here */
   BACKUP_DIVERGENCES: 17,
+  /** replicated writes the backup answered with SERVER_ERROR (out of memory...) while its master stored them */
+  WRITE_REFUSALS: 18,
   /** what a histogram's _sum needs besides the buckets (ms) */
-  LATENCY_SUM: 18,
-  LATENCY: 19,
+  LATENCY_SUM: 19,
+  LATENCY: 20,
 } as const;
 
 export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;

@@ -16,7 +16,7 @@ import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
-import type { LocalCommands } from './local.js';
+import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
 import type { PendingBytes } from './pending-bytes.js';
 import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
 import { RawStream } from '../shared/raw-stream.js';
@@ -168,7 +168,8 @@ export class ClientConnection {
     }
     if (cmd === Cmd.STATS) {
       const kind = this.local.statsKind(buf, parser);
-      this.replyNow(kind < 0 ? wire.ERROR : null, kind);
+      if (kind === STATS_FORWARD) this.forwardStats();
+      else this.replyNow(kind === STATS_ANSWER ? this.local.answer : null, kind);
       return;
     }
     const req = this.ctx.dispatcher.pools.request();
@@ -195,6 +196,18 @@ export class ClientConnection {
     req.client = this;
     this.push(req);
     this.ctx.dispatcher.submit(req);
+  }
+
+  /** A stats line for one server: its reply takes this request's place in the queue when it comes. */
+  private forwardStats(): void {
+    const dispatcher = this.ctx.dispatcher;
+    const req = dispatcher.pools.request();
+    // One reference for the queue, one for the server's answer (which may come after a close).
+    req.refs = 2;
+    req.cmd = Cmd.UNKNOWN;
+    req.client = this;
+    this.push(req);
+    this.local.forward(req, (r) => dispatcher.release(r));
   }
 
   private push(req: Request): void {

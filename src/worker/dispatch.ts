@@ -55,6 +55,7 @@ import { HealthTable } from '../shared/health.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Journal } from './journal.js';
+import { WriteSampler } from './write-sampler.js';
 import { Op, Pools, Request, Role } from './request.js';
 import type { Sequencer, StripeHolder } from './sequencer.js';
 import { STRIPES } from '../shared/stripes.js';
@@ -137,6 +138,10 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   private retired = false;
   /** per stripe: a check queued and not yet sent, so that a hot key is checked once per CHECK_MS */
   private readonly queuedCheck: Array<Request | null> = new Array<Request | null>(STRIPES).fill(null);
+  /** keys of replicated writes, sampled for main/coverage.ts */
+  readonly sampler: WriteSampler;
+  /** replicated writes left before the next one is sampled */
+  private sampleIn = 1;
   /** the failure of the connection whose ops are being failed (set by onConnectionFailed) */
   private failing = -1;
   // the key routeKey() found: bytes [ks, ke) of kb
@@ -169,6 +174,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       }
       return conns;
     });
+    this.sampler = new WriteSampler(all.map((a) => a.name));
     this.opFor = new Array(all.length).fill(null);
     this.touched = new Int32Array(all.length);
     this.connFor = new Array(all.length).fill(null);
@@ -679,6 +685,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
           this.sendWrite(req, backupConn, Role.SHADOW, now, false);
           req.backupState = SENT;
         }
+        if (--this.sampleIn === 0) this.sampleIn = this.sampler.take(master, backup, kb, ks, ke);
       }
     } else if (backupConn !== null) {
       // Master down: the backup answers the client.
@@ -1388,6 +1395,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     // its own cas counter: "HD c7" and "HD c9" agree.
     if (isDelete(req) || sameMeaning(req.masterReply!, req.backupReply!, req.cmd >= Cmd.MG)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
+    // SERVER_ERROR (out of memory, -M): the backup refused what the master stored.
+    const b = req.backupReply!;
+    if (b[0] === 0x53 && b[6] === 0x5f) this.stats[req.backup]![S.WRITE_REFUSALS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
   }

@@ -9,6 +9,7 @@ import { initXxhash } from '../routing/xxhash.js';
 import { Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
+import { ServerFigures } from '../shared/server-figures.js';
 import { log, setLogLevel } from '../log.js';
 import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
@@ -26,6 +27,8 @@ export interface WorkerInit {
   serverStats: SharedArrayBuffer;
   /** the write stripes (shared/stripes.ts); this worker holds them as owner id + 1 */
   stripes: SharedArrayBuffer;
+  /** ServerFigures (shared/server-figures.ts) */
+  figures: SharedArrayBuffer;
   /** this worker's row in the counters */
   row: number;
   startedAt: number;
@@ -57,6 +60,13 @@ function shareJournal(): void {
 }
 const onJournalShared = (): void => { shareTimer ??= setTimeout(shareJournal, SHARE_DELAY_MS); };
 
+/** Every retry interval: the keys sampled from replicated writes go to the main thread's coverage check. */
+function shareSamples(): void {
+  const entries = ctx.dispatcher.sampler.drain();
+  if (entries.length > 0) parentPort!.postMessage({ type: 'sampled', entries });
+  setTimeout(shareSamples, ctx.dispatcher.config.retryIntervalMs).unref();
+}
+
 function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
   return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared, sequencer);
 }
@@ -67,7 +77,9 @@ const ctx = {
   parser: new RequestParser(init.config.maxItemSize),
   pending: new PendingBytes(pendingShare(init.config)),
 };
-const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
+const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats, new ServerFigures(init.figures));
+
+setTimeout(shareSamples, init.config.retryIntervalMs).unref();
 
 let draining = false;
 const receiver = new HandoffReceiver(
@@ -88,7 +100,7 @@ const receiver = new HandoffReceiver(
   },
 );
 
-interface Message { type: string; server?: number; flush?: boolean; keys?: string[]; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer }
+interface Message { type: string; server?: number; flush?: boolean; keys?: string[]; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer; figures?: SharedArrayBuffer }
 
 parentPort!.on('message', (m: Message) => {
   if (m.type === 'invalidate') {
@@ -107,7 +119,7 @@ parentPort!.on('message', (m: Message) => {
     old.retire();
     ctx.parser = new RequestParser(config.maxItemSize);
     ctx.pending.limit = pendingShare(config);
-    local.reconfigure(config, new HealthTable(m.health!), serverStats);
+    local.reconfigure(config, new HealthTable(m.health!), serverStats, new ServerFigures(m.figures!));
     setLogLevel(config.verbose);
   } else if (m.type === 'drain') {
     draining = true;

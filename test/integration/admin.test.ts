@@ -16,10 +16,12 @@ import { recordLatency, S, ServerStats } from '../../src/shared/server-stats.js'
 import { freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { eventually, roundTrip } from '../helpers/mc.js';
+import { ServerFigures } from '../../src/shared/server-figures.js';
 
 const counters = new Counters(3);
 const serverStats = new ServerStats(2, 2);
 const health = new HealthTable(2);
+const figures = new ServerFigures(2);
 let live = 2;
 let draining = false;
 
@@ -27,6 +29,8 @@ const sources: AdminSources = {
   counters,
   serverStats,
   health,
+  figures,
+  backupCoverageWarn: 0.95,
   servers: [{ name: '127.0.0.1:11211', role: 'master' }, { name: '127.0.0.1:12002', role: 'backup' }],
   workers: 2,
   liveWorkers: () => live,
@@ -173,6 +177,23 @@ test('/metrics: per server, with its role and state', async () => {
   ]) has(body, line);
 });
 
+test("/metrics: a server's own figures from the last stats poll, absent while there is none", async () => {
+  figures.publishStats(1, 'STAT pid 9\r\nSTAT curr_items 1770\r\nSTAT bytes 1900000\r\nSTAT limit_maxbytes 2097152\r\nSTAT evictions 18230\r\nSTAT store_no_memory 4\r\nEND\r\n', Date.now());
+  const body = await metrics();
+  const b = 'server="127.0.0.1:12002",role="backup"';
+  for (const line of [
+    `mcrelay_server_current_items{${b}} 1770`,
+    `mcrelay_server_current_bytes{${b}} 1900000`,
+    `mcrelay_server_limit_bytes{${b}} 2097152`,
+    `mcrelay_server_items_evicted_total{${b}} 18230`,
+    `mcrelay_server_store_no_memory_total{${b}} 4`,
+    `mcrelay_server_items_total{${b}} 0`,
+  ]) has(body, line);
+  assert.not.match(body, /^mcrelay_server_current_items\{server="127\.0\.0\.1:11211"/m);
+  figures.forget(1);
+  assert.not.match(await metrics(), /^mcrelay_server_current_items\{/m);
+});
+
 test('/metrics: read from the tables at each scrape', async () => {
   counters.row(2)[C.CMD_GET]! += 25;
   health.setState(1, UP);
@@ -235,13 +256,27 @@ test('/health: 200 while a worker is live, else 503', async () => {
   live = 2;
 });
 
+test('/ready: degraded redundancy in its JSON body while a backup holds too little, still 200', async () => {
+  const b = 'server="127.0.0.1:12002",role="backup"';
+  assert.equal(await get('/ready'), { status: 200, type: 'application/json', body: '{"status":"ready","redundancy":"full","backups":[{"server":"127.0.0.1:12002","state":"up","coverage":null}]}\n' });
+  assert.not.match(await metrics(), /^mcrelay_server_backup_coverage\{/m);
+  figures.publishCoverage(1, 0.25, 40);
+  assert.equal(await get('/ready'), { status: 200, type: 'application/json', body: '{"status":"ready","redundancy":"degraded","backups":[{"server":"127.0.0.1:12002","state":"up","coverage":0.25}]}\n' });
+  has(await metrics(), `mcrelay_server_backup_coverage{${b}} 0.25`);
+  figures.publishCoverage(1, 0.96, 40);
+  assert.match((await get('/ready')).body, /"redundancy":"full"/);
+  health.setState(1, DOWN);
+  assert.match((await get('/ready')).body, /"redundancy":"degraded","backups":\[\{"server":"127\.0\.0\.1:12002","state":"down"/);
+  health.setState(1, UP);
+});
+
 test('/ready: 200 until draining, and not without a live worker', async () => {
   assert.is((await get('/ready')).status, 200);
   live = 0;
   assert.is((await get('/ready')).status, 503);
   live = 2;
   draining = true;
-  assert.equal(await get('/ready'), { status: 503, type: 'text/plain; charset=utf-8', body: 'draining\n' });
+  assert.equal(await get('/ready'), { status: 503, type: 'application/json', body: '{"status":"draining"}\n' });
   // Draining is not dead: the process still answers for what is in flight.
   assert.is((await get('/health')).status, 200);
   has(await metrics(), 'mcrelay_draining 1');

@@ -49,6 +49,7 @@ const DEFAULT_CONFIG: Config = {
   journalMaxKeys: 1000000,
   restoreKeysPerSecond: 5000,
   restoreMaxInflight: 32,
+  backupCoverageWarn: 0.95,
   configPath: null,
 };
 
@@ -328,7 +329,7 @@ const LONG_NAMES = [
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
-  '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes',
+  '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes', '--backup-coverage-warn',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

@@ -53,6 +53,7 @@ warmup: { seconds: 60, done_ratio: 0.05 }
 restore: { keys_per_second: 800, max_inflight: 4 }
 journal:
   max_keys: 5000
+backup_coverage_warn: 0.5
 admin: 0.0.0.0:9200
 drain_seconds: 3
 unix_socket_mode: '0600'
@@ -90,6 +91,7 @@ test('a file with every key gives every setting', () => {
     restoreKeysPerSecond: 800,
     restoreMaxInflight: 4,
     maxPendingBytes: 32 * 1024 * 1024,
+    backupCoverageWarn: 0.5,
     configPath: file,
   });
   assert.ok(Object.isFrozen(c));
@@ -100,20 +102,23 @@ test('defaults of the new settings, without a file', () => {
   assert.equal(plain({
     extraListen: c.extraListen, admin: c.admin, drainSeconds: c.drainSeconds, warmupSeconds: c.warmupSeconds,
     warmupDoneRatio: c.warmupDoneRatio, journalMaxKeys: c.journalMaxKeys, configPath: c.configPath,
+    backupCoverageWarn: c.backupCoverageWarn,
   }), {
     extraListen: [], admin: { host: '127.0.0.1', port: 9121 }, drainSeconds: 10, warmupSeconds: 300,
-    warmupDoneRatio: 0.01, journalMaxKeys: 1000000, configPath: null,
+    warmupDoneRatio: 0.01, journalMaxKeys: 1000000, configPath: null, backupCoverageWarn: 0.95,
   });
 });
 
 test('new flags', () => {
   const c = configOf(['-s', 'a', '--admin', '[::1]:9300', '--drain-seconds=0', '--warmup-seconds', '0',
-    '--warmup-done-ratio', '.5', '--journal-max-keys', '7']);
+    '--warmup-done-ratio', '.5', '--journal-max-keys', '7', '--backup-coverage-warn', '0.8']);
   assert.equal(plain(c.admin), { host: '::1', port: 9300 });
   assert.is(c.drainSeconds, 0);
   assert.is(c.warmupSeconds, 0);
   assert.is(c.warmupDoneRatio, 0.5);
   assert.is(c.journalMaxKeys, 7);
+  assert.is(c.backupCoverageWarn, 0.8);
+  assert.equal(parseArgv(['-s', 'a', '--backup-coverage-warn', '1.5'], ENV), { kind: 'error', message: "mcrelay: invalid value '1.5' for --backup-coverage-warn: expected a number 0..1 (e.g. 0.95)" });
   assert.is(configOf(['-s', 'a', '--admin=off']).admin, null);
   assert.is(configOf(['-s', 'a']).unixSocketMode, 0o660);
   assert.is(configOf(['-s', 'a', '--unix-socket-mode', '600']).unixSocketMode, 0o600);
@@ -178,7 +183,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, drain_seconds, unix_socket_mode, user, group, verbose)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, unix_socket_mode, user, group, verbose)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
@@ -288,7 +293,7 @@ test('the example file parses, documents every key, and gives the defaults it cl
   // Every other value it shows is the default.
   const defaults = configOf(['-s', 'a']);
   for (const k of ['distribution', 'timeoutMs', 'retryIntervalMs', 'failureLimit', 'maxConnections', 'connectionsPerServer',
-    'maxItemSize', 'maxPendingBytes', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'verbose', 'user', 'group'] as const) {
+    'maxItemSize', 'maxPendingBytes', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'verbose', 'user', 'group', 'backupCoverageWarn'] as const) {
     assert.equal(c[k], defaults[k], k);
   }
   assert.equal(plain(c.admin), plain(defaults.admin));
