@@ -24,7 +24,7 @@
 // server per interval serves both, off the request path.
 
 import type { ServerAddress } from '../config/config.js';
-import { DOWN, DRAINED, HealthTable } from '../shared/health.js';
+import { DOWN, DRAINED, UP, HealthTable } from '../shared/health.js';
 import type { ServerFigures } from '../shared/server-figures.js';
 import { log } from '../log.js';
 import { endsWithEnd, exchange, lines } from './server-request.js';
@@ -60,6 +60,7 @@ export class Prober {
     this.known = servers.map(() => null);
     this.polling = servers.map(() => false);
     this.silent = servers.map(() => 0);
+    this.returning = servers.map(() => undefined);
   }
 
   /** per server: the process last seen answering (null: not known) */
@@ -67,14 +68,23 @@ export class Prober {
   private readonly polling: boolean[];
   /** per server: identity polls in a row that timed out */
   private readonly silent: number[];
+  /**
+   * per server: the restart verdict of a return whose recovery has not reached
+   * UP (undefined: none). Kept so that a recovery cut short (failed, or a
+   * reload) and begun again still knows the server came back empty: by then
+   * `known` is the new process, which the second probe finds unchanged.
+   */
+  private readonly returning: Array<boolean | null | undefined>;
 
   private announceTimer: NodeJS.Timeout | null = null;
 
-  /** After a reload: the identities `old` knew, for the servers both know (by name). */
+  /** After a reload: the identities and return verdicts `old` knew, for the servers both know (by name). */
   adopt(old: Prober): void {
     for (let i = 0; i < this.servers.length; i++) {
       const o = old.servers.findIndex((s) => s.name === this.servers[i]!.name);
-      if (o >= 0) this.known[i] = old.known[o]!;
+      if (o < 0) continue;
+      this.known[i] = old.known[o]!;
+      this.returning[i] = old.returning[o];
     }
   }
 
@@ -118,6 +128,7 @@ export class Prober {
   private pollIdentity(): void {
     for (let i = 0; i < this.servers.length; i++) {
       if (this.health.state(i) === DOWN || this.health.state(i) === DRAINED) { this.figures?.forget(i); continue; }
+      if (this.health.state(i) === UP) this.returning[i] = undefined;
       if (this.polling[i]) continue;
       this.polling[i] = true;
       void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, text }) => {
@@ -172,7 +183,11 @@ export class Prober {
           const { id } = await identity(this.servers[i]!, this.timeoutMs);
           const before = this.known[i]!;
           // Not known (never read before it went away, or no identity now): it may have come back empty.
-          const restarted = id === null || before === null ? null : !sameProcess(before, id);
+          let restarted = id === null || before === null ? null : !sameProcess(before, id);
+          // The last return's recovery did not finish: what it found still holds.
+          const earlier = this.returning[i];
+          if (earlier === true || (earlier === null && restarted === false)) restarted = earlier;
+          this.returning[i] = restarted;
           if (id !== null) this.known[i] = id;
           await this.peers?.beforeRecovery(i);
           if (this.health.state(i) === DOWN) await this.answered(i, restarted);

@@ -87,10 +87,27 @@ export class Restorer {
     });
   }
 
-  /** A reload replaced this restorer: runs stop at their next step. */
-  stop(): void {
+  /** A reload replaced this restorer (or mcrelay stops): runs stop at their next step. The servers whose restore was cut short, by name. */
+  stop(): string[] {
+    const cut = [...this.runs.keys()].map((i) => this.servers[i]!.name);
     for (const r of this.runs.values()) r.stop = true;
     this.runs.clear();
+    return cut;
+  }
+
+  /**
+   * After a reload: the restores the previous restorer cut short start again
+   * for the servers still configured and not down (from the beginning: every
+   * copy is an add checked against its source, so keys copied already are
+   * skipped). A server down again gets a new restore when it comes back.
+   */
+  resume(names: string[]): void {
+    for (const name of names) {
+      const i = this.servers.findIndex((s) => s.name === name);
+      if (i < 0 || this.health.state(i) === DOWN) continue;
+      log.info('restore started again after a reload', { server: name });
+      this.start(i);
+    }
   }
 
   private figures(server: number): Float64Array {

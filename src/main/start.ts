@@ -173,8 +173,9 @@ export async function start(config: Config): Promise<Running> {
     j?.attach(p);
     if (old.journal !== null) j?.adopt(old.journal, (i) => health.state(i) !== UP);
     if (old.peers !== null) p.adopt(old.peers);
-    old.restorer?.stop();
+    const cut = old.restorer?.stop() ?? [];
     const rs = restorer = cfg.backups.length > 0 ? new Restorer(cfg, health, serverStats) : null;
+    rs?.resume(cut);
     const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s), rs);
     if (old.recovery !== null) r.adopt(old.recovery);
     supervisor.onWorkerDied = () => r.workerDied();
