@@ -50,6 +50,8 @@ export const META_KEEP_Q = 32;
  * ms in mode E, A, P or R (add, append, prepend, replace)
  */
 export const META_DEPENDS = 64;
+/** I: md marks the item stale instead of deleting it, ms stores it stale (under C) */
+export const META_INVALIDATE = 128;
 
 const SP = 0x20;
 const CR = 0x0d;
@@ -365,6 +367,7 @@ export class RequestParser {
         case 0x54: flags |= META_TTL; break; // T
         case 0x76: flags |= META_VALUE; break; // v
         case 0x4e: flags |= META_DEPENDS; break; // N
+        case 0x49: flags |= META_INVALIDATE; break; // I
         case 0x4d: if (this.cmd === Cmd.MS && isConditionalMode(buf[this.tokStart[t]! + 1])) flags |= META_DEPENDS; break; // M
       }
     }

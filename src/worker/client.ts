@@ -56,8 +56,10 @@ export class ClientConnection {
   private closing = false;
   /** the client shut its side: close once everything it sent is answered */
   private eof = false;
-  /** parsing stopped at MAX_QUEUED with input left over */
+  /** parsing stopped at MAX_QUEUED, or behind a held request, with input left over */
   private held = false;
+  /** requests of this connection waiting before their master (Dispatcher.hold): parsing waits for them */
+  private holding = 0;
   private scheduled = false;
   /** set while the worker drains (shutdown) */
   private drainTimer: NodeJS.Timeout | null = null;
@@ -102,7 +104,7 @@ export class ClientConnection {
     let pos = input.pos;
     const parser = this.ctx.parser;
     while (pos < end) {
-      if (this.queued >= MAX_QUEUED) {
+      if (this.queued >= MAX_QUEUED || this.holding > 0) {
         this.held = true;
         break;
       }
@@ -121,7 +123,7 @@ export class ClientConnection {
         this.request(buf);
       } else if (r === Parse.REPLY) {
         if (!parser.noreply) this.replyNow(parser.reply!);
-        if (parser.dropKey) this.ctx.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this.id, (parser.metaFlags & META_BASE64) !== 0);
+        if (parser.dropKey) this.ctx.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this, (parser.metaFlags & META_BASE64) !== 0);
         if (parser.swallow > 0) {
           const skip = Math.min(parser.swallow, end - pos);
           pos += skip;
@@ -187,6 +189,7 @@ export class ClientConnection {
     req.casStart = parser.casStart;
     req.metaFlags = parser.metaFlags;
     req.refs = 1;
+    req.origin = this;
     if (parser.noreply) {
       // Nobody waits for the reply; the request lives only as long as its ops.
       this.ctx.dispatcher.submit(req);
@@ -297,13 +300,26 @@ export class ClientConnection {
     const socket = this.socket;
     if (socket === null) return;
     const unsent = socket.pending;
-    if (this.held && this.queued <= RESUME_QUEUED && unsent <= MAX_UNSENT && !this.closing) {
+    if (this.held && this.holding === 0 && this.queued <= RESUME_QUEUED && unsent <= MAX_UNSENT && !this.closing) {
       this.held = false;
       this.parseInput();
       if (this.socket === null) return;
     }
     if (this.held || this.queued >= MAX_QUEUED || unsent > MAX_UNSENT) socket.pause();
     else socket.resume();
+  }
+
+  /** @internal One of this connection's requests waits before its master: the requests after it wait too. */
+  holdNext(): void {
+    this.holding++;
+  }
+
+  /**
+   * @internal That request has gone to its master. Parsing goes on once the
+   * dispatcher's current step is over (a microtask), not inside it.
+   */
+  readOn(): void {
+    if (--this.holding === 0 && this.held) queueMicrotask(() => this.checkPressure());
   }
 
   /**

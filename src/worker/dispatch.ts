@@ -43,7 +43,7 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
-import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_DEPENDS, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
+import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_DEPENDS, META_INVALIDATE, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
 import { bytesEqual, findLF } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import { sameMeaning } from '../protocol/reply-meaning.js';
@@ -69,6 +69,9 @@ const MG = Buffer.from('mg ');
 const MD = Buffer.from('md ');
 const MS = Buffer.from('ms ');
 const WARM_LOOKUP_FLAGS = Buffer.from(' v f t c');
+const KEY_FLAG = Buffer.from(' k');
+const STALE_MARK = Buffer.from(' I\r\n');
+const STALE_MARK_B64 = Buffer.from(' b I\r\n');
 const CAS_FLAG = Buffer.from(' c');
 const BASE64_FLAG = Buffer.from(' b');
 /** what follows the key of a get or gets sent as mg: the value and its client flags (and cas) */
@@ -406,8 +409,10 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     this.routeSingle(req);
     const master = req.master;
     const backup = req.backup;
-    if (req.cmd === Cmd.MG && (req.metaFlags & META_DEPENDS) !== 0 && this.prefill(req)) return;
-    const target = readTarget(this.health, master, backup);
+    if (req.cmd === Cmd.MG && (req.metaFlags & META_DEPENDS) !== 0 && this.prefill(req)) { this.hold(req); return; }
+    let target = readTarget(this.health, master, backup);
+    // me shows an item's metadata: a warming master may not have the item yet, the backup has.
+    if (req.cmd === Cmd.ME && target === master && backup !== NONE && warming(this.health, master) && this.health.isUp(backup)) target = backup;
     if (target === NONE || !this.sendMetaRead(req, target, target === master && req.cmd === Cmd.MG && backup !== NONE &&
         warming(this.health, master) && this.health.isUp(backup))) {
       this.metaMiss(req);
@@ -490,9 +495,11 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
     this.routeSingle(req);
     // A write that depends on the key's value, to a warming master: the backup's copy first (prefill).
-    if (dependsOnValue(req) && this.prefill(req)) return;
+    if (dependsOnValue(req) && this.prefill(req)) { this.hold(req); return; }
     if (req.backup === NONE) { this.writeLocked(req); return; }
-    if (this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+    if (!this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+      this.hold(req);
+    } else {
       // A write answered at once (no server to send it to) is written to the
       // client and released inside writeLocked: the reference keeps it to settle.
       req.refs++;
@@ -521,17 +528,18 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     if (req.stripe < 0 || req.pendingOps !== 0) return;
     const stripe = req.stripe;
     this.sequencer.release(req);
-    if (!req.checking && !req.dropping && req.masterState === ANSWERED && req.backupState !== FAILED) this.queueCheck(req, stripe);
+    if (req.checking || req.dropping || req.masterState !== ANSWERED || req.backupState === FAILED) return;
+    if ((req.metaFlags & META_INVALIDATE) !== 0) this.cancelCheck(req, stripe);
+    else this.queueCheck(req, stripe);
   }
 
   // ---- the divergence check of written keys ----
 
   /** Copies the written key into a check request, sent CHECK_MS from now (unless one for it is queued). */
   private queueCheck(req: Request, stripe: number): void {
+    if (this.checkQueued(req, stripe)) return;
     const ks = req.keyStart(0);
     const ke = req.keyEnd(0);
-    const queued = this.queuedCheck[stripe]!;
-    if (queued !== null && queued.buf.length === ke - ks && bytesEqual(queued.buf, 0, req.buf, ks, ke - ks)) return;
     const c = this.pools.request();
     c.refs = 1;
     c.cmd = Cmd.MG;
@@ -547,6 +555,26 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     c.decodedKey = req.decodedKey;
     this.queuedCheck[stripe] = c;
     this.dueCheck(c);
+  }
+
+  private checkQueued(req: Request, stripe: number): boolean {
+    const queued = this.queuedCheck[stripe]!;
+    const ks = req.keyStart(0);
+    const ke = req.keyEnd(0);
+    return queued !== null && queued.buf.length === ke - ks && bytesEqual(queued.buf, 0, req.buf, ks, ke - ks);
+  }
+
+  /**
+   * The key was just marked stale (md I, ms I): no check reads it. Any mg of a
+   * stale item takes its recache token (W), and the client that reads it
+   * next must get it, or every reader is told another recaches (Z) until the
+   * item expires. A check queued by an earlier write of the key is dropped.
+   */
+  private cancelCheck(req: Request, stripe: number): void {
+    if (!this.checkQueued(req, stripe)) return;
+    // runChecks drops it when it is due.
+    this.queuedCheck[stripe]!.checking = false;
+    this.queuedCheck[stripe] = null;
   }
 
   private dueCheck(c: Request): void {
@@ -567,6 +595,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     while (head < due.length && due[head]!.dueAt <= now) {
       const c = due[head]!;
       due[head++] = null!;
+      if (!c.checking) { this.release(c); continue; } // cancelled (cancelCheck)
       this.routeSingle(c);
       const stripe = this.router.hashed & (STRIPES - 1);
       if (this.queuedCheck[stripe] === c) this.queuedCheck[stripe] = null;
@@ -670,7 +699,10 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       this.sendWrite(req, backupConn, Role.SHADOW, now, false);
       req.backupState = SENT;
       req.deferMaster = true;
-    } else if (masterConn !== null) {
+      this.hold(req);
+      return;
+    }
+    if (masterConn !== null) {
       this.sendWrite(req, masterConn, Role.CLIENT, now, false);
       req.masterState = SENT;
       // A warming master may lack the key the backup has (an incr there answers
@@ -696,6 +728,25 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       req.reply = wire.SERVER_ERROR_UNAVAILABLE;
       this.complete(req);
     }
+    this.letGo(req);
+  }
+
+  /**
+   * req waits before going to its master: its client's later requests wait
+   * behind it, as memcached answers a connection's requests in order (a get
+   * after a delete must not read the value the delete is on its way to remove).
+   */
+  private hold(req: Request): void {
+    if (req.holding || req.origin === null) return;
+    req.holding = true;
+    req.origin.holdNext();
+  }
+
+  /** req has gone to its master (or will not): its client's next requests go on. */
+  private letGo(req: Request): void {
+    if (!req.holding) return;
+    req.holding = false;
+    req.origin!.readOn();
   }
 
   /** The master answered a held cas: if it stored the item, the backup gets it as a set. */
@@ -752,12 +803,13 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
    * large to store, whose old value memcached would unlink. `base64`: the key
    * token is base64 (ms ... b).
    */
-  dropKey(buf: Buffer, ks: number, ke: number, affinity: number, base64: boolean): void {
+  dropKey(buf: Buffer, ks: number, ke: number, client: NonNullable<Request['origin']>, base64: boolean): void {
     const req = this.pools.request();
     req.refs = 1;
     req.cmd = Cmd.DELETE;
     req.buf = buf;
-    req.affinity = affinity;
+    req.affinity = client.id;
+    req.origin = client;
     req.keys[0] = ks;
     req.keys[1] = ke;
     req.keyCount = 1;
@@ -767,6 +819,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     if (req.backup === NONE || this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
       this.dropLocked(req);
       this.settleStripe(req);
+    } else {
+      // Parked behind another write of the key: the client's next get must not overtake it.
+      this.hold(req);
     }
     this.release(req);
   }
@@ -783,6 +838,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     else this.journal.add(master, kb, kks, kke);
     if (shadowTarget(this.health, backup) !== NONE) this.deleteKey(req, backup, kb, kks, kke, now);
     else if (backup !== NONE) this.journal.add(backup, kb, kks, kke);
+    this.letGo(req);
   }
 
   private flushAllServers(req: Request): void {
@@ -1132,7 +1188,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       this.complete(req);
       return;
     }
-    if (isMissReply(m) && !isMissReply(b) && !isErrorReply(b, 0)) {
+    // The backup's answer when the master lacked the key: its value, or its
+    // CLIENT_ERROR about that value (an incr of a non-number); not a failure of its own.
+    if (isMissReply(m) && !isMissReply(b) && (!isErrorReply(b, 0) || b[0] === 0x43 /* CLIENT_ERROR */)) {
       req.reply = quieted(req, b) ? wire.NOTHING : b;
       this.complete(req);
       if (!isDelete(req)) this.warmLookup(req, 0);
@@ -1156,6 +1214,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     }
     this.sendWrite(req, conn, Role.CLIENT, performance.now(), false);
     req.masterState = SENT;
+    this.letGo(req);
     // As for other writes (writeLocked): a recovering master's reply is not the
     // truth, and a warming one may lack the key the backup just deleted.
     req.backupIsTruth = recovering(this.health, req.master);
@@ -1239,6 +1298,8 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     out.addAll(MG);
     this.keyToken(out, req, i);
     out.addAll(WARM_LOOKUP_FLAGS);
+    // A base64 key: k tells whether the backup's item was stored by its bytes (ms ... b) or as text.
+    if (req.decodedKey !== null) out.addAll(KEY_FLAG);
     out.addAll(wire.CRLF);
     conn.enqueue(op, now);
   }
@@ -1263,13 +1324,17 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   private prefillAnswered(req: Request, buf: Buffer, start: number, end: number): void {
     const v = parseVA(buf, start, end);
     // The fill goes to the master's connection ahead of the request: memcached applies them in that order.
-    if (v !== null && v.ttl !== 0) this.fill(req, 0, req.master, v.flags, v.ttl, buf.subarray(v.dataStart, v.dataStart + v.size), v.cas);
+    if (v !== null && v.ttl !== 0) this.fill(req, 0, req.master, v, buf.subarray(v.dataStart, v.dataStart + v.size));
     this.resume(req);
   }
 
   private resume(req: Request): void {
-    if (req.cmd === Cmd.MG) this.metaRead(req);
-    else this.write(req);
+    if (req.cmd === Cmd.MG) {
+      this.metaRead(req);
+      this.letGo(req);
+    } else {
+      this.write(req);
+    }
   }
 
   /** The key as sent on the wire: text keys as they are, meta keys as the client wrote them (b adds " b"). */
@@ -1290,7 +1355,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
       this.stats[m]![S.WARM_BACKUP_HITS]!++;
       this.counters[C.GET_WARM_HITS]!++;
       const data = buf.subarray(v.dataStart, v.dataStart + v.size);
-      const filled = v.ttl !== 0 && this.fill(req, i, m, v.flags, v.ttl, data, v.cas);
+      const filled = v.ttl !== 0 && this.fill(req, i, m, v, data);
       if (req.cmd === Cmd.GET) {
         // The backup's value answers the client (client.ts writes it as text); the fill goes on beside it.
         req.setValue(i, buf, start, end);
@@ -1308,22 +1373,42 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   }
 
   /** Copies an item into a warming master with ms ... ME (add: never over a newer value). */
-  private fill(req: Request, i: number, master: number, flags: string, ttl: number, data: Buffer, cas: string): boolean {
+  private fill(req: Request, i: number, master: number, v: VA, data: Buffer): boolean {
     const now = performance.now();
     const conn = this.connection(master, req.affinity, now);
     if (conn === null) return false;
     // No TTL stays none; past 30 days memcached wants a unix time.
+    const ttl = v.ttl;
     const exptime = ttl < 0 ? 0 : ttl > RELATIVE_TTL_MAX ? Math.floor(Date.now() / 1000) + ttl : ttl;
     // Its answer sends the verification (WARM_FILL in onLine): only once the fill
     // has landed can a delete that raced it be seen on the backup.
-    const op = this.warmOp(req, Role.WARM_FILL, i, cas, master);
+    const op = this.warmOp(req, Role.WARM_FILL, i, v.cas, master);
     const out = conn.outbox;
+    // "ms <key> <datalen> [b] F.. T.. ME". A base64 key goes as the backup
+    // keeps it: by its bytes (b), or as text, which mg ... k then shows as text.
     out.addAll(MS);
-    this.keyToken(out, req, i);
-    out.addAll(Buffer.from(` ${data.length} F${flags} T${exptime} ME\r\n`, 'latin1'));
+    const d = req.decodedKey;
+    if (d !== null && v.textKey) out.add(d, 0, d.length);
+    else out.add(req.buf, req.keyStart(i), req.keyEnd(i));
+    out.addAll(Buffer.from(` ${data.length}${d !== null && !v.textKey ? ' b' : ''} F${v.flags} T${exptime} ME\r\n`, 'latin1'));
     out.add(data, 0, data.length);
     out.addAll(wire.CRLF);
     conn.enqueue(op, now);
+    if (v.stale) {
+      // Invalidated on the backup (md I), and this lookup won its recache token
+      // (W): the copy is marked stale too, before anything reads it, so that the
+      // master hands the token on (md I gives a new W even to a marked item: a
+      // lookup that found the token taken, Z, leaves the copy to the winner's
+      // fill). Its answer matters to nobody.
+      const mark = this.newOp(req, Role.FORGET, Expect.META);
+      mark.keyBuf = d ?? req.buf;
+      mark.keyStart = d === null ? req.keyStart(i) : 0;
+      mark.keyEnd = d === null ? req.keyEnd(i) : d.length;
+      out.addAll(MD);
+      out.add(req.buf, req.keyStart(i), req.keyEnd(i));
+      out.addAll(d !== null ? STALE_MARK_B64 : STALE_MARK);
+      conn.enqueue(mark, now);
+    }
     this.stats[master]![S.WARM_FILLS]!++;
     return true;
   }
@@ -1407,6 +1492,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   private complete(req: Request): void {
     if (req.done) return;
     req.done = true;
+    this.letGo(req);
     if (req.cmd <= Cmd.GATS && req.reply === null) {
       let hits = 0;
       const v = req.values;
@@ -1419,7 +1505,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
 
   /** Drops one reference; the last one returns the request to its pool. */
   release(req: Request): void {
-    if (--req.refs === 0) this.pools.freeRequest(req);
+    if (--req.refs !== 0) return;
+    this.letGo(req);
+    this.pools.freeRequest(req);
   }
 
   closeAll(): void {
@@ -1511,7 +1599,10 @@ function isErrorReply(buf: Buffer, start: number): boolean {
 }
 
 /** "VA <size> f<flags> t<ttl>\r\n<data>\r\n" -> its parts; null for anything else (EN). */
-function parseVA(buf: Buffer, start: number, end: number): { size: number; flags: string; ttl: number; cas: string; dataStart: number } | null {
+/** A warm lookup's VA line: what a fill copies (stale: invalidated, and this lookup won the recache, W). */
+interface VA { size: number; flags: string; ttl: number; cas: string; stale: boolean; textKey: boolean; dataStart: number }
+
+function parseVA(buf: Buffer, start: number, end: number): VA | null {
   if (buf[start] !== 0x56 || buf[start + 1] !== 0x41) return null;
   const nl = findLF(buf, start, end);
   if (nl < 0) return null;
@@ -1520,13 +1611,19 @@ function parseVA(buf: Buffer, start: number, end: number): { size: number; flags
   let flags = '0';
   let ttl = -1;
   let cas = '';
+  let stale = false;
+  // k<key> without b: memcached keeps an item's key as text, and shows it so even to mg ... b
+  let textKey = false;
   for (let p = 2; p < parts.length; p++) {
     const t = parts[p]!;
     if (t[0] === 'f') flags = t.slice(1);
     else if (t[0] === 't') ttl = Number(t.slice(1));
     else if (t[0] === 'c') cas = t.slice(1);
+    else if (t === 'W') stale = true;
+    else if (t[0] === 'k') textKey = true;
+    else if (t === 'b') textKey = false;
   }
-  return { size: Number(parts[1]), flags, ttl, cas, dataStart: nl + 1 };
+  return { size: Number(parts[1]), flags, ttl, cas, stale, textKey, dataStart: nl + 1 };
 }
 
 function checkWrites(d: Dispatcher): void {

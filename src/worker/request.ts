@@ -91,6 +91,14 @@ export class Request {
   backupIsTruth = false;
   /** a delete for a warming master, sent there once the backup has answered */
   deferMaster = false;
+  /**
+   * it waits before going to its master (a stripe held by another write, a
+   * delete sent to the backup first, a warm-up prefill), and its client's later
+   * requests wait behind it (ClientConnection.holdNext)
+   */
+  holding = false;
+  /** the connection it came from, noreply or not: the one whose later requests a hold stops */
+  origin: ClientConnection | null = null;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
   /** a cas whose backup copy waits for the master's answer (worker/dispatch.ts casAnswered) */
@@ -170,6 +178,8 @@ export class Request {
     this.prefilled = false;
     this.ackAfterBackup = false;
     this.deferMaster = false;
+    this.holding = false;
+    this.origin = null;
     this.backupIsTruth = false;
     this.metaFlags = 0;
     this.decodedKey = null;

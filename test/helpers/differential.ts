@@ -79,6 +79,19 @@ export async function exchange(port: number, data: Buffer, mode: Mode, frame: Fr
 }
 
 /** Whole, byte by byte (up to 1500 bytes) and every cut (a sample past 160 bytes). */
+/**
+ * The cuts worth making in a row that sends a 2,000,000-byte value past the
+ * item size limit: around its command line, one command (`step` bytes) into
+ * the value, deep inside it, and around its end.
+ */
+export function hugeCuts(data: Buffer, step: number): Mode[] {
+  const line = data.indexOf(0x0a) + 1;
+  const dataEnd = line + 2_000_000 + 2;
+  const at = [1, line - 2, line - 1, line, line + 1, line + step, line + 65_536, line + 1_000_000,
+    dataEnd - 2, dataEnd - 1, dataEnd, dataEnd + 1, data.length - 1];
+  return [{ kind: 'whole' }, ...at.filter((k) => k > 0 && k < data.length).map((k): Mode => ({ kind: 'cut', at: k }))];
+}
+
 export function allCuts(data: Buffer): Mode[] {
   const n = data.length;
   let at: number[];
@@ -99,6 +112,21 @@ export function allCuts(data: Buffer): Mode[] {
   return modes;
 }
 
+export interface DifferentialOptions {
+  /**
+   * mcrelay's backup C: flushed and levelled with A and B before every send,
+   * and given the row's setup (as memcached replication would have it).
+   */
+  backup?: WireClient;
+  /**
+   * With a backup: the setup goes to C only, B holds nothing before the row
+   * (B warming: warming-conformance.test.ts).
+   */
+  masterEmpty?: boolean;
+  /** applied to both replies of every row, before the row's own normalize */
+  normalize?: (reply: string) => string;
+}
+
 export class Differential {
   constructor(
     /** the reference memcached A */
@@ -107,27 +135,35 @@ export class Differential {
     private readonly proxyPort: number,
     private readonly adminA: WireClient,
     private readonly adminB: WireClient,
+    private readonly opts: DifferentialOptions = {},
   ) {}
 
   /**
-   * Flushes A and B, levels their cas counters, runs the setup on both.
-   * Returns the cas value last handed out (the next store on either gets base+1).
+   * Flushes the servers, levels their cas counters, runs the setup on A and on
+   * mcrelay's side (B; B and C; or C alone: opts). Returns the cas value last handed out (the next store on any of
+   * them gets base+1).
    */
   async reset(setup: string): Promise<bigint> {
-    const [ra, rb] = await Promise.all([admin(this.adminA, `flush_all\r\n${CAS_PROBE}`), admin(this.adminB, `flush_all\r\n${CAS_PROBE}`)]);
-    let a = casOf(ra);
-    let b = casOf(rb);
-    if (a !== b) {
-      const [low, diff] = a < b ? [this.adminA, b - a] : [this.adminB, a - b];
-      const r = await admin(low, `${'set __cas 0 0 1 noreply\r\nx\r\n'.repeat(Number(diff) - 1)}${CAS_PROBE}`);
-      if (a < b) a = casOf(r); else b = casOf(r);
-      if (a !== b) throw new Error(`cas counters not level: A ${a}, B ${b}`);
+    const c = this.opts.backup;
+    const all = c === undefined ? [this.adminA, this.adminB] : [this.adminA, this.adminB, c];
+    let cas = (await Promise.all(all.map((c) => admin(c, `flush_all\r\n${CAS_PROBE}`)))).map(casOf);
+    // A warming master may still take the last row's fills (they go on beside
+    // the reply): level again until a round finds the counters even.
+    for (let round = 0; ; round++) {
+      const top = cas.reduce((x, y) => (x > y ? x : y));
+      if (cas.every((c) => c === top)) break;
+      if (round === 5) throw new Error(`cas counters not level: ${cas.join(', ')}`);
+      // Flushed again (a late fill is gone), each is brought to top + 1.
+      cas = await Promise.all(all.map((c, i) =>
+        admin(c, `flush_all\r\n${'set __cas 0 0 1 noreply\r\nx\r\n'.repeat(Number(top - cas[i]!))}${CAS_PROBE}`).then(casOf)));
     }
+    const top = cas[0]!;
     if (setup !== '') {
-      const [sa, sb] = await Promise.all([admin(this.adminA, setup), admin(this.adminB, setup)]);
-      if (sa !== sb) throw new Error(`setup answered differently: A ${JSON.stringify(sa)}, B ${JSON.stringify(sb)}`);
+      const sides = c === undefined ? [this.adminB] : this.opts.masterEmpty === true ? [c] : [this.adminB, c];
+      const [sa, ...rest] = await Promise.all([this.adminA, ...sides].map((x) => admin(x, setup)));
+      for (const sb of rest) if (sa !== sb) throw new Error(`setup answered differently: A ${JSON.stringify(sa)}, mcrelay's side ${JSON.stringify(sb)}`);
     }
-    return a;
+    return top;
   }
 
   /** Waits until mcrelay serves again (a failed row may have cost it its backend connection). */
@@ -157,7 +193,9 @@ export class Differential {
     // The mode list is fixed by the row as first sent; a cas-dependent row keeps its length.
     const first = Buffer.from(typeof row.send === 'string' ? row.send : row.send(1000n), 'latin1');
     const modes = row.modes === 'whole' ? [{ kind: 'whole' } as Mode] : typeof row.modes === 'function' ? row.modes(first) : allCuts(first);
-    const norm = row.normalize ?? ((s: string): string => s);
+    const own = row.normalize ?? ((s: string): string => s);
+    const all = this.opts.normalize ?? ((s: string): string => s);
+    const norm = (s: string): string => own(all(s));
     for (const mode of modes) {
       const base = await this.reset(row.setup ?? '');
       const data = Buffer.from(typeof row.send === 'string' ? row.send : row.send(base), 'latin1');

@@ -10,7 +10,7 @@
 //                     '--> backup  (cas counter bumped by 1,000 sets first)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { sleep, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { eventually, inspect, roundTrip, setMany, type Item } from '../helpers/mc.js';
 
@@ -197,6 +197,24 @@ test('md: k, O, q, b, I and C', async () => {
   await assertBoth(kc, 'v');
   assert.is(await send(`md ${kc} C${await casOf(p, kc)}`), 'HD\r\n');
   await assertBoth(kc, null);
+});
+
+test('an invalidation keeps its recache token for the client that reads next: no check of the key takes it', async () => {
+  // Any mg of a stale item takes its token (W), a check's too; the reader after
+  // it is told another client recaches (Z), and so is every reader until the
+  // item expires. md I right after a write (whose check is still queued), and
+  // long after one (its check done):
+  const soon = key('stale-soon');
+  const late = key('stale-late');
+  assert.is(await send(`ms ${late} 1 T600\r\nv`), 'HD\r\n');
+  await sleep(400);
+  assert.is(await send(`ms ${soon} 1 T600\r\nv`), 'HD\r\n');
+  assert.is(await send(`md ${soon} I T30`), 'HD\r\n');
+  assert.is(await send(`md ${late} I T30`), 'HD\r\n');
+  await sleep(400); // checks go 100 ms after a write
+  assert.is(await send(`mg ${soon} v`), 'VA 1 X W\r\nv\r\n');
+  assert.is(await send(`mg ${late} v`), 'VA 1 X W\r\nv\r\n');
+  assert.is(await send(`mg ${soon} v`), 'VA 1 Z X\r\nv\r\n');
 });
 
 test('none of the writes above was taken for a disagreement', async () => {
