@@ -3,7 +3,7 @@
 // must see the same results; then a master is killed and each library must still
 // read every key it wrote.
 //
-//   driver (php, python, perl, go, java, node) --ops--> reference memcached
+//   driver (php, python, perl, go, java, ruby, node; text and binary) --ops--> reference memcached
 //   driver --ops, write, read--> mcrelay --workers 2 --> master 1, master 2, backup
 //
 // A driver (drivers/) prints one "name result" line per operation. One set of
@@ -38,6 +38,8 @@ interface Lib {
   missing(): string | null;
   /** the command for one phase against addr */
   command(addr: string, phase: string): [string, string[]];
+  /** CORE results this library gets otherwise, against memcached too */
+  core?: Record<string, string>;
 }
 
 /** scratch directory for the Go and Java builds */
@@ -67,12 +69,28 @@ function php(binary: boolean): Lib {
   };
 }
 
+function spy(binary: boolean): Lib {
+  const prefix = binary ? 'spyb:' : 'spy:';
+  return {
+    name: `libspymemcached-java${binary ? ' (BinaryConnectionFactory)' : ''}`,
+    prefix,
+    missing: () => {
+      if (!existsSync(SPY_JAR)) return 'libspymemcached-java is not installed';
+      javaBuilt ??= succeeds('javac', ['-d', work, '-cp', SPY_JAR, path.join(DRIVERS, 'Spy.java')]);
+      return javaBuilt ? null : 'the Java driver does not build (default-jdk-headless missing?)';
+    },
+    command: (addr, phase) => ['java', ['-cp', `${work}:${SPY_JAR}`, 'Spy', addr, prefix, phase, ...(binary ? ['binary'] : [])]],
+  };
+}
+
 let goBuilt: boolean | null = null;
 let javaBuilt: boolean | null = null;
 
 const LIBS: Lib[] = [
   php(false),
+  php(true),
   python('pylibmc', 'pylibmc', 'python3-pylibmc'),
+  python('pylibmc', 'pylibmc', 'python3-pylibmc', true),
   python('memcache', 'memcache', 'python3-memcache'),
   python('pymemcache', 'pymemcache', 'python3-pymemcache'),
   {
@@ -93,21 +111,27 @@ const LIBS: Lib[] = [
     },
     command: (addr, phase) => [path.join(work, 'gomemcache'), [addr, 'go:', phase]],
   },
+  spy(false),
+  spy(true),
   {
-    name: 'libspymemcached-java',
-    prefix: 'spy:',
-    missing: () => {
-      if (!existsSync(SPY_JAR)) return 'libspymemcached-java is not installed';
-      javaBuilt ??= succeeds('javac', ['-d', work, '-cp', SPY_JAR, path.join(DRIVERS, 'Spy.java')]);
-      return javaBuilt ? null : 'the Java driver does not build (default-jdk-headless missing?)';
-    },
-    command: (addr, phase) => ['java', ['-cp', `${work}:${SPY_JAR}`, 'Spy', addr, 'spy:', phase]],
+    name: 'ruby-dalli (binary)',
+    prefix: 'rb:',
+    missing: () => succeeds('ruby', ['-e', 'require "dalli"']) ? null : 'ruby-dalli (or ruby) is not installed',
+    command: (addr, phase) => ['ruby', [path.join(DRIVERS, 'dalli.rb'), addr, 'rb:', phase]],
   },
   {
     name: 'memcached (npm)',
     prefix: 'npm:',
     missing: () => null,
     command: (addr, phase) => [process.execPath, [path.join(BUILT_DRIVERS, 'node-memcached.js'), addr, 'npm:', phase]],
+  },
+  {
+    name: 'memjs (npm, binary)',
+    prefix: 'memjs:',
+    missing: () => null,
+    command: (addr, phase) => [process.execPath, [path.join(BUILT_DRIVERS, 'node-memjs.js'), addr, 'memjs:', phase]],
+    // memjs 1.3's prepend puts the data after the value, against memcached too.
+    core: { get_c: 'delta+-' },
   },
 ];
 
@@ -170,7 +194,7 @@ for (const lib of LIBS) {
     const direct = await run(lib, ref!.addr, 'ops');
     const relayed = await run(lib, proxy!.addr, 'ops');
     assert.equal([...direct.keys()], OPS, `${lib.name} ran every operation against memcached`);
-    for (const [op, want] of Object.entries(CORE)) assert.is(direct.get(op), want, `${lib.name} ${op} against memcached`);
+    for (const [op, want] of Object.entries({ ...CORE, ...lib.core })) assert.is(direct.get(op), want, `${lib.name} ${op} against memcached`);
     for (const op of OPS) assert.is(relayed.get(op), direct.get(op), `${lib.name} ${op}: mcrelay vs memcached`);
   });
 }

@@ -1,0 +1,468 @@
+// memcached's binary protocol on the client side, as memcached 1.6 answers it.
+//
+//   client bytes --BinaryParser.parse--> TEXT: the same request in the text protocol
+//                                         (then RequestParser, then the usual Request)
+//                                     --> LOCAL: a reply the proxy gives itself
+//   Request done --encodeReply--> the binary response (status, extras, key, value)
+//
+// A binary request becomes the text or meta request mcrelay already sends, so
+// routing, replication, failover and warm-up exist once; toward the servers
+// nothing changes. The translation costs one copy of the request (key and value)
+// into a buffer of its own, which the Request keeps as its `buf`.
+//
+// What the text protocol cannot carry is chosen so the reply still says what
+// memcached's would: gets (not get) so a hit has its cas; gats for touch, whose
+// binary reply carries the item's flags; ma for incr/decr, which can create the
+// item with an initial value; md for a delete with a cas. Replies to stores carry
+// cas 0: text stores do not return the new cas.
+
+import * as wire from './wire.js';
+
+export const MAGIC_REQUEST = 0x80;
+const MAGIC_RESPONSE = 0x81;
+export const HEADER_LENGTH = 24;
+
+export const BinOp = {
+  GET: 0x00, SET: 0x01, ADD: 0x02, REPLACE: 0x03, DELETE: 0x04, INCREMENT: 0x05, DECREMENT: 0x06,
+  QUIT: 0x07, FLUSH: 0x08, GETQ: 0x09, NOOP: 0x0a, VERSION: 0x0b, GETK: 0x0c, GETKQ: 0x0d,
+  APPEND: 0x0e, PREPEND: 0x0f, STAT: 0x10, SETQ: 0x11, ADDQ: 0x12, REPLACEQ: 0x13, DELETEQ: 0x14,
+  INCREMENTQ: 0x15, DECREMENTQ: 0x16, QUITQ: 0x17, FLUSHQ: 0x18, APPENDQ: 0x19, PREPENDQ: 0x1a,
+  VERBOSITY: 0x1b, TOUCH: 0x1c, GAT: 0x1d, GATQ: 0x1e, SASL_LIST_MECHS: 0x20, SASL_AUTH: 0x21,
+  SASL_STEP: 0x22, GATK: 0x23, GATKQ: 0x24,
+} as const;
+
+export const Status = {
+  OK: 0x00, KEY_ENOENT: 0x01, KEY_EEXISTS: 0x02, E2BIG: 0x03, EINVAL: 0x04, NOT_STORED: 0x05,
+  DELTA_BADVAL: 0x06, UNKNOWN_COMMAND: 0x81, ENOMEM: 0x82, ETMPFAIL: 0x86,
+} as const;
+
+// memcached's words for each status (write_bin_error); ETMPFAIL is mcrelay's.
+const STATUS_TEXT: Record<number, Buffer> = {
+  [Status.KEY_ENOENT]: Buffer.from('Not found'),
+  [Status.KEY_EEXISTS]: Buffer.from('Data exists for key.'),
+  [Status.E2BIG]: Buffer.from('Too large.'),
+  [Status.EINVAL]: Buffer.from('Invalid arguments'),
+  [Status.NOT_STORED]: Buffer.from('Not stored.'),
+  [Status.DELTA_BADVAL]: Buffer.from('Non-numeric server-side value for incr or decr'),
+  [Status.UNKNOWN_COMMAND]: Buffer.from('Unknown command'),
+  [Status.ENOMEM]: Buffer.from('Out of memory'),
+  [Status.ETMPFAIL]: Buffer.from('Temporary failure'),
+};
+
+export const Bin = {
+  /** no complete request yet; `need` is the total length wanted from pos, or 0 */
+  NEED_MORE: 0,
+  /** `text` holds the request in the text protocol; it ends at `next` */
+  TEXT: 1,
+  /** answer `reply` (it may be empty: a quiet command) and continue at `next` */
+  LOCAL: 2,
+  /** answer `reply` if set, then close the connection */
+  CLOSE: 3,
+  /** a general `stat`: its figures are taken when the reply is written */
+  STATS: 4,
+} as const;
+
+/** Reply kinds kept per queued request (ClientConnection's binary ring). */
+export const NOT_QUIET = 0;
+/** a quiet command: success says nothing */
+export const QUIET = 0x100;
+
+const SP = 0x20;
+const KEY_MAX = 250;
+
+// One bit per opcode: quiet forms (success or, for gets, a miss says nothing).
+const QUIET_OPS = new Set<number>([BinOp.GETQ, BinOp.GETKQ, BinOp.GATQ, BinOp.GATKQ, BinOp.SETQ, BinOp.ADDQ,
+  BinOp.REPLACEQ, BinOp.DELETEQ, BinOp.INCREMENTQ, BinOp.DECREMENTQ, BinOp.FLUSHQ, BinOp.APPENDQ, BinOp.PREPENDQ, BinOp.QUITQ]);
+
+export class BinaryParser {
+  opcode = 0;
+  opaque = 0;
+  next = 0;
+  need = 0;
+  text: Buffer | null = null;
+  reply: Buffer | null = null;
+  /** LOCAL with a body too large to hold: the bytes from pos to skip (they may not all be here) */
+  skip = 0;
+
+  /** version string for Version, refreshed by the caller */
+  version = '1.6.0';
+
+  constructor(private readonly maxItemSize: number) {}
+
+  parse(buf: Buffer, pos: number, end: number): number {
+    this.text = null;
+    this.reply = null;
+    this.need = 0;
+    this.skip = 0;
+    if (end - pos < HEADER_LENGTH) {
+      // A stream that is not binary any more cannot be resynchronised: memcached closes.
+      if (buf[pos] !== MAGIC_REQUEST) return this.close(end);
+      return Bin.NEED_MORE;
+    }
+    if (buf[pos] !== MAGIC_REQUEST) return this.close(end);
+    const op = buf[pos + 1]!;
+    const keyLen = buf.readUInt16BE(pos + 2);
+    const extLen = buf[pos + 4]!;
+    const bodyLen = buf.readUInt32BE(pos + 8);
+    this.opcode = op;
+    this.opaque = buf.readUInt32BE(pos + 12);
+    if (keyLen > KEY_MAX) {
+      // memcached: a protocol error, answered and the connection closed.
+      this.reply = errorResponse(op, this.opaque, Status.EINVAL);
+      this.next = end;
+      return Bin.CLOSE;
+    }
+    const total = HEADER_LENGTH + bodyLen;
+    if (bodyLen > this.maxItemSize + 8 + KEY_MAX) {
+      if (!isStore(op)) return this.local(Status.EINVAL);
+      // Refused without holding it: skipped as it arrives (memcached swallows it).
+      this.reply = errorResponse(op, this.opaque, Status.E2BIG);
+      this.skip = total;
+      return Bin.LOCAL;
+    }
+    if (end - pos < total) {
+      this.need = total;
+      return Bin.NEED_MORE;
+    }
+    this.next = pos + total;
+    const body = pos + HEADER_LENGTH;
+    const ks = body + extLen;
+    const ke = ks + keyLen;
+    const valueLen = bodyLen - extLen - keyLen;
+    if (valueLen < 0) return this.local(Status.EINVAL);
+    switch (op) {
+      case BinOp.GET: case BinOp.GETQ: case BinOp.GETK: case BinOp.GETKQ:
+        if (extLen !== 0 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
+        return this.line(buf, 'gets ', '', ks, ke, '');
+      case BinOp.GAT: case BinOp.GATQ: case BinOp.GATK: case BinOp.GATKQ: case BinOp.TOUCH:
+        if (extLen !== 4 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
+        return this.line(buf, 'gats ', `${buf.readInt32BE(body)} `, ks, ke, '');
+      case BinOp.SET: case BinOp.SETQ: case BinOp.ADD: case BinOp.ADDQ: case BinOp.REPLACE: case BinOp.REPLACEQ: {
+        if (extLen !== 8 || keyLen === 0) return this.local(Status.EINVAL);
+        const casHi = buf.readUInt32BE(pos + 16);
+        const casLo = buf.readUInt32BE(pos + 20);
+        const flags = buf.readUInt32BE(body);
+        const exp = buf.readInt32BE(body + 4);
+        // memcached turns any store with a cas into a cas.
+        const withCas = casHi !== 0 || casLo !== 0;
+        const verb = withCas ? 'cas ' : op === BinOp.SET || op === BinOp.SETQ ? 'set ' : op === BinOp.ADD || op === BinOp.ADDQ ? 'add ' : 'replace ';
+        return this.store(buf, verb, ks, ke, `${flags} ${exp} ${valueLen}${withCas ? ` ${uint64Decimal(casHi, casLo)}` : ''}`, ke, valueLen);
+      }
+      case BinOp.APPEND: case BinOp.APPENDQ: case BinOp.PREPEND: case BinOp.PREPENDQ:
+        if (extLen !== 0 || keyLen === 0) return this.local(Status.EINVAL);
+        return this.store(buf, op === BinOp.APPEND || op === BinOp.APPENDQ ? 'append ' : 'prepend ', ks, ke, `0 0 ${valueLen}`, ke, valueLen);
+      case BinOp.DELETE: case BinOp.DELETEQ: {
+        if (extLen !== 0 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
+        const casHi = buf.readUInt32BE(pos + 16);
+        const casLo = buf.readUInt32BE(pos + 20);
+        if (casHi === 0 && casLo === 0) return this.line(buf, 'delete ', '', ks, ke, '');
+        return this.line(buf, 'md ', '', ks, ke, ` C${uint64Decimal(casHi, casLo)}`);
+      }
+      case BinOp.INCREMENT: case BinOp.INCREMENTQ: case BinOp.DECREMENT: case BinOp.DECREMENTQ: {
+        if (extLen !== 20 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
+        const delta = uint64Decimal(buf.readUInt32BE(body), buf.readUInt32BE(body + 4));
+        const initial = uint64Decimal(buf.readUInt32BE(body + 8), buf.readUInt32BE(body + 12));
+        const exp = buf.readUInt32BE(body + 16);
+        const mode = op === BinOp.INCREMENT || op === BinOp.INCREMENTQ ? 'I' : 'D';
+        // 0xffffffff: do not create a missing item; otherwise create it with the initial value.
+        const create = exp === 0xffffffff ? '' : ` N${exp | 0} J${initial}`;
+        return this.line(buf, 'ma ', '', ks, ke, ` D${delta} M${mode} v${create}`);
+      }
+      case BinOp.FLUSH: case BinOp.FLUSHQ:
+        if (keyLen !== 0 || (extLen !== 0 && extLen !== 4) || valueLen !== 0) return this.local(Status.EINVAL);
+        this.text = Buffer.from(extLen === 4 ? `flush_all ${buf.readInt32BE(body)}\r\n` : 'flush_all\r\n', 'latin1');
+        return Bin.TEXT;
+      case BinOp.NOOP:
+        if (bodyLen !== 0) return this.local(Status.EINVAL);
+        return this.local(Status.OK);
+      case BinOp.VERSION:
+        if (bodyLen !== 0) return this.local(Status.EINVAL);
+        this.reply = response(op, this.opaque, Status.OK, 0, 0, Buffer.from(this.version, 'latin1'));
+        return Bin.LOCAL;
+      case BinOp.STAT:
+        if (extLen !== 0) return this.local(Status.EINVAL);
+        // Only the general group: others are not the proxy's to give.
+        return keyLen === 0 ? Bin.STATS : this.local(Status.KEY_ENOENT);
+      case BinOp.QUIT:
+        this.reply = response(op, this.opaque, Status.OK, 0, 0, null);
+        return Bin.CLOSE;
+      case BinOp.QUITQ:
+        return Bin.CLOSE;
+      default:
+        // SASL included: mcrelay does not authenticate, as memcached without -S.
+        // Verbosity too: memcached 1.6 no longer knows it in binary.
+        return this.local(Status.UNKNOWN_COMMAND);
+    }
+  }
+
+  private close(end: number): number {
+    this.next = end;
+    return Bin.CLOSE;
+  }
+
+  private local(status: number): number {
+    const op = this.opcode;
+    if (status === Status.EINVAL) {
+      // A malformed request is a protocol error: memcached answers and closes.
+      this.reply = errorResponse(op, this.opaque, status);
+      return Bin.CLOSE;
+    }
+    // A quiet command that succeeded says nothing.
+    this.reply = status === Status.OK && QUIET_OPS.has(op) ? wire.NOTHING : errorResponse(op, this.opaque, status);
+    return Bin.LOCAL;
+  }
+
+  /** "<verb><pre><key><post>\r\n" */
+  private line(buf: Buffer, verb: string, pre: string, ks: number, ke: number, post: string): number {
+    const t = Buffer.allocUnsafe(verb.length + pre.length + (ke - ks) + post.length + 2);
+    let o = t.write(verb, 0, 'latin1');
+    o += t.write(pre, o, 'latin1');
+    o += buf.copy(t, o, ks, ke);
+    o += t.write(post, o, 'latin1');
+    t[o] = 0x0d;
+    t[o + 1] = 0x0a;
+    this.text = t;
+    return Bin.TEXT;
+  }
+
+  /** "<verb><key> <args>\r\n<value>\r\n" */
+  private store(buf: Buffer, verb: string, ks: number, ke: number, args: string, vs: number, vlen: number): number {
+    if (vlen > this.maxItemSize) return this.local(Status.E2BIG);
+    const t = Buffer.allocUnsafe(verb.length + (ke - ks) + 1 + args.length + 2 + vlen + 2);
+    let o = t.write(verb, 0, 'latin1');
+    o += buf.copy(t, o, ks, ke);
+    t[o++] = SP;
+    o += t.write(args, o, 'latin1');
+    t[o++] = 0x0d;
+    t[o++] = 0x0a;
+    o += buf.copy(t, o, vs, vs + vlen);
+    t[o] = 0x0d;
+    t[o + 1] = 0x0a;
+    this.text = t;
+    return Bin.TEXT;
+  }
+}
+
+function isStore(op: number): boolean {
+  return op === BinOp.SET || op === BinOp.SETQ || op === BinOp.ADD || op === BinOp.ADDQ || op === BinOp.REPLACE ||
+    op === BinOp.REPLACEQ || op === BinOp.APPEND || op === BinOp.APPENDQ || op === BinOp.PREPEND || op === BinOp.PREPENDQ;
+}
+
+export function isQuiet(op: number): boolean {
+  return QUIET_OPS.has(op);
+}
+
+/** A response with no extras, no key and `value` (or nothing). */
+export function response(op: number, opaque: number, status: number, casHi: number, casLo: number, value: Buffer | null): Buffer {
+  const len = value === null ? 0 : value.length;
+  const b = Buffer.allocUnsafe(HEADER_LENGTH + len);
+  writeHeader(b, 0, op, 0, 0, status, len, opaque, casHi, casLo);
+  if (value !== null) value.copy(b, HEADER_LENGTH);
+  return b;
+}
+
+/** memcached's error response: the status's words as the value. */
+export function errorResponse(op: number, opaque: number, status: number): Buffer {
+  return response(op, opaque, status, 0, 0, STATUS_TEXT[status] ?? null);
+}
+
+function writeHeader(b: Buffer, at: number, op: number, keyLen: number, extLen: number, status: number, bodyLen: number, opaque: number, casHi: number, casLo: number): void {
+  b[at] = MAGIC_RESPONSE;
+  b[at + 1] = op;
+  b.writeUInt16BE(keyLen, at + 2);
+  b[at + 4] = extLen;
+  b[at + 5] = 0;
+  b.writeUInt16BE(status, at + 6);
+  b.writeUInt32BE(bodyLen, at + 8);
+  b.writeUInt32BE(opaque >>> 0, at + 12);
+  b.writeUInt32BE(casHi, at + 16);
+  b.writeUInt32BE(casLo, at + 20);
+}
+
+/** The general stats as binary: one response per stat, then an empty one. */
+export function statsResponse(opaque: number, text: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  const s = text.toString('latin1');
+  for (const line of s.split('\r\n')) {
+    if (!line.startsWith('STAT ')) continue;
+    const sp = line.indexOf(' ', 5);
+    const key = Buffer.from(line.slice(5, sp), 'latin1');
+    const val = Buffer.from(line.slice(sp + 1), 'latin1');
+    const b = Buffer.allocUnsafe(HEADER_LENGTH + key.length + val.length);
+    writeHeader(b, 0, BinOp.STAT, key.length, 0, Status.OK, key.length + val.length, opaque, 0, 0);
+    key.copy(b, HEADER_LENGTH);
+    val.copy(b, HEADER_LENGTH + key.length);
+    parts.push(b);
+  }
+  parts.push(response(BinOp.STAT, opaque, Status.OK, 0, 0, null));
+  return Buffer.concat(parts);
+}
+
+// ---- replies: from what the servers answered in text/meta to binary
+
+const HEADER = Buffer.alloc(HEADER_LENGTH + 4);
+
+export interface BinaryOut {
+  add(b: Buffer, start: number, end: number): void;
+  addAll(b: Buffer): void;
+}
+
+/** The status a text or meta reply line means for a request of opcode `op`. */
+export function statusOf(op: number, b: Buffer, start: number, end: number): number {
+  const c0 = b[start]!;
+  const c1 = b[start + 1]!;
+  const len = end - start;
+  // STORED, DELETED, TOUCHED, OK, HD
+  if ((c0 === 0x53 && c1 === 0x54) || (c0 === 0x44 && c1 === 0x45) || (c0 === 0x54 && c1 === 0x4f) ||
+      (c0 === 0x4f && c1 === 0x4b) || (c0 === 0x48 && c1 === 0x44)) return Status.OK;
+  if (c0 === 0x4e && c1 === 0x4f && len >= 10 && b[start + 4] === 0x53) {
+    // NOT_STORED: add finds the key there, replace finds none, append/prepend find none
+    if (op === BinOp.ADD || op === BinOp.ADDQ) return Status.KEY_EEXISTS;
+    if (op === BinOp.REPLACE || op === BinOp.REPLACEQ) return Status.KEY_ENOENT;
+    return Status.NOT_STORED;
+  }
+  if (c0 === 0x4e && (c1 === 0x4f || c1 === 0x46)) return Status.KEY_ENOENT; // NOT_FOUND, NF
+  if (c0 === 0x45 && (c1 === 0x58 || c1 === 0x4e)) return c1 === 0x58 ? Status.KEY_EEXISTS : Status.KEY_ENOENT; // EXISTS, EX / EN
+  if (c0 === 0x4e && c1 === 0x53) return Status.NOT_STORED; // NS
+  if (b.includes('non-numeric', start) && b.indexOf('non-numeric', start) < end) return Status.DELTA_BADVAL;
+  if (b.includes('too large', start) && b.indexOf('too large', start) < end) return Status.E2BIG;
+  if (c0 === 0x53) {
+    // SERVER_ERROR: out of memory, or no server to take it (memcached's temporary failure)
+    return b.indexOf('memory', start) !== -1 && b.indexOf('memory', start) < end ? Status.ENOMEM : Status.ETMPFAIL;
+  }
+  if (c0 === 0x43) return Status.EINVAL; // CLIENT_ERROR
+  return Status.UNKNOWN_COMMAND; // ERROR
+}
+
+const ANY_GET = new Set<number>([BinOp.GET, BinOp.GETQ, BinOp.GETK, BinOp.GETKQ, BinOp.GAT, BinOp.GATQ, BinOp.GATK, BinOp.GATKQ, BinOp.TOUCH]);
+const WITH_KEY = new Set<number>([BinOp.GETK, BinOp.GETKQ, BinOp.GATK, BinOp.GATKQ]);
+const ARITH = new Set<number>([BinOp.INCREMENT, BinOp.INCREMENTQ, BinOp.DECREMENT, BinOp.DECREMENTQ]);
+
+/**
+ * Writes the binary reply of a request translated from opcode `op`: `line` is
+ * the reply line the proxy got (null for a retrieval, which has `value`:
+ * "VALUE ..." or "VA ..." as the server sent it, null for a miss); `key` the
+ * request's key in keyBuf[ks, ke).
+ */
+export function encodeReply(out: BinaryOut, op: number, opaque: number, line: Buffer | null, value: Buffer | null, vs: number, ve: number,
+  keyBuf: Buffer, ks: number, ke: number): void {
+  const quiet = QUIET_OPS.has(op);
+  if (ANY_GET.has(op) && line === null) {
+    const withKey = WITH_KEY.has(op);
+    if (value === null) {
+      if (quiet) return;
+      if (withKey) {
+        writeHeader(HEADER, 0, op, ke - ks, 0, Status.KEY_ENOENT, ke - ks, opaque, 0, 0);
+        out.add(HEADER, 0, HEADER_LENGTH);
+        out.add(keyBuf, ks, ke);
+      } else {
+        out.addAll(errorResponse(op, opaque, Status.KEY_ENOENT));
+      }
+      return;
+    }
+    writeValue(out, op, opaque, value, vs, ve, withKey ? keyBuf : null, ks, ke);
+    return;
+  }
+  if (line === null) return;
+  // the line without its CRLF (a meta VA reply keeps its block after it)
+  let le = 0;
+  while (le < line.length && line[le] !== 0x0d) le++;
+  if (line === wire.NOTHING || line.length === 0) return;
+  const status = statusOf(op, line, 0, le);
+  if (status !== Status.OK && !(ARITH.has(op) && line[0] === 0x56)) {
+    if (ANY_GET.has(op) && quiet && status === Status.KEY_ENOENT) return;
+    out.addAll(errorResponse(op, opaque, status));
+    return;
+  }
+  if (ARITH.has(op)) {
+    // "VA <n>\r\n<number>\r\n"
+    if (quiet) return;
+    const ds = le + 2;
+    let de = ds;
+    while (de < line.length && line[de] !== 0x0d) de++;
+    const [hi, lo] = decimalUint64(line, ds, de);
+    writeHeader(HEADER, 0, op, 0, 0, Status.OK, 8, opaque, 0, 0);
+    out.add(HEADER, 0, HEADER_LENGTH);
+    const n = Buffer.allocUnsafe(8);
+    n.writeUInt32BE(hi, 0);
+    n.writeUInt32BE(lo, 4);
+    out.addAll(n);
+    return;
+  }
+  if (quiet) return;
+  writeHeader(HEADER, 0, op, 0, 0, Status.OK, 0, opaque, 0, 0);
+  out.add(HEADER, 0, HEADER_LENGTH);
+}
+
+/** A hit: flags as extras, the key for the K forms, the data (none for touch), the cas. */
+function writeValue(out: BinaryOut, op: number, opaque: number, b: Buffer, start: number, end: number, key: Buffer | null, ks: number, ke: number): void {
+  let lf = start;
+  while (b[lf] !== 0x0a) lf++;
+  const cr = lf - 1;
+  let flagsS = 0, flagsE = 0, casS = 0, casE = 0;
+  if (b[start + 2] === SP) {
+    // "VA <size> <flags>*": f<flags>, c<cas>
+    let i = start + 3;
+    while (i < cr && b[i] !== SP) i++;
+    while (i < cr) {
+      const t = ++i;
+      while (i < cr && b[i] !== SP) i++;
+      if (b[t] === 0x66) { flagsS = t + 1; flagsE = i; } else if (b[t] === 0x63) { casS = t + 1; casE = i; }
+    }
+  } else {
+    // "VALUE <key> <flags> <bytes> <cas>"
+    let i = start + 6;
+    while (b[i] !== SP) i++;
+    flagsS = ++i;
+    while (b[i] !== SP) i++;
+    flagsE = i++;
+    while (i < cr && b[i] !== SP) i++;
+    if (i < cr) { casS = i + 1; casE = cr; }
+  }
+  const [, flags] = decimalUint64(b, flagsS, flagsE);
+  const [casHi, casLo] = decimalUint64(b, casS, casE);
+  const ds = lf + 1;
+  const de = op === BinOp.TOUCH ? ds : end - 2;
+  const keyLen = key === null ? 0 : ke - ks;
+  writeHeader(HEADER, 0, op, keyLen, 4, Status.OK, 4 + keyLen + (de - ds), opaque, casHi, casLo);
+  HEADER.writeUInt32BE(flags, HEADER_LENGTH);
+  out.add(HEADER, 0, HEADER_LENGTH + 4);
+  if (key !== null) out.add(key, ks, ke);
+  out.add(b, ds, de);
+}
+
+// ---- 64-bit numbers as two 32-bit halves (no BigInt on the data path)
+
+/** hi * 2^32 + lo in decimal. */
+export function uint64Decimal(hi: number, lo: number): string {
+  if (hi === 0) return String(lo);
+  // Long division by 10^7 on 16-bit limbs: exact for every 64-bit value.
+  const limbs = [hi >>> 16, hi & 0xffff, lo >>> 16, lo & 0xffff];
+  let out = '';
+  while (limbs[0] !== 0 || limbs[1] !== 0 || limbs[2] !== 0 || limbs[3] !== 0) {
+    let rem = 0;
+    for (let i = 0; i < 4; i++) {
+      const cur = rem * 65536 + limbs[i]!;
+      limbs[i] = Math.floor(cur / 10_000_000);
+      rem = cur % 10_000_000;
+    }
+    const done = limbs[0] === 0 && limbs[1] === 0 && limbs[2] === 0 && limbs[3] === 0;
+    out = (done ? String(rem) : String(rem).padStart(7, '0')) + out;
+  }
+  return out;
+}
+
+/** Decimal digits b[start, end) as [hi, lo] (wrapping past 2^64, as memcached never sends). */
+export function decimalUint64(b: Buffer, start: number, end: number): [number, number] {
+  let hi = 0;
+  let lo = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) break;
+    // (hi, lo) * 10 + d
+    const l = lo * 10 + d;
+    lo = l % 4294967296;
+    hi = (hi * 10 + Math.floor(l / 4294967296)) % 4294967296;
+  }
+  return [hi >>> 0, lo >>> 0];
+}
