@@ -8,6 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALL_TARGETS, compare, type CompareResult } from './e2e/compare.js';
+import { restoreBench, type RestoreResult } from './e2e/restore.js';
 import { COLUMNS_NOTE, formatGoals, formatScenario, goals } from './e2e/report.js';
 import { defaultRounds, DEFAULT_ROUNDS, findScenario, GOAL_ROUNDS, GOAL_SCENARIOS, HEADLINE, SCENARIOS, type Scenario } from './e2e/scenarios.js';
 import type { TargetId } from './e2e/targets.js';
@@ -26,7 +27,7 @@ interface Args {
   seconds: number;
   warmup: number;
   targets: TargetId[];
-  only: 'micro' | 'e2e' | null;
+  only: 'micro' | 'e2e' | 'restore' | null;
   /** re-render latest.md from this results JSON instead of running */
   report: string | null;
 }
@@ -39,7 +40,8 @@ const USAGE = `usage: npm run bench -- [options]
   --seconds N        seconds per target per round (default 5)
   --warmup N         seconds of unrecorded load per target before the rounds (default 1)
   --targets LIST     comma-separated subset of: ${ALL_TARGETS.join(', ')}
-  --only micro|e2e   run only the micro-benchmarks or only the end-to-end comparison
+  --only micro|e2e|restore
+                     run only the micro-benchmarks, the end-to-end comparison, or the restore line
   --report FILE      write latest.md from a stored full run (bench/results/<timestamp>.json), run nothing
 `;
 
@@ -72,7 +74,7 @@ function parse(argv: readonly string[]): Args {
       }
       case '--only': {
         const v = value();
-        if (v !== 'micro' && v !== 'e2e') throw new Error(`--only takes micro or e2e, not '${v}'`);
+        if (v !== 'micro' && v !== 'e2e' && v !== 'restore') throw new Error(`--only takes micro, e2e or restore, not '${v}'`);
         a.only = v;
         break;
       }
@@ -116,7 +118,7 @@ function roundsNote(c: CompareResult): string {
   return counts.map((n, i) => i === counts.length - 1 ? `${n} for the others` : `${n} rounds for ${byCount.get(n)!.join(', ')}`).join('; ');
 }
 
-function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: MicroRow[] | null): string {
+function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: MicroRow[] | null, restore: RestoreResult | null = null): string {
   const out: string[] = [];
   out.push('# mcrelay benchmark: latest full run', '');
   out.push(`- date: ${env.date}`);
@@ -131,6 +133,12 @@ function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: 
   out.push('## End to end', '');
   for (const s of c.scenarios) {
     out.push(`### ${s.scenario.name}: ${s.scenario.description}`, '', `\`${s.loadArgs}\``, '', formatScenario(s, 'markdown'));
+  }
+  if (restore !== null) {
+    out.push('## Restore of a returning master', '',
+      `100,000 keys, the master killed and restarted empty, mcrelay --workers 1 with a backup: ${restore.keysCopied} keys copied back in ` +
+      `${restore.seconds.toFixed(1)} s (${Math.round(restore.keysPerSecond)} keys/s); the headline load ran at ${Math.round(restore.opsDuring)} ops/s ` +
+      `during it, ${(100 * restore.share).toFixed(0)} % of the ${Math.round(restore.opsBefore)} ops/s before.`, '');
   }
   if (microRows !== null) {
     out.push('## Micro-benchmarks', '', `ns/op is per request (parser), per reply (response parser), per key (routing) or per read (health table); ops/s and ns/op are the median of ${DEFAULT_MICRO.rounds} rounds (each task sampled ${DEFAULT_MICRO.time / 1000} s per round, the tasks of a suite alternating); ± % is half the range of the rounds, in % of the median.`, '');
@@ -166,10 +174,10 @@ async function main(): Promise<void> {
   const env = environment();
   process.stdout.write(`mcrelay bench: commit ${env.commit}, ${env.nproc} CPUs (${env.cpuModel}), node ${env.node}\n\n`);
 
-  const microRows = a.only === 'e2e' ? null : await micro(a.quick ? { time: 300, warmupTime: 100, rounds: 1 } : DEFAULT_MICRO);
+  const microRows = a.only === 'e2e' || a.only === 'restore' ? null : await micro(a.quick ? { time: 300, warmupTime: 100, rounds: 1 } : DEFAULT_MICRO);
 
   let c: CompareResult | null = null;
-  if (a.only !== 'micro') {
+  if (a.only === null || a.only === 'e2e') {
     const scenarios: Scenario[] = a.scenarios.length > 0 ? a.scenarios.map(findScenario) : [...SCENARIOS];
     c = await compare({
       scenarios, rounds: (s) => a.rounds > 0 ? a.rounds : defaultRounds(s), seconds: a.seconds, warmupSeconds: a.warmup, targets: a.targets,
@@ -177,18 +185,19 @@ async function main(): Promise<void> {
     });
     process.stdout.write(`${loadToolNote(c)}\n\n${COLUMNS_NOTE}\n\n`);
   }
-  process.stdout.write(formatGoals(goals(c, microRows), 'text'));
+  if (a.only !== 'restore') process.stdout.write(formatGoals(goals(c, microRows), 'text'));
+  const restore = (a.only === null && !a.quick) || a.only === 'restore' ? await restoreBench((line) => process.stdout.write(`${line}\n`)) : null;
 
   const dir = join(repoRoot(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = env.date.replace(/[:.]/g, '-');
   const jsonFile = join(dir, `${stamp}.json`);
-  writeFileSync(jsonFile, JSON.stringify({ environment: env, options: a, micro: microRows, e2e: c }, notMeasured, 2) + '\n');
+  writeFileSync(jsonFile, JSON.stringify({ environment: env, options: a, micro: microRows, e2e: c, restore }, notMeasured, 2) + '\n');
   process.stdout.write(`\nresults: ${jsonFile}\n`);
   const full = c !== null && microRows !== null && !a.quick && a.scenarios.length === 0 && a.targets.length === ALL_TARGETS.length;
   if (full) {
     const md = join(dir, 'latest.md');
-    writeFileSync(md, latestMarkdown(env, a, c!, microRows));
+    writeFileSync(md, latestMarkdown(env, a, c!, microRows, restore));
     process.stdout.write(`latest: ${md}\n`);
   }
 }

@@ -263,6 +263,8 @@ async function run(o: Options): Promise<void> {
     const servers = [...masterAddrs, cluster.relay.addr];
     const prevState = stats.map(() => new Map<string, string>());
     for (const [e, snap] of prev.entries()) for (const a of servers) prevState[e]!.set(a, snap?.servers.get(a)?.state ?? '?');
+    const restoreSeen = stats.map(() => new Map<string, string>());
+    let restored = 0;
 
     const totals: Totals = { gets: 0, hits: 0, errors: 0, dropped: 0, skipped: 0, outageFailover: 0, outageGets: 0, outageHits: 0, warmFills: 0 };
     let killed = false;
@@ -321,6 +323,18 @@ async function run(o: Options): Promise<void> {
           changes.set(key, [...(changes.get(key) ?? []), e + 1]);
         }
       }
+      // The eager restore, as the entry that copies reports it.
+      for (const [e, snap] of snaps.entries()) {
+        for (const [m, a] of masterAddrs.entries()) {
+          const v = snap?.servers.get(a);
+          if (v === undefined || v.restoreState === (restoreSeen[e]!.get(a) ?? 'idle')) continue;
+          restoreSeen[e]!.set(a, v.restoreState);
+          restored = Math.max(restored, v.restoreCopied);
+          if (v.restoreState === 'running' && v.restoreCopied === 0 && e > 0) continue;
+          out(narrative(colors, at(), `master ${m + 1} restore ${v.restoreState} (entry ${e + 1}): ${v.restoreCopied} keys copied back from the backup relay, ` +
+            'read or not, so it stays warm after warm-up ends', 'cyan'));
+        }
+      }
       for (const [key, entries] of changes) {
         const [addr, from, to] = key.split('\n') as [string, string, string];
         const who = `${entries.length === stats.length ? 'both entries' : `entry ${entries.join('+')}`}`;
@@ -376,6 +390,8 @@ async function run(o: Options): Promise<void> {
       `hits ${pct(totals.outageHits, totals.outageGets)}`);
     out(`  after it came back empty: ${totals.warmFills} keys it missed were read from the backup and copied into it; ` +
       'without warm-up (magent) each of those reads would have been a miss');
+    out(`  and ${restored} keys were restored into it eagerly (lru_crawler metadump of the backup servers), ` +
+      'so keys nobody read during warm-up still hit after it');
   } finally {
     for (const t of timers) clearTimeout(t);
     load.close();
@@ -393,7 +409,7 @@ function describe(name: string, isMaster: boolean, from: string, to: string, who
   if (to === 'warming') return `${name} back: warming (${who}) — it serves reads again; its misses are filled from the backup`;
   if (to === 'up' && from === 'warming') {
     return `${name} warm: up (${who}) — warm-up over (after --warmup-seconds, or sooner once under 1% of its reads ` +
-      'needed the backup); its misses no longer go to the backup, so keys nobody read while it warmed now miss';
+      'needed the backup, and no sooner than its restore); every key the backup had is on it again';
   }
   if (to === 'up') return `${name} up (${who})`;
   return `${name}: ${from} -> ${to} (${who})`;

@@ -9,6 +9,9 @@ export interface ServerView {
   requests: number;
   backupReads: number;
   warmFills: number;
+  /** the eager restore of a returning server: its state and keys copied so far */
+  restoreState: string;
+  restoreCopied: number;
 }
 
 export interface EntrySnapshot {
@@ -72,11 +75,13 @@ export class StatsClient {
         const addr = t[1]!.slice(0, colon);
         const field = t[1]!.slice(colon + 1);
         let v = snap.servers.get(addr);
-        if (v === undefined) { v = { state: '?', requests: 0, backupReads: 0, warmFills: 0 }; snap.servers.set(addr, v); }
+        if (v === undefined) { v = { state: '?', requests: 0, backupReads: 0, warmFills: 0, restoreState: 'idle', restoreCopied: 0 }; snap.servers.set(addr, v); }
         if (field === 'state') v.state = t[2]!;
         else if (field === 'requests') v.requests = Number(t[2]);
         else if (field === 'backup_reads') v.backupReads = Number(t[2]);
         else if (field === 'warm_fills') { v.warmFills = Number(t[2]); hasWarmFills = true; }
+        else if (field === 'restore_state') v.restoreState = t[2]!;
+        else if (field === 'restore_keys_copied') v.restoreCopied = Number(t[2]);
       }
       if (!hasWarmFills && this.adminPort !== null) await this.addWarmFills(snap, timeoutMs);
       return snap;

@@ -3,8 +3,15 @@
 
 import { availableParallelism } from 'node:os';
 import { loadConfig, parseArgv } from './config/argv.js';
+import { findSameServer } from './config/same-server.js';
 import { log, setLogLevel } from './log.js';
+import { restartWithMallocSettings } from './main/malloc.js';
 import { start } from './main/start.js';
+
+if (process.argv[2] === 'ctl') {
+  const { ctl } = await import('./ctl.js');
+  process.exit(await ctl(process.argv.slice(3)));
+}
 
 const parsed = parseArgv(process.argv.slice(2), { cpus: availableParallelism() });
 switch (parsed.kind) {
@@ -18,7 +25,13 @@ switch (parsed.kind) {
     process.exit(2);
     break;
   case 'run': {
+    restartWithMallocSettings();
     const config = parsed.config;
+    const twin = await findSameServer(config.masters, config.backups);
+    if (twin !== null) {
+      process.stderr.write(`mcrelay: ${twin}\n`);
+      process.exit(2);
+    }
     setLogLevel(config.verbose);
     try {
       const running = await start(config);
@@ -32,15 +45,19 @@ switch (parsed.kind) {
       process.on('SIGTERM', () => shutdown('SIGTERM'));
       process.on('SIGINT', () => shutdown('SIGINT'));
       // SIGHUP: read the file (and the same flags) again; a bad file changes nothing.
-      process.on('SIGHUP', () => {
+      // Reloads run one after the other, so that a later SIGHUP's file wins.
+      let reloading = Promise.resolve();
+      const reload = async (): Promise<void> => {
         const r = loadConfig(process.argv.slice(2), { cpus: availableParallelism() });
-        if ('error' in r) {
-          log.error('reload refused; the running configuration is unchanged', { error: r.error });
+        const problem = 'error' in r ? r.error : await findSameServer(r.config.masters, r.config.backups);
+        if (problem !== null || 'error' in r) {
+          log.error('reload refused; the running configuration is unchanged', { error: problem });
           return;
         }
         setLogLevel(r.config.verbose);
         running.reload(r.config);
-      });
+      };
+      process.on('SIGHUP', () => { reloading = reloading.then(reload); });
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       process.stderr.write(`mcrelay: ${e.message}\n`);

@@ -27,7 +27,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 
 import {
-  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
+  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseInteger, parseListenAddress, parseListenHost, parseRatio, parseServerAddress,
   parseMode, parseSize, serverKey, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
@@ -50,7 +50,7 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -81,6 +81,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'retryInterval', short: null, long: ['retry-interval'], takesValue: true },
   { id: 'failureLimit', short: null, long: ['failure-limit'], takesValue: true },
   { id: 'maxItemSize', short: null, long: ['max-item-size'], takesValue: true },
+  { id: 'maxPendingBytes', short: null, long: ['max-pending-bytes'], takesValue: true },
   { id: 'distribution', short: null, long: ['distribution'], takesValue: true },
   { id: 'config', short: null, long: ['config'], takesValue: true },
   { id: 'admin', short: null, long: ['admin'], takesValue: true },
@@ -88,6 +89,9 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'warmupSeconds', short: null, long: ['warmup-seconds'], takesValue: true },
   { id: 'warmupDoneRatio', short: null, long: ['warmup-done-ratio'], takesValue: true },
   { id: 'journalMaxKeys', short: null, long: ['journal-max-keys'], takesValue: true },
+  { id: 'restoreKeysPerSecond', short: null, long: ['restore-keys-per-second'], takesValue: true },
+  { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
+  { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
 ];
 
 const BY_SHORT = new Map<string, OptionSpec>();
@@ -116,6 +120,7 @@ interface Draft {
   retryIntervalMs: number;
   failureLimit: number;
   maxItemSize: number;
+  maxPendingBytes: number;
   user: string | null;
   group: string | null;
   verbose: number;
@@ -125,6 +130,9 @@ interface Draft {
   warmupSeconds: number;
   warmupDoneRatio: number;
   journalMaxKeys: number;
+  restoreKeysPerSecond: number;
+  restoreMaxInflight: number;
+  backupCoverageWarn: number;
   /** --config as given */
   configPath: string | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
@@ -149,6 +157,7 @@ function defaultDraft(defaultWorkers: number): Draft {
     retryIntervalMs: DEFAULTS.retryIntervalMs,
     failureLimit: DEFAULTS.failureLimit,
     maxItemSize: DEFAULTS.maxItemSize,
+    maxPendingBytes: DEFAULTS.maxPendingBytes,
     user: null,
     group: null,
     verbose: 0,
@@ -158,6 +167,9 @@ function defaultDraft(defaultWorkers: number): Draft {
     warmupSeconds: DEFAULTS.warmupSeconds,
     warmupDoneRatio: DEFAULTS.warmupDoneRatio,
     journalMaxKeys: DEFAULTS.journalMaxKeys,
+    restoreKeysPerSecond: DEFAULTS.restoreKeysPerSecond,
+    restoreMaxInflight: DEFAULTS.restoreMaxInflight,
+    backupCoverageWarn: DEFAULTS.backupCoverageWarn,
     configPath: null,
     mastersFromFile: false,
     backupsFromFile: false,
@@ -194,6 +206,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.failureLimit = file.failureLimit ?? draft.failureLimit;
   draft.maxItemSize = file.maxItemSize ?? draft.maxItemSize;
   draft.unixSocketMode = file.unixSocketMode ?? draft.unixSocketMode;
+  draft.maxPendingBytes = file.maxPendingBytes ?? draft.maxPendingBytes;
   draft.user = file.user ?? draft.user;
   draft.group = file.group ?? draft.group;
   if (file.admin !== undefined) draft.admin = file.admin;
@@ -201,6 +214,9 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.warmupSeconds = file.warmupSeconds ?? draft.warmupSeconds;
   draft.warmupDoneRatio = file.warmupDoneRatio ?? draft.warmupDoneRatio;
   draft.journalMaxKeys = file.journalMaxKeys ?? draft.journalMaxKeys;
+  draft.restoreKeysPerSecond = file.restoreKeysPerSecond ?? draft.restoreKeysPerSecond;
+  draft.restoreMaxInflight = file.restoreMaxInflight ?? draft.restoreMaxInflight;
+  draft.backupCoverageWarn = file.backupCoverageWarn ?? draft.backupCoverageWarn;
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -225,6 +241,8 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
   if (draft.masters.length === 0) {
     return error('at least one master server (-s host:port) is required');
   }
+  const twin = backupIsMaster(draft.masters, draft.backups);
+  if (twin !== null) return error(twin);
   if (draft.port === 0 && draft.unixSocket === null) {
     return error('-p 0 turns TCP off, so a unix socket to listen on (-f path) is required');
   }
@@ -250,6 +268,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     retryIntervalMs: draft.retryIntervalMs,
     failureLimit: draft.failureLimit,
     maxItemSize: draft.maxItemSize,
+    maxPendingBytes: draft.maxPendingBytes,
     user: draft.user,
     group: draft.group,
     unixSocketMode: draft.unixSocketMode,
@@ -261,6 +280,9 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     warmupSeconds: draft.warmupSeconds,
     warmupDoneRatio: draft.warmupDoneRatio,
     journalMaxKeys: draft.journalMaxKeys,
+    restoreKeysPerSecond: draft.restoreKeysPerSecond,
+    restoreMaxInflight: draft.restoreMaxInflight,
+    backupCoverageWarn: draft.backupCoverageWarn,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
   };
   return { kind: 'run', config: Object.freeze(config) };
@@ -413,6 +435,12 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       draft.maxItemSize = n;
       return null;
     }
+    case 'maxPendingBytes': {
+      const n = parseSize(v);
+      if (n === null || n < MIN_ITEM_SIZE || n > MAX_PENDING_BYTES) return invalid(flag, v, PENDING_EXPECTED);
+      draft.maxPendingBytes = n;
+      return null;
+    }
     case 'distribution':
       if (v !== 'jump' && v !== 'ketama' && v !== 'magent') {
         return invalid(flag, v, 'expected jump, ketama or magent');
@@ -448,10 +476,20 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       else draft.warmupSeconds = n;
       return null;
     }
-    case 'warmupDoneRatio': {
+    case 'warmupDoneRatio':
+    case 'backupCoverageWarn': {
       const r = parseRatio(v);
-      if (r === null) return invalid(flag, v, 'expected a number 0..1 (e.g. 0.01)');
-      draft.warmupDoneRatio = r;
+      if (r === null) return invalid(flag, v, `expected a number 0..1 (e.g. ${id === 'warmupDoneRatio' ? '0.01' : '0.95'})`);
+      if (id === 'warmupDoneRatio') draft.warmupDoneRatio = r;
+      else draft.backupCoverageWarn = r;
+      return null;
+    }
+    case 'restoreKeysPerSecond':
+    case 'restoreMaxInflight': {
+      const n = parseInteger(v, 1, MAX_INT);
+      if (n === null) return invalid(flag, v, `expected an integer 1..${MAX_INT}`);
+      if (id === 'restoreKeysPerSecond') draft.restoreKeysPerSecond = n;
+      else draft.restoreMaxInflight = n;
       return null;
     }
     case 'journalMaxKeys': {
@@ -473,6 +511,19 @@ function addServer(list: ServerAddress[], role: 'master' | 'backup', flag: strin
     return error(`duplicate ${role} server '${parsed.name}' (${flag} ${quoteless(value)})`);
   }
   list.push(parsed);
+  return null;
+}
+
+/**
+ * A backup that is also a master would hold the master's own copy: writes go to
+ * one server twice, and a repair (delete on the backup) deletes the master's
+ * value. Names that differ but resolve alike are found by config/same-server.ts.
+ */
+function backupIsMaster(masters: readonly ServerAddress[], backups: readonly ServerAddress[]): string | null {
+  for (const b of backups) {
+    const m = masters.find((s) => serverKey(s) === serverKey(b));
+    if (m !== undefined) return `backup server '${b.name}' is also master server '${m.name}': a backup must be another server`;
+  }
   return null;
 }
 

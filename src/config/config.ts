@@ -56,6 +56,11 @@ export interface Config {
   readonly retryIntervalMs: number;
   readonly failureLimit: number;
   readonly maxItemSize: number;
+  /**
+   * most bytes held for requests whose value is still arriving, over all
+   * clients (each worker holds its share); past it a set is refused
+   */
+  readonly maxPendingBytes: number;
   readonly user: string | null;
   readonly group: string | null;
   /** permission bits of every unix socket mcrelay listens on */
@@ -72,6 +77,11 @@ export interface Config {
   readonly warmupDoneRatio: number;
   /** most keys remembered as written during one server's outage */
   readonly journalMaxKeys: number;
+  /** restore of a returning server: keys copied per second at most, and copies in flight at once */
+  readonly restoreKeysPerSecond: number;
+  readonly restoreMaxInflight: number;
+  /** a backup holding less than this share (0..1) of its masters' sampled recent keys is logged at warn */
+  readonly backupCoverageWarn: number;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
 }
@@ -85,12 +95,16 @@ export const DEFAULTS = {
   retryIntervalMs: 1000,
   failureLimit: 3,
   maxItemSize: 1024 * 1024,
+  maxPendingBytes: 64 * 1024 * 1024,
   distribution: 'jump' as Distribution,
   admin: Object.freeze({ host: '127.0.0.1', port: 9121 }) as AdminAddress,
   drainSeconds: 10,
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1_000_000,
+  restoreKeysPerSecond: 5000,
+  restoreMaxInflight: 32,
+  backupCoverageWarn: 0.95,
   // Owner and group read-write: clients in mcrelay's group connect, others not.
   unixSocketMode: 0o660,
 } as const;
@@ -108,6 +122,8 @@ export const MIN_ITEM_SIZE = 1024;
 export const MAX_ITEM_SIZE = 1024 * 1024 * 1024;
 
 export const SIZE_EXPECTED = `expected bytes ${MIN_ITEM_SIZE}..${MAX_ITEM_SIZE}, or with a k or m suffix (e.g. 2m)`;
+export const MAX_PENDING_BYTES = 2 ** 40;
+export const PENDING_EXPECTED = `expected bytes ${MIN_ITEM_SIZE}..${MAX_PENDING_BYTES}, or with a k or m suffix (e.g. 64m)`;
 
 /**
  * Parses a server address (-s / -b, `masters:` / `backups:`). Returns the

@@ -17,7 +17,7 @@ import {
 } from 'yaml';
 
 import {
-  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, SIZE_EXPECTED,
+  DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
 } from './config.js';
@@ -91,10 +91,10 @@ const KEYS: Record<string, Reader> = {
   listen: readListen,
   workers: (out, v, key, doc) => { out.workers = integer(v, key, doc, 1, MAX_WORKERS); },
   masters: (out, v, key, doc) => {
-    out.masters = servers(v, key, doc);
+    out.masters = servers(v, key, doc, out.backups, 'backup');
     if (out.masters.length === 0) throw new FileError(key, 'expected at least one master server', v);
   },
-  backups: (out, v, key, doc) => { out.backups = servers(v, key, doc); },
+  backups: (out, v, key, doc) => { out.backups = servers(v, key, doc, out.masters, 'master'); },
   distribution: (out, v, key, doc) => {
     const s = string(v, key, doc, 'jump, ketama or magent');
     if (s !== 'jump' && s !== 'ketama' && s !== 'magent') throw new FileError(key, `expected jump, ketama or magent, got ${describe(v)}`, v);
@@ -105,11 +105,18 @@ const KEYS: Record<string, Reader> = {
   failure_limit: (out, v, key, doc) => { out.failureLimit = integer(v, key, doc, 1, MAX_INT); },
   max_connections: (out, v, key, doc) => { out.maxConnections = integer(v, key, doc, 1, MAX_INT); },
   connections_per_server: (out, v, key, doc) => { out.connectionsPerServer = integer(v, key, doc, 1, MAX_INT); },
-  max_item_size: readItemSize,
+  max_item_size: (out, v, key) => { out.maxItemSize = size(v, key, MAX_ITEM_SIZE, SIZE_EXPECTED); },
+  max_pending_bytes: (out, v, key) => { out.maxPendingBytes = size(v, key, MAX_PENDING_BYTES, PENDING_EXPECTED); },
   warmup: (out, v, key, doc) => {
     section(v, key, doc, {
       seconds: (n, k) => { out.warmupSeconds = integer(n, k, doc, 0, MAX_SECONDS); },
       done_ratio: (n, k) => { out.warmupDoneRatio = ratio(n, k, doc); },
+    });
+  },
+  restore: (out, v, key, doc) => {
+    section(v, key, doc, {
+      keys_per_second: (n, k) => { out.restoreKeysPerSecond = integer(n, k, doc, 1, MAX_INT); },
+      max_inflight: (n, k) => { out.restoreMaxInflight = integer(n, k, doc, 1, MAX_INT); },
     });
   },
   journal: (out, v, key, doc) => {
@@ -127,6 +134,7 @@ const KEYS: Record<string, Reader> = {
     if (typeof a === 'string') throw new FileError(key, `${a} (or off), got ${describe(v)}`, v);
     out.admin = Object.freeze({ host: a.host, port: a.port }) satisfies AdminAddress;
   },
+  backup_coverage_warn: (out, v, key, doc) => { out.backupCoverageWarn = ratio(v, key, doc); },
   drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
   unix_socket_mode: readMode,
   user: (out, v, key, doc) => { out.user = account(v, key, doc, 'user'); },
@@ -200,12 +208,13 @@ function readListen(out: FileConfig, v: Node | null, key: string, doc: Document)
   out.extraListen = Object.freeze(extra);
 }
 
-function readItemSize(out: FileConfig, v: Node | null, key: string, doc: Document): void {
+/** A byte count, as a number or a string with a k or m suffix (2m), MIN_ITEM_SIZE..max. */
+function size(v: Node | null, key: string, max: number, expected: string): number {
   let n: number | null = null;
   if (isScalar(v) && typeof v.value === 'number' && Number.isSafeInteger(v.value)) n = v.value;
   else if (isScalar(v) && typeof v.value === 'string') n = parseSize(v.value);
-  if (n === null || n < MIN_ITEM_SIZE || n > MAX_ITEM_SIZE) throw new FileError(key, `${SIZE_EXPECTED}, got ${describe(v)}`, v);
-  out.maxItemSize = n;
+  if (n === null || n < MIN_ITEM_SIZE || n > max) throw new FileError(key, `${expected}, got ${describe(v)}`, v);
+  return n;
 }
 
 function readMode(out: FileConfig, v: Node | null, key: string): void {
@@ -217,7 +226,8 @@ function readMode(out: FileConfig, v: Node | null, key: string): void {
   out.unixSocketMode = n;
 }
 
-function servers(v: Node | null, key: string, doc: Document): ServerAddress[] {
+/** `other`: the other pool, when read already; a server in both is refused (see argv.ts backupIsMaster). */
+function servers(v: Node | null, key: string, doc: Document, other: readonly ServerAddress[] | undefined, otherRole: string): ServerAddress[] {
   if (!isSeq(v)) throw new FileError(key, `expected a list of host:port, got ${describe(v)}`, v);
   const list: ServerAddress[] = [];
   v.items.forEach((item, i) => {
@@ -228,6 +238,8 @@ function servers(v: Node | null, key: string, doc: Document): ServerAddress[] {
     if (typeof a === 'string') throw new FileError(k, `${a}, got ${describe(n)}`, n);
     // The same server twice would take two slots of the hash (see argv.ts).
     if (list.some((x) => serverKey(x) === serverKey(a))) throw new FileError(k, `duplicate server '${a.name}'`, n);
+    const twin = other?.find((x) => serverKey(x) === serverKey(a));
+    if (twin !== undefined) throw new FileError(k, `'${a.name}' is also ${otherRole} server '${twin.name}': a backup must be another server`, n);
     list.push(a);
   });
   return list;

@@ -54,6 +54,11 @@ Servers:
                             (default ${DEFAULTS.retryIntervalMs})
       --max-item-size SIZE  largest value accepted, in bytes, or with a k or m
                             suffix as memcached's -I takes it (default 1m)
+      --max-pending-bytes SIZE
+                            most bytes held for values still arriving, over
+                            all clients (split among the workers); a set past
+                            it is refused with SERVER_ERROR out of memory
+                            storing object (default 64m)
       --warmup-seconds N    how long a master that comes back is warmed from
                             the backup (misses read from the backup and copied
                             back); 0 turns warm-up off (default ${DEFAULTS.warmupSeconds})
@@ -62,6 +67,11 @@ Servers:
       --journal-max-keys N  most keys remembered as written while a server is
                             unreachable, to invalidate when it returns
                             (default ${DEFAULTS.journalMaxKeys})
+      --restore-keys-per-second N
+                            a returning server gets every key of the other pool
+                            back, copied at most this fast (default ${DEFAULTS.restoreKeysPerSecond})
+      --restore-max-inflight N
+                            copies in flight at once (default ${DEFAULTS.restoreMaxInflight})
 
 Config file:
       --config FILE         read settings from a YAML file first (keys as in
@@ -73,6 +83,11 @@ Config file:
 Operations:
       --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health and
                             /ready (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off disables it
+      --backup-coverage-warn R
+                            log a warning (at most once a minute) while a
+                            backup holds less than this share of the keys its
+                            masters hold, sampled from recent writes; /ready
+                            then says redundancy is degraded (default ${DEFAULTS.backupCoverageWarn})
       --drain-seconds N     on SIGTERM or SIGINT, stop accepting and give
                             requests in flight up to N seconds to finish
                             (default ${DEFAULTS.drainSeconds})

@@ -3,14 +3,19 @@
 //   GET /metrics --> Registry.metrics() --> each metric's collect() reads the
 //                    shared tables (Counters, ServerStats, HealthTable) now
 //   GET /health  --> 200 "ok" while at least one worker is live, else 503
-//   GET /ready   --> 200 "ready" once started, not draining and a worker is live, else 503
+//   GET /ready   --> 200 once started, not draining and a worker is live, else 503;
+//                    a JSON body: {"status":"ready","redundancy":"full"|"degraded"|"none",
+//                    "backups":[...]}, degraded naming each backup down or under
+//                    backup_coverage_warn (still 200: clients are served)
 //
 // A scrape reads the SharedArrayBuffers the workers write; it asks no worker
 // anything, so it costs the data path nothing and answers while a worker hangs.
 // Metrics are prom-client objects in a registry of our own (not the global one),
 // filled by collect() callbacks at scrape time, plus prom-client's default
 // process and Node.js metrics (process_*, nodejs_*: these describe the whole
-// process for CPU and memory, but the main thread only for heap and event loop).
+// process for CPU and memory, but the main thread only for heap and event loop),
+// less its nodejs_active_*_total gauges: a gauge named _total reads as a counter
+// (promtool refuses it), and the per-type gauges beside them add up to the same.
 //
 // Metric names (prefix mcrelay_):
 //   connections_current, connections_total, connections_rejected_total,
@@ -25,28 +30,43 @@
 //     server_requests_total, server_errors_total, server_timeouts_total,
 //     server_backup_reads_total, server_warm_fills_total, server_reconnects_total,
 //     server_restarts_seen_total, server_flushes_total, server_invalidated_keys_total,
-//     server_latency_seconds{quantile="0.5"|"0.99"} (from the shared log2
-//     buckets, so within a factor of two at worst),
+//     server_backup_divergences_total, server_restore_*,
+//     server_latency_seconds: a histogram (_bucket{le}, _sum, _count) whose
+//     buckets are the shared log2 ones (le = 16 us, 32 us, ... 8.4 s, +Inf),
 //     server_state{state}: one series per state name (up, down, ...), 1 for
 //     the server's current state and 0 for the others, so
 //     `mcrelay_server_state{state="down"} == 1` selects the servers that are down.
+//   per server, the server's own figures from the prober's last `stats` poll
+//     (absent while it has none: down, or not answering): server_current_items,
+//     server_current_bytes, server_limit_bytes, server_items_total,
+//     server_items_evicted_total, server_items_evicted_unfetched_total,
+//     server_items_expired_unfetched_total, server_items_reclaimed_total,
+//     server_store_no_memory_total, server_store_too_large_total
+//   per backup: server_write_refusals_total (SERVER_ERROR to replicated writes),
+//     server_backup_coverage (main/coverage.ts; absent until measured)
 
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 
 import type { AdminAddress } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
-import { S, type ServerStats } from '../shared/server-stats.js';
+import { LATENCY_BUCKETS, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
+import { F, figure, type ServerFigures, type PER_SERVER } from '../shared/server-figures.js';
 import { VERSION } from '../version.js';
+import type { Drains } from './drain.js';
 
 /** What the admin listener reads; every field is read again at each request. */
 export interface AdminSources {
   readonly counters: Counters;
   readonly serverStats: ServerStats;
   readonly health: HealthTable;
+  /** the servers' own stats and the backups' coverage (main thread's prober) */
+  readonly figures: ServerFigures;
+  /** a backup's coverage under this is degraded redundancy */
+  readonly backupCoverageWarn: number;
   /** in health-table order: the masters, then the backups */
   readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
   /** worker threads configured; worker i writes counters row i + 1 */
@@ -55,6 +75,8 @@ export interface AdminSources {
   liveWorkers(): number;
   /** true from SIGTERM/SIGINT on */
   draining(): boolean;
+  /** planned maintenance of masters (null: not started yet) */
+  drains(): Drains | null;
 }
 
 export interface Admin {
@@ -64,21 +86,44 @@ export interface Admin {
   close(): Promise<void>;
 }
 
+/** How long a client may take to send a request's headers (and the whole request). */
 const HEADERS_TIMEOUT_MS = 10_000;
+/** Scrapers and health checks are a handful; past this many open connections, new ones are closed at once. */
+const MAX_CONNECTIONS = 64;
+
+export interface AdminLimits {
+  readonly headersTimeoutMs: number;
+  readonly maxConnections: number;
+}
 
 /**
  * Starts the admin listener on config.admin (the caller skips it when that is
  * null, i.e. --admin off). Rejects when the address cannot be bound.
  */
-export async function startAdmin(config: { readonly admin: AdminAddress | null }, sources: AdminSources): Promise<Admin> {
+export async function startAdmin(
+  config: { readonly admin: AdminAddress | null },
+  sources: AdminSources,
+  limits: AdminLimits = { headersTimeoutMs: HEADERS_TIMEOUT_MS, maxConnections: MAX_CONNECTIONS },
+): Promise<Admin> {
   const at = config.admin;
   if (at === null) throw new Error('the admin listener is off (--admin off)');
   let current = sources;
   const registry = buildRegistry(() => current);
 
-  const server = http.createServer((req, res) => { void respond(req, res, registry, current); });
-  server.headersTimeout = HEADERS_TIMEOUT_MS;
-  server.requestTimeout = HEADERS_TIMEOUT_MS;
+  const timeout = limits.headersTimeoutMs;
+  // Write endpoints only where nobody but this host can reach them.
+  const loopbackOnly = isLoopback(at.host);
+  const server = http.createServer({
+    headersTimeout: timeout,
+    requestTimeout: timeout,
+    // Node checks these timeouts only this often (30 s by default): a client
+    // trickling its headers would otherwise hold a connection four times as long.
+    connectionsCheckingInterval: Math.max(1, Math.min(1000, timeout >> 2)),
+  }, (req, res) => {
+    if (req.url?.startsWith('/servers/') === true) void control(req, res, current, loopbackOnly);
+    else void respond(req, res, registry, current);
+  });
+  server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: at.host, port: at.port }, () => {
@@ -118,9 +163,9 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
     return;
   }
   if (path === '/ready') {
-    if (sources.draining()) send(req, res, 503, 'draining\n');
-    else if (sources.liveWorkers() === 0) send(req, res, 503, 'no live worker\n');
-    else send(req, res, 200, 'ready\n');
+    if (sources.draining()) send(req, res, 503, '{"status":"draining"}\n', JSON_TYPE);
+    else if (sources.liveWorkers() === 0) send(req, res, 503, '{"status":"no live worker"}\n', JSON_TYPE);
+    else send(req, res, 200, `${JSON.stringify(readiness(sources))}\n`, JSON_TYPE);
     return;
   }
   try {
@@ -129,6 +174,56 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
   } catch (err) {
     send(req, res, 500, `metrics failed: ${(err as Error).message}\n`);
   }
+}
+
+/**
+ * Planned maintenance: POST /servers/<host:port>/drain or /undrain, GET
+ * /servers/<host:port> for its state; JSON answers.
+ */
+async function control(req: http.IncomingMessage, res: http.ServerResponse, sources: AdminSources, loopbackOnly: boolean): Promise<void> {
+  const json = (status: number, body: unknown): void => send(req, res, status, `${JSON.stringify(body)}\n`, 'application/json');
+  const m = /^\/servers\/([^/?]+)(?:\/(drain|undrain))?$/.exec(req.url!.split('?')[0]!);
+  if (m === null) { json(404, { error: 'not found' }); return; }
+  const name = decodeURIComponent(m[1]!);
+  const action = m[2];
+  const drains = sources.drains();
+  if (drains === null) { json(503, { error: 'not started' }); return; }
+  if (action === undefined) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') { res.setHeader('Allow', 'GET, HEAD'); json(405, { error: 'method not allowed' }); return; }
+    const r = drains.status(name);
+    json(r.status, r.body);
+    return;
+  }
+  if (req.method !== 'POST') { res.setHeader('Allow', 'POST'); json(405, { error: 'method not allowed' }); return; }
+  if (!loopbackOnly || !isLoopback(req.socket.remoteAddress ?? '')) {
+    json(403, { error: 'drain and undrain are answered only on a loopback admin address' });
+    return;
+  }
+  const r = action === 'drain' ? await drains.drain(name) : await drains.undrain(name);
+  json(r.status, r.body);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
+}
+
+const JSON_TYPE = 'application/json';
+
+/** /ready's body: whether every backup is up and holds its masters' keys. */
+function readiness(s: AdminSources): { status: string; redundancy: string; backups: Array<{ server: string; state: string; coverage: number | null }> } {
+  const backups: Array<{ server: string; state: string; coverage: number | null }> = [];
+  let degraded = false;
+  const n = Math.min(s.servers.length, s.health.size, s.figures.servers);
+  for (let i = 0; i < n; i++) {
+    if (s.servers[i]!.role !== 'backup') continue;
+    const state = STATE_NAMES[s.health.state(i)] ?? String(s.health.state(i));
+    const c = s.figures.get(i, F.COVERAGE);
+    const coverage = Number.isNaN(c) ? null : Number(c.toFixed(3));
+    if (state !== 'up' || (coverage !== null && c < s.backupCoverageWarn)) degraded = true;
+    backups.push({ server: s.servers[i]!.name, state, coverage });
+  }
+  // Without a backup pool there is no redundancy to lose.
+  return { status: 'ready', redundancy: backups.length === 0 ? 'none' : degraded ? 'degraded' : 'full', backups };
 }
 
 function send(req: http.IncomingMessage, res: http.ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -145,6 +240,9 @@ function buildRegistry(get: Get): Registry {
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(name);
+  }
 
   // ---- process-wide totals: the sum of every thread's row ----
   const total = (name: string, help: string, counter: number): void => {
@@ -236,22 +334,73 @@ function buildRegistry(get: Get): Registry {
   serverTotal('reconnects_total', 'Connections the server closed or reset while idle (or under reads that were sent again), reopened', S.RECONNECTS);
   serverTotal('restarts_seen_total', 'Returns after an outage in which the server had restarted', S.RESTARTS);
   serverTotal('flushes_total', 'flush_all sent to the server by a recovery', S.FLUSHES);
+  serverTotal('write_refusals_total', 'Replicated writes the backup refused with SERVER_ERROR (out of memory...) while its master stored them', S.WRITE_REFUSALS);
   serverTotal('invalidated_keys_total', 'Keys deleted on the server by recoveries: written elsewhere during its outages', S.INVALIDATED);
+  serverTotal('backup_divergences_total', 'Keys this backup held with a value its master did not (found after writes through several entries), deleted here', S.BACKUP_DIVERGENCES);
+  // Figures of the last (or current) restore: gauges, each restore starts them at 0.
+  for (const [name, help, field] of [
+    ['restore_keys_copied', 'Keys copied into the server by its last restore, from the other pool', S.RESTORE_COPIED],
+    ['restore_keys_skipped', 'Keys its last restore found present already, gone, or changed during the copy', S.RESTORE_SKIPPED],
+    ['restore_seconds', "How long the server's last (or current) restore has run", S.RESTORE_SECONDS],
+  ] as const) {
+    new Gauge({
+      name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers,
+      collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, field))); },
+    });
+  }
+  new Gauge({
+    name: 'mcrelay_server_restore_state', help: 'Restore of a returning server: 1 for its current state, 0 for the others',
+    labelNames: [...serverLabels, 'state'], registers,
+    collect() {
+      this.reset();
+      eachServer((labels, i, s) => {
+        const now = s.serverStats.sum(i, S.RESTORE_STATE);
+        RESTORE_STATES.forEach((state, k) => this.set({ ...labels, state }, k === now ? 1 : 0));
+      });
+    },
+  });
   new Gauge({
     name: 'mcrelay_server_inflight', help: 'Requests sent to the server and not yet answered', labelNames: serverLabels, registers,
     collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, S.INFLIGHT))); },
   });
+  registry.registerMetric(latencyHistogram(eachServer));
   new Gauge({
-    name: 'mcrelay_server_latency_seconds', help: 'Reply latency quantiles since start (or stats reset)',
-    labelNames: [...serverLabels, 'quantile'], registers,
+    name: 'mcrelay_server_backup_coverage', help: "Share of its masters' sampled recent keys the backup holds (backups, once measured)",
+    labelNames: serverLabels, registers,
     collect() {
       this.reset();
       eachServer((labels, i, s) => {
-        this.set({ ...labels, quantile: '0.5' }, s.serverStats.percentile(i, 0.5) / 1000);
-        this.set({ ...labels, quantile: '0.99' }, s.serverStats.percentile(i, 0.99) / 1000);
+        const c = i < s.figures.servers ? s.figures.get(i, F.COVERAGE) : NaN;
+        if (!Number.isNaN(c)) this.set(labels, c);
       });
     },
   });
+
+  // ---- per backend server, its own figures (memcached_exporter's names) ----
+  const ownFigure = (kind: 'gauge' | 'counter', name: string, help: string, field: (typeof PER_SERVER)[number]): void => {
+    const at = figure(field);
+    const collect = function (this: Gauge | Counter): void {
+      this.reset();
+      eachServer((labels, i, s) => {
+        if (i >= s.figures.servers || s.figures.get(i, F.POLLED_AT) === 0) return;
+        if (this instanceof Gauge) this.set(labels, s.figures.get(i, at));
+        else this.inc(labels, s.figures.get(i, at));
+      });
+    };
+    if (kind === 'gauge') new Gauge({ name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers, collect });
+    else new Counter({ name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers, collect });
+  };
+  ownFigure('gauge', 'current_items', "Items the server holds (its curr_items)", 'curr_items');
+  ownFigure('gauge', 'current_bytes', "Bytes the server's items take (its bytes)", 'bytes');
+  ownFigure('gauge', 'limit_bytes', "The server's memory limit (its limit_maxbytes)", 'limit_maxbytes');
+  ownFigure('counter', 'items_total', 'Items stored since the server started (its total_items)', 'total_items');
+  ownFigure('counter', 'items_evicted_total', 'Items the server evicted to make room (its evictions)', 'evictions');
+  ownFigure('counter', 'items_evicted_unfetched_total', 'Items evicted without ever being read (its evicted_unfetched)', 'evicted_unfetched');
+  ownFigure('counter', 'items_expired_unfetched_total', 'Items expired without ever being read (its expired_unfetched)', 'expired_unfetched');
+  ownFigure('counter', 'items_reclaimed_total', 'Expired items whose memory was reused (its reclaimed)', 'reclaimed');
+  ownFigure('counter', 'store_no_memory_total', 'Stores refused for want of memory, e.g. with -M (its store_no_memory)', 'store_no_memory');
+  ownFigure('counter', 'store_too_large_total', 'Stores refused as too large (its store_too_large)', 'store_too_large');
+
   new Gauge({
     name: 'mcrelay_server_state', help: 'Server state: 1 for the current state, 0 for the others',
     labelNames: [...serverLabels, 'state'], registers,
@@ -268,3 +417,45 @@ function buildRegistry(get: Get): Registry {
 
   return registry;
 }
+
+type EachServer = (fn: (labels: { server: string; role: string }, i: number, s: AdminSources) => void) => void;
+
+/** The first le bound is the upper end of this log2 bucket (2^4 us = 16 us); the faster buckets count in it. */
+const FIRST_BUCKET = 3;
+
+/**
+ * Reply latency per server as a Prometheus histogram. The workers already
+ * counted every reply into the shared log2 buckets (bucket b: [2^b, 2^(b+1))
+ * microseconds), which prom-client's Histogram cannot be given: this is a metric
+ * of the registry's own shape (name, help, type, get()) whose get() turns those
+ * counts into cumulative le buckets at scrape time.
+ */
+function latencyHistogram(eachServer: EachServer): Metric {
+  const name = 'mcrelay_server_latency_seconds';
+  const metric = {
+    name,
+    help: 'Reply latency since start, from log2 buckets',
+    type: 'histogram',
+    aggregator: 'sum',
+    reset(): void { /* the shared buckets only grow */ },
+    get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: MetricValue[] }> {
+      const values: MetricValue[] = [];
+      eachServer((labels, i, s) => {
+        const st = s.serverStats;
+        let count = 0;
+        for (let b = 0; b < LATENCY_BUCKETS - 1; b++) {
+          count += st.sum(i, S.LATENCY + b);
+          if (b >= FIRST_BUCKET) values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: 2 ** (b + 1) / 1e6 }, value: count });
+        }
+        count += st.sum(i, S.LATENCY + LATENCY_BUCKETS - 1);
+        values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: count });
+        values.push({ metricName: `${name}_sum`, labels, value: st.sum(i, S.LATENCY_SUM) / 1000 });
+        values.push({ metricName: `${name}_count`, labels, value: count });
+      });
+      return Promise.resolve({ name, help: metric.help, type: metric.type, aggregator: metric.aggregator, values });
+    },
+  };
+  return metric as unknown as Metric;
+}
+
+interface MetricValue { metricName: string; labels: Record<string, string | number>; value: number }

@@ -25,7 +25,7 @@
 // One small gets per backup per interval; nothing on the request path.
 
 import type { ServerAddress } from '../config/config.js';
-import { DOWN, HealthTable } from '../shared/health.js';
+import { DOWN, DRAINED, DRAINING, HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
 import { exchange, lines, readStates } from './server-request.js';
 import type { OutageJournal } from './outage-journal.js';
@@ -88,8 +88,9 @@ export class Peers {
   announceDown(): void {
     if (this.backups.length === 0) return;
     for (let i = 0; i < this.masters.length; i++) {
-      if (this.health.state(i) === DOWN) void this.announce(i);
-      else this.announced[i] = null;
+      const s = this.health.state(i);
+      if (s === DOWN || s === DRAINED) void this.announce(i);
+      else if (s !== DRAINING) this.announced[i] = null;
     }
   }
 
@@ -165,7 +166,7 @@ export class Peers {
           j.baseline(i, n);
         }
       }
-      if (news && this.health.state(i) !== DOWN) {
+      if (news && this.health.state(i) !== DOWN && this.health.state(i) !== DRAINED) {
         // The outage another proxy announced: what it journaled goes under that number.
         const n = this.gen[i];
         this.outage[i] = n;

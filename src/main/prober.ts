@@ -18,10 +18,14 @@
 // whether it is the process that went away (it kept its data) or a new one (it
 // came back empty). A server found restarted while it looked up (its idle
 // connections closed and reopened without a failed request) is marked down, so
-// that it goes through recovery and warm-up like any other return.
+// that it goes through recovery and warm-up like any other return. The same
+// reply's figures (curr_items, bytes, evictions...) go to the shared
+// ServerFigures, which `stats`, `stats servers` and /metrics read: one poll per
+// server per interval serves both, off the request path.
 
 import type { ServerAddress } from '../config/config.js';
-import { DOWN, HealthTable, packVersion } from '../shared/health.js';
+import { DOWN, DRAINED, UP, HealthTable, packVersion } from '../shared/health.js';
+import type { ServerFigures } from '../shared/server-figures.js';
 import { log } from '../log.js';
 import { endsWithEnd, exchange, lines } from './server-request.js';
 
@@ -44,16 +48,19 @@ export class Prober {
     private readonly intervalMs: number,
     private readonly timeoutMs: number,
     private readonly failureLimit: number,
-    /** a DOWN server answers again; restarted: it is another process than the one that went away */
-    private readonly answered: (server: number, restarted: boolean) => Promise<void>,
+    /** a DOWN server answers again; restarted: it is another process than the one that went away (null: not known) */
+    private readonly answered: (server: number, restarted: boolean | null) => Promise<void>,
     /** news of masters other proxies saw down (read each interval), and ours to tell */
     private readonly peers: { tick(): Promise<void>; announceDown(): void; beforeRecovery(server: number): Promise<void> } | null = null,
+    /** where each answering server's `stats` figures are published (null: not kept) */
+    private readonly figures: ServerFigures | null = null,
   ) {
     this.inProgress = servers.map(() => false);
     this.metaAsked = servers.map(() => false);
     this.known = servers.map(() => null);
     this.polling = servers.map(() => false);
     this.silent = servers.map(() => 0);
+    this.returning = servers.map(() => undefined);
   }
 
   /** per server: the process last seen answering (null: not known) */
@@ -61,14 +68,23 @@ export class Prober {
   private readonly polling: boolean[];
   /** per server: identity polls in a row that timed out */
   private readonly silent: number[];
+  /**
+   * per server: the restart verdict of a return whose recovery has not reached
+   * UP (undefined: none). Kept so that a recovery cut short (failed, or a
+   * reload) and begun again still knows the server came back empty: by then
+   * `known` is the new process, which the second probe finds unchanged.
+   */
+  private readonly returning: Array<boolean | null | undefined>;
 
   private announceTimer: NodeJS.Timeout | null = null;
 
-  /** After a reload: the identities `old` knew, for the servers both know (by name). */
+  /** After a reload: the identities and return verdicts `old` knew, for the servers both know (by name). */
   adopt(old: Prober): void {
     for (let i = 0; i < this.servers.length; i++) {
       const o = old.servers.findIndex((s) => s.name === this.servers[i]!.name);
-      if (o >= 0) this.known[i] = old.known[o]!;
+      if (o < 0) continue;
+      this.known[i] = old.known[o]!;
+      this.returning[i] = old.returning[o];
     }
   }
 
@@ -111,12 +127,16 @@ export class Prober {
    */
   private pollIdentity(): void {
     for (let i = 0; i < this.servers.length; i++) {
-      if (this.polling[i] || this.health.state(i) === DOWN) continue;
+      if (this.health.state(i) === DOWN || this.health.state(i) === DRAINED) { this.figures?.forget(i); continue; }
+      if (this.health.state(i) === UP) this.returning[i] = undefined;
+      if (this.polling[i]) continue;
       this.polling[i] = true;
-      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, version }) => {
+      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, text, version }) => {
         this.polling[i] = false;
         if (this.health.state(i) === DOWN) return;
         if (version !== 0) this.health.setVersion(i, version);
+        if (text !== null && id !== null) this.figures?.publishStats(i, text, Date.now());
+        else this.figures?.forget(i);
         this.silent[i] = timedOut ? this.silent[i]! + 1 : 0;
         if ((failed && !timedOut) || this.silent[i]! >= this.failureLimit) {
           this.silent[i] = 0;
@@ -165,7 +185,12 @@ export class Prober {
           this.metaAsked[i] = false;
           const { id } = await identity(this.servers[i]!, this.timeoutMs);
           const before = this.known[i]!;
-          const restarted = id !== null && before !== null && !sameProcess(before, id);
+          // Not known (never read before it went away, or no identity now): it may have come back empty.
+          let restarted = id === null || before === null ? null : !sameProcess(before, id);
+          // The last return's recovery did not finish: what it found still holds.
+          const earlier = this.returning[i];
+          if (earlier === true || (earlier === null && restarted === false)) restarted = earlier;
+          this.returning[i] = restarted;
           if (id !== null) this.known[i] = id;
           await this.peers?.beforeRecovery(i);
           if (this.health.state(i) === DOWN) await this.answered(i, restarted);
@@ -189,20 +214,21 @@ async function probe(address: ServerAddress, timeoutMs: number): Promise<number 
 }
 
 /**
- * The server's pid and start time from its `stats` (id null if it gave none);
- * failed: no connection, or no answer (timedOut: within the timeout).
+ * The server's pid and start time from its `stats` (id null if it gave none),
+ * and the whole reply when it is one (text); failed: no connection, or no
+ * answer (timedOut: within the timeout).
  */
-export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null; version: number }> {
+export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null; text: string | null; version: number }> {
   const { text, timedOut, refused, error } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
   // Connected, then closed on `stats` (twemproxy does): it has no identity to give, and is up.
-  if (text === null) return { id: null, failed: !refused, timedOut, error, version: 0 };
+  if (text === null) return { id: null, failed: !refused, timedOut, error, text: null, version: 0 };
   const v = /^STAT version (\S+)\r$/m.exec(text)?.[1];
   const version = v === undefined ? 0 : packVersion(v);
   const pid = /^STAT pid (\d+)\r$/m.exec(text)?.[1];
   const uptime = /^STAT uptime (\d+)\r$/m.exec(text)?.[1];
   const time = /^STAT time (\d+)\r$/m.exec(text)?.[1];
-  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null, version };
-  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null, version };
+  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null, text: null, version };
+  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null, text, version };
 }
 
 /**

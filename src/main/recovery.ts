@@ -23,6 +23,7 @@ import { DOWN, HealthTable, RECOVERING, UP, WARMING } from '../shared/health.js'
 import { S, type ServerStats } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import type { Gathered, OutageJournal } from './outage-journal.js';
+import type { Restorer } from './restore.js';
 import type { Supervisor } from './supervisor.js';
 
 /** After the probe answers, before the keys are gathered and deleted (see begin()). */
@@ -57,6 +58,8 @@ export class Recovery {
     private readonly journal: OutageJournal | null,
     /** told when a master's recovery is over, so that its next outage gets a new number */
     private readonly onRecovered: (server: number) => void = () => {},
+    /** copies back what a returning server lacks (null: no other pool to copy from) */
+    private readonly restorer: Restorer | null = null,
   ) {
     this.names = [...config.masters, ...config.backups].map((s) => s.name);
     this.masterCount = config.masters.length;
@@ -95,8 +98,8 @@ export class Recovery {
     for (let i = 0; i < this.names.length; i++) if (this.health.state(i) !== UP) this.journalLost[i] = true;
   }
 
-  /** The prober heard from a DOWN server; `restarted`: it is not the process that went away. */
-  async begin(server: number, restarted: boolean): Promise<void> {
+  /** The prober heard from a DOWN server; `restarted`: it is not the process that went away (null: not known). */
+  async begin(server: number, restarted: boolean | null): Promise<void> {
     if (!this.health.advance(server, DOWN, RECOVERING)) return;
     const name = this.names[server]!;
     const isMaster = server < this.masterCount;
@@ -127,16 +130,19 @@ export class Recovery {
     if (gathered !== null) this.journal!.recovered(server, gathered);
     if (isMaster) this.onRecovered(server);
     const mine = this.stats.block(this.stats.workers, server);
-    if (restarted) mine[S.RESTARTS]!++;
+    if (restarted === true) mine[S.RESTARTS]!++;
     if (flush !== null) mine[S.FLUSHES]!++;
     mine[S.INVALIDATED]! += deleted;
-    const how: Record<string, unknown> = { server: name, case: restarted ? 'restart' : 'outage' };
+    const how: Record<string, unknown> = { server: name, case: restarted === true ? 'restart' : restarted === null ? 'restart or outage (identity not known)' : 'outage' };
     if (flush !== null) how.flushed = flush;
     else how.invalidatedKeys = deleted;
     if (flush !== null) log.warn('server flushed before serving reads again', how);
     // Warm-up refills from the backup what the server lacks: everything after a
-    // restart or a flush, the deleted keys after an outage; nothing if nothing was written.
-    const lacks = restarted || flush !== null || deleted > 0;
+    // restart or a flush, the deleted keys after an outage; nothing if nothing was
+    // written. The restore copies all of it back, read or not.
+    // An unknown identity counts as a restart here: warming and restoring a full server costs little.
+    const lacks = restarted !== false || flush !== null || deleted > 0;
+    if (lacks) this.restorer?.start(server);
     if (isMaster && lacks && this.config.backups.length > 0 && this.config.warmupSeconds > 0) {
       if (this.health.advance(server, RECOVERING, WARMING)) {
         const now = Date.now();
@@ -168,6 +174,8 @@ export class Recovery {
         w.reads = reads;
         w.hits = hits;
       }
+      // Warm-up ends no sooner than the restore: until then a miss may be a key not yet copied.
+      if (done && this.restorer?.running(server) === true) continue;
       if (done) {
         this.warming.delete(server);
         if (this.health.advance(server, WARMING, UP)) log.info('server marked up', { server: this.names[server], reason: why });

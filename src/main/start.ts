@@ -12,12 +12,16 @@ import type { Config } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
 import { DOWN, HealthTable, RECOVERING, UP } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
+import { ServerFigures } from '../shared/server-figures.js';
 import * as wire from '../protocol/wire.js';
 import { log } from '../log.js';
 import { OutageJournal } from './outage-journal.js';
 import { Peers } from './peers.js';
 import { Prober } from './prober.js';
+import { Coverage } from './coverage.js';
 import { Recovery } from './recovery.js';
+import { Restorer } from './restore.js';
+import { Drains } from './drain.js';
 import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { takeAccepts, type AcceptedHandle } from './handoff.js';
@@ -56,7 +60,8 @@ export async function start(config: Config): Promise<Running> {
   const counters = new Counters(config.workers + 1, true);
   const mainRow = counters.row(0);
   let serverStats = new ServerStats(config.workers, servers.length);
-  const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt);
+  let figures = new ServerFigures(servers.length);
+  const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt, figures.buffer);
   await supervisor.start();
 
   const onConnection = (handle: AcceptedHandle): void => {
@@ -118,10 +123,14 @@ export async function start(config: Config): Promise<Running> {
   }
 
   let draining = false;
+  /** planned maintenance (set by watch(), before which the admin listener answers 503) */
+  let drains: Drains | null = null;
   const adminSources = (): AdminSources => ({
     counters,
     serverStats,
     health,
+    figures,
+    backupCoverageWarn: current.backupCoverageWarn,
     workers: config.workers,
     servers: [
       ...current.masters.map((s) => ({ name: s.name, role: 'master' as const })),
@@ -129,6 +138,7 @@ export async function start(config: Config): Promise<Running> {
     ],
     liveWorkers: () => supervisor.liveWorkers(),
     draining: () => draining,
+    drains: () => drains,
   });
   let current = config;
   const admin = config.admin === null ? null : await startAdmin(config, adminSources()).catch((err: Error) => {
@@ -144,25 +154,42 @@ export async function start(config: Config): Promise<Running> {
   let prober: Prober | null = null;
   let peers: Peers | null = null;
   let journal: OutageJournal | null = null;
+  let restorer: Restorer | null = null;
+  let drainTimer: NodeJS.Timeout | null = null;
+  let coverage: Coverage | null = null;
   let publisher: NodeJS.Timeout | null = null;
   /** Starts recovery, probing and the outage news for `cfg`, taking over what the previous ones knew (a reload). */
   const watch = (cfg: Config): void => {
-    const old = { recovery, prober, peers, journal };
+    const old = { recovery, prober, peers, journal, restorer, coverage };
     old.prober?.stop();
     old.recovery?.stop();
+    old.coverage?.stop();
+    const cov = coverage = new Coverage(cfg, health, figures);
+    if (old.coverage !== null) cov.adopt(old.coverage);
+    supervisor.onSampled = (entries) => cov.add(entries);
+    cov.start();
     const j = journal = cfg.backups.length > 0 ? new OutageJournal(cfg.masters, cfg.backups, cfg.timeoutMs) : null;
     const p = peers = new Peers(cfg.masters, cfg.backups, health, cfg.timeoutMs, j);
     j?.attach(p);
     if (old.journal !== null) j?.adopt(old.journal, (i) => health.state(i) !== UP);
     if (old.peers !== null) p.adopt(old.peers);
-    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s));
+    const cut = old.restorer?.stop() ?? [];
+    const rs = restorer = cfg.backups.length > 0 ? new Restorer(cfg, health, serverStats) : null;
+    rs?.resume(cut);
+    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s), rs);
     if (old.recovery !== null) r.adopt(old.recovery);
     supervisor.onWorkerDied = () => r.workerDied();
     supervisor.onJournaled = (master, keys, overflowed) => j?.add(master, keys, overflowed);
     r.start();
-    const pr = prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => r.begin(s, restarted), p);
+    const pr = prober = new Prober([...cfg.masters, ...cfg.backups], health, cfg.retryIntervalMs, cfg.timeoutMs, cfg.failureLimit, (s, restarted) => r.begin(s, restarted), p, figures);
     if (old.prober !== null) pr.adopt(old.prober);
     pr.start();
+    drains?.stop();
+    if (drainTimer !== null) clearInterval(drainTimer);
+    const d = drains = new Drains(cfg.masters, cfg.backups, health, cfg.retryIntervalMs, cfg.timeoutMs);
+    void d.tick();
+    drainTimer = setInterval(() => void d.tick(), cfg.retryIntervalMs);
+    drainTimer.unref();
     if (publisher !== null) clearInterval(publisher);
     publisher = null;
     if (j !== null) {
@@ -216,12 +243,15 @@ export async function start(config: Config): Promise<Running> {
         const state = health.state(j);
         nextHealth.setState(i, state === RECOVERING ? DOWN : state);
         nextHealth.setAnswersMeta(i, health.answersMeta(j));
+        nextHealth.setVersion(i, health.version(j));
       }
       const nextStats = new ServerStats(merged.workers, names.length);
       health = nextHealth;
       serverStats = nextStats;
+      // Empty until the new prober's first poll, a moment away.
+      figures = new ServerFigures(names.length);
       current = merged;
-      supervisor.reload(merged, health.buffer, serverStats.buffer);
+      supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
       watch(merged);
       admin?.setSources(adminSources());
       log.info('configuration reloaded', { masters: merged.masters.map((a) => a.name), backups: merged.backups.map((a) => a.name), distribution: merged.distribution });
@@ -231,7 +261,11 @@ export async function start(config: Config): Promise<Running> {
       // drainSeconds), then close what is left.
       draining = true;
       prober?.stop();
+      coverage?.stop();
       recovery?.stop();
+      restorer?.stop();
+      drains?.stop();
+      if (drainTimer !== null) clearInterval(drainTimer);
       if (publisher !== null) clearInterval(publisher);
       await Promise.all(listeners.map((s) => new Promise((r) => s.close(r))));
       sockets.forEach(removeUnix);

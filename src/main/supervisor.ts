@@ -4,14 +4,21 @@
 // seen close (two counters in its row of the shared counters, one writer each),
 // so choosing needs no message round trip.
 
+import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
+import { StripeTable } from '../shared/stripes.js';
 import { log } from '../log.js';
 import { HandoffServer, type AcceptedHandle } from './handoff.js';
 import type { WorkerInit } from '../worker/entry.js';
+import type { Sampled } from '../worker/write-sampler.js';
 
 const ENTRY = new URL('../worker/entry.js', import.meta.url);
+
+// Workers created from now on get a global gc(), which they call once after a
+// giant request so that its buffers are returned (worker/collect.ts).
+v8.setFlagsFromString('--expose-gc');
 /** A worker that dies sooner than this after starting is restarted after a pause. */
 const CRASH_LOOP_MS = 1000;
 
@@ -28,6 +35,7 @@ interface Slot {
 type FromWorker =
   | { type: 'invalidated'; server: number; ok: boolean; deleted: number }
   | { type: 'journaled'; entries: Array<{ master: string; keys: string[]; overflowed: boolean }> }
+  | { type: 'sampled'; entries: Sampled[] }
   | { type: 'ready' | 'drained' };
 
 /**
@@ -47,8 +55,12 @@ export class Supervisor {
   onWorkerDied: () => void = () => {};
   /** called with keys a worker journaled for a master (by name), to publish for the other proxies */
   onJournaled: (master: string, keys: string[], overflowed: boolean) => void = () => {};
+  /** called with keys a worker sampled from its replicated writes (main/coverage.ts) */
+  onSampled: (entries: Sampled[]) => void = () => {};
   /** per server: the workers' answers awaited by invalidateAll */
   private readonly awaiting = new Map<number, { left: Set<Worker>; ok: boolean; deleted: number; done: (r: { ok: boolean; deleted: number }) => void }>();
+  /** kept across reloads: stripes are per key, whatever the server list */
+  private readonly stripes = new StripeTable();
 
   constructor(
     private config: Config,
@@ -56,6 +68,8 @@ export class Supervisor {
     private readonly counters: Counters,
     private serverStats: SharedArrayBuffer,
     private readonly startedAt: number,
+    /** ServerFigures: the servers' own stats and the backups' coverage, written by the main thread */
+    private figures: SharedArrayBuffer,
   ) {}
 
   async start(): Promise<void> {
@@ -90,6 +104,8 @@ export class Supervisor {
       health: this.health,
       counters: this.counters.buffer,
       serverStats: this.serverStats,
+      stripes: this.stripes.buffer,
+      figures: this.figures,
       row: slot.id + 1,
       startedAt: this.startedAt,
       handoffPath: handoff.path,
@@ -104,6 +120,7 @@ export class Supervisor {
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok, m.deleted);
       else if (m.type === 'journaled') for (const e of m.entries) this.onJournaled(e.master, e.keys, e.overflowed);
+      else if (m.type === 'sampled') this.onSampled(m.entries);
     });
     return handoff.connected().then(() => {
       if (slot.worker === worker) slot.live = true;
@@ -117,6 +134,8 @@ export class Supervisor {
     slot.handoff?.close();
     slot.handoff = null;
     this.onWorkerDied();
+    // Its writes in flight are gone: the writes of other workers waiting on their stripes go on.
+    this.stripes.freeOwnedBy(slot.id + 1);
     for (const [server, a] of this.awaiting) {
       if (a.left.delete(worker)) { a.ok = false; if (a.left.size === 0) this.settle(server); }
     }
@@ -165,11 +184,12 @@ export class Supervisor {
   }
 
   /** A reload: running workers switch to the new tables; workers started later begin with them. */
-  reload(config: Config, health: SharedArrayBuffer, serverStats: SharedArrayBuffer): void {
+  reload(config: Config, health: SharedArrayBuffer, serverStats: SharedArrayBuffer, figures: SharedArrayBuffer): void {
     this.config = config;
     this.health = health;
     this.serverStats = serverStats;
-    for (const slot of this.slots) slot.worker?.postMessage({ type: 'reload', config, health, serverStats });
+    this.figures = figures;
+    for (const slot of this.slots) slot.worker?.postMessage({ type: 'reload', config, health, serverStats, figures });
   }
 
   liveWorkers(): number {

@@ -1,6 +1,8 @@
 // The text-protocol command table: numeric ids and the byte-level lookup from a
 // command token to its id (no string conversion).
 
+import * as wire from './wire.js';
+
 export const Cmd = {
   UNKNOWN: 0,
   GET: 1,
@@ -45,6 +47,20 @@ const byLength: Array<Array<[Buffer, number]>> = [];
 for (let id = 1; id < CMD_NAMES.length; id++) {
   const b = CMD_NAME_BYTES[id]!;
   (byLength[b.length] ??= []).push([b, id]);
+}
+
+/** memcached commands that act on one server: refused, with a reply saying so (wire.notPassedOn). */
+const REFUSED = ['watch', 'lru_crawler', 'lru', 'slabs', 'shutdown', 'cache_memlimit', 'extstore', 'misbehave', 'debugtime']
+  .map((n) => [Buffer.from(n, 'latin1'), wire.notPassedOn(n)] as const);
+
+/** The reply to an unknown command token that is one of those (null for the rest). */
+export function refusal(buf: Uint8Array, start: number, end: number): Buffer | null {
+  outer: for (const [name, reply] of REFUSED) {
+    if (name.length !== end - start) continue;
+    for (let i = 0; i < name.length; i++) if (buf[start + i] !== name[i]) continue outer;
+    return reply;
+  }
+  return null;
 }
 
 export function lookupCommand(buf: Uint8Array, start: number, end: number): number {

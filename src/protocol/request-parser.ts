@@ -11,7 +11,7 @@
 // so a request that is forwarded gets exactly one reply from the backend and a
 // refused one gets memcached's own error string.
 
-import { Cmd, lookupCommand } from './commands.js';
+import { Cmd, lookupCommand, refusal } from './commands.js';
 import { bytesEqual, findLF } from './io-buffers.js';
 import { isValidUnsignedToken, parseInt32Token } from './numbers.js';
 import * as wire from './wire.js';
@@ -28,11 +28,13 @@ export const Parse = {
 } as const;
 
 export const KEY_MAX_LENGTH = 250;
-/** memcached closes a connection whose unterminated line grows past this (get lines excepted). */
+/** memcached closes a connection whose unterminated line grows past this (get lines excepted); so does mcrelay, after an error line. */
 export const LINE_MAX_LENGTH = 2048;
 /** a get line may be long (10,000 keys); past this it is hostile. */
 export const GET_LINE_MAX_LENGTH = 8 * 1024 * 1024;
 const MAX_TOKENS = 24;
+/** keyOffsets entries (two per key) kept from one get to the next */
+const KEPT_KEY_OFFSETS = 8192;
 const META_MAX_TOKENS = 20; // of a non-retrieval command; beyond it memcached answers ERROR
 
 /** Meta flags the proxy acts on (RequestParser.metaFlags). */
@@ -43,6 +45,11 @@ export const META_TTL = 8;
 export const META_VALUE = 16;
 /** q appears twice: forwarded as sent (memcached refuses it), not quieted by the proxy */
 export const META_KEEP_Q = 32;
+/**
+ * The outcome depends on the key's current value: mg/ma N (create on a miss),
+ * ms in mode E, A, P or R (add, append, prepend, replace)
+ */
+export const META_DEPENDS = 64;
 
 const SP = 0x20;
 const CR = 0x0d;
@@ -119,7 +126,7 @@ export class RequestParser {
     while (e < lineEnd && buf[e] !== SP) e++;
     const cmd = lookupCommand(buf, s, e);
     this.cmd = cmd;
-    if (cmd === Cmd.UNKNOWN) return isHttpRequest(buf, s, e, lineEnd) ? Parse.CLOSE : this.error(wire.ERROR);
+    if (cmd === Cmd.UNKNOWN) return isHttpRequest(buf, s, e, lineEnd) ? Parse.CLOSE : this.error(refusal(buf, s, e) ?? wire.ERROR);
     if (cmd <= Cmd.GATS) return this.retrieval(buf, e, lineEnd);
     this.tokenize(buf, e, lineEnd);
     switch (cmd) {
@@ -160,7 +167,21 @@ export class RequestParser {
     // memcached keeps reading an unterminated line only if it is a get/gets line.
     if (isGetPrefix(buf, pos, end) && len <= GET_LINE_MAX_LENGTH) return Parse.NEED_MORE;
     this.next = end;
+    // memcached would close without a word: the client is at least told why.
+    this.reply = wire.CLIENT_ERROR_REQUEST_TOO_LONG;
     return Parse.CLOSE;
+  }
+
+  /**
+   * After NEED_MORE for a data block (set, ms...): refuses the request as memcached
+   * refuses a value it has no memory for: the error, the block swallowed, and for
+   * set and ms the key's old value dropped so that it does not outlive the write.
+   */
+  refuseValue(): number {
+    this.swallow = this.bytes + 2;
+    this.dropKey = this.cmd === Cmd.SET || this.cmd === Cmd.MS;
+    this.need = 0;
+    return this.error(wire.SERVER_ERROR_OUT_OF_MEMORY);
   }
 
   private error(reply: Buffer): number {
@@ -206,7 +227,8 @@ export class RequestParser {
       if (parseInt32Token(buf, s, i) === null) return this.error(wire.CLIENT_ERROR_EXPTIME);
     }
     let n = 0;
-    let offs = this.keyOffsets;
+    // A giant get's table is not kept for the gets after it.
+    let offs = this.keyOffsets.length > KEPT_KEY_OFFSETS ? (this.keyOffsets = new Int32Array(64)) : this.keyOffsets;
     while (i < lineEnd) {
       while (i < lineEnd && buf[i] === SP) i++;
       if (i >= lineEnd) break;
@@ -342,6 +364,8 @@ export class RequestParser {
         case 0x43: flags |= META_CAS; break; // C
         case 0x54: flags |= META_TTL; break; // T
         case 0x76: flags |= META_VALUE; break; // v
+        case 0x4e: flags |= META_DEPENDS; break; // N
+        case 0x4d: if (this.cmd === Cmd.MS && isConditionalMode(buf[this.tokStart[t]! + 1])) flags |= META_DEPENDS; break; // M
       }
     }
     if ((flags & META_KEEP_Q) !== 0 || this.cmd === Cmd.ME) flags &= ~META_QUIET; // me takes no flags
@@ -419,6 +443,12 @@ function endsWithHttp(buf: Buffer, pos: number, end: number): boolean {
   let s = e;
   while (s > pos && buf[s - 1] !== SP) s--;
   return e - s >= 5 && buf[s] === 0x48 && buf[s + 1] === 0x54 && buf[s + 2] === 0x54 && buf[s + 3] === 0x50 && buf[s + 4] === 0x2f;
+}
+
+/** ms modes E, A, P, R (either case): add, append, prepend, replace */
+function isConditionalMode(c: number | undefined): boolean {
+  const u = c === undefined ? 0 : c & 0xdf;
+  return u === 0x45 || u === 0x41 || u === 0x50 || u === 0x52;
 }
 
 function isGetPrefix(buf: Buffer, pos: number, end: number): boolean {

@@ -21,8 +21,23 @@ export const CLIENT_ERROR_EXPTIME = line('CLIENT_ERROR invalid exptime argument'
 export const CLIENT_ERROR_DELETE_USAGE = line('CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]');
 export const CLIENT_ERROR_FLAGS_TOO_LONG = line('CLIENT_ERROR options flags too long');
 export const CLIENT_ERROR_FLAGS_ARE_TOO_LONG = line('CLIENT_ERROR options flags are too long');
+/**
+ * An unterminated request line past the limit, before the connection is closed.
+ * memcached 1.6.18 closes without a word; its own proxy answers this first.
+ */
+export const CLIENT_ERROR_REQUEST_TOO_LONG = line('CLIENT_ERROR request too long');
+
+/**
+ * A command that manages or streams from one memcached server (watch,
+ * lru_crawler, slabs, ...): through a proxy it would reach whichever server
+ * and act there unseen, so mcrelay refuses it rather than answer ERROR.
+ */
+export function notPassedOn(command: string): Buffer {
+  return line(`CLIENT_ERROR ${command} is not passed on by mcrelay: it acts on one server, send it to that server directly`);
+}
 
 export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');
+export const SERVER_ERROR_OUT_OF_MEMORY = line('SERVER_ERROR out of memory storing object');
 export const SERVER_ERROR_UNAVAILABLE = line('SERVER_ERROR backend unavailable');
 // memcached's own words when it is out of connections (it then closes).
 export const ERROR_TOO_MANY_CONNECTIONS = line('ERROR Too many open connections');

@@ -10,10 +10,12 @@
 //                                           an incr there counts from one), once both have
 //   WARMING      master, misses -> backup   master + backup, answered once both have;
 //                                           a key the master lacks is the backup's answer
+//   DRAINING     backup                     master + backup (other proxies may still read it)
+//   DRAINED      backup                     backup (journaled for the master)
 //
 // A backup serves reads only when UP; one that is DOWN has its writes journaled too.
 
-import { DOWN, RECOVERING, UP, WARMING, type HealthTable } from '../shared/health.js';
+import { DOWN, DRAINED, RECOVERING, UP, WARMING, type HealthTable } from '../shared/health.js';
 
 /** A server that is not there: no pool, or no backup configured. */
 export const NONE = -1;
@@ -31,12 +33,13 @@ export function readTarget(health: HealthTable, master: number, backup: number):
  * get them too: another entry proxy may already be reading from it.
  */
 export function writable(health: HealthTable, server: number): boolean {
-  return health.state(server) !== DOWN;
+  const s = health.state(server);
+  return s !== DOWN && s !== DRAINED;
 }
 
 /** The backup a write is replicated to, or NONE. */
 export function shadowTarget(health: HealthTable, backup: number): number {
-  return backup !== NONE && health.state(backup) !== DOWN ? backup : NONE;
+  return backup !== NONE && writable(health, backup) ? backup : NONE;
 }
 
 /** The master is being cleared: the backup's answers are the true ones. */

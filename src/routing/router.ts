@@ -33,6 +33,8 @@ export class Router {
   master: number;
   /** index into the backup list of the last routed key; -1 when there are no backups */
   backup: number;
+  /** the hash of the last routed key (worker/sequencer.ts picks its write stripe by it) */
+  hashed: number;
 
   private readonly kind: number;
   private readonly masterCount: number;
@@ -49,6 +51,7 @@ export class Router {
     this.backupRing = this.kind === KETAMA && backupNames.length > 0 ? new KetamaRing(backupNames) : null;
     this.master = 0;
     this.backup = -1;
+    this.hashed = 0;
   }
 
   /** the same hash route() uses (for callers that want to cache it) */
@@ -63,6 +66,7 @@ export class Router {
   /** Hashes the key once and picks a master and a backup bucket; sets this.master / this.backup. */
   route(buf: Uint8Array, start: number, end: number): void {
     const h = this.hash(buf, start, end);
+    this.hashed = h;
     const nb = this.backupCount;
     switch (this.kind) {
       case JUMP:

@@ -14,7 +14,8 @@
 //                            workers answer `version` with the lowest one
 // Server i counts masters first (0..M-1), then backups (M..M+B-1).
 //
-// A server's life: UP -> DOWN -> RECOVERING -> WARMING -> UP (backups skip WARMING).
+// A server's life: UP -> DOWN -> RECOVERING -> WARMING -> UP (backups skip WARMING);
+// drained by an operator: UP -> DRAINING -> DRAINED, and undrained: -> DOWN -> ... -> UP.
 // Workers only ever move a server to DOWN; the main thread moves it back, one step
 // at a time (main/recovery.ts). Every access is a single Atomics operation: no
 // locks, no waiting. What each state allows is decided in routing/policy.ts.
@@ -27,8 +28,12 @@ export const DOWN = 1;
 export const RECOVERING = 2;
 /** a returning master: serves reads, and its misses are looked up on the backup */
 export const WARMING = 3;
+/** an operator drains it (main/drain.ts): serves no reads, still takes writes while every proxy hears of it */
+export const DRAINING = 4;
+/** drained: neither reads nor writes (journaled), and not probed back: only an undrain returns it */
+export const DRAINED = 5;
 
-export const STATE_NAMES = ['up', 'down', 'recovering', 'warming'] as const;
+export const STATE_NAMES = ['up', 'down', 'recovering', 'warming', 'draining', 'drained'] as const;
 
 const HEADER = 1;
 const STRIDE = 5;
@@ -78,12 +83,12 @@ export class HealthTable {
     return true;
   }
 
-  /** Moves any state but DOWN to DOWN; returns true if this call made the change. */
+  /** Moves any state but DOWN (and DRAINED: out already, by choice) to DOWN; returns true if this call made the change. */
   markDown(server: number): boolean {
     const at = HEADER + server * STRIDE + STATE;
     for (;;) {
       const cur = Atomics.load(this.cells, at);
-      if (cur === DOWN) return false;
+      if (cur === DOWN || cur === DRAINED) return false;
       if (Atomics.compareExchange(this.cells, at, cur, DOWN) === cur) break;
     }
     Atomics.add(this.cells, HEADER + server * STRIDE + CHANGES, 1);

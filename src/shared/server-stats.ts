@@ -10,7 +10,9 @@
 //   ERRORS     connection failures and protocol errors
 //   TIMEOUTS   requests that timed out
 //   INFLIGHT   requests sent and not yet answered (a gauge)
-//   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds
+//   LATENCY_SUM  the latencies of all replies added up, in milliseconds
+//   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds (the
+//              last bucket: that or more)
 
 export const S = {
   REQUESTS: 0,
@@ -35,8 +37,23 @@ export const S = {
   FLUSHES: 11,
   /** keys deleted on the server by recoveries (journaled during its outages) */
   INVALIDATED: 12,
-  LATENCY: 13,
+  /** the restore of this returning server (main/restore.ts): RESTORE_STATES index */
+  RESTORE_STATE: 13,
+  /** keys copied into it by its last restore, and keys found that it already had or that changed meanwhile */
+  RESTORE_COPIED: 14,
+  RESTORE_SKIPPED: 15,
+  /** how long its last (or current) restore has run */
+  RESTORE_SECONDS: 16,
+  /** keys this backup held with a value its master did not, found by the write check and deleted here */
+  BACKUP_DIVERGENCES: 17,
+  /** replicated writes the backup answered with SERVER_ERROR (out of memory...) while its master stored them */
+  WRITE_REFUSALS: 18,
+  /** what a histogram's _sum needs besides the buckets (ms) */
+  LATENCY_SUM: 19,
+  LATENCY: 20,
 } as const;
+
+export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;
 
@@ -87,6 +104,7 @@ export class ServerStats {
 
 /** Records one reply's latency (in ms) into a block. */
 export function recordLatency(block: Float64Array, ms: number): void {
+  block[S.LATENCY_SUM]! += ms;
   const us = ms * 1000;
   const b = us < 1 ? 0 : 31 - Math.clz32(us);
   block[S.LATENCY + (b < LATENCY_BUCKETS ? b : LATENCY_BUCKETS - 1)]!++;

@@ -21,8 +21,11 @@ import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
 import type { Request } from './request.js';
-import type { LocalCommands } from './local.js';
+import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
+import type { PendingBytes } from './pending-bytes.js';
+import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
 import { RawStream } from '../shared/raw-stream.js';
+import { log } from '../log.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -45,6 +48,10 @@ export class ClientConnection {
   private need = 0;
   /** bytes of a refused data block still to discard */
   private swallow = 0;
+  /** bytes this client holds in the worker's PendingBytes for a value still arriving */
+  private reserved = 0;
+  /** a flush of LARGE_BYTES or more is still being written */
+  private largeOut = false;
   // reply queue: a ring of requests in arrival order
   private queue: Array<Request | null> = new Array(4).fill(null);
   private head = 0;
@@ -70,7 +77,7 @@ export class ClientConnection {
     /** the connection's libuv handle, as received from the main thread */
     handle: object,
     /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
-    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser },
+    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser; readonly pending: PendingBytes },
     private readonly local: LocalCommands,
   ) {
     this.socket = new RawStream(handle, this);
@@ -116,11 +123,16 @@ export class ClientConnection {
         this.held = true;
         break;
       }
-      const r = parser.parse(buf, pos, end);
+      let r = parser.parse(buf, pos, end);
       if (r === Parse.NEED_MORE) {
-        this.need = parser.need;
-        break;
+        const need = parser.need;
+        if (need === 0 || this.reserved > 0 || this.reserve(need)) {
+          this.need = need;
+          break;
+        }
+        r = parser.refuseValue();
       }
+      if (this.reserved > 0) this.release();
       pos = parser.next;
       if (r === Parse.REQUEST) {
         this.request(buf);
@@ -134,6 +146,7 @@ export class ClientConnection {
         }
       } else {
         // CLOSE: quit, or a line memcached would drop the connection for.
+        if (parser.reply === wire.CLIENT_ERROR_REQUEST_TOO_LONG) log.debug('request line too long: connection closed', { client: this.id, bytes: end - pos });
         this.closeAfter(parser.reply);
         pos = end;
         break;
@@ -211,6 +224,18 @@ export class ClientConnection {
     this.replyNow(errorResponse(op, opaque, r === Parse.REPLY ? statusOf(op, reply, 0, reply.length - 2) : Status.EINVAL));
   }
 
+  /** Holds `need` bytes of the worker's budget for the value arriving; false when they do not fit. */
+  private reserve(need: number): boolean {
+    if (!this.ctx.pending.take(need)) return false;
+    this.reserved = need;
+    return true;
+  }
+
+  private release(): void {
+    this.ctx.pending.give(this.reserved);
+    this.reserved = 0;
+  }
+
   private request(buf: Buffer): void {
     const parser = this.ctx.parser;
     const cmd = parser.cmd;
@@ -225,7 +250,8 @@ export class ClientConnection {
     }
     if (cmd === Cmd.STATS) {
       const kind = this.local.statsKind(buf, parser);
-      this.replyNow(kind < 0 ? wire.ERROR : null, kind);
+      if (kind === STATS_FORWARD) this.forwardStats();
+      else this.replyNow(kind === STATS_ANSWER ? this.local.answer : null, kind);
       return;
     }
     const req = this.ctx.dispatcher.pools.request();
@@ -254,6 +280,18 @@ export class ClientConnection {
     req.client = this;
     this.push(req);
     this.ctx.dispatcher.submit(req);
+  }
+
+  /** A stats line for one server: its reply takes this request's place in the queue when it comes. */
+  private forwardStats(): void {
+    const dispatcher = this.ctx.dispatcher;
+    const req = dispatcher.pools.request();
+    // One reference for the queue, one for the server's answer (which may come after a close).
+    req.refs = 2;
+    req.cmd = Cmd.UNKNOWN;
+    req.client = this;
+    this.push(req);
+    this.local.forward(req, (r) => dispatcher.release(r));
   }
 
   private push(req: Request): void {
@@ -302,6 +340,7 @@ export class ClientConnection {
       this.queued--;
       if (req.cmd === Cmd.STATS) out.addAll(this.local.statsReply(req.argStart));
       else writeReply(out, req);
+      if (req.keyCount >= LARGE_KEYS) largeRequestDone();
       req.client = null;
       this.ctx.dispatcher.release(req);
       wrote = true;
@@ -326,7 +365,10 @@ export class ClientConnection {
     const socket = this.socket;
     if (socket === null) return;
     this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
+    // A large reply's buffers can be collected once the socket has written them.
+    if (this.outbox.length >= LARGE_BYTES) this.largeOut = true;
     this.outbox.flush(socket);
+    if (this.largeOut && socket.pending === 0) this.largeWritten();
     if (this.queued === 0 && this.finishing()) {
       socket.end();
       return;
@@ -359,7 +401,13 @@ export class ClientConnection {
   }
 
   /** @internal */ drained(): void {
+    if (this.largeOut && this.socket !== null && this.socket.pending === 0) this.largeWritten();
     this.checkPressure();
+  }
+
+  private largeWritten(): void {
+    this.largeOut = false;
+    largeRequestDone();
   }
 
   /** @internal */ closed(): void {
@@ -376,6 +424,7 @@ export class ClientConnection {
       this.ctx.dispatcher.release(req);
     }
     this.outbox.clear();
+    if (this.reserved > 0) this.release();
     this.local.clientClosed(this);
   }
 

@@ -12,25 +12,41 @@
 // reach a server, or whose request to it fails, is journaled for that server
 // (worker/journal.ts) so that the key is deleted there before it serves reads again.
 //
+// Every such write holds its key's stripe (worker/sequencer.ts) from the moment
+// it is sent until both servers have answered it (pendingOps back to 0), so no
+// other write of the key, from any worker of this proxy, can pass it on the way
+// to either server: master and backup apply the proxy's writes in one order.
+//
+// Two entry proxies do not share stripes: their writes of one key, in flight at
+// the same time, can still reach master and backup in opposite orders. So each
+// replicated write's key is read on both (mg v f) CHECK_MS after the write is
+// over, holding the stripe; a backup value that differs from the master's twice,
+// CHECK_MS apart, is deleted from the backup and counted (backup_divergences).
+// A backup that lacks the key is no divergence: that is what a repair leaves.
+//
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
-// master answers STORED, the item goes to the backup as a set. Until then, later
-// writes of the same key from this worker wait with their backup copies in a
-// queue behind the cas (casQueues), so that the backup applies them in the order
-// the master did; the clients' replies never wait for it.
+// master answers STORED, the item goes to the backup as a set (a meta write with
+// C<cas>: once the master answers HD, without its C). Until then the cas holds
+// its stripe, so later writes of the key wait and the backup applies them in the
+// order the master did.
 //
 // A master that comes back WARMING serves reads; a key it misses is looked up on
 // the backup (mg v f t), copied into the master with its flags and remaining TTL
 // (ms ... ME: an add, so a newer value is never overwritten) and returned. For
 // gets, gat, gats and mg the copy is made first and the key read again from the
-// master, so that cas ids and meta flags come from the master.
+// master, so that cas ids and meta flags come from the master. A write whose
+// outcome depends on the current value (add, cas, ms in mode E/A/P/R or with C,
+// ma and mg with N) looks the key up on the backup and copies it over before it
+// goes (prefill), so that memcached decides it on the value clients have seen.
 
 import { performance } from 'node:perf_hooks';
 import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
-import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
+import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_DEPENDS, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
 import { bytesEqual, findLF } from '../protocol/io-buffers.js';
 import { Expect } from '../protocol/response-parser.js';
+import { sameMeaning } from '../protocol/reply-meaning.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, readTarget, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
 import { Router } from '../routing/router.js';
@@ -39,7 +55,10 @@ import { HealthTable } from '../shared/health.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import { Journal } from './journal.js';
+import { WriteSampler } from './write-sampler.js';
 import { Op, Pools, Request, Role } from './request.js';
+import type { Sequencer, StripeHolder } from './sequencer.js';
+import { STRIPES } from '../shared/stripes.js';
 
 const SP = Buffer.from(' ');
 const SET = Buffer.from('set');
@@ -61,10 +80,15 @@ const SENT = 1;
 const ANSWERED = 2;
 const FAILED = 3;
 
-// Request.casState
-const CAS_WAITING = 0;
-const CAS_STORED = 1;
-const CAS_REFUSED = 2;
+/** How long after a write its key is checked on master and backup, and again after a difference. */
+const CHECK_MS = 100;
+/**
+ * How often due checks are sent: a burst of CHECK_TICK_MS of writes' checks at
+ * a time rather than CHECK_MS of them, which held up other requests (p99).
+ */
+const CHECK_TICK_MS = 10;
+/** A check whose reads fail is tried again this many times (a server that stays away is recovered instead). */
+const CHECK_RETRIES = 3;
 
 /** Journaled deletes sent to a returning server at a time. */
 const INVALIDATE_BATCH = 4096;
@@ -88,7 +112,7 @@ interface Invalidation {
   tracker: Request;
 }
 
-export class Dispatcher implements ReplyHandler {
+export class Dispatcher implements ReplyHandler, StripeHolder {
   readonly journal: Journal;
   private readonly router: Router;
   private readonly masterCount: number;
@@ -105,9 +129,19 @@ export class Dispatcher implements ReplyHandler {
   private readonly dirty: Array<Flushable | null> = [];
   private dirtyCount = 0;
   private flushScheduled = false;
-  /** per key: a cas waiting for the master, then writes whose backup copies wait behind it */
-  private readonly casQueues = new Map<string, Request[]>();
   private readonly invalidations = new Map<number, Invalidation>();
+  /** checks of written keys, oldest first from checksHead, each due at its dueAt */
+  private checksDue: Request[] = [];
+  private checksHead = 0;
+  private checkTimer: NodeJS.Timeout | null = null;
+  /** replaced by a reload: finishes what is in flight, starts no check */
+  private retired = false;
+  /** per stripe: a check queued and not yet sent, so that a hot key is checked once per CHECK_MS */
+  private readonly queuedCheck: Array<Request | null> = new Array<Request | null>(STRIPES).fill(null);
+  /** keys of replicated writes, sampled for main/coverage.ts */
+  readonly sampler: WriteSampler;
+  /** replicated writes left before the next one is sampled */
+  private sampleIn = 1;
   /** the failure of the connection whose ops are being failed (set by onConnectionFailed) */
   private failing = -1;
   // the key routeKey() found: bytes [ks, ke) of kb
@@ -126,6 +160,8 @@ export class Dispatcher implements ReplyHandler {
     private readonly onInvalidated: (server: number, ok: boolean, deleted: number) => void,
     /** told when keys journaled for a master wait to be published (Journal.takeShared) */
     onJournalShared: () => void = () => {},
+    /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
+    private readonly sequencer: Sequencer,
   ) {
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
     this.masterCount = config.masters.length;
@@ -138,6 +174,7 @@ export class Dispatcher implements ReplyHandler {
       }
       return conns;
     });
+    this.sampler = new WriteSampler(all.map((a) => a.name));
     this.opFor = new Array(all.length).fill(null);
     this.touched = new Int32Array(all.length);
     this.connFor = new Array(all.length).fill(null);
@@ -220,6 +257,7 @@ export class Dispatcher implements ReplyHandler {
     op.role = role;
     op.kind = kind;
     req.refs++;
+    req.pendingOps++;
     return op;
   }
 
@@ -364,10 +402,11 @@ export class Dispatcher implements ReplyHandler {
   // ---- meta reads: mg, me ----
 
   private metaRead(req: Request): void {
-    this.counters[C.CMD_GET]!++;
+    if (!req.prefilled) this.counters[C.CMD_GET]!++;
     this.routeSingle(req);
     const master = req.master;
     const backup = req.backup;
+    if (req.cmd === Cmd.MG && (req.metaFlags & META_DEPENDS) !== 0 && this.prefill(req)) return;
     const target = readTarget(this.health, master, backup);
     if (target === NONE || !this.sendMetaRead(req, target, target === master && req.cmd === Cmd.MG && backup !== NONE &&
         warming(this.health, master) && this.health.isUp(backup))) {
@@ -446,9 +485,168 @@ export class Dispatcher implements ReplyHandler {
 
   private write(req: Request): void {
     const cmd = req.cmd;
-    if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
+    if (req.prefilled) { /* counted when it first came */ }
+    else if (cmd === Cmd.TOUCH) this.counters[C.CMD_TOUCH]!++;
     else if (cmd <= Cmd.CAS || cmd === Cmd.MS) this.counters[C.CMD_SET]!++;
     this.routeSingle(req);
+    // A write that depends on the key's value, to a warming master: the backup's copy first (prefill).
+    if (dependsOnValue(req) && this.prefill(req)) return;
+    if (req.backup === NONE) { this.writeLocked(req); return; }
+    if (this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+      // A write answered at once (no server to send it to) is written to the
+      // client and released inside writeLocked: the reference keeps it to settle.
+      req.refs++;
+      this.writeLocked(req);
+      this.settleStripe(req);
+      this.release(req);
+    }
+  }
+
+  /** A parked write now holds its stripe: it goes out (and drops the reference parking took). */
+  resumeWrite(req: Request): void {
+    if (req.dropping) this.dropLocked(req);
+    else if (req.checking) {
+      this.routeSingle(req);
+      if (!this.sendCheck(req)) this.endCheck(req);
+    } else {
+      this.routeSingle(req);
+      this.writeLocked(req);
+    }
+    this.settleStripe(req);
+    this.release(req);
+  }
+
+  /** Lets go of req's stripe once none of its ops is left (a held cas still waits for its master). */
+  private settleStripe(req: Request): void {
+    if (req.stripe < 0 || req.pendingOps !== 0) return;
+    const stripe = req.stripe;
+    this.sequencer.release(req);
+    if (!req.checking && !req.dropping && req.masterState === ANSWERED && req.backupState !== FAILED) this.queueCheck(req, stripe);
+  }
+
+  // ---- the divergence check of written keys ----
+
+  /** Copies the written key into a check request, sent CHECK_MS from now (unless one for it is queued). */
+  private queueCheck(req: Request, stripe: number): void {
+    const ks = req.keyStart(0);
+    const ke = req.keyEnd(0);
+    const queued = this.queuedCheck[stripe]!;
+    if (queued !== null && queued.buf.length === ke - ks && bytesEqual(queued.buf, 0, req.buf, ks, ke - ks)) return;
+    const c = this.pools.request();
+    c.refs = 1;
+    c.cmd = Cmd.MG;
+    c.checking = true;
+    c.affinity = req.affinity;
+    // The key's bytes as the client sent them (a base64 token for b); its input buffer is reused.
+    const copy = Buffer.allocUnsafe(ke - ks);
+    req.buf.copy(copy, 0, ks, ke);
+    c.buf = copy;
+    c.keys[0] = 0;
+    c.keys[1] = copy.length;
+    c.keyCount = 1;
+    c.decodedKey = req.decodedKey;
+    this.queuedCheck[stripe] = c;
+    this.dueCheck(c);
+  }
+
+  private dueCheck(c: Request): void {
+    if (this.retired) { this.release(c); return; }
+    c.dueAt = performance.now() + CHECK_MS;
+    this.checksDue.push(c);
+    if (this.checkTimer === null) {
+      this.checkTimer = setTimeout(checkWrites, CHECK_TICK_MS, this);
+      this.checkTimer.unref();
+    }
+  }
+
+  /** @internal */ runChecks(): void {
+    this.checkTimer = null;
+    const due = this.checksDue;
+    const now = performance.now();
+    let head = this.checksHead;
+    while (head < due.length && due[head]!.dueAt <= now) {
+      const c = due[head]!;
+      due[head++] = null!;
+      this.routeSingle(c);
+      const stripe = this.router.hashed & (STRIPES - 1);
+      if (this.queuedCheck[stripe] === c) this.queuedCheck[stripe] = null;
+      if (!this.sequencer.acquire(c, stripe, this)) continue;
+      if (!this.sendCheck(c)) this.endCheck(c);
+    }
+    if (head === due.length) {
+      due.length = 0;
+      head = 0;
+    } else if (head > 1024 && head * 2 > due.length) {
+      due.copyWithin(0, head);
+      due.length -= head;
+      head = 0;
+    }
+    this.checksHead = head;
+    if (head < due.length) {
+      this.checkTimer = setTimeout(checkWrites, CHECK_TICK_MS, this);
+      this.checkTimer.unref();
+    }
+  }
+
+  /** mg <key> v f to master and backup, both up; false if either cannot be asked now. */
+  private sendCheck(c: Request): boolean {
+    const health = this.health;
+    if (c.backup === NONE || !health.isUp(c.master) || !health.isUp(c.backup)) return false;
+    const now = performance.now();
+    const mc = this.connection(c.master, c.affinity, now);
+    const bc = this.connection(c.backup, c.affinity, now);
+    if (mc === null || bc === null) return false;
+    c.masterReply = null;
+    c.backupReply = null;
+    c.reply = null;
+    c.waiting = 2;
+    this.checkRead(c, mc, now);
+    this.checkRead(c, bc, now);
+    return true;
+  }
+
+  private checkRead(c: Request, conn: BackendConnection, now: number): void {
+    const op = this.newOp(c, Role.CHECK, Expect.META);
+    conn.outbox.addAll(MG);
+    this.keyToken(conn.outbox, c, 0);
+    conn.outbox.addAll(MG_GET_FLAGS);
+    conn.enqueue(op, now);
+  }
+
+  private endCheck(c: Request): void {
+    this.settleStripe(c);
+    this.release(c);
+  }
+
+  /** One side of a check answered (or failed: failed). */
+  private checkAnswered(c: Request, server: number, buf: Buffer, start: number, end: number, failed: boolean): void {
+    if (failed) c.reply = wire.NOTHING;
+    else if (server < this.masterCount) c.masterReply = buf.subarray(start, end);
+    else c.backupReply = buf.subarray(start, end);
+    if (--c.waiting > 0) return;
+    const m = c.masterReply;
+    const b = c.backupReply;
+    if (c.reply !== null && c.checkFailures++ < CHECK_RETRIES) {
+      // A read failed (a timeout, a connection lost): no verdict yet.
+      this.dueCheck(c);
+      return;
+    }
+    // The stripe goes when this op is done (onLine/onFailed); the request with the last reference.
+    if (c.reply !== null || m === null || b === null || isMissReply(b) || m.equals(b)) { this.release(c); return; }
+    if (c.strikes++ === 0) {
+      // Maybe a write through another proxy is between the two servers: look again.
+      this.dueCheck(c);
+      return;
+    }
+    this.stats[c.backup]![S.BACKUP_DIVERGENCES]!++;
+    this.routeKey(c);
+    this.deleteKey(c, c.backup, this.kb, this.ks, this.ke, performance.now());
+    this.release(c);
+  }
+
+  /** Sends a routed write (routeSingle just ran for it) to its master and backup. */
+  private writeLocked(req: Request): void {
+    const cmd = req.cmd;
     const kb = this.kb;
     const ks = this.ks;
     const ke = this.ke;
@@ -462,11 +660,13 @@ export class Dispatcher implements ReplyHandler {
     // A server that misses this write must not serve the key's old value later.
     if (masterConn === null) this.journal.add(master, kb, ks, ke);
     if (backupConn === null && backup !== NONE) this.journal.add(backup, kb, ks, ke);
-    if (masterConn !== null && backupConn !== null && (cmd === Cmd.DELETE || cmd === Cmd.MD) && warming(health, master)) {
-      // A delete on a warming master goes to the backup first: a warm-up fill
-      // (read from the backup, then added to the master) racing it from another
-      // proxy is then either deleted by it or finds the backup already empty
-      // when it checks (verifyFill).
+    if (masterConn !== null && backupConn !== null && (cmd === Cmd.DELETE || cmd === Cmd.MD)) {
+      // A delete goes to the backup first, whatever state this proxy sees the
+      // master in: another proxy may be warming it. Its warm-up fill (read from
+      // the backup, then added to the master) is then either deleted by this
+      // delete or finds the backup already empty when it checks (verifyFill).
+      // Sent in parallel, the delete could reach the master before the fill and
+      // the backup after the check, and the deleted value would stay.
       this.sendWrite(req, backupConn, Role.SHADOW, now, false);
       req.backupState = SENT;
       req.deferMaster = true;
@@ -478,17 +678,14 @@ export class Dispatcher implements ReplyHandler {
       req.backupIsTruth = backupConn !== null && recovering(health, master);
       req.ackAfterBackup = req.backupIsTruth || (backupConn !== null && warming(health, master));
       if (backupConn !== null) {
-        const isCas = cmd === Cmd.CAS || (cmd === Cmd.MS && (req.metaFlags & META_CAS) !== 0);
-        const queue = isCas || this.casQueues.size > 0 ? this.casQueue(req, isCas, kb, ks, ke) : undefined;
-        if (queue !== undefined) {
-          // Held (one reference) until drainCas sends it to the backup.
-          queue.push(req);
-          req.refs++;
-          if (!isCas) req.backupState = SENT;
+        if (isCasRequest(req)) {
+          // Its backup copy waits for the master's answer (casAnswered).
+          req.casHeld = true;
         } else {
           this.sendWrite(req, backupConn, Role.SHADOW, now, false);
           req.backupState = SENT;
         }
+        if (--this.sampleIn === 0) this.sampleIn = this.sampler.take(master, backup, kb, ks, ke);
       }
     } else if (backupConn !== null) {
       // Master down: the backup answers the client.
@@ -501,44 +698,20 @@ export class Dispatcher implements ReplyHandler {
     }
   }
 
-  /**
-   * The queue a write of this key must wait in for the backup: a cas starts one
-   * if there is none; other writes get one only if a cas is already waiting.
-   */
-  private casQueue(req: Request, isCas: boolean, kb: Buffer, ks: number, ke: number): Request[] | undefined {
-    const key = kb.toString('latin1', ks, ke);
-    let queue = this.casQueues.get(key);
-    if (queue === undefined && isCas) {
-      queue = [];
-      this.casQueues.set(key, queue);
-    }
-    if (queue !== undefined) req.casKey = key;
-    return queue;
-  }
-
-  /** Sends the backup copies that waited behind cas requests the master has now answered. */
-  private drainCas(key: string): void {
-    const queue = this.casQueues.get(key);
-    if (queue === undefined) return;
+  /** The master answered a held cas: if it stored the item, the backup gets it as a set. */
+  private casAnswered(req: Request, stored: boolean): void {
+    req.casHeld = false;
+    if (!stored) return;
     const now = performance.now();
-    while (queue.length > 0) {
-      const r = queue[0]!;
-      if (r.casState === CAS_WAITING && isCasRequest(r)) return;
-      queue.shift();
-      r.casKey = null;
-      const conn = shadowTarget(this.health, r.backup) !== NONE ? this.connection(r.backup, r.affinity, now) : null;
-      if (isCasRequest(r)) {
-        if (r.casState === CAS_STORED && conn !== null) this.sendWrite(r, conn, Role.FORGET, now, true);
-      } else if (conn !== null) {
-        this.sendWrite(r, conn, Role.SHADOW, now, false);
-      } else {
-        this.routeKey(r);
-        this.journal.add(r.backup, this.kb, this.ks, this.ke);
-        this.shadowFailed(r);
-      }
-      this.release(r);
+    const conn = shadowTarget(this.health, req.backup) !== NONE ? this.connection(req.backup, req.affinity, now) : null;
+    if (conn !== null) {
+      // Compared like any write: an ma's new value tells whether the backup's counter had diverged.
+      this.sendWrite(req, conn, Role.SHADOW, now, true);
+      req.backupState = SENT;
+      return;
     }
-    this.casQueues.delete(key);
+    this.routeKey(req);
+    this.journal.add(req.backup, this.kb, this.ks, this.ke);
   }
 
   private sendWrite(req: Request, conn: BackendConnection, role: number, now: number, casAsSet: boolean): void {
@@ -589,6 +762,16 @@ export class Dispatcher implements ReplyHandler {
     req.keys[1] = ke;
     req.keyCount = 1;
     if (base64) req.decodedKey = Buffer.from(buf.toString('latin1', ks, ke), 'base64');
+    req.dropping = true;
+    this.routeSingle(req);
+    if (req.backup === NONE || this.sequencer.acquire(req, this.router.hashed & (STRIPES - 1), this)) {
+      this.dropLocked(req);
+      this.settleStripe(req);
+    }
+    this.release(req);
+  }
+
+  private dropLocked(req: Request): void {
     this.routeSingle(req);
     const kb = this.kb;
     const kks = this.ks;
@@ -600,7 +783,6 @@ export class Dispatcher implements ReplyHandler {
     else this.journal.add(master, kb, kks, kke);
     if (shadowTarget(this.health, backup) !== NONE) this.deleteKey(req, backup, kb, kks, kke, now);
     else if (backup !== NONE) this.journal.add(backup, kb, kks, kke);
-    this.release(req);
   }
 
   private flushAllServers(req: Request): void {
@@ -732,10 +914,12 @@ export class Dispatcher implements ReplyHandler {
       case Role.INVALIDATE: this.invalidateAnswered(server, isErrorReply(buf, start)); break;
       case Role.WARM_LOOKUP: this.warmLookupAnswered(req, op.keyIndex, buf, start, end); break;
       case Role.WARM_VERIFY: this.verifyAnswered(req, op, buf, start, end); break;
+      case Role.CHECK: this.checkAnswered(req, server, buf, start, end, false); break;
       case Role.WARM_FILL:
         // HD: the fill was added; NS: the master had the key already, nothing to check.
         if (buf[start] === 0x48 && buf[start + 1] === 0x44) this.verifyFill(req, op.keyIndex, op.peer, op.token);
         break;
+      case Role.WARM_PREFILL: this.prefillAnswered(req, buf, start, end); break;
       case Role.CLIENT:
         if (req.cmd <= Cmd.GATS) this.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.flushAnswered(req, buf, start, end);
@@ -745,6 +929,8 @@ export class Dispatcher implements ReplyHandler {
       default: this.shadowAnswered(req, replyLine(buf, start, end));
     }
     this.pools.freeOp(op);
+    req.pendingOps--;
+    this.settleStripe(req);
     this.release(req);
   }
 
@@ -810,9 +996,8 @@ export class Dispatcher implements ReplyHandler {
       if (req.ackAfterBackup && req.backupState === SENT) return;
       if (req.ackAfterBackup && req.backupState === ANSWERED) { this.settleWarmWrite(req); return; }
       this.complete(req);
-      if (req.casKey !== null && isCasRequest(req)) {
-        req.casState = line.equals(wire.STORED) || (req.cmd === Cmd.MS && line[0] === 0x48 && line[1] === 0x44) ? CAS_STORED : CAS_REFUSED;
-        this.drainCas(req.casKey);
+      if (req.casHeld) {
+        this.casAnswered(req, line.equals(wire.STORED) || isMetaSuccess(req, line));
       } else if (req.backupState === ANSWERED) {
         this.compare(req);
       }
@@ -850,7 +1035,7 @@ export class Dispatcher implements ReplyHandler {
     // land) leaves the server possibly stale for that key: it must not serve reads
     // until recovery has cleared it, whatever the failure limit says for reads.
     if (this.failing === Failure.TIMEOUT && !retrieval && role !== Role.WARM_LOOKUP &&
-        role !== Role.WARM_VERIFY && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
+        role !== Role.WARM_VERIFY && role !== Role.WARM_PREFILL && req.cmd !== Cmd.MG && req.cmd !== Cmd.ME && this.health.markDown(server)) {
       log.warn('server marked down', { server: this.servers[server]![0]!.address.name, reason: 'a write to it timed out' });
     }
     // The op goes back to its pool at the end; a retrieval's keys move to the failover.
@@ -869,6 +1054,7 @@ export class Dispatcher implements ReplyHandler {
         req.waiting--;
         if (!this.sendMetaRead(req, server, warm)) this.metaMiss(req);
       }
+      req.pendingOps--;
       this.release(req);
       return;
     }
@@ -876,6 +1062,9 @@ export class Dispatcher implements ReplyHandler {
       case Role.FORGET: break;
       case Role.INVALIDATE: this.invalidateAnswered(server, true); break;
       case Role.WARM_VERIFY: case Role.WARM_FILL: break;
+      case Role.CHECK: this.checkAnswered(req, server, wire.NOTHING, 0, 0, true); break;
+      // The backup failed: the request goes on without the copy.
+      case Role.WARM_PREFILL: this.resume(req); break;
       case Role.WARM_LOOKUP:
         // The backup failed too: the key is a miss.
         if (--req.waiting === 0) this.complete(req);
@@ -908,6 +1097,8 @@ export class Dispatcher implements ReplyHandler {
         this.journal.add(server, this.kb, this.ks, this.ke);
         this.shadowFailed(req);
     }
+    req.pendingOps--;
+    this.settleStripe(req);
     this.release(req);
   }
 
@@ -915,10 +1106,7 @@ export class Dispatcher implements ReplyHandler {
     req.waiting--;
     if (server < this.masterCount && req.masterState === SENT) {
       req.masterState = FAILED;
-      if (req.casKey !== null && isCasRequest(req)) {
-        req.casState = CAS_REFUSED;
-        this.drainCas(req.casKey);
-      }
+      if (req.casHeld) this.casAnswered(req, false);
       // The backup's reply, when it has or will come, answers the client.
       if (req.backupState === ANSWERED) { req.reply = req.backupReply; this.complete(req); }
       else if (req.backupState !== SENT) { req.reply = wire.SERVER_ERROR_UNAVAILABLE; this.complete(req); }
@@ -947,7 +1135,7 @@ export class Dispatcher implements ReplyHandler {
     if (isMissReply(m) && !isMissReply(b) && !isErrorReply(b, 0)) {
       req.reply = quieted(req, b) ? wire.NOTHING : b;
       this.complete(req);
-      this.warmLookup(req, 0);
+      if (!isDelete(req)) this.warmLookup(req, 0);
       return;
     }
     this.complete(req);
@@ -968,6 +1156,10 @@ export class Dispatcher implements ReplyHandler {
     }
     this.sendWrite(req, conn, Role.CLIENT, performance.now(), false);
     req.masterState = SENT;
+    // As for other writes (writeLocked): a recovering master's reply is not the
+    // truth, and a warming one may lack the key the backup just deleted.
+    req.backupIsTruth = recovering(this.health, req.master);
+    req.ackAfterBackup = req.backupIsTruth || warming(this.health, req.master);
   }
 
   /** The backup copy of a write was lost; if the master's was too, the client learns it. */
@@ -987,7 +1179,8 @@ export class Dispatcher implements ReplyHandler {
    * A write may not: whether it landed is unknown.
    */
   retryable(op: Op): boolean {
-    if (op.role === Role.WARM_LOOKUP) return true;
+    // A check of a written key reads: it is sent again (checkAnswered) as a failure.
+    if (op.role === Role.WARM_LOOKUP || op.role === Role.CHECK) return true;
     if (op.role !== Role.CLIENT) return false;
     const req = op.req!;
     return !req.retried && (op.kind === Expect.RETRIEVAL || op.kind === Expect.META_GET || req.cmd === Cmd.MG || req.cmd === Cmd.ME);
@@ -1034,15 +1227,49 @@ export class Dispatcher implements ReplyHandler {
     const now = performance.now();
     const conn = this.connection(backup, req.affinity, now);
     if (conn === null) return;
-    const op = this.newOp(req, Role.WARM_LOOKUP, Expect.META);
-    op.keyIndex = i;
     req.waiting++;
+    this.lookup(conn, req, Role.WARM_LOOKUP, i, now);
+  }
+
+  /** mg <key> v f t c on the backup: its value, client flags, remaining TTL and cas. */
+  private lookup(conn: BackendConnection, req: Request, role: number, i: number, now: number): void {
+    const op = this.newOp(req, role, Expect.META);
+    op.keyIndex = i;
     const out = conn.outbox;
     out.addAll(MG);
     this.keyToken(out, req, i);
     out.addAll(WARM_LOOKUP_FLAGS);
     out.addAll(wire.CRLF);
     conn.enqueue(op, now);
+  }
+
+  /**
+   * A write (or mg N) that depends on the key's current value, to a warming
+   * master that may lack a key the backup has: looks the key up on the backup
+   * first; its answer fills the master and sends the request on (resume). False
+   * when there is nothing to look up (not warming, no backup, or done already).
+   */
+  private prefill(req: Request): boolean {
+    const backup = req.backup;
+    if (req.prefilled || backup === NONE || !warming(this.health, req.master) || !this.health.isUp(backup)) return false;
+    const now = performance.now();
+    const conn = this.connection(backup, req.affinity, now);
+    if (conn === null) return false;
+    req.prefilled = true;
+    this.lookup(conn, req, Role.WARM_PREFILL, 0, now);
+    return true;
+  }
+
+  private prefillAnswered(req: Request, buf: Buffer, start: number, end: number): void {
+    const v = parseVA(buf, start, end);
+    // The fill goes to the master's connection ahead of the request: memcached applies them in that order.
+    if (v !== null && v.ttl !== 0) this.fill(req, 0, req.master, v.flags, v.ttl, buf.subarray(v.dataStart, v.dataStart + v.size), v.cas);
+    this.resume(req);
+  }
+
+  private resume(req: Request): void {
+    if (req.cmd === Cmd.MG) this.metaRead(req);
+    else this.write(req);
   }
 
   /** The key as sent on the wire: text keys as they are, meta keys as the client wrote them (b adds " b"). */
@@ -1164,10 +1391,13 @@ export class Dispatcher implements ReplyHandler {
 
   /** Master and backup both answered a write: a disagreement removes the key from the backup. */
   private compare(req: Request): void {
-    const m = req.masterReply!;
-    const b = req.backupReply!;
-    if (m === b || (m.length === b.length && m.equals(b))) return;
+    // Whichever of them had the key, a delete left it on neither; each server has
+    // its own cas counter: "HD c7" and "HD c9" agree.
+    if (isDelete(req) || sameMeaning(req.masterReply!, req.backupReply!, req.cmd >= Cmd.MG)) return;
     this.counters[C.BACKUP_REPAIRS]!++;
+    // SERVER_ERROR (out of memory, -M): the backup refused what the master stored.
+    const b = req.backupReply!;
+    if (b[0] === 0x53 && b[6] === 0x5f) this.stats[req.backup]![S.WRITE_REFUSALS]!++;
     this.routeKey(req);
     this.deleteKey(req, req.backup, this.kb, this.ks, this.ke, performance.now());
   }
@@ -1198,6 +1428,15 @@ export class Dispatcher implements ReplyHandler {
 
   /** After a reload: the requests still in flight finish here, then the connections close. */
   retire(): void {
+    // Queued checks would open these connections again once they are closed;
+    // the new dispatcher checks the writes it sends.
+    this.retired = true;
+    if (this.checkTimer !== null) { clearTimeout(this.checkTimer); this.checkTimer = null; }
+    const due = this.checksDue;
+    for (let i = this.checksHead; i < due.length; i++) this.release(due[i]!);
+    due.length = 0;
+    this.checksHead = 0;
+    this.queuedCheck.fill(null);
     const check = (): void => {
       for (const conns of this.servers) for (const c of conns) if (c.inflight > 0) return;
       clearInterval(timer);
@@ -1232,8 +1471,29 @@ function quieted(req: Request, line: Buffer): boolean {
   return req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41;
 }
 
+function isDelete(r: Request): boolean {
+  return r.cmd === Cmd.DELETE || r.cmd === Cmd.MD;
+}
+
+/** add, cas, and the meta writes whose outcome depends on the key's value (ms E/A/P/R or C, ma N or C) */
+function dependsOnValue(r: Request): boolean {
+  const cmd = r.cmd;
+  return cmd === Cmd.ADD || cmd === Cmd.CAS || (cmd >= Cmd.MS && (r.metaFlags & (META_DEPENDS | META_CAS)) !== 0);
+}
+
+/**
+ * A write conditional on the master's cas id (cas; ms, md, ma with C): the
+ * backup, whose cas ids are its own, gets it without the condition once the
+ * master has applied it.
+ */
 function isCasRequest(r: Request): boolean {
-  return r.cmd === Cmd.CAS || (r.cmd === Cmd.MS && (r.metaFlags & META_CAS) !== 0);
+  return r.cmd === Cmd.CAS || (r.cmd >= Cmd.MS && r.cmd <= Cmd.MA && (r.metaFlags & META_CAS) !== 0);
+}
+
+/** HD, or the VA of an ma that returned its value */
+function isMetaSuccess(req: Request, line: Buffer): boolean {
+  if (req.cmd < Cmd.MS) return false;
+  return (line[0] === 0x48 && line[1] === 0x44) || (req.cmd === Cmd.MA && line[0] === 0x56 && line[1] === 0x41);
 }
 
 /** NOT_FOUND, NOT_STORED, or their meta forms NF, NS, EN */
@@ -1267,6 +1527,10 @@ function parseVA(buf: Buffer, start: number, end: number): { size: number; flags
     else if (t[0] === 'c') cas = t.slice(1);
   }
   return { size: Number(parts[1]), flags, ttl, cas, dataStart: nl + 1 };
+}
+
+function checkWrites(d: Dispatcher): void {
+  d.runChecks();
 }
 
 function* chain<T>(a: Iterator<T>, b: Iterator<T>): Generator<T> {

@@ -9,11 +9,15 @@ import { initXxhash } from '../routing/xxhash.js';
 import { Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
+import { ServerFigures } from '../shared/server-figures.js';
 import { log, setLogLevel } from '../log.js';
 import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
 import { Pools } from './request.js';
 import { LocalCommands } from './local.js';
+import { Sequencer } from './sequencer.js';
+import { StripeTable } from '../shared/stripes.js';
+import { PendingBytes, pendingShare } from './pending-bytes.js';
 
 export interface WorkerInit {
   id: number;
@@ -21,6 +25,10 @@ export interface WorkerInit {
   health: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   serverStats: SharedArrayBuffer;
+  /** the write stripes (shared/stripes.ts); this worker holds them as owner id + 1 */
+  stripes: SharedArrayBuffer;
+  /** ServerFigures (shared/server-figures.ts) */
+  figures: SharedArrayBuffer;
   /** this worker's row in the counters */
   row: number;
   startedAt: number;
@@ -36,6 +44,7 @@ await initXxhash();
 const counters = new Counters(init.counters, true);
 const row = counters.row(init.row);
 const pools = new Pools();
+const sequencer = new Sequencer(new StripeTable(init.stripes), init.id + 1);
 const onInvalidated = (server: number, ok: boolean, deleted: number): void => parentPort!.postMessage({ type: 'invalidated', server, ok, deleted });
 
 /** How long journaled keys of masters gather before they go to the main thread for publishing. */
@@ -51,13 +60,26 @@ function shareJournal(): void {
 }
 const onJournalShared = (): void => { shareTimer ??= setTimeout(shareJournal, SHARE_DELAY_MS); };
 
+/** Every retry interval: the keys sampled from replicated writes go to the main thread's coverage check. */
+function shareSamples(): void {
+  const entries = ctx.dispatcher.sampler.drain();
+  if (entries.length > 0) parentPort!.postMessage({ type: 'sampled', entries });
+  setTimeout(shareSamples, ctx.dispatcher.config.retryIntervalMs).unref();
+}
+
 function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
-  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared);
+  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared, sequencer);
 }
 
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);
-const ctx = { dispatcher: dispatcherFor(init.config, init.health, serverStats), parser: new RequestParser(init.config.maxItemSize) };
-const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats);
+const ctx = {
+  dispatcher: dispatcherFor(init.config, init.health, serverStats),
+  parser: new RequestParser(init.config.maxItemSize),
+  pending: new PendingBytes(pendingShare(init.config)),
+};
+const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats, new ServerFigures(init.figures));
+
+setTimeout(shareSamples, init.config.retryIntervalMs).unref();
 
 let draining = false;
 const receiver = new HandoffReceiver(
@@ -78,7 +100,7 @@ const receiver = new HandoffReceiver(
   },
 );
 
-interface Message { type: string; server?: number; flush?: boolean; keys?: string[]; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer }
+interface Message { type: string; server?: number; flush?: boolean; keys?: string[]; config?: Config; health?: SharedArrayBuffer; serverStats?: SharedArrayBuffer; figures?: SharedArrayBuffer }
 
 parentPort!.on('message', (m: Message) => {
   if (m.type === 'invalidate') {
@@ -96,7 +118,8 @@ parentPort!.on('message', (m: Message) => {
     ctx.dispatcher = next;
     old.retire();
     ctx.parser = new RequestParser(config.maxItemSize);
-    local.reconfigure(config, new HealthTable(m.health!), serverStats);
+    ctx.pending.limit = pendingShare(config);
+    local.reconfigure(config, new HealthTable(m.health!), serverStats, new ServerFigures(m.figures!));
     setLogLevel(config.verbose);
   } else if (m.type === 'drain') {
     draining = true;

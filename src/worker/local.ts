@@ -1,4 +1,14 @@
 // Commands the proxy answers itself: version, verbosity and stats.
+//
+//   stats                      mcrelay's counters, then the servers' own totals
+//                              (shared/server-figures.ts SUMMED) over the masters
+//                              serving reads, as the prober last read them
+//   stats servers | reset      per backend figures | mcrelay's counters from zero
+//   stats settings             mcrelay's settings, in memcached's format
+//   stats [<group>] <server>   forwarded to that one server (a connection of its
+//                              own), its reply returned as it came
+//   stats <group>              a group about the servers' memory (items, slabs,
+//                              sizes, conns, ...) with no server: CLIENT_ERROR usage
 
 import { Cmd } from '../protocol/commands.js';
 import type { RequestParser } from '../protocol/request-parser.js';
@@ -6,13 +16,26 @@ import * as wire from '../protocol/wire.js';
 import { C, type Counters } from '../shared/counters.js';
 import { VERSION } from '../version.js';
 import type { Config } from '../config/config.js';
-import { STATE_NAMES, unpackVersion, type HealthTable } from '../shared/health.js';
-import { S, type ServerStats } from '../shared/server-stats.js';
+import { STATE_NAMES, UP, WARMING, unpackVersion, type HealthTable } from '../shared/health.js';
+import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
+import { F, figure, PER_SERVER, ServerFigures, SUMMED } from '../shared/server-figures.js';
+import { endsWithEnd, exchange } from '../main/server-request.js';
 import type { ClientConnection } from './client.js';
+import type { Request } from './request.js';
 
 export const STATS_GENERAL = 0;
 export const STATS_SERVERS = 1;
 export const STATS_RESET = 2;
+export const STATS_SETTINGS = 3;
+/** answered at once with LocalCommands.answer */
+export const STATS_ANSWER = 4;
+/** sent to one server: LocalCommands.forward() */
+export const STATS_FORWARD = 5;
+
+/** stats groups memcached answers that are about one server's memory or connections */
+const SERVER_GROUPS = new Set(['items', 'slabs', 'sizes', 'conns', 'extstore', 'settings']);
+/** stats sub-commands that change a server's settings: a proxy does not pass them on */
+const SERVER_TOGGLES = new Set(['sizes_enable', 'sizes_disable']);
 
 /**
  * What `version` says until a server has told the prober its own. Clients read
@@ -24,6 +47,12 @@ export const FALLBACK_SERVER_VERSION = '1.6.0';
 
 export class LocalCommands {
   private serverNames: string[];
+  /** statsKind() STATS_ANSWER: the reply */
+  answer: Buffer = wire.ERROR;
+  /** statsKind() STATS_FORWARD: the server and the line to send it */
+  private forwardTo = 0;
+  private forwardLine = '';
+  private readonly block = ServerFigures.block();
 
   constructor(
     private config: Config,
@@ -32,15 +61,17 @@ export class LocalCommands {
     private readonly startedAt: number,
     private health: HealthTable,
     private serverStats: ServerStats,
+    private figures: ServerFigures,
   ) {
     this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
   }
 
   /** After a reload: the new server list and its tables. */
-  reconfigure(config: Config, health: HealthTable, serverStats: ServerStats): void {
+  reconfigure(config: Config, health: HealthTable, serverStats: ServerStats, figures: ServerFigures): void {
     this.config = config;
     this.health = health;
     this.serverStats = serverStats;
+    this.figures = figures;
     this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
   }
 
@@ -74,21 +105,62 @@ export class LocalCommands {
   }
 
   /**
-   * Which stats a `stats` line asks for: STATS_GENERAL, STATS_SERVERS, or -1 for
-   * a sub-command it does not know (memcached answers ERROR to those).
+   * Which stats a `stats` line asks for (STATS_*). STATS_ANSWER leaves the reply
+   * in `answer`: ERROR for a sub-command memcached does not know either, a
+   * CLIENT_ERROR for a form mcrelay cannot answer for all servers at once.
    */
   statsKind(buf: Buffer, parser: RequestParser): number {
     let i = parser.lineStart;
     while (buf[i] === 0x20) i++;
-    i += 5;
-    while (i < parser.lineEnd && buf[i] === 0x20) i++;
-    if (i === parser.lineEnd) return STATS_GENERAL;
-    let e = i;
-    while (e < parser.lineEnd && buf[e] !== 0x20) e++;
-    const sub = buf.toString('latin1', i, e);
-    if (sub === 'servers') return STATS_SERVERS;
-    if (sub === 'reset') return STATS_RESET;
-    return -1;
+    const args = buf.toString('latin1', i + 5, parser.lineEnd).split(' ').filter((t) => t !== '');
+    if (args.length === 0) return STATS_GENERAL;
+    if (args.length === 1 && args[0] === 'servers') return STATS_SERVERS;
+    if (args.length === 1 && args[0] === 'reset') return STATS_RESET;
+    const server = this.serverNames.indexOf(args[args.length - 1]!);
+    const rest = server < 0 ? args : args.slice(0, -1);
+    const group = rest[0] ?? '';
+    if (SERVER_TOGGLES.has(group) || (group === 'detail' && (rest[1] === 'on' || rest[1] === 'off')) || (group === 'reset' && server >= 0)) {
+      return this.answerWith(`CLIENT_ERROR stats ${rest.join(' ')} changes a server's settings: mcrelay does not pass it on; send it to the server directly`);
+    }
+    const forwardable = rest.length === 0 || (rest.length === 1 && SERVER_GROUPS.has(group)) ||
+      (group === 'detail' && rest[1] === 'dump' && rest.length === 2) || (group === 'cachedump' && rest.length === 3);
+    if (server >= 0) {
+      if (!forwardable) return this.answerWith('ERROR');
+      this.forwardTo = server;
+      this.forwardLine = `stats${rest.length > 0 ? ' ' : ''}${rest.join(' ')}\r\n`;
+      return STATS_FORWARD;
+    }
+    if (rest.length === 1 && group === 'settings') return STATS_SETTINGS;
+    if (forwardable) {
+      return this.answerWith(`CLIENT_ERROR usage: stats ${rest.join(' ')} <server>, a server as stats servers names it: mcrelay answers this for one server at a time`);
+    }
+    if (group === 'detail') return this.answerWith('CLIENT_ERROR usage: stats detail dump <server>');
+    const last = args[args.length - 1]!;
+    if (args.length >= 2 && (last.includes(':') || last.startsWith('/'))) {
+      return this.answerWith(`CLIENT_ERROR unknown server ${last}: stats servers lists mcrelay's servers`);
+    }
+    return this.answerWith('ERROR');
+  }
+
+  private answerWith(line: string): number {
+    this.answer = line === 'ERROR' ? wire.ERROR : Buffer.from(`${line}\r\n`, 'latin1');
+    return STATS_ANSWER;
+  }
+
+  /**
+   * Sends the line statsKind() found to its server on a connection of its own,
+   * and completes `req` with the server's reply (SERVER_ERROR if none came
+   * whole within the timeout). `release` drops the reference req holds for it.
+   */
+  forward(req: Request, release: (req: Request) => void): void {
+    const address = [...this.config.masters, ...this.config.backups][this.forwardTo]!;
+    void exchange(address, this.forwardLine, this.config.timeoutMs, endsWithEnd).then(({ text }) => {
+      const whole = text !== null && (endsWithEnd(text) || /^(ERROR|CLIENT_ERROR|SERVER_ERROR)[^\n]*\r\n$/.test(text));
+      req.reply = whole ? Buffer.from(text, 'latin1') : wire.SERVER_ERROR_UNAVAILABLE;
+      req.done = true;
+      req.client?.replyReady();
+      release(req);
+    });
   }
 
   /** The figures, taken when the reply is written (after the requests before it). */
@@ -97,7 +169,39 @@ export class LocalCommands {
       this.counters.reset();
       return wire.RESET;
     }
+    if (kind === STATS_SETTINGS) return this.settings();
     return kind === STATS_SERVERS ? this.serverStatsReply() : this.stats();
+  }
+
+  /** stats settings: mcrelay's own, under memcached's names where memcached has the setting. */
+  settings(): Buffer {
+    const c = this.config;
+    const lines: Array<[string, string | number]> = [
+      ['maxconns', c.maxConnections],
+      ['tcpport', c.listen.path !== null && c.listen.port === 0 ? 0 : c.listen.port],
+      ['inter', c.listen.host === '' ? 'NULL' : c.listen.host],
+      ['verbosity', c.verbose],
+      ['domain_socket', c.listen.path ?? 'NULL'],
+      ['umask', c.unixSocketMode.toString(8)],
+      ['num_threads', c.workers],
+      ['item_size_max', c.maxItemSize],
+      ['masters', c.masters.map((s) => s.name).join(',')],
+      ['backups', c.backups.length === 0 ? 'NULL' : c.backups.map((s) => s.name).join(',')],
+      ['distribution', c.distribution],
+      ['connections_per_server', c.connectionsPerServer],
+      ['timeout_ms', c.timeoutMs],
+      ['retry_interval_ms', c.retryIntervalMs],
+      ['failure_limit', c.failureLimit],
+      ['warmup_seconds', c.warmupSeconds],
+      ['warmup_done_ratio', c.warmupDoneRatio],
+      ['journal_max_keys', c.journalMaxKeys],
+      ['backup_coverage_warn', c.backupCoverageWarn],
+      ['drain_seconds', c.drainSeconds],
+      ['admin', c.admin === null ? 'off' : `${c.admin.host}:${c.admin.port}`],
+    ];
+    let s = '';
+    for (const [k, v] of lines) s += `STAT ${k} ${v}\r\n`;
+    return Buffer.from(`${s}END\r\n`, 'latin1');
   }
 
   stats(): Buffer {
@@ -133,6 +237,17 @@ export class LocalCommands {
     ];
     let s = '';
     for (const [k, v] of lines) s += `STAT ${k} ${v}\r\n`;
+    // The servers' own totals: over the masters serving reads (the cache clients
+    // see), from the prober's last poll; backups are in stats servers.
+    const sums = new Array<number>(SUMMED.length).fill(0);
+    for (let m = 0; m < this.config.masters.length; m++) {
+      const state = this.health.state(m);
+      if (state !== UP && state !== WARMING) continue;
+      const b = this.figures.copy(m, this.block);
+      if (b[F.POLLED_AT] === 0) continue;
+      for (let k = 0; k < SUMMED.length; k++) sums[k]! += b[F.FIRST + k]!;
+    }
+    for (let k = 0; k < SUMMED.length; k++) s += `STAT ${SUMMED[k]} ${sums[k]}\r\n`;
     return Buffer.from(`${s}END\r\n`, 'latin1');
   }
 
@@ -158,9 +273,21 @@ export class LocalCommands {
         ['restarts_seen', st.sum(i, S.RESTARTS)],
         ['flushes', st.sum(i, S.FLUSHES)],
         ['invalidated_keys', st.sum(i, S.INVALIDATED)],
+        ['restore_state', RESTORE_STATES[st.sum(i, S.RESTORE_STATE)] ?? 'idle'],
+        ['restore_keys_copied', st.sum(i, S.RESTORE_COPIED)],
+        ['restore_keys_skipped', st.sum(i, S.RESTORE_SKIPPED)],
+        ['restore_seconds', st.sum(i, S.RESTORE_SECONDS).toFixed(1)],
+        ['backup_divergences', st.sum(i, S.BACKUP_DIVERGENCES)],
         ['latency_p50_ms', st.percentile(i, 0.5).toFixed(3)],
         ['latency_p99_ms', st.percentile(i, 0.99).toFixed(3)],
       ];
+      // The server's own figures, while the prober's last poll of it is current.
+      const b = this.figures.copy(i, this.block);
+      if (b[F.POLLED_AT] !== 0) for (const f of PER_SERVER) fields.push([f, b[figure(f)]!]);
+      if (i >= masters) {
+        fields.push(['write_refusals', st.sum(i, S.WRITE_REFUSALS)]);
+        if (!Number.isNaN(b[F.COVERAGE]!)) fields.push(['coverage', b[F.COVERAGE]!.toFixed(3)], ['coverage_checked', b[F.COVERAGE_CHECKED]!]);
+      }
       for (const [k, v] of fields) s += `STAT ${name}:${k} ${v}\r\n`;
     }
     return Buffer.from(`${s}END\r\n`, 'latin1');

@@ -8,6 +8,7 @@
 
 import type { BackendConnection } from '../backend/connection.js';
 import type { ClientConnection } from './client.js';
+import type { StripeHolder } from './sequencer.js';
 
 /** What an op is for, which decides what its reply does. */
 export const Role = {
@@ -25,6 +26,10 @@ export const Role = {
   WARM_VERIFY: 5,
   /** warm-up: the copy of a backup's item into the warming master */
   WARM_FILL: 6,
+  /** a written key read on its master and on its backup, to find a divergence (worker/dispatch.ts) */
+  CHECK: 7,
+  /** warm-up: the backup's item looked up before a write that depends on it (add, cas, ma N...) */
+  WARM_PREFILL: 8,
 } as const;
 
 export class Request {
@@ -92,10 +97,26 @@ export class Request {
   deferMaster = false;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
-  /** set while this write waits in a cas queue (worker/dispatch.ts) */
-  casKey: string | null = null;
-  /** a cas: waiting for the master, stored, or refused */
-  casState = 0;
+  /** a cas whose backup copy waits for the master's answer (worker/dispatch.ts casAnswered) */
+  casHeld = false;
+  /** the write stripe this write holds (worker/sequencer.ts), or -1 */
+  stripe = -1;
+  /** parked for its stripe: what resumes it */
+  holder: StripeHolder | null = null;
+  /** a dropKey delete (no client line to forward) */
+  dropping = false;
+  /** a check of a written key on master and backup, not a client's request */
+  checking = false;
+  /** check: how many times master and backup were found to differ in a row */
+  strikes = 0;
+  /** check: when it is to be sent (performance.now() ms) */
+  dueAt = 0;
+  /** check: how many times its reads failed */
+  checkFailures = 0;
+  /** backend ops started and not yet answered or failed */
+  pendingOps = 0;
+  /** the key was looked up on the backup (and copied into the warming master) before this request went */
+  prefilled = false;
 
   keyStart(i: number): number { return this.keys[2 * i]!; }
   keyEnd(i: number): number { return this.keys[2 * i + 1]!; }
@@ -129,15 +150,28 @@ export class Request {
     const values = this.values;
     for (let i = 0; i < this.valueCount; i++) values[i] = null;
     this.valueCount = 0;
+    // A pooled request keeps its tables for the next one, but not a giant get's.
+    if (this.keys.length > MAX_KEPT_KEYS * 2) this.keys = new Int32Array(2);
+    if (this.valueSpans.length > MAX_KEPT_KEYS * 2) {
+      this.valueSpans = new Int32Array(2);
+      this.values = [];
+    }
     this.waiting = 0;
     this.refs = 0;
     this.masterReply = null;
     this.backupReply = null;
     this.masterState = 0;
     this.backupState = 0;
-    this.casKey = null;
-    this.casState = 0;
+    this.casHeld = false;
+    this.stripe = -1;
+    this.holder = null;
+    this.dropping = false;
+    this.checking = false;
+    this.strikes = 0;
+    this.checkFailures = 0;
+    this.pendingOps = 0;
     this.retried = false;
+    this.prefilled = false;
     this.ackAfterBackup = false;
     this.deferMaster = false;
     this.backupIsTruth = false;
@@ -150,6 +184,8 @@ export class Request {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Key and value tables up to this many keys stay with a pooled request or op. */
+const MAX_KEPT_KEYS = 4096;
 
 export class Op {
   req: Request | null = null;
@@ -181,6 +217,7 @@ export class Op {
     this.req = null;
     this.keyBuf = null;
     this.warm = false;
+    if (this.keyCount > MAX_KEPT_KEYS) this.keyIdx = [];
     this.keyCount = 0;
     this.cursor = 0;
     this.server = -1;

@@ -38,6 +38,11 @@ const NAMES: Record<string, number> = {
 const MEMCACHED_ONLY = new Set(['shutdown', 'slabs', 'cache_memlimit', 'debugtime', 'bget', 'lru_crawler', 'watch',
   'lru', 'misbehave', 'extstore', 'refresh_certs']);
 
+/** Those mcrelay refuses with a CLIENT_ERROR of its own (src/protocol/commands.ts). */
+const PROXY_REFUSED = new Set(['watch', 'lru_crawler', 'lru', 'slabs', 'shutdown', 'cache_memlimit', 'extstore', 'misbehave', 'debugtime']);
+const refusedReply = (name: string): string => `CLIENT_ERROR ${name} is not passed on by mcrelay: it acts on one server, send it to that server directly\r\n`;
+export const PROXY_REFUSED_REPLIES: readonly string[] = [...PROXY_REFUSED].map(refusedReply);
+
 export const REPLIES = {
   ERROR: 'ERROR\r\n',
   FORMAT: 'CLIENT_ERROR bad command line format\r\n',
@@ -276,6 +281,8 @@ export class RequestModel {
       // that command; "t HTTP/", "mz HTTP/", "statsx HTTP/" are ERROR; "xx HTTP/",
       // "pzz HTTP/", "mnx HTTP/", "GET / HTTP/1.1" close; "get / HTTP/1.1" is a get.
       if (!meta && !'gsacidt'.includes(name[0]!) && tokens[ntokens - 2]!.startsWith('HTTP/')) return { t: 'close', http: true };
+      // mcrelay: memcached's commands that act on one server are refused, saying so.
+      if (PROXY_REFUSED.has(name)) return reply(M.UNKNOWN, refusedReply(name));
       return reply(M.UNKNOWN, REPLIES.ERROR);
     }
     // set_noreply_maybe: the last real token

@@ -33,8 +33,10 @@ interface Pair {
   upstream: net.Socket;
   /** the reply side went dead on purpose (cut): nothing more is forwarded */
   dead: boolean;
-  /** delayed replies not yet written */
-  timers: Set<NodeJS.Timeout>;
+  /** delayed replies not yet written, in order, each with when it is due (performance.now()) */
+  held: Array<{ at: number; d: Buffer }>;
+  /** the timer that writes the head of `held` when it is due */
+  timer: NodeJS.Timeout | null;
 }
 
 export class FaultRelay {
@@ -77,12 +79,13 @@ export class FaultRelay {
     client.setNoDelay(true);
     const upstream = net.connect(this.targetPort, this.targetHost);
     upstream.setNoDelay(true);
-    const pair: Pair = { client, upstream, dead: false, timers: new Set() };
+    const pair: Pair = { client, upstream, dead: false, held: [], timer: null };
     this.pairs.add(pair);
     let clientClosedFirst: boolean | null = null;
     const done = (): void => {
       if (!this.pairs.delete(pair)) return;
-      for (const t of pair.timers) clearTimeout(t);
+      if (pair.timer !== null) clearTimeout(pair.timer);
+      pair.held = [];
       if (clientClosedFirst === true) this.closedByClient++;
       client.destroy();
       upstream.destroy();
@@ -104,13 +107,13 @@ export class FaultRelay {
     const f = this.fault;
     switch (f.kind) {
       case 'pass':
-        pair.client.write(d);
+        // Replies still held by a delay that has just been switched off go first: TCP keeps order.
+        if (pair.held.length > 0) this.later(pair, d, 0);
+        else pair.client.write(d);
         return;
-      case 'delay': {
-        const t = setTimeout(() => { pair.timers.delete(t); if (!pair.client.destroyed) pair.client.write(d); }, f.ms);
-        pair.timers.add(t);
+      case 'delay':
+        this.later(pair, d, f.ms);
         return;
-      }
       case 'blackhole':
         return;
       case 'garbage':
@@ -129,6 +132,22 @@ export class FaultRelay {
         if (f.close) { relayCloses(); pair.client.end(); }
         return;
     }
+  }
+
+  /** Writes d to the proxy side after ms, and never before a reply held before it. */
+  private later(pair: Pair, d: Buffer, ms: number): void {
+    pair.held.push({ at: performance.now() + ms, d });
+    if (pair.timer === null) this.release(pair);
+  }
+
+  private release(pair: Pair): void {
+    pair.timer = null;
+    const now = performance.now();
+    while (pair.held.length > 0 && pair.held[0]!.at <= now) {
+      const { d } = pair.held.shift()!;
+      if (!pair.client.destroyed) pair.client.write(d);
+    }
+    if (pair.held.length > 0) pair.timer = setTimeout(() => this.release(pair), Math.max(1, pair.held[0]!.at - now));
   }
 
   /** Drops every open connection (as a restart of the relay would). */

@@ -4,6 +4,8 @@
 //
 //   this test --writes--> Counters(3) / ServerStats(2 workers, 2 servers) / HealthTable(2)
 //   fetch /metrics --> startAdmin --collect() at scrape time--> reads the same tables
+import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -11,10 +13,15 @@ import { startAdmin, type Admin, type AdminSources } from '../../src/main/admin.
 import { C, Counters } from '../../src/shared/counters.js';
 import { DOWN, HealthTable, UP } from '../../src/shared/health.js';
 import { recordLatency, S, ServerStats } from '../../src/shared/server-stats.js';
+import { freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { WireClient } from '../helpers/wire.js';
+import { eventually, roundTrip } from '../helpers/mc.js';
+import { ServerFigures } from '../../src/shared/server-figures.js';
 
 const counters = new Counters(3);
 const serverStats = new ServerStats(2, 2);
 const health = new HealthTable(2);
+const figures = new ServerFigures(2);
 let live = 2;
 let draining = false;
 
@@ -22,10 +29,13 @@ const sources: AdminSources = {
   counters,
   serverStats,
   health,
+  figures,
+  backupCoverageWarn: 0.95,
   servers: [{ name: '127.0.0.1:11211', role: 'master' }, { name: '127.0.0.1:12002', role: 'backup' }],
   workers: 2,
   liveWorkers: () => live,
   draining: () => draining,
+  drains: () => null,
 };
 
 let admin: Admin | undefined;
@@ -58,6 +68,7 @@ test.before(async () => {
   // Every reply of the master took 0.5 ms: all in the [256, 512) us bucket.
   for (let i = 0; i < 100; i++) recordLatency(m0, 0.5);
   serverStats.block(0, 1)[S.REQUESTS] = 7;
+  serverStats.block(1, 1)[S.BACKUP_DIVERGENCES] = 2;
   health.setState(1, DOWN);
 
   admin = await startAdmin({ admin: { host: '127.0.0.1', port: 0 } }, sources);
@@ -77,6 +88,14 @@ async function metrics(): Promise<string> {
   const r = await get('/metrics');
   assert.is(r.status, 200);
   return r.body;
+}
+
+/** What `promtool check metrics` finds wrong with an exposition ('' when nothing). */
+function promtoolCheck(body: string): string {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 30_000 });
+  if (r.error !== undefined) throw new Error(`promtool: ${r.error.message} (Debian: apt-get install -y prometheus)`);
+  const out = `${r.stdout}${r.stderr}`.trim();
+  return r.status === 0 ? out : `exit ${r.status}: ${out}`;
 }
 
 function has(body: string, line: string): void {
@@ -138,16 +157,41 @@ test('/metrics: per server, with its role and state', async () => {
     `mcrelay_server_inflight{${b}} 0`,
     `mcrelay_server_backup_reads_total{${m}} 5`,
     `mcrelay_server_warm_fills_total{${m}} 9`,
-    // Interpolated inside the log2 bucket [256, 512) us.
-    `mcrelay_server_latency_seconds{${m},quantile="0.5"} 0.000384`,
-    `mcrelay_server_latency_seconds{${m},quantile="0.99"} 0.00050944`,
-    `mcrelay_server_latency_seconds{${b},quantile="0.5"} 0`,
+    `mcrelay_server_backup_divergences_total{${b}} 2`,
+    `mcrelay_server_backup_divergences_total{${m}} 0`,
+    // 100 replies of 0.5 ms, in the log2 bucket [256, 512) us: cumulative from le 512 us on.
+    `mcrelay_server_latency_seconds_bucket{${m},le="0.000016"} 0`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="0.000256"} 0`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="0.000512"} 100`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="8.388608"} 100`,
+    `mcrelay_server_latency_seconds_bucket{${m},le="+Inf"} 100`,
+    `mcrelay_server_latency_seconds_sum{${m}} 0.05`,
+    `mcrelay_server_latency_seconds_count{${m}} 100`,
+    `mcrelay_server_latency_seconds_bucket{${b},le="+Inf"} 0`,
+    `mcrelay_server_latency_seconds_count{${b}} 0`,
     `mcrelay_server_state{${m},state="up"} 1`,
     `mcrelay_server_state{${m},state="down"} 0`,
     `mcrelay_server_state{${b},state="up"} 0`,
     `mcrelay_server_state{${b},state="down"} 1`,
     `mcrelay_server_state{${m},state="warming"} 0`,
   ]) has(body, line);
+});
+
+test("/metrics: a server's own figures from the last stats poll, absent while there is none", async () => {
+  figures.publishStats(1, 'STAT pid 9\r\nSTAT curr_items 1770\r\nSTAT bytes 1900000\r\nSTAT limit_maxbytes 2097152\r\nSTAT evictions 18230\r\nSTAT store_no_memory 4\r\nEND\r\n', Date.now());
+  const body = await metrics();
+  const b = 'server="127.0.0.1:12002",role="backup"';
+  for (const line of [
+    `mcrelay_server_current_items{${b}} 1770`,
+    `mcrelay_server_current_bytes{${b}} 1900000`,
+    `mcrelay_server_limit_bytes{${b}} 2097152`,
+    `mcrelay_server_items_evicted_total{${b}} 18230`,
+    `mcrelay_server_store_no_memory_total{${b}} 4`,
+    `mcrelay_server_items_total{${b}} 0`,
+  ]) has(body, line);
+  assert.not.match(body, /^mcrelay_server_current_items\{server="127\.0\.0\.1:11211"/m);
+  figures.forget(1);
+  assert.not.match(await metrics(), /^mcrelay_server_current_items\{/m);
 });
 
 test('/metrics: read from the tables at each scrape', async () => {
@@ -176,11 +220,54 @@ test('/metrics: every sample line is valid exposition text', async () => {
   }
 });
 
+test('/metrics passes promtool check metrics (types, names, histogram buckets)', async () => {
+  assert.is(promtoolCheck(await metrics()), '');
+});
+
+test('/metrics of a running mcrelay passes promtool check metrics', async () => {
+  const mc = await startMemcached();
+  let proxy: Proc | undefined;
+  try {
+    const adminPort = await freePort();
+    proxy = await startProxy(['-s', mc.addr, '--workers', '1', '--admin', `127.0.0.1:${adminPort}`]);
+    const c = await WireClient.connect(proxy.port);
+    try {
+      assert.is((await roundTrip(c, 'set k 0 0 1\r\nv\r\n')).line, 'STORED');
+      assert.is((await roundTrip(c, 'get k\r\n')).line, 'END');
+    } finally {
+      c.close();
+    }
+    const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+    const body = await res.text();
+    assert.is(res.status, 200);
+    // The replies above are in the scrape: it is a live one, not an empty registry.
+    const count = Number(new RegExp(`^mcrelay_server_latency_seconds_count\\{server="${mc.addr}",role="master"\\} (\\d+)$`, 'm').exec(body)?.[1]);
+    assert.ok(count >= 2, `latency count ${count}`);
+    assert.is(promtoolCheck(body), '');
+  } finally {
+    await Promise.all([proxy?.stop(), mc.stop()]);
+  }
+});
+
 test('/health: 200 while a worker is live, else 503', async () => {
   assert.equal(await get('/health'), { status: 200, type: 'text/plain; charset=utf-8', body: 'ok\n' });
   live = 0;
   assert.equal(await get('/health'), { status: 503, type: 'text/plain; charset=utf-8', body: 'no live worker\n' });
   live = 2;
+});
+
+test('/ready: degraded redundancy in its JSON body while a backup holds too little, still 200', async () => {
+  const b = 'server="127.0.0.1:12002",role="backup"';
+  assert.equal(await get('/ready'), { status: 200, type: 'application/json', body: '{"status":"ready","redundancy":"full","backups":[{"server":"127.0.0.1:12002","state":"up","coverage":null}]}\n' });
+  assert.not.match(await metrics(), /^mcrelay_server_backup_coverage\{/m);
+  figures.publishCoverage(1, 0.25, 40);
+  assert.equal(await get('/ready'), { status: 200, type: 'application/json', body: '{"status":"ready","redundancy":"degraded","backups":[{"server":"127.0.0.1:12002","state":"up","coverage":0.25}]}\n' });
+  has(await metrics(), `mcrelay_server_backup_coverage{${b}} 0.25`);
+  figures.publishCoverage(1, 0.96, 40);
+  assert.match((await get('/ready')).body, /"redundancy":"full"/);
+  health.setState(1, DOWN);
+  assert.match((await get('/ready')).body, /"redundancy":"degraded","backups":\[\{"server":"127\.0\.0\.1:12002","state":"down"/);
+  health.setState(1, UP);
 });
 
 test('/ready: 200 until draining, and not without a live worker', async () => {
@@ -189,7 +276,7 @@ test('/ready: 200 until draining, and not without a live worker', async () => {
   assert.is((await get('/ready')).status, 503);
   live = 2;
   draining = true;
-  assert.equal(await get('/ready'), { status: 503, type: 'text/plain; charset=utf-8', body: 'draining\n' });
+  assert.equal(await get('/ready'), { status: 503, type: 'application/json', body: '{"status":"draining"}\n' });
   // Draining is not dead: the process still answers for what is in flight.
   assert.is((await get('/health')).status, 200);
   has(await metrics(), 'mcrelay_draining 1');
@@ -218,6 +305,53 @@ test('setSources: a rebuilt server list shows at the next scrape; old servers go
   has(body, 'mcrelay_server_requests_total{server="mc9:11211",role="master"} 42');
   assert.not.match(body, /127\.0\.0\.1:11211/);
   admin!.setSources(sources);
+});
+
+/** A raw connection to the admin port: what it received, and whether the server closed it. */
+async function rawConnect(port: number): Promise<{ socket: net.Socket; closed: () => boolean; received: () => string }> {
+  const socket = net.connect(port, '127.0.0.1');
+  let closed = false;
+  let received = '';
+  socket.on('data', (d: Buffer) => { received += d.toString('latin1'); });
+  socket.on('close', () => { closed = true; });
+  socket.on('error', () => { /* seen as close */ });
+  await new Promise((r) => socket.once('connect', r));
+  return { socket, closed: () => closed, received: () => received };
+}
+
+test('a client that never finishes its headers is dropped after the header timeout', async () => {
+  const slow = await startAdmin({ admin: { host: '127.0.0.1', port: 0 } }, sources, { headersTimeoutMs: 300, maxConnections: 64 });
+  const c = await rawConnect(slow.address.port);
+  try {
+    c.socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n');
+    // Node's default check interval (30 s) would keep it open far past 300 ms.
+    const dropped = await eventually(async () => c.closed(), 5000, 50);
+    assert.ok(dropped, `still open after 5 s; received ${JSON.stringify(c.received())}`);
+    assert.match(c.received(), /^HTTP\/1\.1 408 /);
+  } finally {
+    c.socket.destroy();
+    await slow.close();
+  }
+});
+
+test('connections past the cap are closed at once; the listener serves again once one leaves', async () => {
+  const capped = await startAdmin({ admin: { host: '127.0.0.1', port: 0 } }, sources, { headersTimeoutMs: 10_000, maxConnections: 3 });
+  const port = capped.address.port;
+  const held = await Promise.all([1, 2, 3].map(() => rawConnect(port)));
+  try {
+    const extra = await rawConnect(port);
+    extra.socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.ok(await eventually(async () => extra.closed(), 3000, 20), 'the fourth connection is closed');
+    assert.is(extra.received(), '', 'and not answered');
+    assert.ok(held.every((h) => !h.closed()), 'the three held connections stay open');
+    held[0]!.socket.destroy();
+    assert.ok(await eventually(async () => {
+      try { return (await fetch(`http://127.0.0.1:${port}/health`)).status === 200; } catch { return false; }
+    }, 3000, 50), '/health answers once a connection left');
+  } finally {
+    for (const h of held) h.socket.destroy();
+    await capped.close();
+  }
 });
 
 test('a port already taken: startAdmin rejects', async () => {

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readReplies, roundTrip, setMany } from '../helpers/mc.js';
+import { eventually, readReplies, roundTrip, setMany } from '../helpers/mc.js';
 import { sleep, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 
@@ -91,11 +91,25 @@ test('key over 250 bytes: refused with memcached\'s error on every command, the 
   await sameAsMemcached([`set ${K250} 0 0 1\r\na\r\nget ${K250}\r\n`], '', `STORED\r\nVALUE ${K250} 0 1\r\na\r\nEND\r\n`);
 });
 
-test('command line over 2048 bytes without an end: the connection is closed, as memcached does (get lines excepted)', async () => {
+test('command line over 2048 bytes without an end: an error line, a debug log line, then the connection is closed (memcached closes without a word); get lines excepted', async () => {
   // memcached looks at an unterminated line once it holds more than 2048 bytes
   const long = `set ${'x'.repeat(2100)}`;
-  await sameAsMemcached(['get a\r\n', long, ' 0 0 1\r\na\r\n'], '', 'END\r\n<closed>');
-  await sameAsMemcached(['z'.repeat(5000)], '', '<closed>');
+  const TOO_LONG = 'CLIENT_ERROR request too long\r\n';
+  let r = await both(['get a\r\n', long, ' 0 0 1\r\na\r\n']);
+  assert.is(r.memcached, 'END\r\n<closed>');
+  assert.is(r.mcrelay, `END\r\n${TOO_LONG}<closed>`);
+  r = await both(['z'.repeat(5000)]);
+  assert.is(r.memcached, '<closed>');
+  assert.is(r.mcrelay, `${TOO_LONG}<closed>`);
+  // with -v, the proxy says why it closed the connection
+  const verbose = await startProxy(['-s', M.addr, '--workers', '1', '-v']);
+  try {
+    assert.is(await send(verbose.port, ['z'.repeat(5000)]), `${TOO_LONG}<closed>`);
+    const logged = await eventually(async () => verbose.output.includes('request line too long'), 3000);
+    assert.ok(logged, `no debug line in: ${verbose.output.slice(-500)}`);
+  } finally {
+    await verbose.stop();
+  }
   // a get line may be long: 3,000 keys, 20 KB, sent in pieces
   const keys = Array.from({ length: 3000 }, (_, i) => `key:${i}`);
   const line = `get ${keys.join(' ')}\r\n`;
@@ -152,6 +166,87 @@ test('value over the max item size: SERVER_ERROR object too large for cache, the
   assert.is(r2[0]!.line, 'STORED');
   assert.is(r2[1]!.values[0]?.data.length, max);
   c.close();
+});
+
+test('max_pending_bytes: a set whose value would go past it while others arrive is refused as memcached refuses one it has no memory for; the bytes come back when those values are in', async () => {
+  const capped = await startProxy(['-s', M.addr, '--workers', '1', '--max-pending-bytes', '1m']);
+  const [a, b, c] = await Promise.all([1, 2, 3].map(() => WireClient.connect(capped.port)));
+  try {
+    const big = 900 * 1024;
+    const more = 200 * 1024;
+    assert.is(await b.request('set b 0 0 3\r\nold\r\nset m 0 0 3\r\nold\r\n', 'STORED\r\nSTORED\r\n'), 'STORED\r\nSTORED\r\n');
+    // a: 900 KiB announced, 1 KiB sent: held while the rest comes
+    a.write(`set a 0 0 ${big}\r\n`);
+    a.write(Buffer.alloc(1024, 0x61));
+    await sleep(100);
+    // b: 200 KiB more would pass 1 MiB: refused at once, its block swallowed, the connection kept, the old value gone
+    b.write(`set b 0 0 ${more}\r\n`);
+    b.write(Buffer.alloc(1024, 0x62));
+    assert.is((await readReplies(b, 1)).map((r) => r.line).join(), 'SERVER_ERROR out of memory storing object');
+    b.write(Buffer.alloc(more - 1024, 0x62));
+    b.write('\r\nget b\r\n');
+    assert.is((await readReplies(b, 1)).map((r) => r.line).join(), 'END');
+    // ms too (the error shows through q); noreply silences it, as memcached's errors
+    b.write(`ms m ${more} q T0\r\n`);
+    b.write(Buffer.alloc(more, 0x62));
+    b.write(`\r\nset n 0 0 ${more} noreply\r\n`);
+    b.write(Buffer.alloc(more, 0x62));
+    b.write('\r\nmn\r\n');
+    assert.is(await b.readUntil((x) => x.toString('latin1').endsWith('MN\r\n')).then((x) => x.toString('latin1')), 'SERVER_ERROR out of memory storing object\r\nMN\r\n');
+    assert.is((await roundTrip(b, 'get m n\r\n')).values.length, 0, 'neither m nor n stored');
+    // a small value that is all there in one read is never held: it goes through
+    assert.is(await c.request('set s 0 0 1\r\ns\r\n'), 'STORED\r\n');
+    // a finishes: its bytes are given back, and a second large value goes through
+    a.write(Buffer.alloc(big - 1024, 0x61));
+    a.write('\r\n');
+    assert.is((await readReplies(a, 1)).map((r) => r.line).join(), 'STORED');
+    c.write(`set c 0 0 ${more}\r\n`);
+    c.write(Buffer.alloc(1024, 0x63));
+    await sleep(50);
+    c.write(Buffer.alloc(more - 1024, 0x63));
+    c.write('\r\n');
+    assert.is((await readReplies(c, 1)).map((r) => r.line).join(), 'STORED');
+    const got = await roundTrip(c, 'get a c\r\n');
+    assert.equal(got.values.map((v) => [v.key, v.data.length]), [['a', big], ['c', more]]);
+  } finally {
+    for (const x of [a, b, c]) x.close();
+    await capped.stop();
+  }
+});
+
+test('one giant get: the memory it took is returned afterwards (RSS back within 20% once the heap settles)', async () => {
+  const fresh = await startProxy(['-s', M.addr, '--workers', '1']);
+  const c = await WireClient.connect(fresh.port);
+  try {
+    const value = 'v'.repeat(100 * 1024);
+    assert.is(await c.request(`set giant:v 0 0 ${value.length}\r\n${value}\r\n`), 'STORED\r\n');
+    for (let i = 0; i < 20; i++) assert.is((await roundTrip(c, 'get giant:v\r\n')).values.length, 1);
+    await sleep(1000);
+    const before = rssMb(fresh.pid);
+    // 100,000 keys that miss and one 100 KiB value asked 300 times: a 1.3 MB line, a 30 MB reply
+    const keys = Array.from({ length: 100_000 }, (_, i) => `giant:miss:${i}`);
+    for (let i = 0; i < 300; i++) keys.push('giant:v');
+    let peak = before;
+    const sampler = setInterval(() => { peak = Math.max(peak, rssMb(fresh.pid)); }, 20);
+    let reply;
+    try {
+      reply = await roundTrip(c, `get ${keys.join(' ')}\r\n`, 30_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    peak = Math.max(peak, rssMb(fresh.pid));
+    assert.is(reply.line, 'END');
+    assert.is(reply.values.length, 300);
+    assert.ok(peak > before * 1.2, `the get did not take memory to give back: RSS ${before.toFixed(0)} MB, peak ${peak.toFixed(0)} MB`);
+    let after = peak;
+    const settled = await eventually(async () => { after = rssMb(fresh.pid); return after <= before * 1.2; }, 10_000, 250);
+    console.log(`    giant get: proxy RSS ${before.toFixed(0)} MB before, peak ${peak.toFixed(0)} MB, ${after.toFixed(0)} MB after`);
+    assert.ok(settled, `RSS ${after.toFixed(0)} MB after, ${before.toFixed(0)} MB before (peak ${peak.toFixed(0)} MB)`);
+    assert.is((await roundTrip(c, 'get giant:v\r\n')).values.length, 1, 'and the proxy goes on');
+  } finally {
+    c.close();
+    await fresh.stop();
+  }
 });
 
 test('10,000 keys in one get: every value, in order, in one reply', async () => {

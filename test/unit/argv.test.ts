@@ -36,6 +36,7 @@ const DEFAULT_CONFIG: Config = {
   retryIntervalMs: 1000,
   failureLimit: 3,
   maxItemSize: 1048576,
+  maxPendingBytes: 64 * 1048576,
   user: null,
   group: null,
   unixSocketMode: 0o660,
@@ -46,6 +47,9 @@ const DEFAULT_CONFIG: Config = {
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1000000,
+  restoreKeysPerSecond: 5000,
+  restoreMaxInflight: 32,
+  backupCoverageWarn: 0.95,
   configPath: null,
 };
 
@@ -132,8 +136,6 @@ const FLAGS: Row[] = [
   [['-b10.0.0.9:12002'], backups, [tcp('10.0.0.9', 12002)]],
   [['--backup', '10.0.0.9'], backups, [tcp('10.0.0.9', 11211)]],
   [['--backup=b2:1', '-b', 'b1:1'], backups, [tcp('b2', 1), tcp('b1', 1)]],
-  // the same server as master and as backup is allowed (magent allows it)
-  [['-b', 'm'], backups, [tcp('m', 11211)]],
   [['-n', '100'], (c) => c.maxConnections, 100],
   [['-n100'], (c) => c.maxConnections, 100],
   [['--max-connections', '100'], (c) => c.maxConnections, 100],
@@ -179,6 +181,8 @@ const FLAGS: Row[] = [
   [['--max-item-size', '1K'], (c) => c.maxItemSize, 1024],
   [['--max-item-size', '4096'], (c) => c.maxItemSize, 4096],
   [['--max-item-size', '1024m'], (c) => c.maxItemSize, 1024 * 1024 * 1024],
+  [['--max-pending-bytes', '256m'], (c) => c.maxPendingBytes, 256 * 1024 * 1024],
+  [['--max-pending-bytes=2048'], (c) => c.maxPendingBytes, 2048],
   // grouped one-letter flags; a value-taking letter takes the rest of the group
   [['-vD'], (c) => [c.verbose, c.daemonize], [1, false]],
   [['-Dvv'], (c) => c.verbose, 2],
@@ -274,6 +278,11 @@ const ERRORS: [readonly string[], string][] = [
   [['-s', '[::1]', '-s', '[::1]:11211'], "mcrelay: duplicate master server '[::1]:11211' (-s [::1]:11211)"],
   [['-s', '/tmp/m', '-s', '/tmp/m'], "mcrelay: duplicate master server '/tmp/m' (-s /tmp/m)"],
   [['-s', 'x', '-b', 'a', '-b', 'A:11211'], "mcrelay: duplicate backup server 'A:11211' (-b A:11211)"],
+  // issue 23: a backup that is a master gets every write twice, and a repair deletes the master's value
+  [['-s', 'a:1', '-b', 'a:1'], "mcrelay: backup server 'a:1' is also master server 'a:1': a backup must be another server"],
+  [['-b', 'Host', '-s', 'x:2', '-s', 'host:11211'], "mcrelay: backup server 'Host:11211' is also master server 'host:11211': a backup must be another server"],
+  [['-s', '[::1]', '-b', '[::1]:11211'], "mcrelay: backup server '[::1]:11211' is also master server '[::1]:11211': a backup must be another server"],
+  [['-s', '/tmp/m', '-b', '/tmp/m'], "mcrelay: backup server '/tmp/m' is also master server '/tmp/m': a backup must be another server"],
   [['-s', 'a', '-n', '0'], `mcrelay: invalid value '0' for -n: ${INT_HELP}`],
   [['-s', 'a', '-n', '2147483648'], `mcrelay: invalid value '2147483648' for -n: ${INT_HELP}`],
   [['-s', 'a', '--max-connections=-5'], `mcrelay: invalid value '-5' for --max-connections: ${INT_HELP}`],
@@ -290,6 +299,7 @@ const ERRORS: [readonly string[], string][] = [
   [['-s', 'a', '--max-item-size', '2g'], `mcrelay: invalid value '2g' for --max-item-size: ${SIZE_HELP}`],
   [['-s', 'a', '--max-item-size', '2mb'], `mcrelay: invalid value '2mb' for --max-item-size: ${SIZE_HELP}`],
   [['-s', 'a', '--max-item-size', 'm'], `mcrelay: invalid value 'm' for --max-item-size: ${SIZE_HELP}`],
+  [['-s', 'a', '--max-pending-bytes', '1000'], "mcrelay: invalid value '1000' for --max-pending-bytes: expected bytes 1024..1099511627776, or with a k or m suffix (e.g. 64m)"],
   [['-s', 'a', '--distribution', 'modulo'], "mcrelay: invalid value 'modulo' for --distribution: expected jump, ketama or magent"],
   [['-s', 'a', '--distribution=Jump'], "mcrelay: invalid value 'Jump' for --distribution: expected jump, ketama or magent"],
   [['-s', 'a', '-l', ''], "mcrelay: invalid value '' for -l: expected an IP address or host name"],
@@ -319,7 +329,7 @@ const LONG_NAMES = [
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
-  '--journal-max-keys', '--unix-socket-mode',
+  '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes', '--backup-coverage-warn',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

@@ -48,9 +48,12 @@ failure_limit: 5
 max_connections: 100
 connections_per_server: 2
 max_item_size: 2m
+max_pending_bytes: 32m
 warmup: { seconds: 60, done_ratio: 0.05 }
+restore: { keys_per_second: 800, max_inflight: 4 }
 journal:
   max_keys: 5000
+backup_coverage_warn: 0.5
 admin: 0.0.0.0:9200
 drain_seconds: 3
 unix_socket_mode: '0600'
@@ -85,6 +88,10 @@ test('a file with every key gives every setting', () => {
     warmupSeconds: 60,
     warmupDoneRatio: 0.05,
     journalMaxKeys: 5000,
+    restoreKeysPerSecond: 800,
+    restoreMaxInflight: 4,
+    maxPendingBytes: 32 * 1024 * 1024,
+    backupCoverageWarn: 0.5,
     configPath: file,
   });
   assert.ok(Object.isFrozen(c));
@@ -95,20 +102,23 @@ test('defaults of the new settings, without a file', () => {
   assert.equal(plain({
     extraListen: c.extraListen, admin: c.admin, drainSeconds: c.drainSeconds, warmupSeconds: c.warmupSeconds,
     warmupDoneRatio: c.warmupDoneRatio, journalMaxKeys: c.journalMaxKeys, configPath: c.configPath,
+    backupCoverageWarn: c.backupCoverageWarn,
   }), {
     extraListen: [], admin: { host: '127.0.0.1', port: 9121 }, drainSeconds: 10, warmupSeconds: 300,
-    warmupDoneRatio: 0.01, journalMaxKeys: 1000000, configPath: null,
+    warmupDoneRatio: 0.01, journalMaxKeys: 1000000, configPath: null, backupCoverageWarn: 0.95,
   });
 });
 
 test('new flags', () => {
   const c = configOf(['-s', 'a', '--admin', '[::1]:9300', '--drain-seconds=0', '--warmup-seconds', '0',
-    '--warmup-done-ratio', '.5', '--journal-max-keys', '7']);
+    '--warmup-done-ratio', '.5', '--journal-max-keys', '7', '--backup-coverage-warn', '0.8']);
   assert.equal(plain(c.admin), { host: '::1', port: 9300 });
   assert.is(c.drainSeconds, 0);
   assert.is(c.warmupSeconds, 0);
   assert.is(c.warmupDoneRatio, 0.5);
   assert.is(c.journalMaxKeys, 7);
+  assert.is(c.backupCoverageWarn, 0.8);
+  assert.equal(parseArgv(['-s', 'a', '--backup-coverage-warn', '1.5'], ENV), { kind: 'error', message: "mcrelay: invalid value '1.5' for --backup-coverage-warn: expected a number 0..1 (e.g. 0.95)" });
   assert.is(configOf(['-s', 'a', '--admin=off']).admin, null);
   assert.is(configOf(['-s', 'a']).unixSocketMode, 0o660);
   assert.is(configOf(['-s', 'a', '--unix-socket-mode', '600']).unixSocketMode, 0o600);
@@ -173,7 +183,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, warmup, journal, admin, drain_seconds, unix_socket_mode, user, group, verbose)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, unix_socket_mode, user, group, verbose)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
@@ -198,6 +208,8 @@ const FILE_ERRORS: [string, string][] = [
   ['masters: 10.0.0.1:11211\n', ":1: masters: expected a list of host:port, got '10.0.0.1:11211'"],
   ['masters:\n  - a:1\n  - a:0\n', ":3: masters[1]: expected host:port with a port 1..65535, got 'a:0'"],
   ['masters: [a:1, A:1]\n', ":1: masters[1]: duplicate server 'A:1'"],
+  ['masters: [a:1, b:2]\nbackups: [c:3, B:2]\n', ":2: backups[1]: 'B:2' is also master server 'b:2': a backup must be another server"],
+  ['backups: [a:1]\nmasters:\n  - b:2\n  - a:1\n', ":4: masters[1]: 'a:1' is also backup server 'a:1': a backup must be another server"],
   ['masters: [a]\nbackups: ["::1"]\n', ":2: backups[0]: expected host:port; write an IPv6 address in brackets, e.g. [::1]:11211, got '::1'"],
   ['masters: [11211]\n', ':1: masters[0]: expected host:port, got 11211'],
   ['listen: 127.0.0.1\n', ":1: listen: expected host:port (the port is required), got '127.0.0.1'"],
@@ -281,7 +293,7 @@ test('the example file parses, documents every key, and gives the defaults it cl
   // Every other value it shows is the default.
   const defaults = configOf(['-s', 'a']);
   for (const k of ['distribution', 'timeoutMs', 'retryIntervalMs', 'failureLimit', 'maxConnections', 'connectionsPerServer',
-    'maxItemSize', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'verbose', 'user', 'group'] as const) {
+    'maxItemSize', 'maxPendingBytes', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'verbose', 'user', 'group', 'backupCoverageWarn'] as const) {
     assert.equal(c[k], defaults[k], k);
   }
   assert.equal(plain(c.admin), plain(defaults.admin));
@@ -293,6 +305,12 @@ test('the CLI refuses a bad file with exit status 2 and starts nothing', () => {
   assert.is(r.status, 2);
   assert.is(r.stderr, `mcrelay: ${file}:2: workers: expected an integer 1..256, got 'many'\n`);
   assert.is(r.stdout, '');
+});
+
+test('a backup given as a flag over the file\'s masters is refused when it is one of them', () => {
+  const file = write('twin.yml', 'masters: [127.0.0.1:11211]\n');
+  const r = parseArgv(['--config', file, '-b', '127.0.0.1'], ENV);
+  assert.equal(r, { kind: 'error', message: "mcrelay: backup server '127.0.0.1:11211' is also master server '127.0.0.1:11211': a backup must be another server" });
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

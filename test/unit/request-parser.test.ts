@@ -27,6 +27,7 @@ const DELTA = 'CLIENT_ERROR invalid numeric delta argument\r\n';
 const EXPTIME = 'CLIENT_ERROR invalid exptime argument\r\n';
 const DELETE_USAGE = 'CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n';
 const TOO_LARGE = 'SERVER_ERROR object too large for cache\r\n';
+const TOO_LONG = 'CLIENT_ERROR request too long\r\n';
 
 const K250 = 'k'.repeat(250);
 const K251 = 'k'.repeat(251);
@@ -235,15 +236,16 @@ const ROWS: Row[] = [
 ];
 
 // Unterminated long lines: memcached drops a connection whose line passes 2048
-// bytes without a \n, unless it is a get/gets line (multi-gets may be long).
+// bytes without a \n, unless it is a get/gets line (multi-gets may be long);
+// mcrelay too, after an error line that says why.
 const LONG_ROWS: Row[] = [
-  row('unterminated 2049-byte set line closes', `set ${'x'.repeat(LINE_MAX_LENGTH)}`, { r: 'CLOSE', reply: null }),
-  row('unterminated 4000-byte garbage closes', 'z'.repeat(4000), { r: 'CLOSE', reply: null }),
+  row('unterminated 2049-byte set line closes', `set ${'x'.repeat(LINE_MAX_LENGTH)}`, { r: 'CLOSE', reply: TOO_LONG }),
+  row('unterminated 4000-byte garbage closes', 'z'.repeat(4000), { r: 'CLOSE', reply: TOO_LONG }),
   row('unterminated 2049-byte get line waits', `get ${'x '.repeat(1100)}`, { r: 'NEED_MORE' }),
   row('unterminated 2049-byte gets line waits', `gets ${'x '.repeat(1100)}`, { r: 'NEED_MORE' }),
   // memcached skips up to 100 leading spaces before it looks for "get "
   row('unterminated 2049-byte get line after a leading space waits', ` get ${'x '.repeat(1100)}`, { r: 'NEED_MORE' }),
-  row('unterminated 2049-byte gat line closes', `gat 0 ${'x '.repeat(1100)}`, { r: 'CLOSE', reply: null }),
+  row('unterminated 2049-byte gat line closes', `gat 0 ${'x '.repeat(1100)}`, { r: 'CLOSE', reply: TOO_LONG }),
   row('a long non-get line that arrives whole is parsed', `set ${'x'.repeat(3000)} 0 0 1\r\na\r\n`, (w) => lineReply(w, FORMAT)),
 ];
 

@@ -1,0 +1,21 @@
+// glibc's allocator keeps what a worker thread frees inside that thread's malloc
+// arena: after a giant get, the tens of megabytes its reply buffers took stay in
+// the process's RSS although nothing uses them (the arena shrinks from its top
+// only, and glibc raises its own thresholds after large frees). With a fixed
+// mmap threshold every allocation of 32 KiB or more (socket reads, large values,
+// reply slabs) is a mapping of its own, returned to the system when it is freed;
+// smaller ones stay in the arenas. glibc reads the setting from the environment
+// when the process starts, so the process replaces itself once (execve: same PID,
+// same arguments) with it set. An operator's own MALLOC_MMAP_THRESHOLD_ (any
+// value) is left as it is; elsewhere than Linux, or on a Node without
+// process.execve, nothing changes.
+
+const SETTING = 'MALLOC_MMAP_THRESHOLD_';
+const THRESHOLD = String(32 * 1024);
+
+export function restartWithMallocSettings(): void {
+  const env = process.env;
+  const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
+  if (process.platform !== 'linux' || env[SETTING] !== undefined || typeof execve !== 'function') return;
+  execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], { ...env, [SETTING]: THRESHOLD });
+}

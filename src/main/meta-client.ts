@@ -1,0 +1,78 @@
+// A pipelined connection of the main thread's to one memcached server, for
+// the restore's copies (main/restore.ts): meta requests out, replies matched by
+// order, each a whole meta reply (a line; VA with its data block). Not the
+// data path: a Promise per request is fine at the restore's rate.
+
+import net from 'node:net';
+import type { ServerAddress } from '../config/config.js';
+
+interface Pending { resolve: (reply: MetaReply | null) => void; at: number }
+
+export interface MetaReply {
+  /** the reply line without CRLF (latin1) */
+  line: string;
+  /** VA's data block */
+  data: Buffer | null;
+}
+
+export class MetaClient {
+  private readonly socket: net.Socket;
+  private readonly pending: Pending[] = [];
+  private input: Buffer = Buffer.alloc(0);
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(address: ServerAddress, private readonly timeoutMs: number) {
+    this.socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (d: Buffer) => this.receive(d));
+    this.socket.on('error', () => this.close());
+    this.socket.on('close', () => this.close());
+    // A reply that never comes fails everything pending: the caller decides what that means.
+    this.timer = setInterval(() => {
+      const head = this.pending[0];
+      if (head !== undefined && Date.now() - head.at > this.timeoutMs) this.close();
+    }, Math.max(10, timeoutMs >> 2));
+    this.timer.unref();
+  }
+
+  get inflight(): number { return this.pending.length; }
+
+  /** Sends one request; resolves with its reply, or null if the connection failed first. */
+  request(bytes: Buffer | string): Promise<MetaReply | null> {
+    if (this.closed) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.pending.push({ resolve, at: Date.now() });
+      this.socket.write(bytes);
+    });
+  }
+
+  private receive(d: Buffer): void {
+    this.input = this.input.length === 0 ? d : Buffer.concat([this.input, d]);
+    let pos = 0;
+    for (;;) {
+      const nl = this.input.indexOf('\r\n', pos);
+      if (nl < 0) break;
+      const line = this.input.toString('latin1', pos, nl);
+      let next = nl + 2;
+      let data: Buffer | null = null;
+      if (line.startsWith('VA ')) {
+        const size = Number(line.split(' ')[1]);
+        if (this.input.length < next + size + 2) break;
+        data = Buffer.from(this.input.subarray(next, next + size));
+        next += size + 2;
+      }
+      pos = next;
+      this.pending.shift()?.resolve({ line, data });
+    }
+    this.input = pos === this.input.length ? Buffer.alloc(0) : this.input.subarray(pos);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.socket.destroy();
+    for (const p of this.pending.splice(0)) p.resolve(null);
+  }
+}
