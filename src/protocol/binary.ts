@@ -12,9 +12,13 @@
 //
 // What the text protocol cannot carry is chosen so the reply still says what
 // memcached's would: gets (not get) so a hit has its cas; gats for touch, whose
-// binary reply carries the item's flags; ma for incr/decr, which can create the
-// item with an initial value; md for a delete with a cas. Replies to stores carry
-// cas 0: text stores do not return the new cas.
+// binary reply carries the item's flags; md for a delete with a cas. Stores are
+// sent as ms and incr/decr as ma, both with the c flag, so that the reply header
+// carries the item's new cas as memcached's does (a delete's carries 0, as
+// memcached's): ms in mode E (add), R (replace), A (append), P (prepend) or set,
+// with C<cas> when the request has one (memcached makes any store with a cas a
+// cas, and an append or incr with a cas conditional on it); ma with v for the
+// new value, and N/J to create a missing item with the initial value.
 
 import * as wire from './wire.js';
 
@@ -139,24 +143,18 @@ export class BinaryParser {
         return this.line(buf, 'gats ', `${buf.readInt32BE(body)} `, ks, ke, '');
       case BinOp.SET: case BinOp.SETQ: case BinOp.ADD: case BinOp.ADDQ: case BinOp.REPLACE: case BinOp.REPLACEQ: {
         if (extLen !== 8 || keyLen === 0) return this.local(Status.EINVAL);
-        const casHi = buf.readUInt32BE(pos + 16);
-        const casLo = buf.readUInt32BE(pos + 20);
-        const flags = buf.readUInt32BE(body);
-        const exp = buf.readInt32BE(body + 4);
-        // memcached turns any store with a cas into a cas.
-        const withCas = casHi !== 0 || casLo !== 0;
-        const verb = withCas ? 'cas ' : op === BinOp.SET || op === BinOp.SETQ ? 'set ' : op === BinOp.ADD || op === BinOp.ADDQ ? 'add ' : 'replace ';
-        return this.store(buf, verb, ks, ke, `${flags} ${exp} ${valueLen}${withCas ? ` ${uint64Decimal(casHi, casLo)}` : ''}`, ke, valueLen);
+        const cas = casFlag(buf, pos);
+        // memcached turns any store with a cas into a cas: a set with C (NF when the key is missing).
+        const mode = cas !== '' || op === BinOp.SET || op === BinOp.SETQ ? '' : op === BinOp.ADD || op === BinOp.ADDQ ? ' ME' : ' MR';
+        return this.store(buf, ks, ke, `${valueLen} F${buf.readUInt32BE(body)} T${buf.readInt32BE(body + 4)} c${cas}${mode}`, valueLen);
       }
       case BinOp.APPEND: case BinOp.APPENDQ: case BinOp.PREPEND: case BinOp.PREPENDQ:
         if (extLen !== 0 || keyLen === 0) return this.local(Status.EINVAL);
-        return this.store(buf, op === BinOp.APPEND || op === BinOp.APPENDQ ? 'append ' : 'prepend ', ks, ke, `0 0 ${valueLen}`, ke, valueLen);
+        return this.store(buf, ks, ke, `${valueLen} c${casFlag(buf, pos)}${op === BinOp.APPEND || op === BinOp.APPENDQ ? ' MA' : ' MP'}`, valueLen);
       case BinOp.DELETE: case BinOp.DELETEQ: {
         if (extLen !== 0 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
-        const casHi = buf.readUInt32BE(pos + 16);
-        const casLo = buf.readUInt32BE(pos + 20);
-        if (casHi === 0 && casLo === 0) return this.line(buf, 'delete ', '', ks, ke, '');
-        return this.line(buf, 'md ', '', ks, ke, ` C${uint64Decimal(casHi, casLo)}`);
+        const cas = casFlag(buf, pos);
+        return cas === '' ? this.line(buf, 'delete ', '', ks, ke, '') : this.line(buf, 'md ', '', ks, ke, cas);
       }
       case BinOp.INCREMENT: case BinOp.INCREMENTQ: case BinOp.DECREMENT: case BinOp.DECREMENTQ: {
         if (extLen !== 20 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
@@ -166,7 +164,7 @@ export class BinaryParser {
         const mode = op === BinOp.INCREMENT || op === BinOp.INCREMENTQ ? 'I' : 'D';
         // 0xffffffff: do not create a missing item; otherwise create it with the initial value.
         const create = exp === 0xffffffff ? '' : ` N${exp | 0} J${initial}`;
-        return this.line(buf, 'ma ', '', ks, ke, ` D${delta} M${mode} v${create}`);
+        return this.line(buf, 'ma ', '', ks, ke, ` D${delta} M${mode} v c${create}${casFlag(buf, pos)}`);
       }
       case BinOp.FLUSH: case BinOp.FLUSHQ:
         if (keyLen !== 0 || (extLen !== 0 && extLen !== 4) || valueLen !== 0) return this.local(Status.EINVAL);
@@ -225,22 +223,29 @@ export class BinaryParser {
     return Bin.TEXT;
   }
 
-  /** "<verb><key> <args>\r\n<value>\r\n" */
-  private store(buf: Buffer, verb: string, ks: number, ke: number, args: string, vs: number, vlen: number): number {
+  /** "ms <key> <args>\r\n<value>\r\n": the value is what follows the key in the request */
+  private store(buf: Buffer, ks: number, ke: number, args: string, vlen: number): number {
     if (vlen > this.maxItemSize) return this.local(Status.E2BIG);
-    const t = Buffer.allocUnsafe(verb.length + (ke - ks) + 1 + args.length + 2 + vlen + 2);
-    let o = t.write(verb, 0, 'latin1');
+    const t = Buffer.allocUnsafe(3 + (ke - ks) + 1 + args.length + 2 + vlen + 2);
+    let o = t.write('ms ', 0, 'latin1');
     o += buf.copy(t, o, ks, ke);
     t[o++] = SP;
     o += t.write(args, o, 'latin1');
     t[o++] = 0x0d;
     t[o++] = 0x0a;
-    o += buf.copy(t, o, vs, vs + vlen);
+    o += buf.copy(t, o, ke, ke + vlen);
     t[o] = 0x0d;
     t[o + 1] = 0x0a;
     this.text = t;
     return Bin.TEXT;
   }
+}
+
+/** " C<cas>" for a request header with a cas, else "" */
+function casFlag(buf: Buffer, pos: number): string {
+  const hi = buf.readUInt32BE(pos + 16);
+  const lo = buf.readUInt32BE(pos + 20);
+  return hi === 0 && lo === 0 ? '' : ` C${uint64Decimal(hi, lo)}`;
 }
 
 function isStore(op: number): boolean {
@@ -300,7 +305,8 @@ export function statsResponse(opaque: number, text: Buffer): Buffer {
 
 // ---- replies: from what the servers answered in text/meta to binary
 
-const HEADER = Buffer.alloc(HEADER_LENGTH + 4);
+/** a response header and up to 8 bytes of extras or value (flags, incr's number), copied out by BinaryOut.add */
+const HEADER = Buffer.alloc(HEADER_LENGTH + 8);
 
 export interface BinaryOut {
   add(b: Buffer, start: number, end: number): void;
@@ -312,18 +318,17 @@ export function statusOf(op: number, b: Buffer, start: number, end: number): num
   const c0 = b[start]!;
   const c1 = b[start + 1]!;
   const len = end - start;
-  // STORED, DELETED, TOUCHED, OK, HD
+  // STORED, DELETED, TOUCHED, OK, HD, VA (ma's new value)
   if ((c0 === 0x53 && c1 === 0x54) || (c0 === 0x44 && c1 === 0x45) || (c0 === 0x54 && c1 === 0x4f) ||
-      (c0 === 0x4f && c1 === 0x4b) || (c0 === 0x48 && c1 === 0x44)) return Status.OK;
-  if (c0 === 0x4e && c1 === 0x4f && len >= 10 && b[start + 4] === 0x53) {
-    // NOT_STORED: add finds the key there, replace finds none, append/prepend find none
+      (c0 === 0x4f && c1 === 0x4b) || (c0 === 0x48 && c1 === 0x44) || (c0 === 0x56 && c1 === 0x41)) return Status.OK;
+  if (c0 === 0x4e && ((c1 === 0x4f && len >= 10 && b[start + 4] === 0x53) || c1 === 0x53)) {
+    // NOT_STORED, NS: add finds the key there, replace finds none, append/prepend find none
     if (op === BinOp.ADD || op === BinOp.ADDQ) return Status.KEY_EEXISTS;
     if (op === BinOp.REPLACE || op === BinOp.REPLACEQ) return Status.KEY_ENOENT;
     return Status.NOT_STORED;
   }
   if (c0 === 0x4e && (c1 === 0x4f || c1 === 0x46)) return Status.KEY_ENOENT; // NOT_FOUND, NF
   if (c0 === 0x45 && (c1 === 0x58 || c1 === 0x4e)) return c1 === 0x58 ? Status.KEY_EEXISTS : Status.KEY_ENOENT; // EXISTS, EX / EN
-  if (c0 === 0x4e && c1 === 0x53) return Status.NOT_STORED; // NS
   if (b.includes('non-numeric', start) && b.indexOf('non-numeric', start) < end) return Status.DELTA_BADVAL;
   if (b.includes('too large', start) && b.indexOf('too large', start) < end) return Status.E2BIG;
   if (c0 === 0x53) {
@@ -369,29 +374,48 @@ export function encodeReply(out: BinaryOut, op: number, opaque: number, line: Bu
   while (le < line.length && line[le] !== 0x0d) le++;
   if (line === wire.NOTHING || line.length === 0) return;
   const status = statusOf(op, line, 0, le);
-  if (status !== Status.OK && !(ARITH.has(op) && line[0] === 0x56)) {
+  if (status !== Status.OK) {
     if (ANY_GET.has(op) && quiet && status === Status.KEY_ENOENT) return;
     out.addAll(errorResponse(op, opaque, status));
     return;
   }
+  if (quiet) return;
+  // ms and ma answer "HD c<cas>" and "VA <n> c<cas>": the item's new cas (none in a delete's reply)
+  const [casHi, casLo] = metaNumber(line, 0, le, 0x63);
   if (ARITH.has(op)) {
-    // "VA <n>\r\n<number>\r\n"
-    if (quiet) return;
+    // "VA <n> c<cas>\r\n<number>\r\n"
     const ds = le + 2;
     let de = ds;
     while (de < line.length && line[de] !== 0x0d) de++;
     const [hi, lo] = decimalUint64(line, ds, de);
-    writeHeader(HEADER, 0, op, 0, 0, Status.OK, 8, opaque, 0, 0);
-    out.add(HEADER, 0, HEADER_LENGTH);
-    const n = Buffer.allocUnsafe(8);
-    n.writeUInt32BE(hi, 0);
-    n.writeUInt32BE(lo, 4);
-    out.addAll(n);
+    writeHeader(HEADER, 0, op, 0, 0, Status.OK, 8, opaque, casHi, casLo);
+    HEADER.writeUInt32BE(hi, HEADER_LENGTH);
+    HEADER.writeUInt32BE(lo, HEADER_LENGTH + 4);
+    out.add(HEADER, 0, HEADER_LENGTH + 8);
     return;
   }
-  if (quiet) return;
-  writeHeader(HEADER, 0, op, 0, 0, Status.OK, 0, opaque, 0, 0);
+  writeHeader(HEADER, 0, op, 0, 0, Status.OK, 0, opaque, casHi, casLo);
   out.add(HEADER, 0, HEADER_LENGTH);
+}
+
+/**
+ * The number after flag `letter` in a meta reply line b[start, cr) ("HD c12",
+ * "VA 2 f0 c12"; the code and VA's size are not flags) as [hi, lo]; 0 when the
+ * line has no such flag.
+ */
+function metaNumber(b: Buffer, start: number, cr: number, letter: number): [number, number] {
+  let i = start;
+  while (i < cr && b[i] !== SP) i++;
+  if (b[start] === 0x56 && b[start + 1] === 0x41) {
+    i++;
+    while (i < cr && b[i] !== SP) i++;
+  }
+  while (i < cr) {
+    const t = ++i;
+    while (i < cr && b[i] !== SP) i++;
+    if (b[t] === letter) return decimalUint64(b, t + 1, i);
+  }
+  return [0, 0];
 }
 
 /** A hit: flags as extras, the key for the K forms, the data (none for touch), the cas. */
@@ -399,28 +423,24 @@ function writeValue(out: BinaryOut, op: number, opaque: number, b: Buffer, start
   let lf = start;
   while (b[lf] !== 0x0a) lf++;
   const cr = lf - 1;
-  let flagsS = 0, flagsE = 0, casS = 0, casE = 0;
+  let flags: number;
+  let casHi: number;
+  let casLo: number;
   if (b[start + 2] === SP) {
     // "VA <size> <flags>*": f<flags>, c<cas>
-    let i = start + 3;
-    while (i < cr && b[i] !== SP) i++;
-    while (i < cr) {
-      const t = ++i;
-      while (i < cr && b[i] !== SP) i++;
-      if (b[t] === 0x66) { flagsS = t + 1; flagsE = i; } else if (b[t] === 0x63) { casS = t + 1; casE = i; }
-    }
+    flags = metaNumber(b, start, cr, 0x66)[1];
+    [casHi, casLo] = metaNumber(b, start, cr, 0x63);
   } else {
     // "VALUE <key> <flags> <bytes> <cas>"
     let i = start + 6;
     while (b[i] !== SP) i++;
-    flagsS = ++i;
+    const flagsS = ++i;
     while (b[i] !== SP) i++;
-    flagsE = i++;
+    const flagsE = i++;
     while (i < cr && b[i] !== SP) i++;
-    if (i < cr) { casS = i + 1; casE = cr; }
+    flags = decimalUint64(b, flagsS, flagsE)[1];
+    [casHi, casLo] = i < cr ? decimalUint64(b, i + 1, cr) : [0, 0];
   }
-  const [, flags] = decimalUint64(b, flagsS, flagsE);
-  const [casHi, casLo] = decimalUint64(b, casS, casE);
   const ds = lf + 1;
   const de = op === BinOp.TOUCH ? ds : end - 2;
   const keyLen = key === null ? 0 : ke - ks;

@@ -10,10 +10,12 @@
 // allCuts). The end of a reply is a binary Noop with a marker opaque sent after
 // the row; rows that close the connection are read until it closes.
 //
-// One figure is normalized: the cas of the replies to stores, deletes and
-// incr/decr, which memcached fills in and mcrelay leaves 0 (its servers are sent
-// text commands, whose replies do not carry the new cas). Every other cas (of
-// gets, gat, touch) is compared as is.
+// Every byte is compared, the cas fields included: the cas counters of A and B
+// are level when a row starts, so the cas a store, an append or an incr returns
+// (memcached's new cas for the item; 0 for a delete) is the same number on both.
+// A test of its own checks, on each side, that the cas a store returns is the
+// one a following GetK reads, so that the comparison does not rest on both
+// sides answering alike by chance.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startMemcached, startProxy, type Proc } from '../helpers/procs.js';
@@ -80,20 +82,6 @@ const SENTINEL = req(OP.NOOP, { opaque: 0xfeedface });
 // 0x81 Noop, key/extras/status/body 0, opaque feedface, cas 0
 const SENTINEL_REPLY = Buffer.from('810a0000' + '00000000' + '00000000' + 'feedface' + '0000000000000000', 'hex');
 
-const CAS_ZEROED = new Set<number>([OP.SET, OP.SETQ, OP.ADD, OP.ADDQ, OP.REPLACE, 0x13, OP.APPEND, OP.APPENDQ, OP.PREPEND, 0x1a,
-  OP.DELETE, OP.DELETEQ, OP.INCR, OP.INCRQ, OP.DECR, 0x16]);
-
-/** The responses with the cas of stores, deletes and incr/decr set to 0; anything after the last whole response kept. */
-function normalize(b: Buffer): string {
-  const out = Buffer.from(b);
-  let i = 0;
-  while (i + 24 <= out.length && out[i] === 0x81) {
-    if (CAS_ZEROED.has(out[i + 1]!)) out.fill(0, i + 16, i + 24);
-    i += 24 + out.readUInt32BE(i + 8);
-  }
-  return out.toString('hex');
-}
-
 async function exchange(port: number, data: Buffer, mode: Mode, close: boolean, lone: number): Promise<Buffer> {
   const c = await WireClient.connect(port);
   try {
@@ -143,7 +131,7 @@ async function runRow(row: Row): Promise<void> {
       continue;
     }
     const [want, got] = await Promise.all([exchange(A!.port, data, mode, row.close ?? false, 0), exchange(proxy!.port, data, mode, row.close ?? false, 0)]);
-    assert.is(normalize(got), normalize(want), `${where}\n  mcrelay:   ${got.toString('hex')}\n  memcached: ${want.toString('hex')}`);
+    assert.is(got.toString('hex'), want.toString('hex'), `${where}\n  mcrelay:   ${got.toString('hex')}\n  memcached: ${want.toString('hex')}`);
     if (row.minReply !== undefined) assert.ok(want.length >= row.minReply, `${where}: memcached answered ${want.length} bytes`);
   }
 }
@@ -176,8 +164,14 @@ const ROWS: Row[] = [
   { name: 'Set with the right cas, then with a stale one', setup: S(K, 'x'),
     send: (base) => cat(req(OP.SET, { key: K, extras: storeExtras(0), value: 'new', cas: base + 1n }), req(OP.SET, { key: K, extras: storeExtras(0), value: 'newer', cas: base + 1n }), req(OP.GET, { key: K })), minReply: 72 },
   { name: 'Set with a cas of a missing key', send: cat(req(OP.SET, { key: 'nokey', extras: storeExtras(0), value: 'v', cas: 99n })), minReply: 24 },
+  { name: 'Add and Replace with a cas: each is a cas (stale, right, missing key)', setup: S(K, 'x'),
+    send: (base) => cat(req(OP.ADD, { key: K, extras: storeExtras(0), value: 'a', cas: base + 9n }), req(OP.REPLACE, { key: K, extras: storeExtras(0), value: 'r', cas: base + 9n }),
+      req(OP.ADD, { key: K, extras: storeExtras(5), value: 'a', cas: base + 1n }), req(OP.ADD, { key: 'nokey', extras: storeExtras(0), value: 'a', cas: base + 1n }), req(OP.GETK, { key: K })), minReply: 120 },
   { name: 'Append and Prepend, hit and miss', setup: S(K, 'mid'),
     send: cat(req(OP.APPEND, { key: K, value: '>' }), req(OP.PREPEND, { key: K, value: '<' }), req(OP.APPEND, { key: 'nokey', value: 'x' }), req(OP.APPENDQ, { key: K, value: '!' }), req(OP.GET, { key: K })), minReply: 96 },
+  { name: 'Append and Prepend with a cas: stale refused, right one appends', setup: S(K, 'mid'),
+    send: (base) => cat(req(OP.APPEND, { key: K, value: '>', cas: base + 7n }), req(OP.APPEND, { key: K, value: '>', cas: base + 1n }),
+      req(OP.PREPEND, { key: K, value: '<', cas: base + 2n }), req(OP.PREPEND, { key: K, value: '<', cas: base + 1n }), req(OP.GETK, { key: K })), minReply: 120 },
   // ---- delete
   { name: 'Delete hit, miss; DeleteQ', setup: S(K, 'x') + S('q', 'y'),
     send: cat(req(OP.DELETE, { key: K }), req(OP.DELETE, { key: K }), req(OP.DELETEQ, { key: 'q' }), req(OP.DELETEQ, { key: 'q' }), req(OP.GET, { key: 'q' })), minReply: 96 },
@@ -190,6 +184,9 @@ const ROWS: Row[] = [
     send: cat(req(OP.INCR, { key: 'new', extras: arith(5n, 7n, 0) }), req(OP.INCR, { key: 'new', extras: arith(5n, 7n, 0) }), req(OP.INCR, { key: 'none', extras: arith(1n, 0n, 0xffffffff) })), minReply: 80 },
   { name: 'Incr past 2^63 and a 64-bit delta', setup: S('n', '9223372036854775807'),
     send: cat(req(OP.INCR, { key: 'n', extras: arith(18446744073709551000n, 0n, 0) }), req(OP.GET, { key: 'n' })), minReply: 56 },
+  { name: 'Incr and Decr with a cas: stale refused, right one counts; a missing key is created whatever the cas', setup: S('n', '10'),
+    send: (base) => cat(req(OP.INCR, { key: 'n', extras: arith(1n, 0n, 0), cas: base + 4n }), req(OP.INCR, { key: 'n', extras: arith(1n, 0n, 0), cas: base + 1n }),
+      req(OP.DECR, { key: 'n', extras: arith(3n, 0n, 0), cas: base + 2n }), req(OP.INCR, { key: 'new', extras: arith(1n, 42n, 0), cas: 5n }), req(OP.GETK, { key: 'n' })), minReply: 120 },
   { name: 'Incr of a non-number', setup: S(K, 'abc'), send: req(OP.INCR, { key: K, extras: arith(1n, 0n, 0) }), minReply: 24 },
   { name: 'IncrQ says nothing on success', setup: S('n', '1'), send: cat(req(OP.INCRQ, { key: 'n', extras: arith(1n, 0n, 0) }), req(OP.GET, { key: 'n' })), minReply: 24 },
   // ---- touch, gat
@@ -211,6 +208,56 @@ const ROWS: Row[] = [
 ];
 
 for (const row of ROWS) test(row.name, () => runRow(row));
+
+interface Resp { op: number; status: number; cas: bigint; raw: Buffer }
+
+/** Sends each request alone and reads its one response; a request may be made from the responses before it. */
+async function oneByOne(port: number, reqs: Array<Buffer | ((before: Resp[]) => Buffer)>): Promise<Resp[]> {
+  const c = await WireClient.connect(port);
+  try {
+    const out: Resp[] = [];
+    for (const r of reqs) {
+      c.write(typeof r === 'function' ? r(out) : r);
+      const b = await c.readUntil((x) => x.length >= 24 && x.length >= 24 + x.readUInt32BE(8), 3000);
+      assert.ok(b.length >= 24 && b.length === 24 + b.readUInt32BE(8), `one response to request ${out.length}: ${b.toString('hex')}${c.closed ? ' (closed)' : ''}`);
+      out.push({ op: b[1]!, status: b.readUInt16BE(6), cas: b.readBigUInt64BE(16), raw: b });
+    }
+    return out;
+  } finally {
+    c.close();
+  }
+}
+
+test('the cas a store, an append or an incr returns is the one the next GetK reads, on each side; a delete returns 0', async () => {
+  const getK = (key: string): Buffer => req(OP.GETK, { key });
+  const steps: Array<Buffer | ((before: Resp[]) => Buffer)> = [
+    req(OP.SET, { key: K, extras: storeExtras(3), value: 'v1' }), getK(K),
+    req(OP.APPEND, { key: K, value: '+a' }), getK(K),
+    req(OP.PREPEND, { key: K, value: 'p+' }), getK(K),
+    req(OP.REPLACE, { key: K, extras: storeExtras(4), value: 'r' }), getK(K),
+    (before) => req(OP.SET, { key: K, extras: storeExtras(5), value: 'c', cas: before[before.length - 1]!.cas }), getK(K),
+    req(OP.ADD, { key: 'new', extras: storeExtras(6), value: 'a' }), getK('new'),
+    req(OP.INCR, { key: 'n', extras: arith(1n, 5n, 0) }), getK('n'),
+    req(OP.DECR, { key: 'n', extras: arith(2n, 0n, 0) }), getK('n'),
+    req(OP.DELETE, { key: K }),
+  ];
+  await diff.reset('');
+  const [want, got] = await Promise.all([oneByOne(A!.port, steps), oneByOne(proxy!.port, steps)]);
+  for (const [side, rs] of [['memcached', want], ['mcrelay', got]] as const) {
+    for (let i = 0; i + 1 < rs.length; i += 2) {
+      const write = rs[i]!;
+      const read = rs[i + 1]!;
+      const what = `${side}: response ${i} (opcode ${write.op}) ${write.raw.toString('hex')}, then GetK ${read.raw.toString('hex')}`;
+      assert.is(write.status, 0, what);
+      assert.is(read.status, 0, what);
+      assert.ok(write.cas !== 0n, `${what}: a cas`);
+      assert.is(write.cas, read.cas, `${what}: the cas GetK reads`);
+    }
+    assert.is(rs[rs.length - 1]!.op, OP.DELETE);
+    assert.is(rs[rs.length - 1]!.cas, 0n, `${side}: Delete answers cas 0`);
+  }
+  assert.equal(got.map((r) => r.raw.toString('hex')), want.map((r) => r.raw.toString('hex')));
+});
 
 test('Stat: mcrelay\'s figures, one response per stat, an empty key last', async () => {
   const c = await WireClient.connect(proxy!.port);
