@@ -140,13 +140,13 @@ export class BinaryParser {
         return this.line(buf, 'gets ', '', ks, ke, '');
       case BinOp.GAT: case BinOp.GATQ: case BinOp.GATK: case BinOp.GATKQ: case BinOp.TOUCH:
         if (extLen !== 4 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
-        return this.line(buf, 'gats ', `${buf.readInt32BE(body)} `, ks, ke, '');
+        return this.line(buf, 'gats ', `${expiration(buf, body)} `, ks, ke, '');
       case BinOp.SET: case BinOp.SETQ: case BinOp.ADD: case BinOp.ADDQ: case BinOp.REPLACE: case BinOp.REPLACEQ: {
         if (extLen !== 8 || keyLen === 0) return this.local(Status.EINVAL);
         const cas = casFlag(buf, pos);
         // memcached turns any store with a cas into a cas: a set with C (NF when the key is missing).
         const mode = cas !== '' || op === BinOp.SET || op === BinOp.SETQ ? '' : op === BinOp.ADD || op === BinOp.ADDQ ? ' ME' : ' MR';
-        return this.store(buf, ks, ke, `${valueLen} F${buf.readUInt32BE(body)} T${buf.readInt32BE(body + 4)} c${cas}${mode}`, valueLen);
+        return this.store(buf, ks, ke, `${valueLen} F${buf.readUInt32BE(body)} T${expiration(buf, body + 4)} c${cas}${mode}`, valueLen);
       }
       case BinOp.APPEND: case BinOp.APPENDQ: case BinOp.PREPEND: case BinOp.PREPENDQ:
         if (extLen !== 0 || keyLen === 0) return this.local(Status.EINVAL);
@@ -160,15 +160,14 @@ export class BinaryParser {
         if (extLen !== 20 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
         const delta = uint64Decimal(buf.readUInt32BE(body), buf.readUInt32BE(body + 4));
         const initial = uint64Decimal(buf.readUInt32BE(body + 8), buf.readUInt32BE(body + 12));
-        const exp = buf.readUInt32BE(body + 16);
         const mode = op === BinOp.INCREMENT || op === BinOp.INCREMENTQ ? 'I' : 'D';
         // 0xffffffff: do not create a missing item; otherwise create it with the initial value.
-        const create = exp === 0xffffffff ? '' : ` N${exp | 0} J${initial}`;
+        const create = buf.readUInt32BE(body + 16) === 0xffffffff ? '' : ` N${expiration(buf, body + 16)} J${initial}`;
         return this.line(buf, 'ma ', '', ks, ke, ` D${delta} M${mode} v c${create}${casFlag(buf, pos)}`);
       }
       case BinOp.FLUSH: case BinOp.FLUSHQ:
         if (keyLen !== 0 || (extLen !== 0 && extLen !== 4) || valueLen !== 0) return this.local(Status.EINVAL);
-        this.text = Buffer.from(extLen === 4 ? `flush_all ${buf.readInt32BE(body)}\r\n` : 'flush_all\r\n', 'latin1');
+        this.text = Buffer.from(extLen === 4 ? `flush_all ${expiration(buf, body)}\r\n` : 'flush_all\r\n', 'latin1');
         return Bin.TEXT;
       case BinOp.NOOP:
         if (bodyLen !== 0) return this.local(Status.EINVAL);
@@ -239,6 +238,17 @@ export class BinaryParser {
     this.text = t;
     return Bin.TEXT;
   }
+}
+
+/**
+ * An expiration of the binary protocol, unsigned: memcached reads one of 2^31 or
+ * more as a unix time after 2038. The text protocol (and meta T, N) takes a
+ * signed 32-bit number, where it would be negative (already expired), so it
+ * goes as the last time the text protocol can say (January 2038): far in the
+ * future, as in memcached.
+ */
+function expiration(buf: Buffer, at: number): number {
+  return Math.min(buf.readUInt32BE(at), 0x7fffffff);
 }
 
 /** " C<cas>" for a request header with a cas, else "" */

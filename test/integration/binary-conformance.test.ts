@@ -194,6 +194,10 @@ const ROWS: Row[] = [
   { name: 'GAT, GATK hit and miss; GATQ/GATKQ miss says nothing', setup: S(K, 'val', 9),
     send: cat(req(OP.GAT, { key: K, extras: u32(100) }), req(OP.GATK, { key: K, extras: u32(100) }), req(OP.GAT, { key: 'nokey', extras: u32(1) }),
       req(OP.GATQ, { key: 'nokey', extras: u32(1) }), req(OP.GATKQ, { key: 'nokey', extras: u32(1) }), req(OP.GATKQ, { key: K, extras: u32(1) })), minReply: 96 },
+  { name: 'an expiration of 2^31 or more is unsigned: a unix time far ahead, not an expired item', setup: S('t', 'x'),
+    send: cat(req(OP.SET, { key: K, extras: storeExtras(1, 0xffffffff), value: 'v' }), req(OP.GET, { key: K }), req(OP.TOUCH, { key: 't', extras: u32(0x80000000) }),
+      req(OP.GAT, { key: 't', extras: u32(0xfffffffe) }), req(OP.INCR, { key: 'n', extras: arith(1n, 3n, 0xfffffffe) }), req(OP.FLUSH, { extras: u32(0xffffffff) }),
+      req(OP.GETK, { key: K }), req(OP.GETK, { key: 't' }), req(OP.GETK, { key: 'n' })), minReply: 240 },
   // ---- the rest
   { name: 'Noop', send: req(OP.NOOP), minReply: 24 },
   { name: 'Version says memcached\'s', send: req(OP.VERSION), minReply: 27 },
