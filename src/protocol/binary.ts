@@ -87,6 +87,8 @@ export class BinaryParser {
   reply: Buffer | null = null;
   /** LOCAL with a body too large to hold: the bytes from pos to skip (they may not all be here) */
   skip = 0;
+  /** what was wrong with bytes that are no request memcached serves (counted, logged), else null */
+  fault: string | null = null;
 
   /** version string for Version, refreshed by the caller */
   version = '1.6.0';
@@ -98,29 +100,30 @@ export class BinaryParser {
     this.reply = null;
     this.need = 0;
     this.skip = 0;
-    if (end - pos < HEADER_LENGTH) {
-      // A stream that is not binary any more cannot be resynchronised: memcached closes.
-      if (buf[pos] !== MAGIC_REQUEST) return this.close(end);
-      return Bin.NEED_MORE;
-    }
-    if (buf[pos] !== MAGIC_REQUEST) return this.close(end);
+    this.fault = null;
+    // A stream that is not binary any more cannot be resynchronised: memcached closes
+    // (once it has 24 bytes; here at once, since they cannot make a request).
+    if (buf[pos] !== MAGIC_REQUEST) return this.close(end, 'not a binary request header');
+    if (end - pos < HEADER_LENGTH) return Bin.NEED_MORE;
     const op = buf[pos + 1]!;
     const keyLen = buf.readUInt16BE(pos + 2);
     const extLen = buf[pos + 4]!;
     const bodyLen = buf.readUInt32BE(pos + 8);
     this.opcode = op;
     this.opaque = buf.readUInt32BE(pos + 12);
-    if (keyLen > KEY_MAX) {
-      // memcached: a protocol error, answered and the connection closed.
-      this.reply = errorResponse(op, this.opaque, Status.EINVAL);
-      this.next = end;
-      return Bin.CLOSE;
-    }
-    const total = HEADER_LENGTH + bodyLen;
-    if (bodyLen > this.maxItemSize + 8 + KEY_MAX) {
-      if (!isStore(op)) return this.local(Status.EINVAL);
+    // The header is checked as soon as it is in, as memcached does, and not after
+    // a body it announces (which may never come): a protocol error is answered
+    // and the connection closed at once.
+    if (keyLen + extLen > bodyLen) return this.malformed(Status.UNKNOWN_COMMAND, end, 'key and extras longer than the body');
+    if (keyLen > KEY_MAX) return this.malformed(Status.EINVAL, end, 'key over 250 bytes');
+    if (!wellFormed(op, keyLen, extLen, bodyLen)) return this.malformed(Status.EINVAL, end, 'extras, key or body length wrong for the opcode');
+    // Touch, GAT and Stat end after their key: memcached reads any more body as the next request.
+    const total = HEADER_LENGTH + (ENDS_AFTER_KEY.has(op) ? extLen + keyLen : bodyLen);
+    if (total - HEADER_LENGTH > this.maxItemSize + 8 + KEY_MAX) {
       // Refused without holding it: skipped as it arrives (memcached swallows it).
-      this.reply = errorResponse(op, this.opaque, Status.E2BIG);
+      const store = isStore(op);
+      if (!store) this.fault = 'unknown opcode';
+      this.reply = errorResponse(op, this.opaque, store ? Status.E2BIG : Status.UNKNOWN_COMMAND);
       this.skip = total;
       return Bin.LOCAL;
     }
@@ -133,31 +136,24 @@ export class BinaryParser {
     const ks = body + extLen;
     const ke = ks + keyLen;
     const valueLen = bodyLen - extLen - keyLen;
-    if (valueLen < 0) return this.local(Status.EINVAL);
     switch (op) {
       case BinOp.GET: case BinOp.GETQ: case BinOp.GETK: case BinOp.GETKQ:
-        if (extLen !== 0 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
         return this.line(buf, 'gets ', '', ks, ke, '');
       case BinOp.GAT: case BinOp.GATQ: case BinOp.GATK: case BinOp.GATKQ: case BinOp.TOUCH:
-        if (extLen !== 4 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
         return this.line(buf, 'gats ', `${expiration(buf, body)} `, ks, ke, '');
       case BinOp.SET: case BinOp.SETQ: case BinOp.ADD: case BinOp.ADDQ: case BinOp.REPLACE: case BinOp.REPLACEQ: {
-        if (extLen !== 8 || keyLen === 0) return this.local(Status.EINVAL);
         const cas = casFlag(buf, pos);
         // memcached turns any store with a cas into a cas: a set with C (NF when the key is missing).
         const mode = cas !== '' || op === BinOp.SET || op === BinOp.SETQ ? '' : op === BinOp.ADD || op === BinOp.ADDQ ? ' ME' : ' MR';
         return this.store(buf, ks, ke, `${valueLen} F${buf.readUInt32BE(body)} T${expiration(buf, body + 4)} c${cas}${mode}`, valueLen);
       }
       case BinOp.APPEND: case BinOp.APPENDQ: case BinOp.PREPEND: case BinOp.PREPENDQ:
-        if (extLen !== 0 || keyLen === 0) return this.local(Status.EINVAL);
         return this.store(buf, ks, ke, `${valueLen} c${casFlag(buf, pos)}${op === BinOp.APPEND || op === BinOp.APPENDQ ? ' MA' : ' MP'}`, valueLen);
       case BinOp.DELETE: case BinOp.DELETEQ: {
-        if (extLen !== 0 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
         const cas = casFlag(buf, pos);
         return cas === '' ? this.line(buf, 'delete ', '', ks, ke, '') : this.line(buf, 'md ', '', ks, ke, cas);
       }
       case BinOp.INCREMENT: case BinOp.INCREMENTQ: case BinOp.DECREMENT: case BinOp.DECREMENTQ: {
-        if (extLen !== 20 || keyLen === 0 || valueLen !== 0) return this.local(Status.EINVAL);
         const delta = uint64Decimal(buf.readUInt32BE(body), buf.readUInt32BE(body + 4));
         const initial = uint64Decimal(buf.readUInt32BE(body + 8), buf.readUInt32BE(body + 12));
         const mode = op === BinOp.INCREMENT || op === BinOp.INCREMENTQ ? 'I' : 'D';
@@ -166,18 +162,14 @@ export class BinaryParser {
         return this.line(buf, 'ma ', '', ks, ke, ` D${delta} M${mode} v c${create}${casFlag(buf, pos)}`);
       }
       case BinOp.FLUSH: case BinOp.FLUSHQ:
-        if (keyLen !== 0 || (extLen !== 0 && extLen !== 4) || valueLen !== 0) return this.local(Status.EINVAL);
         this.text = Buffer.from(extLen === 4 ? `flush_all ${expiration(buf, body)}\r\n` : 'flush_all\r\n', 'latin1');
         return Bin.TEXT;
       case BinOp.NOOP:
-        if (bodyLen !== 0) return this.local(Status.EINVAL);
         return this.local(Status.OK);
       case BinOp.VERSION:
-        if (bodyLen !== 0) return this.local(Status.EINVAL);
         this.reply = response(op, this.opaque, Status.OK, 0, 0, Buffer.from(this.version, 'latin1'));
         return Bin.LOCAL;
       case BinOp.STAT:
-        if (extLen !== 0) return this.local(Status.EINVAL);
         // Only the general group: others are not the proxy's to give.
         return keyLen === 0 ? Bin.STATS : this.local(Status.KEY_ENOENT);
       case BinOp.QUIT:
@@ -188,22 +180,25 @@ export class BinaryParser {
       default:
         // SASL included: mcrelay does not authenticate, as memcached without -S.
         // Verbosity too: memcached 1.6 no longer knows it in binary.
+        this.fault = 'unknown opcode';
         return this.local(Status.UNKNOWN_COMMAND);
     }
   }
 
-  private close(end: number): number {
+  /** A header memcached refuses as a protocol error: its answer, then the connection closes. */
+  private malformed(status: number, end: number, why: string): number {
+    this.reply = errorResponse(this.opcode, this.opaque, status);
+    return this.close(end, why);
+  }
+
+  private close(end: number, fault: string): number {
     this.next = end;
+    this.fault = fault;
     return Bin.CLOSE;
   }
 
   private local(status: number): number {
     const op = this.opcode;
-    if (status === Status.EINVAL) {
-      // A malformed request is a protocol error: memcached answers and closes.
-      this.reply = errorResponse(op, this.opaque, status);
-      return Bin.CLOSE;
-    }
     // A quiet command that succeeded says nothing.
     this.reply = status === Status.OK && QUIET_OPS.has(op) ? wire.NOTHING : errorResponse(op, this.opaque, status);
     return Bin.LOCAL;
@@ -257,6 +252,36 @@ function casFlag(buf: Buffer, pos: number): string {
   const lo = buf.readUInt32BE(pos + 20);
   return hi === 0 && lo === 0 ? '' : ` C${uint64Decimal(hi, lo)}`;
 }
+
+/**
+ * Whether a header's extras, key and body lengths are what memcached 1.6 wants
+ * for its opcode (dispatch_bin_command); an opcode it does not serve passes
+ * (its body is skipped). Quiet forms as their loud ones.
+ */
+function wellFormed(op: number, keyLen: number, extLen: number, bodyLen: number): boolean {
+  switch (op) {
+    case BinOp.VERSION: case BinOp.NOOP: case BinOp.QUIT: case BinOp.QUITQ: case BinOp.SASL_LIST_MECHS:
+      return bodyLen === 0;
+    case BinOp.FLUSH: case BinOp.FLUSHQ:
+      return keyLen === 0 && bodyLen === extLen && (extLen === 0 || extLen === 4);
+    case BinOp.SET: case BinOp.SETQ: case BinOp.ADD: case BinOp.ADDQ: case BinOp.REPLACE: case BinOp.REPLACEQ:
+      return extLen === 8 && keyLen !== 0;
+    case BinOp.GET: case BinOp.GETQ: case BinOp.GETK: case BinOp.GETKQ: case BinOp.DELETE: case BinOp.DELETEQ:
+      return extLen === 0 && keyLen !== 0 && bodyLen === keyLen;
+    case BinOp.INCREMENT: case BinOp.INCREMENTQ: case BinOp.DECREMENT: case BinOp.DECREMENTQ:
+      return extLen === 20 && keyLen !== 0 && bodyLen === keyLen + 20;
+    case BinOp.APPEND: case BinOp.APPENDQ: case BinOp.PREPEND: case BinOp.PREPENDQ: case BinOp.SASL_AUTH: case BinOp.SASL_STEP:
+      return extLen === 0 && keyLen !== 0;
+    case BinOp.STAT:
+      return extLen === 0;
+    case BinOp.TOUCH: case BinOp.GAT: case BinOp.GATQ: case BinOp.GATK: case BinOp.GATKQ:
+      return extLen === 4 && keyLen !== 0;
+    default:
+      return true;
+  }
+}
+
+const ENDS_AFTER_KEY = new Set<number>([BinOp.TOUCH, BinOp.GAT, BinOp.GATQ, BinOp.GATK, BinOp.GATKQ, BinOp.STAT]);
 
 function isStore(op: number): boolean {
   return op === BinOp.SET || op === BinOp.SETQ || op === BinOp.ADD || op === BinOp.ADDQ || op === BinOp.REPLACE ||

@@ -25,7 +25,7 @@ import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
 import type { PendingBytes } from './pending-bytes.js';
 import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
 import { RawStream } from '../shared/raw-stream.js';
-import { log } from '../log.js';
+import { debugEnabled, log } from '../log.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -137,6 +137,8 @@ export class ClientConnection {
       if (r === Parse.REQUEST) {
         this.request(buf);
       } else if (r === Parse.REPLY) {
+        // ERROR: no command memcached knows, or not in the shape of one.
+        if (parser.reply === wire.ERROR) this.protocolError('no command memcached knows: answered ERROR', buf, parser.lineStart, parser.next);
         if (!parser.noreply) this.replyNow(parser.reply!);
         if (parser.dropKey) this.ctx.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this.id, (parser.metaFlags & META_BASE64) !== 0);
         if (parser.swallow > 0) {
@@ -146,7 +148,8 @@ export class ClientConnection {
         }
       } else {
         // CLOSE: quit, or a line memcached would drop the connection for.
-        if (parser.reply === wire.CLIENT_ERROR_REQUEST_TOO_LONG) log.debug('request line too long: connection closed', { client: this.id, bytes: end - pos });
+        if (parser.reply === wire.CLIENT_ERROR_REQUEST_TOO_LONG) this.protocolError('request line too long: connection closed', buf, pos, end);
+        else if (parser.cmd !== Cmd.QUIT) this.protocolError('an HTTP request: connection closed', buf, pos, end);
         this.closeAfter(parser.reply);
         pos = end;
         break;
@@ -155,6 +158,16 @@ export class ClientConnection {
     }
     input.consume(pos);
     this.checkPressure();
+  }
+
+  /**
+   * Bytes that are no request memcached serves (an unknown command or opcode, a
+   * malformed binary header, a line too long): counted (stats protocol_errors)
+   * and told at debug level, with the first bytes of it.
+   */
+  private protocolError(what: string, buf: Buffer, pos: number, end: number): void {
+    this.ctx.dispatcher.counters[C.PROTOCOL_ERRORS]!++;
+    if (debugEnabled()) log.debug(`protocol error: ${what}`, { client: this.id, bytes: end - pos, head: buf.toString('hex', pos, Math.min(end, pos + 24)) });
   }
 
   /** Answers `reply` (if any) after the replies owed, then closes; nothing more is read. */
@@ -177,6 +190,7 @@ export class ClientConnection {
         break;
       }
       const r = bp.parse(buf, pos, end);
+      if (bp.fault !== null) this.protocolError(r === Bin.CLOSE ? `${bp.fault}: connection closed` : bp.fault, buf, pos, end);
       if (r === Bin.NEED_MORE) {
         this.need = bp.need;
         break;

@@ -232,6 +232,7 @@ export class LocalCommands {
       ['backend_errors', c.sinceReset(C.BACKEND_ERRORS)],
       ['backend_timeouts', c.sinceReset(C.BACKEND_TIMEOUTS)],
       ['backup_repairs', c.sinceReset(C.BACKUP_REPAIRS)],
+      ['protocol_errors', c.sinceReset(C.PROTOCOL_ERRORS)],
       ['bytes_read', c.sinceReset(C.BYTES_READ)],
       ['bytes_written', c.sinceReset(C.BYTES_WRITTEN)],
     ];
