@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const uvu = path.resolve(here, '../../node_modules/uvu/bin.js');
-const suites = (process.argv.length > 2 ? process.argv.slice(2) : ['unit', 'integration', 'fault']);
+const suites = (process.argv.length > 2 ? process.argv.slice(2) : ['unit', 'integration', 'clients', 'fault']);
 const SUITE_TIMEOUT_MS = 15 * 60 * 1000;
 
 function runSuite(dir: string): Promise<{ passed: number; failed: number }> {

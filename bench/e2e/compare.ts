@@ -78,7 +78,8 @@ async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDi
   let targets: Running[] = [];
   try {
     backends = await startBackends(logDir);
-    targets = await startTargets(o.targets, backends, logDir);
+    // twemproxy has no binary protocol.
+    targets = await startTargets(s.protocol === 'memcache_binary' ? o.targets.filter((t) => t !== 'twemproxy') : o.targets, backends, logDir);
     // Every key stored once on both servers, so gets hit as in a warm cache.
     await loadgen.run(fillArgs(s.dataSize, backends.master.port), logDir);
     await loadgen.run(fillArgs(s.dataSize, backends.backup.port), logDir);

@@ -1,6 +1,6 @@
 // One load connection: keeps exactly `pipeline` requests outstanding, parses the
-// memcache text replies byte by byte out of the thread's shared read buffer, and
-// records one latency sample per reply. Nothing on this path allocates per request:
+// memcache text replies byte by byte (or the binary protocol's 24-byte headers)
+// out of the thread's shared read buffer, and records one latency sample per reply. Nothing on this path allocates per request:
 // requests are written into a shared slab, the FIFO of outstanding requests is a
 // set of typed-array rings, and replies are never turned into strings.
 import net from 'node:net';
@@ -21,6 +21,15 @@ const CH_V = 86;
 
 const T_SET = 0;
 const T_GET = 1;
+
+// The binary protocol (memcached's protocol_binary.h): a request header, then extras, key, value.
+const BIN_HEADER = 24;
+const BIN_REQUEST = 0x80;
+const BIN_RESPONSE = 0x81;
+const BIN_SET = 0x01;
+const BIN_GETK = 0x0c;
+const BIN_OK = 0x00;
+const BIN_NOT_FOUND = 0x01;
 
 /** Counters of one worker thread; every connection of the thread adds into it. */
 export class ThreadStats {
@@ -66,10 +75,16 @@ export class Wire {
   readonly setTailAfterExpiry: Uint8Array; // " <size>\r\n<value>\r\n"
   /** Upper bounds of one request's size, to reserve slab space for a batch. */
   readonly maxRequest: number;
+  readonly binary: boolean;
+  readonly prefix: Uint8Array;
+  readonly value: Uint8Array;
 
   constructor(o: LoadOptions) {
     const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
     const value = 'x'.repeat(o.dataSize); // memtier's non-random data
+    this.binary = o.protocol === 'memcache_binary';
+    this.prefix = enc(o.keyPrefix);
+    this.value = enc(value);
     this.setHead = enc(`set ${o.keyPrefix}`);
     this.getHead = enc(`get ${o.keyPrefix}`);
     this.mgetKeyHead = enc(` ${o.keyPrefix}`);
@@ -79,7 +94,8 @@ export class Wire {
     const maxKey = 17;
     const maxSet = this.setHead.length + maxKey + this.expiryHead.length + 11 + this.setTailAfterExpiry.length;
     const maxGet = 3 + Math.max(1, o.multiKeyGet) * (this.mgetKeyHead.length + maxKey) + 2;
-    this.maxRequest = Math.max(o.ratioSet > 0 ? maxSet : 0, o.ratioGet > 0 ? maxGet : 0);
+    const maxBinary = BIN_HEADER + 8 + this.prefix.length + maxKey + o.dataSize;
+    this.maxRequest = this.binary ? maxBinary : Math.max(o.ratioSet > 0 ? maxSet : 0, o.ratioGet > 0 ? maxGet : 0);
   }
 }
 
@@ -168,6 +184,10 @@ export class LoadConnection {
   private respBytes = 0;
   private line: Buffer = Buffer.allocUnsafe(512);
   private lineLen = 0;
+  // binary: the response header read so far, and its status while its body is skipped
+  private readonly header = Buffer.allocUnsafe(BIN_HEADER);
+  private headerLen = 0;
+  private status = -1;
 
   private connected = false;
   finished = false;
@@ -248,6 +268,10 @@ export class LoadConnection {
 
   private onRead(n: number, buf: Buffer): void {
     if (this.finished) return;
+    if (this.ctx.wire.binary) {
+      this.onReadBinary(n, buf);
+      return;
+    }
     const now = performance.now();
     let p = 0;
     while (p < n) {
@@ -279,6 +303,46 @@ export class LoadConnection {
         return;
       }
       p = i + 1;
+    }
+    this.fill(now);
+  }
+
+  /** onRead for the binary protocol: a header, then its body skipped; each complete response ends a request. */
+  private onReadBinary(n: number, buf: Buffer): void {
+    const now = performance.now();
+    let p = 0;
+    while (p < n) {
+      if (this.status < 0) {
+        const take = Math.min(BIN_HEADER - this.headerLen, n - p);
+        buf.copy(this.header, this.headerLen, p, p + take);
+        this.headerLen += take;
+        p += take;
+        if (this.headerLen < BIN_HEADER) break;
+        this.headerLen = 0;
+        const h = this.header;
+        if (h[0] !== BIN_RESPONSE || this.outstanding === 0) {
+          this.protocolError();
+          return;
+        }
+        this.status = h.readUInt16BE(6);
+        this.skip = h.readUInt32BE(8);
+        this.respBytes += BIN_HEADER;
+      }
+      const take = Math.min(this.skip, n - p);
+      this.skip -= take;
+      this.respBytes += take;
+      p += take;
+      if (this.skip > 0) break;
+      const status = this.status;
+      this.status = -1;
+      const type = this.types[this.head]!;
+      if (type === T_GET) {
+        if (status === BIN_OK) this.curHits++;
+        else if (status !== BIN_NOT_FOUND) this.ctx.stats.errors++;
+      } else if (status !== BIN_OK) {
+        this.ctx.stats.errors++;
+      }
+      this.complete(type, now);
     }
     this.fill(now);
   }
@@ -417,8 +481,43 @@ export class LoadConnection {
     }
   }
 
+  /** A binary request header for `op` with a key of `keyLen` bytes, extras and value of the given sizes. */
+  private binaryHeader(b: Buffer, o: number, op: number, extras: number, keyLen: number, valueLen: number): void {
+    b.fill(0, o, o + BIN_HEADER);
+    b[o] = BIN_REQUEST;
+    b[o + 1] = op;
+    b.writeUInt16BE(keyLen, o + 2);
+    b[o + 4] = extras;
+    b.writeUInt32BE(extras + keyLen + valueLen, o + 8);
+  }
+
+  private writeBinary(slab: WriteSlab, type: number, now: number): void {
+    const w = this.ctx.wire;
+    const b = slab.buf;
+    const o0 = slab.off;
+    const extras = type === T_SET ? 8 : 0;
+    // The key first (its length is in the header), then the header in front of it.
+    const keyAt = o0 + BIN_HEADER + extras;
+    let o = copyBytes(b, keyAt, w.prefix);
+    o = writeDecimal(b, o, type === T_SET ? this.keys.setKey() : this.keys.getKey());
+    const keyLen = o - keyAt;
+    const valueLen = type === T_SET ? w.value.length : 0;
+    this.binaryHeader(b, o0, type === T_SET ? BIN_SET : BIN_GETK, extras, keyLen, valueLen);
+    if (type === T_SET) {
+      b.writeUInt32BE(0, o0 + BIN_HEADER); // flags
+      b.writeUInt32BE(this.expiryMax > 0 ? this.keys.rng.range(this.expiryMin, this.expiryMax) : 0, o0 + BIN_HEADER + 4);
+      o = copyBytes(b, o, w.value);
+    }
+    slab.off = o;
+    this.push(type, 1, o - o0, now);
+  }
+
   private writeSet(slab: WriteSlab, now: number): void {
     const w = this.ctx.wire;
+    if (w.binary) {
+      this.writeBinary(slab, T_SET, now);
+      return;
+    }
     const b = slab.buf;
     const o0 = slab.off;
     let o = copyBytes(b, o0, w.setHead);
@@ -435,6 +534,10 @@ export class LoadConnection {
   }
 
   private writeGet(slab: WriteSlab, now: number): void {
+    if (this.ctx.wire.binary) {
+      this.writeBinary(slab, T_GET, now);
+      return;
+    }
     const b = slab.buf;
     const o0 = slab.off;
     let o = copyBytes(b, o0, this.ctx.wire.getHead);

@@ -1,18 +1,20 @@
-// memtier_benchmark-compatible options for the memcache text protocol: the same
+// memtier_benchmark-compatible options for the memcache protocols: the same
 // option names, defaults and validation messages, so `npm run bench` can pass one
 // argument list to either tool.
 //
 // Deliberate differences from memtier_benchmark (documented in usage()):
-// - --protocol defaults to memcache_text (memtier: redis) and nothing else is accepted;
+// - --protocol defaults to memcache_text (memtier: redis); memcache_binary is the
+//   other one accepted (gets as GetK, sets as Set; no multi-key gets);
 // - -p/--port defaults to 11211 (memtier: 6379, the redis port);
 // - --safety-cap=SECS is ours: the hard upper bound of any run.
 
 export type KeyPattern = 'R' | 'S' | 'G' | 'P';
+export type Protocol = 'memcache_text' | 'memcache_binary';
 
 export interface LoadOptions {
   server: string;
   port: number;
-  protocol: 'memcache_text';
+  protocol: Protocol;
   /** Connections per thread (memtier's "clients"). */
   clients: number;
   threads: number;
@@ -100,8 +102,8 @@ export function resolveOptions(input: Partial<LoadOptions> = {}): LoadOptions {
   for (const [k, v] of Object.entries(input)) {
     if (v !== undefined) (o as unknown as Record<string, unknown>)[k] = v;
   }
-  if (o.protocol !== 'memcache_text') {
-    fail(`protocol '${String(o.protocol)}' is not supported: this load generator speaks only memcache_text`);
+  if (o.protocol !== 'memcache_text' && o.protocol !== 'memcache_binary') {
+    fail(`protocol '${String(o.protocol)}' is not supported: this load generator speaks memcache_text and memcache_binary`);
   }
   if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) fail('port must be a number in the range [1-65535].');
   if (!isPositiveInt(o.clients)) fail('clients must be greater than zero.');
@@ -128,6 +130,7 @@ export function resolveOptions(input: Partial<LoadOptions> = {}): LoadOptions {
   if (o.keyStddev < 0 || o.keyMedian < 0) fail('key-stddev and key-median must be greater than zero.');
   if (!Number.isInteger(o.multiKeyGet) || o.multiKeyGet < 0) fail('multi-key-get must be greater than zero.');
   if (o.multiKeyGet > 10_000) fail('multi-key-get must be at most 10000.');
+  if (o.multiKeyGet > 0 && o.protocol === 'memcache_binary') fail('multi-key-get is not supported with memcache_binary.');
   if (!Number.isInteger(o.expiryMin) || !Number.isInteger(o.expiryMax) || o.expiryMin < 0 || o.expiryMax < o.expiryMin) {
     fail('expiry-range must be expressed as [0-n]-[1-n].');
   }
@@ -169,9 +172,9 @@ const OPTIONS: Record<string, [string, boolean, Setter]> = {
     o.port = n;
   }],
   protocol: ['P', true, (o, v) => {
-    if (v !== 'memcache_text') {
-      if (v === 'redis' || v === 'memcache_binary') fail(`protocol '${v}' is not supported by this load generator: only memcache_text`);
-      fail("supported protocols are 'memcache_text' (this load generator speaks only the memcache text protocol).");
+    if (v !== 'memcache_text' && v !== 'memcache_binary') {
+      if (v === 'redis') fail(`protocol '${v}' is not supported by this load generator: only memcache_text and memcache_binary`);
+      fail("supported protocols are 'memcache_text' and 'memcache_binary' (this load generator speaks only memcache).");
     }
     o.protocol = v;
   }],
@@ -287,12 +290,13 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 export function usage(): string {
   return `Usage: node dist/bench/loadgen/cli.js [options]
 mcrelay's load generator: memtier_benchmark's options and output for the memcache
-text protocol (used by npm run bench when memtier_benchmark is not installed).
+protocols (used by npm run bench when memtier_benchmark is not installed).
 
 Connection and General Options:
   -s, --server=ADDR              Server address (default: 127.0.0.1)
   -p, --port=PORT                Server port (default: 11211; memtier: 6379)
-  -P, --protocol=PROTOCOL        Only memcache_text is supported (the default here)
+  -P, --protocol=PROTOCOL        memcache_text (the default here) or memcache_binary
+                                 (gets as GetK, sets as Set; no --multi-key-get)
       --json-out-file=FILE       Name of JSON output file, if not set, will not print to json
       --hide-histogram           Don't print detailed latency histogram
       --safety-cap=SECS          Hard limit of the whole run (default: test-time + 30, or 600)

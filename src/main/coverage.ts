@@ -6,9 +6,11 @@
 //     interval join its sample after that interval's check (at most KEPT, the
 //     oldest go first)
 //   each retry interval, check(): every sampled key of a backup whose master
-//     serves reads is looked up with `mg <key> u` (no LRU bump: the check must
-//     not keep its own sample alive) on the master and on the backup, one
-//     pipelined batch per server on a connection of its own
+//     serves reads is looked up with `me <key>` on the master and on the
+//     backup, one pipelined batch per server on a connection of its own. me
+//     bumps no LRU (the check must not keep its own sample alive) and, unlike
+//     any mg, does not take a stale item's recache token (W) from the client
+//     that reads it next
 //     coverage = held by both / held by the master; keys the master no longer
 //     holds (deleted, expired, evicted) leave the sample
 //   --> ServerFigures (stats servers, /metrics, /ready), and a warn line at most
@@ -65,7 +67,7 @@ export class Coverage {
       const b = this.names.indexOf(e.backup);
       const m = this.names.indexOf(e.master);
       if (b < this.masterCount || m < 0 || m >= this.masterCount) continue;
-      // A key of other bytes is asked as base64 (mg ... b), which memcached takes up to 250 characters.
+      // A key of other bytes is asked as base64 (me ... b), which memcached takes up to 250 characters.
       if (Buffer.byteLength(e.key, 'latin1') > 187 && !validKey(Buffer.from(e.key, 'latin1'), 0, Buffer.byteLength(e.key, 'latin1'))) continue;
       this.incoming[b]!.push({ master: m, key: e.key });
     }
@@ -167,7 +169,7 @@ async function holds(server: Config['masters'][number], keys: readonly Sample[],
   let request = '';
   for (const { key } of keys) {
     const bytes = Buffer.from(key, 'latin1');
-    request += validKey(bytes, 0, bytes.length) ? `mg ${key} u\r\n` : `mg ${bytes.toString('base64')} b u\r\n`;
+    request += validKey(bytes, 0, bytes.length) ? `me ${key}\r\n` : `me ${bytes.toString('base64')} b\r\n`;
   }
   const { text } = await exchange(server, request, timeoutMs, lines(keys.length));
   if (text === null) return null;
@@ -175,7 +177,7 @@ async function holds(server: Config['masters'][number], keys: readonly Sample[],
   const out: boolean[] = [];
   for (let j = 0; j < keys.length; j++) {
     const r = replies[j];
-    if (r === 'HD') out.push(true);
+    if (r !== undefined && r.startsWith('ME ')) out.push(true);
     else if (r === 'EN') out.push(false);
     else return null;
   }

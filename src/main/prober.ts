@@ -24,7 +24,7 @@
 // server per interval serves both, off the request path.
 
 import type { ServerAddress } from '../config/config.js';
-import { DOWN, DRAINED, UP, HealthTable } from '../shared/health.js';
+import { DOWN, DRAINED, UP, HealthTable, packVersion } from '../shared/health.js';
 import type { ServerFigures } from '../shared/server-figures.js';
 import { log } from '../log.js';
 import { endsWithEnd, exchange, lines } from './server-request.js';
@@ -131,9 +131,10 @@ export class Prober {
       if (this.health.state(i) === UP) this.returning[i] = undefined;
       if (this.polling[i]) continue;
       this.polling[i] = true;
-      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, text }) => {
+      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, text, version }) => {
         this.polling[i] = false;
         if (this.health.state(i) === DOWN) return;
+        if (version !== 0) this.health.setVersion(i, version);
         if (text !== null && id !== null) this.figures?.publishStats(i, text, Date.now());
         else this.figures?.forget(i);
         this.silent[i] = timedOut ? this.silent[i]! + 1 : 0;
@@ -174,9 +175,11 @@ export class Prober {
     for (let i = 0; i < this.servers.length; i++) {
       if (this.health.state(i) !== DOWN || this.inProgress[i]) continue;
       this.inProgress[i] = true;
-      void probe(this.servers[i]!, this.timeoutMs).then(async (ok) => {
+      void probe(this.servers[i]!, this.timeoutMs).then(async (version) => {
         try {
-          if (!ok) return;
+          if (version === null) return;
+          // It may come back as another memcached version: clients are told the lowest.
+          if (version !== 0) this.health.setVersion(i, version);
           // Back, perhaps as another memcached: asked about mn again before it serves reads.
           this.health.setAnswersMeta(i, false);
           this.metaAsked[i] = false;
@@ -201,10 +204,13 @@ export class Prober {
   }
 }
 
-/** True if the server answers "version" with a VERSION line within the timeout. */
-async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean> {
+/**
+ * null unless the server answers "version" with a VERSION line within the
+ * timeout; then the version it gives, packed (0 if it is not a dotted number).
+ */
+async function probe(address: ServerAddress, timeoutMs: number): Promise<number | null> {
   const { text } = await exchange(address, VERSION_REQUEST, timeoutMs, lines(1));
-  return text !== null && text.startsWith('VERSION ');
+  return text !== null && text.startsWith('VERSION ') ? packVersion(text.slice(8)) : null;
 }
 
 /**
@@ -212,15 +218,17 @@ async function probe(address: ServerAddress, timeoutMs: number): Promise<boolean
  * and the whole reply when it is one (text); failed: no connection, or no
  * answer (timedOut: within the timeout).
  */
-export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null; text: string | null }> {
+export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null; text: string | null; version: number }> {
   const { text, timedOut, refused, error } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
   // Connected, then closed on `stats` (twemproxy does): it has no identity to give, and is up.
-  if (text === null) return { id: null, failed: !refused, timedOut, error, text: null };
+  if (text === null) return { id: null, failed: !refused, timedOut, error, text: null, version: 0 };
+  const v = /^STAT version (\S+)\r$/m.exec(text)?.[1];
+  const version = v === undefined ? 0 : packVersion(v);
   const pid = /^STAT pid (\d+)\r$/m.exec(text)?.[1];
   const uptime = /^STAT uptime (\d+)\r$/m.exec(text)?.[1];
   const time = /^STAT time (\d+)\r$/m.exec(text)?.[1];
-  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null, text: null };
-  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null, text };
+  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null, text: null, version };
+  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null, text, version };
 }
 
 /**

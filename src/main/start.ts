@@ -243,6 +243,7 @@ export async function start(config: Config): Promise<Running> {
         const state = health.state(j);
         nextHealth.setState(i, state === RECOVERING ? DOWN : state);
         nextHealth.setAnswersMeta(i, health.answersMeta(j));
+        nextHealth.setVersion(i, health.version(j));
       }
       const nextStats = new ServerStats(merged.workers, names.length);
       health = nextHealth;

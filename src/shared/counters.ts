@@ -31,8 +31,11 @@ export const C = {
   CLOSED_CONNECTIONS: 15,
   // warm-up lookups the backup had (reads a returning master missed, served anyway)
   GET_WARM_HITS: 16,
+  // client bytes that are no request memcached serves: an unknown command or
+  // opcode, a malformed binary header, a line too long (worker/client.ts)
+  PROTOCOL_ERRORS: 17,
 } as const;
-export const COUNTER_COUNT = 17;
+export const COUNTER_COUNT = 18;
 
 export class Counters {
   readonly buffer: SharedArrayBuffer;

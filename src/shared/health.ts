@@ -9,6 +9,9 @@
 //   [HEADER + i*STRIDE + 3]  META: 1 once server i answered `mn` with MN on a
 //                            connection of the main thread's (main/prober.ts):
 //                            workers send it one-key gets as mg
+//   [HEADER + i*STRIDE + 4]  VERSION: the memcached version server i last gave the
+//                            prober, packed by packVersion (0: not known yet);
+//                            workers answer `version` with the lowest one
 // Server i counts masters first (0..M-1), then backups (M..M+B-1).
 //
 // A server's life: UP -> DOWN -> RECOVERING -> WARMING -> UP (backups skip WARMING);
@@ -33,11 +36,12 @@ export const DRAINED = 5;
 export const STATE_NAMES = ['up', 'down', 'recovering', 'warming', 'draining', 'drained'] as const;
 
 const HEADER = 1;
-const STRIDE = 4;
+const STRIDE = 5;
 const STATE = 0;
 const TIMEOUTS = 1;
 const CHANGES = 2;
 const META = 3;
+const VERSION = 4;
 
 export class HealthTable {
   readonly buffer: SharedArrayBuffer;
@@ -111,6 +115,15 @@ export class HealthTable {
     Atomics.store(this.cells, HEADER + server * STRIDE + META, yes ? 1 : 0);
   }
 
+  /** The server's packed version (packVersion), 0 if it has not given one. */
+  version(server: number): number {
+    return Atomics.load(this.cells, HEADER + server * STRIDE + VERSION);
+  }
+
+  setVersion(server: number, packed: number): void {
+    Atomics.store(this.cells, HEADER + server * STRIDE + VERSION, packed);
+  }
+
   /** Counts one more consecutive timeout; returns the new count. */
   addTimeout(server: number): number {
     return Atomics.add(this.cells, HEADER + server * STRIDE + TIMEOUTS, 1) + 1;
@@ -121,4 +134,20 @@ export class HealthTable {
     const at = HEADER + server * STRIDE + TIMEOUTS;
     if (Atomics.load(this.cells, at) !== 0) Atomics.store(this.cells, at, 0);
   }
+}
+
+/**
+ * "1.6.18" (or "1.6.18-beta", "1.4.5") packed into one int32 that orders as the
+ * versions do: 10 bits per part, the major part kept under 2^10. 0 if the text
+ * does not start with a dotted number.
+ */
+export function packVersion(text: string): number {
+  const m = /^(\d{1,3})\.(\d{1,4})(?:\.(\d{1,4}))?/.exec(text);
+  if (m === null) return 0;
+  const part = (s: string | undefined): number => Math.min(Number(s ?? 0), 1023);
+  return ((part(m[1]) << 20) | (part(m[2]) << 10) | part(m[3])) || 0;
+}
+
+export function unpackVersion(packed: number): string {
+  return `${packed >>> 20}.${(packed >>> 10) & 1023}.${packed & 1023}`;
 }

@@ -6,12 +6,17 @@
 // Requests go to the backends as soon as they are parsed (pipelined); replies are
 // written in request order when the request at the head of the queue is done.
 // A client that does not read its replies is paused once too much is pending.
+//
+// The first byte of a connection picks its protocol, as memcached's -B auto does:
+// 0x80 is the binary protocol, whose requests are translated into text ones
+// (protocol/binary.ts) and then go the same way; their replies are encoded back.
 
 import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
 import { InputBuffer, Outbox, readArena, replyArena } from '../protocol/io-buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import { addTextValue } from '../protocol/response-parser.js';
+import { Bin, BinaryParser, MAGIC_REQUEST, encodeReply, errorResponse, statsResponse, statusOf, Status } from '../protocol/binary.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
@@ -20,7 +25,7 @@ import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
 import type { PendingBytes } from './pending-bytes.js';
 import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
 import { RawStream } from '../shared/raw-stream.js';
-import { log } from '../log.js';
+import { debugEnabled, log } from '../log.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
@@ -64,6 +69,11 @@ export class ClientConnection {
   /** set while the worker drains (shutdown) */
   private drainTimer: NodeJS.Timeout | null = null;
   private lastData = 0;
+  /** null until the first byte came, then false (text) or the binary front end */
+  private binary: BinaryParser | false | null = null;
+  /** the binary request being translated: its opcode and opaque */
+  private binOp = -1;
+  private binOpaque = 0;
 
   constructor(
     /** the connection's libuv handle, as received from the main thread */
@@ -99,6 +109,13 @@ export class ClientConnection {
    */
   private parseInput(): void {
     const input = this.input;
+    if (this.binary === null && input.end > input.pos) {
+      this.binary = input.buf[input.pos] === MAGIC_REQUEST ? new BinaryParser(this.ctx.parser.maxItemSize) : false;
+    }
+    if (this.binary) {
+      this.parseBinary(this.binary);
+      return;
+    }
     const buf = input.buf;
     const end = input.end;
     let pos = input.pos;
@@ -122,6 +139,8 @@ export class ClientConnection {
       if (r === Parse.REQUEST) {
         this.request(buf);
       } else if (r === Parse.REPLY) {
+        // ERROR: no command memcached knows, or not in the shape of one.
+        if (parser.reply === wire.ERROR) this.protocolError('no command memcached knows: answered ERROR', buf, parser.lineStart, parser.next);
         if (!parser.noreply) this.replyNow(parser.reply!);
         if (parser.dropKey) this.ctx.dispatcher.dropKey(buf, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this, (parser.metaFlags & META_BASE64) !== 0);
         if (parser.swallow > 0) {
@@ -131,17 +150,94 @@ export class ClientConnection {
         }
       } else {
         // CLOSE: quit, or a line memcached would drop the connection for.
-        if (parser.reply === wire.CLIENT_ERROR_REQUEST_TOO_LONG) log.debug('request line too long: connection closed', { client: this.id, bytes: end - pos });
-        if (parser.reply !== null) this.replyNow(parser.reply);
-        this.closing = true;
+        if (parser.reply === wire.CLIENT_ERROR_REQUEST_TOO_LONG) this.protocolError('request line too long: connection closed', buf, pos, end);
+        else if (parser.cmd !== Cmd.QUIT) this.protocolError('an HTTP request: connection closed', buf, pos, end);
+        this.closeAfter(parser.reply);
         pos = end;
-        this.replyReady();
         break;
       }
       if (this.socket === null) return;
     }
     input.consume(pos);
     this.checkPressure();
+  }
+
+  /**
+   * Bytes that are no request memcached serves (an unknown command or opcode, a
+   * malformed binary header, a line too long): counted (stats protocol_errors)
+   * and told at debug level, with the first bytes of it.
+   */
+  private protocolError(what: string, buf: Buffer, pos: number, end: number): void {
+    this.ctx.dispatcher.counters[C.PROTOCOL_ERRORS]!++;
+    if (debugEnabled()) log.debug(`protocol error: ${what}`, { client: this.id, bytes: end - pos, head: buf.toString('hex', pos, Math.min(end, pos + 24)) });
+  }
+
+  /** Answers `reply` (if any) after the replies owed, then closes; nothing more is read. */
+  private closeAfter(reply: Buffer | null): void {
+    if (reply !== null) this.replyNow(reply);
+    this.closing = true;
+    this.replyReady();
+  }
+
+  /** parseInput for a binary connection: each request is translated, then parsed as text. */
+  private parseBinary(bp: BinaryParser): void {
+    const input = this.input;
+    const buf = input.buf;
+    const end = input.end;
+    let pos = input.pos;
+    bp.version = this.local.serverVersion();
+    while (pos < end) {
+      if (this.queued >= MAX_QUEUED || this.holding > 0) {
+        this.held = true;
+        break;
+      }
+      const r = bp.parse(buf, pos, end);
+      if (bp.fault !== null) this.protocolError(r === Bin.CLOSE ? `${bp.fault}: connection closed` : bp.fault, buf, pos, end);
+      if (r === Bin.NEED_MORE) {
+        this.need = bp.need;
+        break;
+      }
+      if (r === Bin.TEXT) {
+        pos = bp.next;
+        this.translated(bp.text!, bp.opcode, bp.opaque);
+      } else if (r === Bin.LOCAL) {
+        if (bp.skip > 0) {
+          const skip = Math.min(bp.skip, end - pos);
+          pos += skip;
+          this.swallow = bp.skip - skip;
+        } else {
+          pos = bp.next;
+        }
+        if (bp.reply!.length > 0) this.replyNow(bp.reply!);
+      } else if (r === Bin.STATS) {
+        pos = bp.next;
+        this.replyNow(statsResponse(bp.opaque, this.local.stats()));
+      } else {
+        this.closeAfter(bp.reply);
+        pos = end;
+        break;
+      }
+      if (this.socket === null) return;
+    }
+    input.consume(pos);
+    this.checkPressure();
+  }
+
+  /** A binary request as text: parsed and submitted like any other. */
+  private translated(text: Buffer, op: number, opaque: number): void {
+    const parser = this.ctx.parser;
+    const r = parser.parse(text, 0, text.length);
+    if (r === Parse.REQUEST) {
+      this.binOp = op;
+      this.binOpaque = opaque;
+      this.request(text);
+      this.binOp = -1;
+      return;
+    }
+    // Refused by the text rules (a key mcrelay cannot forward, a value too large).
+    const reply = parser.reply ?? wire.ERROR;
+    if (parser.dropKey) this.ctx.dispatcher.dropKey(text, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this, false);
+    this.replyNow(errorResponse(op, opaque, r === Parse.REPLY ? statusOf(op, reply, 0, reply.length - 2) : Status.EINVAL));
   }
 
   /** Holds `need` bytes of the worker's budget for the value arriving; false when they do not fit. */
@@ -188,6 +284,8 @@ export class ClientConnection {
     req.bytes = parser.bytes;
     req.casStart = parser.casStart;
     req.metaFlags = parser.metaFlags;
+    req.binOp = this.binOp;
+    req.binOpaque = this.binOpaque;
     req.refs = 1;
     req.origin = this;
     if (parser.noreply) {
@@ -386,6 +484,12 @@ export class ClientConnection {
 }
 
 function writeReply(out: Outbox, req: Request): void {
+  if (req.binOp >= 0) {
+    const v = req.valueCount > 0 ? req.values[0]! : null;
+    encodeReply(out, req.binOp, req.binOpaque, req.reply, v, v === null ? 0 : req.valueSpans[0]!, v === null ? 0 : req.valueSpans[1]!,
+      req.buf, req.keyStart(0), req.keyEnd(0));
+    return;
+  }
   if (req.reply !== null) {
     out.addAll(req.reply);
     return;

@@ -557,6 +557,14 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     this.dueCheck(c);
   }
 
+  /** A check looked at again later: queued under its stripe (if free), so that an invalidation can still drop it. */
+  private checkAgain(c: Request): void {
+    this.routeSingle(c);
+    const stripe = this.router.hashed & (STRIPES - 1);
+    if (this.queuedCheck[stripe] === null) this.queuedCheck[stripe] = c;
+    this.dueCheck(c);
+  }
+
   private checkQueued(req: Request, stripe: number): boolean {
     const queued = this.queuedCheck[stripe]!;
     const ks = req.keyStart(0);
@@ -657,14 +665,14 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     const b = c.backupReply;
     if (c.reply !== null && c.checkFailures++ < CHECK_RETRIES) {
       // A read failed (a timeout, a connection lost): no verdict yet.
-      this.dueCheck(c);
+      this.checkAgain(c);
       return;
     }
     // The stripe goes when this op is done (onLine/onFailed); the request with the last reference.
     if (c.reply !== null || m === null || b === null || isMissReply(b) || m.equals(b)) { this.release(c); return; }
     if (c.strikes++ === 0) {
       // Maybe a write through another proxy is between the two servers: look again.
-      this.dueCheck(c);
+      this.checkAgain(c);
       return;
     }
     this.stats[c.backup]![S.BACKUP_DIVERGENCES]!++;

@@ -16,11 +16,10 @@ import * as wire from '../protocol/wire.js';
 import { C, type Counters } from '../shared/counters.js';
 import { VERSION } from '../version.js';
 import type { Config } from '../config/config.js';
-import { STATE_NAMES, type HealthTable } from '../shared/health.js';
+import { STATE_NAMES, UP, WARMING, unpackVersion, type HealthTable } from '../shared/health.js';
 import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { F, figure, PER_SERVER, ServerFigures, SUMMED } from '../shared/server-figures.js';
 import { endsWithEnd, exchange } from '../main/server-request.js';
-import { UP, WARMING } from '../shared/health.js';
 import type { ClientConnection } from './client.js';
 import type { Request } from './request.js';
 
@@ -38,7 +37,13 @@ const SERVER_GROUPS = new Set(['items', 'slabs', 'sizes', 'conns', 'extstore', '
 /** stats sub-commands that change a server's settings: a proxy does not pass them on */
 const SERVER_TOGGLES = new Set(['sizes_enable', 'sizes_disable']);
 
-const VERSION_LINE = Buffer.from(`VERSION ${VERSION}\r\n`, 'latin1');
+/**
+ * What `version` says until a server has told the prober its own. Clients read
+ * this number (libmemcached refuses a 0.x server, memccapable decides from it
+ * what to expect, others gate features on it), so it must be memcached's, not
+ * mcrelay's: a 1.6 release, the series whose text and meta protocol mcrelay speaks.
+ */
+export const FALLBACK_SERVER_VERSION = '1.6.0';
 
 export class LocalCommands {
   private serverNames: string[];
@@ -70,9 +75,33 @@ export class LocalCommands {
     this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
   }
 
+  private versionPacked = -1;
+  private versionText = FALLBACK_SERVER_VERSION;
+  private versionLine = Buffer.alloc(0);
+
   /** The reply to version or verbosity. */
   reply(cmd: number): Buffer {
-    return cmd === Cmd.VERSION ? VERSION_LINE : wire.OK;
+    if (cmd !== Cmd.VERSION) return wire.OK;
+    this.serverVersion();
+    return this.versionLine;
+  }
+
+  /**
+   * The lowest memcached version among the servers that gave one: a client
+   * must not use a feature one of them lacks.
+   */
+  serverVersion(): string {
+    let low = 0;
+    for (let i = 0; i < this.serverNames.length; i++) {
+      const v = this.health.version(i);
+      if (v !== 0 && (low === 0 || v < low)) low = v;
+    }
+    if (low !== this.versionPacked) {
+      this.versionPacked = low;
+      this.versionText = low === 0 ? FALLBACK_SERVER_VERSION : unpackVersion(low);
+      this.versionLine = Buffer.from(`VERSION ${this.versionText}\r\n`, 'latin1');
+    }
+    return this.versionText;
   }
 
   /**
@@ -186,7 +215,8 @@ export class LocalCommands {
       ['pid', process.pid],
       ['uptime', Math.floor((now - this.startedAt) / 1000)],
       ['time', Math.floor(now / 1000)],
-      ['version', VERSION],
+      ['version', this.serverVersion()],
+      ['mcrelay_version', VERSION],
       ['threads', this.config.workers],
       ['curr_connections', handed - closed],
       ['total_connections', c.sinceReset(C.TOTAL_CONNECTIONS)],
@@ -202,6 +232,7 @@ export class LocalCommands {
       ['backend_errors', c.sinceReset(C.BACKEND_ERRORS)],
       ['backend_timeouts', c.sinceReset(C.BACKEND_TIMEOUTS)],
       ['backup_repairs', c.sinceReset(C.BACKUP_REPAIRS)],
+      ['protocol_errors', c.sinceReset(C.PROTOCOL_ERRORS)],
       ['bytes_read', c.sinceReset(C.BYTES_READ)],
       ['bytes_written', c.sinceReset(C.BYTES_WRITTEN)],
     ];

@@ -56,6 +56,10 @@ export class Request {
   decodedKey: Buffer | null = null;
   master = -1;
   backup = -1;
+  /** a binary-protocol request: its opcode (the reply is encoded for it), else -1 */
+  binOp = -1;
+  /** a binary-protocol request: its opaque, echoed in the reply */
+  binOpaque = 0;
 
   /** the reply is complete and may be written when this request reaches the head */
   done = false;
@@ -185,6 +189,7 @@ export class Request {
     this.decodedKey = null;
     this.master = -1;
     this.backup = -1;
+    this.binOp = -1;
   }
 }
 

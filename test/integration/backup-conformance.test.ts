@@ -43,7 +43,7 @@ function casByOrder(reply: string): string {
 }
 
 const notMine = (): void => { throw new Error('an mcrelay-only row'); };
-const ROWS: Row[] = [...textRows(notMine, ''), ...META_ROWS].filter((row) => row.expect === undefined);
+const ROWS: Row[] = [...textRows(notMine), ...META_ROWS].filter((row) => row.expect === undefined);
 
 function backupSuite(name: string, warm: boolean): void {
   const t = suite(name);

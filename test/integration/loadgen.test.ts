@@ -97,4 +97,20 @@ test('--multi-key-get 10 --pipeline 4: every get carries 10 keys; -n bounds each
   assert.is(n.interrupted, false);
 });
 
+test('--protocol=memcache_binary --pipeline 8: GetK and Set counted as memcached counted them, hits as it found them', async () => {
+  const port = mc!.port;
+  const before = await serverStats(port);
+  const { options } = parseArgs([
+    '-p', String(port), '-P', 'memcache_binary', '-t', '1', '-c', '4', '--pipeline=8', '--ratio=1:4',
+    '-d', '200', '--key-minimum=1', '--key-maximum=300', '--key-pattern=R:R', '--test-time=1', '--hide-histogram',
+  ]);
+  const r = await runLoad(options);
+  const after = await serverStats(port);
+  assertConsistent(r);
+  assert.is(after['cmd_set']! - before['cmd_set']!, r.sets.ops, 'server saw every set');
+  assert.is(after['get_hits']! - before['get_hits']!, r.gets.hits, 'server hits = our hits');
+  assert.is(after['cmd_get']! - before['cmd_get']!, r.gets.hits + r.gets.misses, 'server gets = our gets');
+  assert.throws(() => parseArgs(['-P', 'memcache_binary', '--multi-key-get=4']), /not supported with memcache_binary/);
+});
+
 test.run();
