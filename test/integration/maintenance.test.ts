@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { CLI, freePort, sleep, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { CLI, freePort, sleep, startMemcached, startProxy, waitForPort, type Proc } from '../helpers/procs.js';
 import { Load } from '../helpers/load.js';
 import { waitState } from '../helpers/cluster.js';
 
@@ -72,9 +72,22 @@ test('drain on a non-loopback admin address: 403; unknown server: 404; bad usage
   try {
     const [m0, b0] = await Promise.all([startMemcached(), startMemcached()]);
     procs.push(m0, b0);
-    const admin = await freePort();
-    const p = await startProxy(['-s', m0.addr, '-b', b0.addr, '--workers', '1', '--admin', `0.0.0.0:${admin}`]);
-    procs.push(p);
+    // A port free on 127.0.0.1 a moment ago may since be the local end of some
+    // connection, which 0.0.0.0 cannot bind (mcrelay then runs without its admin
+    // listener and says so): another port, up to three times.
+    let admin = 0;
+    for (let attempt = 1; admin === 0; attempt++) {
+      const port = await freePort();
+      const p = await startProxy(['-s', m0.addr, '-b', b0.addr, '--workers', '1', '--admin', `0.0.0.0:${port}`]);
+      procs.push(p);
+      try {
+        await waitForPort(port, 2000);
+        admin = port;
+      } catch (err) {
+        if (attempt === 3) throw err;
+        await procs.pop()!.stop();
+      }
+    }
     const status = await new Promise<number>((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port: admin, method: 'POST', path: `/servers/${m0.addr}/drain` }, (res) => { res.resume(); resolve(res.statusCode ?? 0); });
       req.on('error', reject);
