@@ -74,16 +74,33 @@ export const QUIET = 0x100;
 const SP = 0x20;
 const KEY_MAX = 250;
 
-// One bit per opcode: quiet forms (success or, for gets, a miss says nothing).
-const QUIET_OPS = new Set<number>([BinOp.GETQ, BinOp.GETKQ, BinOp.GATQ, BinOp.GATKQ, BinOp.SETQ, BinOp.ADDQ,
-  BinOp.REPLACEQ, BinOp.DELETEQ, BinOp.INCREMENTQ, BinOp.DECREMENTQ, BinOp.FLUSHQ, BinOp.APPENDQ, BinOp.PREPENDQ, BinOp.QUITQ]);
+// What each opcode is, one bit each (a table: asked once or twice per request).
+const Q = 1; // quiet: success (for gets, a miss too) says nothing
+const GET = 2; // a retrieval: its reply is a hit or a miss
+const WITH_KEY = 4; // a retrieval whose hit and miss carry the key
+const ARITH = 8; // incr/decr: the new value as the body
+const AFTER_KEY = 16; // ends after its key: memcached reads any more body as the next request
+const STORE = 32; // carries a value
+const OPS = new Uint8Array(256);
+function mark(bits: number, ...ops: number[]): void { for (const op of ops) OPS[op]! |= bits; }
+mark(Q, BinOp.GETQ, BinOp.GETKQ, BinOp.GATQ, BinOp.GATKQ, BinOp.SETQ, BinOp.ADDQ, BinOp.REPLACEQ, BinOp.DELETEQ,
+  BinOp.INCREMENTQ, BinOp.DECREMENTQ, BinOp.FLUSHQ, BinOp.APPENDQ, BinOp.PREPENDQ, BinOp.QUITQ);
+mark(GET, BinOp.GET, BinOp.GETQ, BinOp.GETK, BinOp.GETKQ, BinOp.GAT, BinOp.GATQ, BinOp.GATK, BinOp.GATKQ, BinOp.TOUCH);
+mark(WITH_KEY, BinOp.GETK, BinOp.GETKQ, BinOp.GATK, BinOp.GATKQ);
+mark(ARITH, BinOp.INCREMENT, BinOp.INCREMENTQ, BinOp.DECREMENT, BinOp.DECREMENTQ);
+mark(AFTER_KEY, BinOp.TOUCH, BinOp.GAT, BinOp.GATQ, BinOp.GATK, BinOp.GATKQ, BinOp.STAT);
+mark(STORE, BinOp.SET, BinOp.SETQ, BinOp.ADD, BinOp.ADDQ, BinOp.REPLACE, BinOp.REPLACEQ, BinOp.APPEND, BinOp.APPENDQ,
+  BinOp.PREPEND, BinOp.PREPENDQ);
 
 export class BinaryParser {
   opcode = 0;
   opaque = 0;
   next = 0;
   need = 0;
-  text: Buffer | null = null;
+  /** TEXT: the request in the text protocol is textBuf[textStart, textEnd) (a slice of the thread's slab) */
+  textBuf: Buffer = EMPTY;
+  textStart = 0;
+  textEnd = 0;
   reply: Buffer | null = null;
   /** LOCAL with a body too large to hold: the bytes from pos to skip (they may not all be here) */
   skip = 0;
@@ -96,7 +113,7 @@ export class BinaryParser {
   constructor(private readonly maxItemSize: number) {}
 
   parse(buf: Buffer, pos: number, end: number): number {
-    this.text = null;
+    this.textEnd = this.textStart;
     this.reply = null;
     this.need = 0;
     this.skip = 0;
@@ -118,10 +135,10 @@ export class BinaryParser {
     if (keyLen > KEY_MAX) return this.malformed(Status.EINVAL, end, 'key over 250 bytes');
     if (!wellFormed(op, keyLen, extLen, bodyLen)) return this.malformed(Status.EINVAL, end, 'extras, key or body length wrong for the opcode');
     // Touch, GAT and Stat end after their key: memcached reads any more body as the next request.
-    const total = HEADER_LENGTH + (ENDS_AFTER_KEY.has(op) ? extLen + keyLen : bodyLen);
+    const total = HEADER_LENGTH + ((OPS[op]! & AFTER_KEY) !== 0 ? extLen + keyLen : bodyLen);
     if (total - HEADER_LENGTH > this.maxItemSize + 8 + KEY_MAX) {
       // Refused without holding it: skipped as it arrives (memcached swallows it).
-      const store = isStore(op);
+      const store = (OPS[op]! & STORE) !== 0;
       if (!store) this.fault = 'unknown opcode';
       this.reply = errorResponse(op, this.opaque, store ? Status.E2BIG : Status.UNKNOWN_COMMAND);
       this.skip = total;
@@ -138,20 +155,20 @@ export class BinaryParser {
     const valueLen = bodyLen - extLen - keyLen;
     switch (op) {
       case BinOp.GET: case BinOp.GETQ: case BinOp.GETK: case BinOp.GETKQ:
-        return this.line(buf, 'gets ', '', ks, ke, '');
+        return this.line(buf, GETS, '', ks, ke, '');
       case BinOp.GAT: case BinOp.GATQ: case BinOp.GATK: case BinOp.GATKQ: case BinOp.TOUCH:
-        return this.line(buf, 'gats ', `${expiration(buf, body)} `, ks, ke, '');
+        return this.line(buf, GATS, `${expiration(buf, body)} `, ks, ke, '');
       case BinOp.SET: case BinOp.SETQ: case BinOp.ADD: case BinOp.ADDQ: case BinOp.REPLACE: case BinOp.REPLACEQ: {
         const cas = casFlag(buf, pos);
         // memcached turns any store with a cas into a cas: a set with C (NF when the key is missing).
-        const mode = cas !== '' || op === BinOp.SET || op === BinOp.SETQ ? '' : op === BinOp.ADD || op === BinOp.ADDQ ? ' ME' : ' MR';
-        return this.store(buf, ks, ke, `${valueLen} F${buf.readUInt32BE(body)} T${expiration(buf, body + 4)} c${cas}${mode}`, valueLen);
+        const mode = cas !== '' || op === BinOp.SET || op === BinOp.SETQ ? null : op === BinOp.ADD || op === BinOp.ADDQ ? MODE_ADD : MODE_REPLACE;
+        return this.store(buf, ks, ke, valueLen, buf.readUInt32BE(body), expiration(buf, body + 4), cas, mode);
       }
       case BinOp.APPEND: case BinOp.APPENDQ: case BinOp.PREPEND: case BinOp.PREPENDQ:
-        return this.store(buf, ks, ke, `${valueLen} c${casFlag(buf, pos)}${op === BinOp.APPEND || op === BinOp.APPENDQ ? ' MA' : ' MP'}`, valueLen);
+        return this.store(buf, ks, ke, valueLen, -1, 0, casFlag(buf, pos), op === BinOp.APPEND || op === BinOp.APPENDQ ? MODE_APPEND : MODE_PREPEND);
       case BinOp.DELETE: case BinOp.DELETEQ: {
         const cas = casFlag(buf, pos);
-        return cas === '' ? this.line(buf, 'delete ', '', ks, ke, '') : this.line(buf, 'md ', '', ks, ke, cas);
+        return cas === '' ? this.line(buf, DELETE, '', ks, ke, '') : this.line(buf, MD, '', ks, ke, cas);
       }
       case BinOp.INCREMENT: case BinOp.INCREMENTQ: case BinOp.DECREMENT: case BinOp.DECREMENTQ: {
         const delta = uint64Decimal(buf.readUInt32BE(body), buf.readUInt32BE(body + 4));
@@ -159,11 +176,10 @@ export class BinaryParser {
         const mode = op === BinOp.INCREMENT || op === BinOp.INCREMENTQ ? 'I' : 'D';
         // 0xffffffff: do not create a missing item; otherwise create it with the initial value.
         const create = buf.readUInt32BE(body + 16) === 0xffffffff ? '' : ` N${expiration(buf, body + 16)} J${initial}`;
-        return this.line(buf, 'ma ', '', ks, ke, ` D${delta} M${mode} v c${create}${casFlag(buf, pos)}`);
+        return this.line(buf, MA, '', ks, ke, ` D${delta} M${mode} v c${create}${casFlag(buf, pos)}`);
       }
       case BinOp.FLUSH: case BinOp.FLUSHQ:
-        this.text = Buffer.from(extLen === 4 ? `flush_all ${expiration(buf, body)}\r\n` : 'flush_all\r\n', 'latin1');
-        return Bin.TEXT;
+        return this.line(buf, FLUSH_ALL, extLen === 4 ? ` ${expiration(buf, body)}` : '', 0, 0, '');
       case BinOp.NOOP:
         return this.local(Status.OK);
       case BinOp.VERSION:
@@ -200,39 +216,115 @@ export class BinaryParser {
   private local(status: number): number {
     const op = this.opcode;
     // A quiet command that succeeded says nothing.
-    this.reply = status === Status.OK && QUIET_OPS.has(op) ? wire.NOTHING : errorResponse(op, this.opaque, status);
+    this.reply = status === Status.OK && (OPS[op]! & Q) !== 0 ? wire.NOTHING : errorResponse(op, this.opaque, status);
     return Bin.LOCAL;
   }
 
-  /** "<verb><pre><key><post>\r\n" */
-  private line(buf: Buffer, verb: string, pre: string, ks: number, ke: number, post: string): number {
-    const t = Buffer.allocUnsafe(verb.length + pre.length + (ke - ks) + post.length + 2);
-    let o = t.write(verb, 0, 'latin1');
-    o += t.write(pre, o, 'latin1');
-    o += buf.copy(t, o, ks, ke);
-    o += t.write(post, o, 'latin1');
+  /** The request as text: "<verb><pre><key><post>\r\n" */
+  private line(buf: Buffer, verb: Buffer, pre: string, ks: number, ke: number, post: string): number {
+    const t = this.room(verb.length + pre.length + (ke - ks) + post.length + 2);
+    let o = put(t, this.textStart, verb, 0, verb.length);
+    if (pre.length > 0) o += t.write(pre, o, 'latin1');
+    o = put(t, o, buf, ks, ke);
+    if (post.length > 0) o += t.write(post, o, 'latin1');
     t[o] = 0x0d;
     t[o + 1] = 0x0a;
-    this.text = t;
+    this.textEnd = o + 2;
+    arena.used = this.textEnd;
     return Bin.TEXT;
   }
 
-  /** "ms <key> <args>\r\n<value>\r\n": the value is what follows the key in the request */
-  private store(buf: Buffer, ks: number, ke: number, args: string, vlen: number): number {
+  /**
+   * "ms <key> <vlen>[ F<flags> T<exptime>] c<cas flag>[<mode>]\r\n<value>\r\n": the
+   * value is what follows the key in the request; flags -1 for append and prepend,
+   * which keep the item's.
+   */
+  private store(buf: Buffer, ks: number, ke: number, vlen: number, flags: number, exptime: number, cas: string, mode: Buffer | null): number {
     if (vlen > this.maxItemSize) return this.local(Status.E2BIG);
-    const t = Buffer.allocUnsafe(3 + (ke - ks) + 1 + args.length + 2 + vlen + 2);
-    let o = t.write('ms ', 0, 'latin1');
-    o += buf.copy(t, o, ks, ke);
+    // "ms " key " " vlen " F" flags " T" exptime " c" cas mode CRLF value CRLF, numbers at most 10 digits
+    const t = this.room(3 + (ke - ks) + 1 + 10 + 2 + 10 + 2 + 10 + 2 + cas.length + 3 + 2 + vlen + 2);
+    let o = put(t, this.textStart, MS, 0, MS.length);
+    o = put(t, o, buf, ks, ke);
     t[o++] = SP;
-    o += t.write(args, o, 'latin1');
+    o = digits(t, o, vlen);
+    if (flags >= 0) {
+      t[o++] = SP;
+      t[o++] = 0x46; // F
+      o = digits(t, o, flags);
+      t[o++] = SP;
+      t[o++] = 0x54; // T
+      o = digits(t, o, exptime);
+    }
+    t[o++] = SP;
+    t[o++] = 0x63; // c
+    if (cas.length > 0) o += t.write(cas, o, 'latin1');
+    if (mode !== null) o = put(t, o, mode, 0, mode.length);
     t[o++] = 0x0d;
     t[o++] = 0x0a;
     o += buf.copy(t, o, ke, ke + vlen);
     t[o] = 0x0d;
     t[o + 1] = 0x0a;
-    this.text = t;
+    this.textEnd = o + 2;
+    arena.used = this.textEnd;
     return Bin.TEXT;
   }
+
+  /** Room for a translation of up to n bytes at the slab's cursor: textBuf, with textStart there. */
+  private room(n: number): Buffer {
+    if (arena.slab.length - arena.used < n) {
+      arena.slab = Buffer.allocUnsafeSlow(Math.max(TEXT_SLAB, n));
+      arena.used = 0;
+    }
+    this.textBuf = arena.slab;
+    this.textStart = this.textEnd = arena.used;
+    return arena.slab;
+  }
+
+  /** The translated request as a Buffer of its own (for tests). */
+  get text(): Buffer {
+    return Buffer.from(this.textBuf.subarray(this.textStart, this.textEnd));
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const GETS = Buffer.from('gets ');
+const GATS = Buffer.from('gats ');
+const DELETE = Buffer.from('delete ');
+const MD = Buffer.from('md ');
+const MA = Buffer.from('ma ');
+const MS = Buffer.from('ms ');
+const FLUSH_ALL = Buffer.from('flush_all');
+const MODE_ADD = Buffer.from(' ME');
+const MODE_REPLACE = Buffer.from(' MR');
+const MODE_APPEND = Buffer.from(' MA');
+const MODE_PREPEND = Buffer.from(' MP');
+
+/**
+ * Where translations are written: one slab per thread, each translation taking
+ * the bytes after the last. The cursor only moves forward, so the bytes of a
+ * request still in flight (its Request keeps the slab as its `buf`) are never
+ * overwritten; a full slab is left to the requests that still hold it.
+ */
+const TEXT_SLAB = 64 * 1024;
+const arena = { slab: EMPTY, used: 0 };
+
+/** Copies src[start, end) to t at o; a byte loop for the short pieces a request line is made of. */
+function put(t: Buffer, o: number, src: Buffer, start: number, end: number): number {
+  if (end - start > 32) return o + src.copy(t, o, start, end);
+  for (let i = start; i < end; i++) t[o++] = src[i]!;
+  return o;
+}
+
+/** n (an integer 0 <= n < 2^32) in decimal at t[o]; returns the offset after it. */
+function digits(t: Buffer, o: number, n: number): number {
+  let len = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
+  let i = o + len;
+  do {
+    t[--i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return o + len;
 }
 
 /**
@@ -281,15 +373,8 @@ function wellFormed(op: number, keyLen: number, extLen: number, bodyLen: number)
   }
 }
 
-const ENDS_AFTER_KEY = new Set<number>([BinOp.TOUCH, BinOp.GAT, BinOp.GATQ, BinOp.GATK, BinOp.GATKQ, BinOp.STAT]);
-
-function isStore(op: number): boolean {
-  return op === BinOp.SET || op === BinOp.SETQ || op === BinOp.ADD || op === BinOp.ADDQ || op === BinOp.REPLACE ||
-    op === BinOp.REPLACEQ || op === BinOp.APPEND || op === BinOp.APPENDQ || op === BinOp.PREPEND || op === BinOp.PREPENDQ;
-}
-
 export function isQuiet(op: number): boolean {
-  return QUIET_OPS.has(op);
+  return (OPS[op]! & Q) !== 0;
 }
 
 /** A response with no extras, no key and `value` (or nothing). */
@@ -307,16 +392,26 @@ export function errorResponse(op: number, opaque: number, status: number): Buffe
 }
 
 function writeHeader(b: Buffer, at: number, op: number, keyLen: number, extLen: number, status: number, bodyLen: number, opaque: number, casHi: number, casLo: number): void {
+  // Byte by byte: Buffer's writeUInt32BE checks its arguments on every call.
   b[at] = MAGIC_RESPONSE;
   b[at + 1] = op;
-  b.writeUInt16BE(keyLen, at + 2);
+  b[at + 2] = keyLen >>> 8;
+  b[at + 3] = keyLen;
   b[at + 4] = extLen;
   b[at + 5] = 0;
-  b.writeUInt16BE(status, at + 6);
-  b.writeUInt32BE(bodyLen, at + 8);
-  b.writeUInt32BE(opaque >>> 0, at + 12);
-  b.writeUInt32BE(casHi, at + 16);
-  b.writeUInt32BE(casLo, at + 20);
+  b[at + 6] = status >>> 8;
+  b[at + 7] = status;
+  u32(b, at + 8, bodyLen);
+  u32(b, at + 12, opaque);
+  u32(b, at + 16, casHi);
+  u32(b, at + 20, casLo);
+}
+
+function u32(b: Buffer, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
 }
 
 /** The general stats as binary: one response per stat, then an empty one. */
@@ -374,10 +469,6 @@ export function statusOf(op: number, b: Buffer, start: number, end: number): num
   return Status.UNKNOWN_COMMAND; // ERROR
 }
 
-const ANY_GET = new Set<number>([BinOp.GET, BinOp.GETQ, BinOp.GETK, BinOp.GETKQ, BinOp.GAT, BinOp.GATQ, BinOp.GATK, BinOp.GATKQ, BinOp.TOUCH]);
-const WITH_KEY = new Set<number>([BinOp.GETK, BinOp.GETKQ, BinOp.GATK, BinOp.GATKQ]);
-const ARITH = new Set<number>([BinOp.INCREMENT, BinOp.INCREMENTQ, BinOp.DECREMENT, BinOp.DECREMENTQ]);
-
 /**
  * Writes the binary reply of a request translated from opcode `op`: `line` is
  * the reply line the proxy got (null for a retrieval, which has `value`:
@@ -386,9 +477,10 @@ const ARITH = new Set<number>([BinOp.INCREMENT, BinOp.INCREMENTQ, BinOp.DECREMEN
  */
 export function encodeReply(out: BinaryOut, op: number, opaque: number, line: Buffer | null, value: Buffer | null, vs: number, ve: number,
   keyBuf: Buffer, ks: number, ke: number): void {
-  const quiet = QUIET_OPS.has(op);
-  if (ANY_GET.has(op) && line === null) {
-    const withKey = WITH_KEY.has(op);
+  const bits = OPS[op]!;
+  const quiet = (bits & Q) !== 0;
+  if ((bits & GET) !== 0 && line === null) {
+    const withKey = (bits & WITH_KEY) !== 0;
     if (value === null) {
       if (quiet) return;
       if (withKey) {
@@ -410,22 +502,24 @@ export function encodeReply(out: BinaryOut, op: number, opaque: number, line: Bu
   if (line === wire.NOTHING || line.length === 0) return;
   const status = statusOf(op, line, 0, le);
   if (status !== Status.OK) {
-    if (ANY_GET.has(op) && quiet && status === Status.KEY_ENOENT) return;
+    if ((bits & GET) !== 0 && quiet && status === Status.KEY_ENOENT) return;
     out.addAll(errorResponse(op, opaque, status));
     return;
   }
   if (quiet) return;
   // ms and ma answer "HD c<cas>" and "VA <n> c<cas>": the item's new cas (none in a delete's reply)
-  const [casHi, casLo] = metaNumber(line, 0, le, 0x63);
-  if (ARITH.has(op)) {
+  metaNumber(line, 0, le, 0x63);
+  const casHi = num.hi;
+  const casLo = num.lo;
+  if ((bits & ARITH) !== 0) {
     // "VA <n> c<cas>\r\n<number>\r\n"
     const ds = le + 2;
     let de = ds;
     while (de < line.length && line[de] !== 0x0d) de++;
-    const [hi, lo] = decimalUint64(line, ds, de);
+    readUint64(line, ds, de);
     writeHeader(HEADER, 0, op, 0, 0, Status.OK, 8, opaque, casHi, casLo);
-    HEADER.writeUInt32BE(hi, HEADER_LENGTH);
-    HEADER.writeUInt32BE(lo, HEADER_LENGTH + 4);
+    u32(HEADER, HEADER_LENGTH, num.hi);
+    u32(HEADER, HEADER_LENGTH + 4, num.lo);
     out.add(HEADER, 0, HEADER_LENGTH + 8);
     return;
   }
@@ -435,10 +529,10 @@ export function encodeReply(out: BinaryOut, op: number, opaque: number, line: Bu
 
 /**
  * The number after flag `letter` in a meta reply line b[start, cr) ("HD c12",
- * "VA 2 f0 c12"; the code and VA's size are not flags) as [hi, lo]; 0 when the
+ * "VA 2 f0 c12"; the code and VA's size are not flags) into `num`; 0 when the
  * line has no such flag.
  */
-function metaNumber(b: Buffer, start: number, cr: number, letter: number): [number, number] {
+function metaNumber(b: Buffer, start: number, cr: number, letter: number): void {
   let i = start;
   while (i < cr && b[i] !== SP) i++;
   if (b[start] === 0x56 && b[start + 1] === 0x41) {
@@ -448,9 +542,13 @@ function metaNumber(b: Buffer, start: number, cr: number, letter: number): [numb
   while (i < cr) {
     const t = ++i;
     while (i < cr && b[i] !== SP) i++;
-    if (b[t] === letter) return decimalUint64(b, t + 1, i);
+    if (b[t] === letter) {
+      readUint64(b, t + 1, i);
+      return;
+    }
   }
-  return [0, 0];
+  num.hi = 0;
+  num.lo = 0;
 }
 
 /** A hit: flags as extras, the key for the K forms, the data (none for touch), the cas. */
@@ -462,9 +560,24 @@ function writeValue(out: BinaryOut, op: number, opaque: number, b: Buffer, start
   let casHi: number;
   let casLo: number;
   if (b[start + 2] === SP) {
-    // "VA <size> <flags>*": f<flags>, c<cas>
-    flags = metaNumber(b, start, cr, 0x66)[1];
-    [casHi, casLo] = metaNumber(b, start, cr, 0x63);
+    // "VA <size> <flags>*": f<flags>, c<cas>, in one pass
+    flags = 0;
+    casHi = 0;
+    casLo = 0;
+    let i = start + 3;
+    while (i < cr && b[i] !== SP) i++;
+    while (i < cr) {
+      const t = ++i;
+      while (i < cr && b[i] !== SP) i++;
+      if (b[t] === 0x66) {
+        readUint64(b, t + 1, i);
+        flags = num.lo;
+      } else if (b[t] === 0x63) {
+        readUint64(b, t + 1, i);
+        casHi = num.hi;
+        casLo = num.lo;
+      }
+    }
   } else {
     // "VALUE <key> <flags> <bytes> <cas>"
     let i = start + 6;
@@ -473,14 +586,17 @@ function writeValue(out: BinaryOut, op: number, opaque: number, b: Buffer, start
     while (b[i] !== SP) i++;
     const flagsE = i++;
     while (i < cr && b[i] !== SP) i++;
-    flags = decimalUint64(b, flagsS, flagsE)[1];
-    [casHi, casLo] = i < cr ? decimalUint64(b, i + 1, cr) : [0, 0];
+    readUint64(b, flagsS, flagsE);
+    flags = num.lo;
+    readUint64(b, i + 1, i < cr ? cr : i + 1);
+    casHi = num.hi;
+    casLo = num.lo;
   }
   const ds = lf + 1;
   const de = op === BinOp.TOUCH ? ds : end - 2;
   const keyLen = key === null ? 0 : ke - ks;
   writeHeader(HEADER, 0, op, keyLen, 4, Status.OK, 4 + keyLen + (de - ds), opaque, casHi, casLo);
-  HEADER.writeUInt32BE(flags, HEADER_LENGTH);
+  u32(HEADER, HEADER_LENGTH, flags);
   out.add(HEADER, 0, HEADER_LENGTH + 4);
   if (key !== null) out.add(key, ks, ke);
   out.add(b, ds, de);
@@ -507,8 +623,23 @@ export function uint64Decimal(hi: number, lo: number): string {
   return out;
 }
 
-/** Decimal digits b[start, end) as [hi, lo] (wrapping past 2^64, as memcached never sends). */
-export function decimalUint64(b: Buffer, start: number, end: number): [number, number] {
+/** The last number read by readUint64 or metaNumber, as two 32-bit halves (no tuple per reply). */
+const num = { hi: 0, lo: 0 };
+
+/** Decimal digits b[start, end) into `num` (wrapping past 2^64, as memcached never sends). */
+function readUint64(b: Buffer, start: number, end: number): void {
+  if (end - start <= 15) {
+    // Under 2^53: exact in one double, the common case (flags, most cas values).
+    let v = 0;
+    for (let i = start; i < end; i++) {
+      const d = b[i]! - 0x30;
+      if (d < 0 || d > 9) break;
+      v = v * 10 + d;
+    }
+    num.hi = Math.floor(v / 4294967296);
+    num.lo = v >>> 0;
+    return;
+  }
   let hi = 0;
   let lo = 0;
   for (let i = start; i < end; i++) {
@@ -519,5 +650,6 @@ export function decimalUint64(b: Buffer, start: number, end: number): [number, n
     lo = l % 4294967296;
     hi = (hi * 10 + Math.floor(l / 4294967296)) % 4294967296;
   }
-  return [hi >>> 0, lo >>> 0];
+  num.hi = hi >>> 0;
+  num.lo = lo >>> 0;
 }

@@ -199,7 +199,7 @@ export class ClientConnection {
       }
       if (r === Bin.TEXT) {
         pos = bp.next;
-        this.translated(bp.text!, bp.opcode, bp.opaque);
+        this.translated(bp);
       } else if (r === Bin.LOCAL) {
         if (bp.skip > 0) {
           const skip = Math.min(bp.skip, end - pos);
@@ -223,13 +223,14 @@ export class ClientConnection {
     this.checkPressure();
   }
 
-  /** A binary request as text: parsed and submitted like any other. */
-  private translated(text: Buffer, op: number, opaque: number): void {
+  /** A binary request as text (in bp.textBuf): parsed and submitted like any other. */
+  private translated(bp: BinaryParser): void {
     const parser = this.ctx.parser;
-    const r = parser.parse(text, 0, text.length);
+    const text = bp.textBuf;
+    const r = parser.parse(text, bp.textStart, bp.textEnd);
     if (r === Parse.REQUEST) {
-      this.binOp = op;
-      this.binOpaque = opaque;
+      this.binOp = bp.opcode;
+      this.binOpaque = bp.opaque;
       this.request(text);
       this.binOp = -1;
       return;
@@ -237,7 +238,7 @@ export class ClientConnection {
     // Refused by the text rules (a key mcrelay cannot forward, a value too large).
     const reply = parser.reply ?? wire.ERROR;
     if (parser.dropKey) this.ctx.dispatcher.dropKey(text, parser.keyOffsets[0]!, parser.keyOffsets[1]!, this, false);
-    this.replyNow(errorResponse(op, opaque, r === Parse.REPLY ? statusOf(op, reply, 0, reply.length - 2) : Status.EINVAL));
+    this.replyNow(errorResponse(bp.opcode, bp.opaque, r === Parse.REPLY ? statusOf(bp.opcode, reply, 0, reply.length - 2) : Status.EINVAL));
   }
 
   /** Holds `need` bytes of the worker's budget for the value arriving; false when they do not fit. */

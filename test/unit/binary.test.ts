@@ -222,6 +222,8 @@ const REPLIES: ReplyRow[] = [
   // stores (ms ... c): the new cas
   { name: 'Set stored: its cas', op: OP.SET, line: 'HD c123\r\n', want: resp(OP.SET, { cas: 123n }) },
   { name: 'a cas past 32 bits', op: OP.SET, line: 'HD c4294967297\r\n', want: resp(OP.SET, { cas: 0x100000001n }) },
+  { name: 'the largest cas of 15 digits', op: OP.SET, line: 'HD c999999999999999\r\n', want: resp(OP.SET, { cas: 999999999999999n }) },
+  { name: 'a cas past 2^53 (16 digits)', op: OP.SET, line: 'HD c9007199254740993\r\n', want: resp(OP.SET, { cas: 9007199254740993n }) },
   { name: 'the largest cas', op: OP.APPEND, line: 'HD c18446744073709551615\r\n', want: resp(OP.APPEND, { cas: 0xffffffffffffffffn }) },
   { name: 'SetQ stored: nothing', op: OP.SETQ, line: 'HD c5\r\n', want: '' },
   { name: 'Add of a key there (NS)', op: OP.ADD, line: 'NS c0\r\n', want: error(OP.ADD, EEXISTS) },
