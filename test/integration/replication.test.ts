@@ -8,7 +8,7 @@
 //   test  --> master, backup directly (mg <key> v f t)
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startMemcached, startProxy, sleep, type Proc } from '../helpers/procs.js';
+import { startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { directSet, eventually, inspect, roundTrip, type Item } from '../helpers/mc.js';
 
@@ -71,9 +71,49 @@ async function barrier(): Promise<void> {
   assert.is(r.line, 'END');
 }
 
-async function send(line: string, data?: string): Promise<string> {
+async function send(line: string, data?: string, via: WireClient = p): Promise<string> {
   const req = data === undefined ? `${line}\r\n` : `${line}\r\n${data}\r\n`;
-  return (await roundTrip(p, req)).line;
+  return (await roundTrip(via, req)).line;
+}
+
+/** A number from `stats` on port (a proxy's, or a memcached's own), over a connection of its own. */
+async function stat(port: number, name: string): Promise<number> {
+  const c = await WireClient.connect(port);
+  try {
+    const raw = await c.request('stats\r\n', 'END\r\n');
+    const v = new RegExp(`STAT ${name} (\\d+)\r\n`).exec(raw)?.[1];
+    assert.ok(v !== undefined, `stats on ${port} has no ${name}`);
+    return Number(v);
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * Everything the proxy has queued for the backup on p's backend connection has
+ * landed there: a control key set through p afterwards is on the backup. A
+ * client's requests share one connection to each server, which memcached
+ * executes in order, so what went before the control key was executed first.
+ */
+async function backupCaughtUp(): Promise<void> {
+  const k = key('control');
+  assert.is(await send(...setLine('set', k, 'c')), 'STORED');
+  let bi: Item | null = null;
+  const ok = await eventually(async () => { bi = await inspect(b, k); return bi !== null; }, 2000);
+  assert.ok(ok && bi!.value === 'c', `the control key set after the write reached the backup (backup holds ${show(bi)})`);
+}
+
+/**
+ * The proxy has compared master's and backup's answers to a write and counted
+ * one repair (worker/dispatch.ts compare), and whatever it queued for the
+ * backup in reaction (the repair's delete) has landed.
+ */
+async function repairLanded(repairsBefore: number): Promise<void> {
+  let n = repairsBefore;
+  const ok = await eventually(async () => { n = await stat(proxy!.port, 'backup_repairs'); return n > repairsBefore; }, 2000);
+  assert.ok(ok, `backup_repairs stayed ${n}: the proxy saw no difference between master and backup`);
+  assert.is(n, repairsBefore + 1, 'one repair for the one write');
+  await backupCaughtUp();
 }
 
 function setLine(verb: string, k: string, v: string, flags = 0, exptime = 0): [string, string] {
@@ -226,16 +266,16 @@ test('cas: EXISTS or NOT_FOUND on the master leaves the backup unchanged', async
   // a marker on the backup only: anything sent to the backup would replace it
   await directSet(b, k, 'backup-own', 11);
   assert.is(await send(`cas ${k} 0 0 2 ${stale}`, 'v3'), 'EXISTS');
-  await barrier();
-  await sleep(100);
+  // A cas's copy for the backup is queued when the master answers, before the
+  // client's reply: had there been one, it landed before the control key.
+  await backupCaughtUp();
   assert.equal(await inspect(b, k), { value: 'backup-own', flags: 11, ttl: -1 }, 'backup untouched after EXISTS');
   assert.is((await inspect(m, k))?.value, 'v2');
 
   const k2 = key('cas-notfound');
   await directSet(b, k2, 'backup-own', 12);
   assert.is(await send(`cas ${k2} 0 0 2 12345`, 'v3'), 'NOT_FOUND');
-  await barrier();
-  await sleep(100);
+  await backupCaughtUp();
   assert.equal(await inspect(b, k2), { value: 'backup-own', flags: 12, ttl: -1 }, 'backup untouched after NOT_FOUND');
   assert.is(await inspect(m, k2), null);
 });
@@ -247,12 +287,13 @@ test('cas then set of the same key, pipelined: the backup does not end with the 
   p.write(`cas ${k} 0 0 2 ${cas}\r\nv2\r\nset ${k} 0 0 2\r\nv3\r\n`);
   const b1 = await p.readUntil((x) => x.toString('latin1') === 'STORED\r\nSTORED\r\n');
   assert.is(b1.toString('latin1'), 'STORED\r\nSTORED\r\n');
-  await barrier();
-  await sleep(50);
+  // Both copies for the backup (the cas as a set, then the set) were queued by
+  // the time the master answered the set: both have landed once the control key has.
+  await backupCaughtUp();
   const mi = await inspect(m, k);
   const bi = await inspect(b, k);
   assert.is(mi?.value, 'v3', 'master holds the last write');
-  assert.ok(bi === null || bi.value === 'v3', `backup holds ${show(bi)} while the master holds v3`);
+  assert.is(bi?.value, 'v3', `backup holds ${show(bi)} while the master holds v3`);
 });
 
 test('cas then delete of the same key, pipelined: the backup does not resurrect the key', async () => {
@@ -262,8 +303,9 @@ test('cas then delete of the same key, pipelined: the backup does not resurrect 
   p.write(`cas ${k} 0 0 2 ${cas}\r\nv2\r\ndelete ${k}\r\n`);
   const r = await p.readUntil((x) => x.toString('latin1') === 'STORED\r\nDELETED\r\n');
   assert.is(r.toString('latin1'), 'STORED\r\nDELETED\r\n');
-  await barrier();
-  await sleep(50);
+  // The delete went to the backup before the master answered it, the cas's copy
+  // before that: both have landed once the control key has.
+  await backupCaughtUp();
   assert.is(await inspect(m, k), null, 'deleted on the master');
   const bi = await inspect(b, k);
   assert.is(bi, null, `backup holds ${show(bi)} for a key the master deleted`);
@@ -296,10 +338,16 @@ test('decr where the backup holds a non-number: the backup copy is removed', asy
 test('incr where only the master has the key: the backup stays without it', async () => {
   const k = key('incr-master-only');
   await directSet(m, k, '7');
+  const repairs = await stat(proxy!.port, 'backup_repairs');
+  const misses = await stat(backup!.port, 'incr_misses');
   assert.is(await send(`incr ${k} 1`), '8');
-  await barrier();
-  await sleep(50);
-  assert.is(await inspect(b, k), null);
+  // The incr reached the backup and found nothing there (NOT_FOUND against the
+  // master's 8: a repair), and what the proxy did about it has landed.
+  await repairLanded(repairs);
+  assert.is(await stat(backup!.port, 'incr_misses'), misses + 1, 'the backup was sent the incr and missed');
+  const bi = await inspect(b, k);
+  assert.is(bi, null, `backup holds ${show(bi)} for a key only the master had`);
+  assert.is((await inspect(m, k))?.value, '8');
 });
 
 // ---- (c) add where only the backup has the key ----
@@ -317,10 +365,15 @@ test('add where the key exists only on the backup: master STORED, backup NOT_STO
 test('replace where the key exists only on the master: backup NOT_STORED, stays absent', async () => {
   const k = key('replace-master-only');
   await directSet(m, k, 'm');
+  const repairs = await stat(proxy!.port, 'backup_repairs');
+  const sets = await stat(backup!.port, 'cmd_set');
   assert.is(await send(...setLine('replace', k, 'new', 0, 0)), 'STORED');
-  await barrier();
-  await sleep(50);
-  assert.is(await inspect(b, k), null);
+  // The replace reached the backup (NOT_STORED against the master's STORED: a
+  // repair), and what the proxy did about it has landed.
+  await repairLanded(repairs);
+  assert.ok(await stat(backup!.port, 'cmd_set') > sets, 'the backup was sent the replace');
+  const bi = await inspect(b, k);
+  assert.is(bi, null, `backup holds ${show(bi)} for a key only the master had`);
   assert.is((await inspect(m, k))?.value, 'new');
 });
 
@@ -374,14 +427,53 @@ test('noreply incr on a diverged backup still repairs it', async () => {
   assert.ok(ok, `backup holds ${show(bi)}, master ${show(await inspect(m, k))}`);
 });
 
-test('stats counts the repairs it made', async () => {
-  const c = await WireClient.connect(proxy!.port);
+test('stats counts the repairs it made: one for each write the backup answered differently, none for the others', async () => {
+  // A repair (worker/dispatch.ts compare): master and backup both answered a
+  // write other than a delete, and not alike; backup_repairs counts it and the
+  // key is deleted on the backup. A proxy of its own over the same servers, so
+  // that no other test's writes are in its count.
+  const own = await startProxy(['-s', master!.addr, '-b', backup!.addr, '--workers', '1']);
+  const c = await WireClient.connect(own.port);
   try {
-    const raw = await c.request('stats\r\n', 'END\r\n');
-    const repairs = Number(/STAT backup_repairs (\d+)/.exec(raw)?.[1]);
-    assert.ok(repairs >= 4, `backup_repairs ${repairs} counts the diverged writes above`);
+    type Case = { onMaster?: string; onBackup?: string; write: (k: string) => [string, string?]; reply: string; repair: boolean };
+    const cases: Case[] = [
+      { onMaster: '10', onBackup: '10', write: (k) => [`incr ${k} 1`], reply: '11', repair: false },
+      { onMaster: '10', onBackup: '100', write: (k) => [`incr ${k} 5`], reply: '15', repair: true },
+      { write: (k) => setLine('add', k, 'new'), reply: 'STORED', repair: false },
+      { onMaster: '50', onBackup: 'not-a-number', write: (k) => [`decr ${k} 8`], reply: '42', repair: true },
+      { onMaster: 'x', onBackup: 'x', write: (k) => setLine('add', k, 'new'), reply: 'NOT_STORED', repair: false },
+      { onBackup: 'stale', write: (k) => setLine('add', k, 'new'), reply: 'STORED', repair: true },
+      // NOT_FOUND against DELETED: a delete leaves the key on neither, whatever they answered
+      { onBackup: 'stale', write: (k) => [`delete ${k}`], reply: 'NOT_FOUND', repair: false },
+      { onMaster: 'm', write: (k) => setLine('replace', k, 'new'), reply: 'STORED', repair: true },
+      { write: (k) => setLine('replace', k, 'new'), reply: 'NOT_STORED', repair: false },
+      { onMaster: 'm', write: (k) => setLine('append', k, '+'), reply: 'STORED', repair: true },
+      // last, a repair that shows on the backup: its copy goes
+      { onMaster: '1', onBackup: '7', write: (k) => [`incr ${k} 1`], reply: '2', repair: true },
+    ];
+    const keys = cases.map((_, i) => key(`repairs-${i}`));
+    for (let i = 0; i < cases.length; i++) {
+      const { onMaster, onBackup } = cases[i]!;
+      if (onMaster !== undefined) await directSet(m, keys[i]!, onMaster);
+      if (onBackup !== undefined) await directSet(b, keys[i]!, onBackup);
+    }
+    const before = await stat(own.port, 'backup_repairs');
+    for (let i = 0; i < cases.length; i++) {
+      const [line, data] = cases[i]!.write(keys[i]!);
+      assert.is(await send(line, data, c), cases[i]!.reply, line);
+    }
+    // One client's writes reach the backup on one connection and are compared in
+    // the order they were sent: once the last one's repair has deleted its
+    // backup copy, every comparison before it has been counted.
+    const last = keys[keys.length - 1]!;
+    let bi: Item | null = null;
+    const repaired = await eventually(async () => { bi = await inspect(b, last); return bi === null; }, 2000);
+    assert.ok(repaired, `the last write's backup copy ${show(bi)} was not repaired`);
+    const expected = cases.filter((x) => x.repair).length;
+    assert.is(await stat(own.port, 'backup_repairs') - before, expected, `backup_repairs counts the ${expected} writes the backup answered differently`);
   } finally {
     c.close();
+    await own.stop();
   }
 });
 
