@@ -168,30 +168,47 @@ test('SIGHUP reload: the replaced backend connections close and stay closed (the
   const m = await startMemcached();
   const b = await startMemcached();
   procs.push(m, b);
-  const { proxy } = await proxyWithConfig(`workers: 1\nmasters: [${m.addr}]\nbackups: [${b.addr}]\n`);
+  const yaml = `workers: 1\nmasters: [${m.addr}]\nbackups: [${b.addr}]\n`;
+  const { proxy, file } = await proxyWithConfig(yaml);
   const c = await WireClient.connect(proxy.port);
-  const connections = async (): Promise<number> => {
-    const d = await WireClient.connect(b.port);
-    const stats = await d.request('stats\r\n', 'END\r\n');
-    d.close();
-    return Number(/STAT curr_connections (\d+)/.exec(stats)?.[1]);
-  };
-  const writes = async (): Promise<void> => {
-    for (let i = 0; i < 20; i++) assert.is(await c.request(`set k${i} 0 0 1\r\nx\r\n`), 'STORED\r\n');
-  };
-  await writes();
-  await sleep(300);
-  const before = await connections();
-  // Each write's key is checked on master and backup 100 ms later, through the
-  // dispatcher that sent it: here the one the reload retires at once.
-  await writes();
-  proxy.signal('SIGHUP');
-  await sleep(200);
-  await writes();
-  await sleep(600);
-  assert.is(await connections(), before, 'connections to the backup');
-  c.close();
-  assert.match(proxy.output, /configuration reloaded/);
+  try {
+    const backupStat = async (name: string): Promise<number> => {
+      const stats = await withDirect(b.port, (d) => d.request('stats\r\n', 'END\r\n'));
+      return Number(new RegExp(`STAT ${name} (\\d+)\r\n`).exec(stats)?.[1]);
+    };
+    const writes = async (): Promise<void> => {
+      for (let i = 0; i < 20; i++) assert.is(await c.request(`set k${i} 0 0 1\r\nx\r\n`), 'STORED\r\n');
+    };
+    // Each write's key is read (mg) on master and backup 100 ms later, through
+    // the dispatcher that sent it: 20 writes, 20 more gets on the backup.
+    const checked = async (gets: number, what: string): Promise<void> => {
+      let n = gets;
+      const ok = await eventually(async () => { n = await backupStat('cmd_get'); return n >= gets + 20; }, 5000);
+      assert.ok(ok, `${what}: ${n - gets} of 20 checks reached the backup`);
+    };
+    let gets = await backupStat('cmd_get');
+    await writes();
+    await checked(gets, 'the writes before the reload');
+    const before = await backupStat('curr_connections');
+    // These writes' checks are due on the dispatcher the reload retires at once.
+    await writes();
+    fs.writeFileSync(file, `listen: 127.0.0.1:${proxy.port}\nadmin: "off"\n${yaml}drain_seconds: 7\n`);
+    proxy.signal('SIGHUP');
+    // The worker runs the new configuration once its settings show the changed one.
+    const switched = await eventually(async () => /STAT drain_seconds 7\r\n/.test(await c.request('stats settings\r\n', 'END\r\n')), 5000);
+    assert.ok(switched, `the worker did not take the reload: ${proxy.output}`);
+    gets = await backupStat('cmd_get');
+    await writes();
+    await checked(gets, 'the writes after the reload, checked by the new dispatcher');
+    // The retired dispatcher's checks were due before these: had they reopened
+    // its connection to the backup, it would be open now and stay open.
+    let now = -1;
+    const closed = await eventually(async () => (now = await backupStat('curr_connections')) === before, 3000);
+    assert.ok(closed, `connections to the backup: ${now}, ${before} before the reload`);
+    assert.match(proxy.output, /configuration reloaded/);
+  } finally {
+    c.close();
+  }
 });
 
 test('SIGTERM drains: every request already sent is answered, then exit 0', async () => {
