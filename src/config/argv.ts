@@ -273,8 +273,6 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     group: draft.group,
     unixSocketMode: draft.unixSocketMode,
     verbose: draft.verbose,
-    // mcrelay never forks into the background: -D is accepted and changes nothing.
-    daemonize: false,
     admin: draft.admin,
     drainSeconds: draft.drainSeconds,
     warmupSeconds: draft.warmupSeconds,

@@ -66,7 +66,6 @@ export interface Config {
   /** permission bits of every unix socket mcrelay listens on */
   readonly unixSocketMode: number;
   readonly verbose: number;
-  readonly daemonize: boolean;
   /** null when --admin off / `admin: off` */
   readonly admin: AdminAddress | null;
   /** on SIGTERM/SIGINT, how long in-flight requests may take before the process closes */

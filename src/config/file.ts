@@ -28,7 +28,7 @@ import {
  * -p and -f would give it, so those flags override it field by field);
  * extraListen holds the rest of the list.
  */
-export type FileConfig = { -readonly [K in keyof Omit<Config, 'daemonize' | 'configPath'>]?: Config[K] };
+export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath'>]?: Config[K] };
 
 export type FileResult = { config: FileConfig } | { error: string };
 
