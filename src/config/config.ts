@@ -246,3 +246,11 @@ export function parseRatio(s: string): number | null {
   const n = Number(s);
   return n >= 0 && n <= 1 ? n : null;
 }
+
+/**
+ * Every server's name, masters first and then backups: the order in which the
+ * health table and the per-server figures number them.
+ */
+export function serverNames(config: Pick<Config, 'masters' | 'backups'>): string[] {
+  return [...config.masters, ...config.backups].map((s) => s.name);
+}

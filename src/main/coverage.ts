@@ -20,7 +20,7 @@
 // default 1 s), so a backup that keeps only its latest second of writes shows
 // as low coverage, not as a healthy one that happens to hold the newest keys.
 
-import type { Config } from '../config/config.js';
+import { serverNames, type Config } from '../config/config.js';
 import { validKey } from '../protocol/request-parser.js';
 import { log } from '../log.js';
 import { HealthTable, UP, WARMING } from '../shared/health.js';
@@ -54,7 +54,7 @@ export class Coverage {
     private readonly health: HealthTable,
     private readonly figures: ServerFigures,
   ) {
-    this.names = [...config.masters, ...config.backups].map((s) => s.name);
+    this.names = serverNames(config);
     this.masterCount = config.masters.length;
     this.samples = this.names.map(() => []);
     this.incoming = this.names.map(() => []);
