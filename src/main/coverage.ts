@@ -22,6 +22,7 @@
 
 import { serverNames, type Config } from '../config/config.js';
 import { validKey } from '../protocol/request-parser.js';
+import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { HealthTable, UP, WARMING } from '../shared/health.js';
 import { F, type ServerFigures } from '../shared/server-figures.js';
@@ -121,7 +122,7 @@ export class Coverage {
       // its writes (queued on the workers' connections) have surely landed.
       for (let b = this.masterCount; b < this.names.length; b++) this.admit(b);
     } catch (err) {
-      log.error('backup coverage check failed', { error: (err as Error).message });
+      log.error('backup coverage check failed', { code: codeOf(err), error: (err as Error).message });
     } finally {
       this.checking = false;
     }
