@@ -4,6 +4,7 @@
 import { availableParallelism } from 'node:os';
 import { loadConfig, parseArgv } from './config/argv.js';
 import { findSameServer } from './config/same-server.js';
+import { Code } from './errors.js';
 import { log, setLogLevel } from './log.js';
 import { restartWithMallocSettings } from './main/malloc.js';
 import { start } from './main/start.js';
@@ -51,7 +52,7 @@ switch (parsed.kind) {
         const r = loadConfig(process.argv.slice(2), { cpus: availableParallelism() });
         const problem = 'error' in r ? r.error : await findSameServer(r.config.masters, r.config.backups);
         if (problem !== null || 'error' in r) {
-          log.error('reload refused; the running configuration is unchanged', { error: problem });
+          log.error('reload refused; the running configuration is unchanged', { code: Code.USAGE, error: problem });
           return;
         }
         setLogLevel(r.config.verbose);
@@ -62,7 +63,7 @@ switch (parsed.kind) {
       const e = err as NodeJS.ErrnoException;
       process.stderr.write(`mcrelay: ${e.message}\n`);
       // A configuration that names what does not exist, as a bad flag: status 2.
-      process.exit(e.code === 'MCRELAY_USAGE' ? 2 : 1);
+      process.exit(e.code === Code.USAGE ? 2 : 1);
     }
     break;
   }

@@ -10,7 +10,7 @@
 import xxhashWasm from 'xxhash-wasm';
 import { jumpHash } from '../../src/routing/jump.js';
 import { Router } from '../../src/routing/router.js';
-import { initXxhash, xxh32 } from '../../src/routing/xxhash.js';
+import { xxh32 } from '../../src/routing/xxhash.js';
 import { DEFAULT_MICRO, formatMicroTable, isMain, runSuite, sink, type MicroOptions, type MicroRow, type MicroTask } from './suite.js';
 
 const BATCH = 1024;
@@ -64,7 +64,6 @@ function benchRoute(router: Router, { buf, starts, len }: Keys): () => void {
 }
 
 export async function routingTasks(): Promise<MicroTask[]> {
-  await initXxhash();
   const { h32Raw } = await xxhashWasm();
   const k16 = makeKeys(16);
   const k64 = makeKeys(64);

@@ -23,7 +23,10 @@ import { Reply, ResponseParser } from '../protocol/response-parser.js';
 import type { Op } from '../worker/request.js';
 import { RawStream, streamError, type ConnectingOwner } from '../shared/raw-stream.js';
 import { recordLatency, S } from '../shared/server-stats.js';
-import { log } from '../log.js';
+import {
+  BackendClosedError, BackendConnectionLimitError, BackendTimeoutError, BackendUnexpectedReplyError, BackendUnparseableError, ConnectError, codeOf,
+} from '../errors.js';
+import { debugEnabled, log } from '../log.js';
 
 /** Why a connection failed its ops; decides what health does with the server. */
 export const Failure = {
@@ -157,23 +160,23 @@ export class BackendConnection implements ConnectingOwner {
   }
 
   /** @internal */ ended(): void {
-    this.lost(new Error('connection closed by server'));
+    this.lost(new BackendClosedError('connection closed by server'));
   }
 
   /** @internal */ closed(status: number): void {
     if (this.state === CONNECTING) {
-      this.fail(Failure.CONNECTION, status === 0 ? new Error('connection closed') : streamError('connect', status, this.address.name));
+      this.fail(Failure.CONNECTION, status === 0 ? new ConnectError('connection closed') : causedBy(ConnectError, streamError('connect', status, this.address.name)));
       return;
     }
-    this.lost(status === 0 ? new Error('connection closed') : streamError('connection', status, this.address.name));
+    this.lost(status === 0 ? new BackendClosedError('connection closed') : causedBy(BackendClosedError, streamError('connection', status, this.address.name)));
   }
 
   /** The server closed or reset an open connection. */
-  private lost(error: Error): void {
+  private lost(error: BackendClosedError): void {
     if (this.head === this.tail) {
       this.reset();
       this.stats[S.RECONNECTS]!++;
-      log.debug('idle backend connection closed; reopened on next use', { server: this.address.name, reason: error.message });
+      log.debug('idle backend connection closed; reopened on next use', { server: this.address.name, code: error.code, reason: error.message });
       return;
     }
     let retryable = true;
@@ -200,16 +203,16 @@ export class BackendConnection implements ConnectingOwner {
       // memcached at its connection limit accepts, says this, and closes: a
       // refused connection, not the reply to our first request.
       if (end - pos >= TOO_MANY_CONNECTIONS.length && bytesEqual(buf, pos, TOO_MANY_CONNECTIONS, 0, TOO_MANY_CONNECTIONS.length)) {
-        return this.fail(Failure.CONNECTION, new Error('too many open connections'));
+        return this.fail(Failure.CONNECTION, new BackendConnectionLimitError('too many open connections'));
       }
       if (end - pos >= TOO_MANY_CONNECTIONS.length || buf[end - 1] === 0x0a) this.fresh = false;
     }
     while (pos < end) {
       const op = this.ring[this.head];
-      if (op === null || op === undefined) return this.fail(Failure.PROTOCOL, new Error('reply with no request pending'));
+      if (op === null || op === undefined) return this.fail(Failure.PROTOCOL, new BackendUnexpectedReplyError('reply with no request pending'));
       const r = parser.read(buf, pos, end, op.kind);
       if (r === Reply.NEED_MORE) break;
-      if (r === Reply.BAD) return this.fail(Failure.PROTOCOL, new Error('unparseable reply'));
+      if (r === Reply.BAD) return this.fail(Failure.PROTOCOL, new BackendUnparseableError('unparseable reply'));
       if (r === Reply.VALUE) {
         handler.onValue(op, buf, parser.start, parser.next, parser.keyStart, parser.keyEnd);
       } else {
@@ -243,7 +246,7 @@ export class BackendConnection implements ConnectingOwner {
     const since = Math.max(op.sentAt, this.headSince, this.lastReadAt);
     // A write's size is its value's (a retrieval op counts its keys; its request's bytes are not its own).
     const allowance = op.keyCount > 0 ? op.keyCount * (US_PER_KEY / 1000) : (op.req?.bytes ?? 0) / BYTES_PER_MS;
-    if (now - since >= this.timeoutMs + allowance) this.fail(Failure.TIMEOUT, null);
+    if (now - since >= this.timeoutMs + allowance) this.fail(Failure.TIMEOUT, new BackendTimeoutError(`no reply within ${Math.round(this.timeoutMs + allowance)} ms`));
   }
 
   /** Closes the connection, forgetting what was read and not yet sent; the next enqueue reconnects. */
@@ -261,6 +264,7 @@ export class BackendConnection implements ConnectingOwner {
 
   /** Closes the connection and fails every pending op (each exactly once). */
   fail(failure: number, error: Error | null): void {
+    if (debugEnabled()) log.debug('backend connection failed', { server: this.address.name, code: codeOf(error), reason: error?.message });
     this.reset();
     if (failure === Failure.PROTOCOL) {
       this.backoffMs = Math.min(this.maxBackoffMs, this.backoffMs === 0 ? 50 : this.backoffMs * 2);
@@ -285,6 +289,11 @@ export class BackendConnection implements ConnectingOwner {
   close(): void {
     this.reset();
   }
+}
+
+/** A socket error as mcrelay's kind of it, in the same words; its system code (ECONNREFUSED...) stays on the cause. */
+function causedBy<E extends Error>(Kind: new (message: string, options?: ErrorOptions) => E, cause: Error): E {
+  return new Kind(cause.message, { cause });
 }
 
 /** How often a busy connection checks its oldest op: a timeout is noticed within this much. */

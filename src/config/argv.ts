@@ -22,7 +22,6 @@
 // - -u and -g take a name or a numeric id (magent: numeric only, so its
 //   "-u root" was atoi("root") = 0, which it ignored).
 
-import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 
@@ -32,8 +31,9 @@ import {
   parseMode, parseSize, serverKey, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
 } from './config.js';
-import { loadConfigFile, type FileConfig } from './file.js';
+import { loadConfigFile, quoteless, type FileConfig } from './file.js';
 import { helpText } from './help.js';
+import { VERSION } from '../version.js';
 
 export { parseServerAddress } from './config.js';
 
@@ -273,8 +273,6 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     group: draft.group,
     unixSocketMode: draft.unixSocketMode,
     verbose: draft.verbose,
-    // mcrelay never forks into the background: -D is accepted and changes nothing.
-    daemonize: false,
     admin: draft.admin,
     drainSeconds: draft.drainSeconds,
     warmupSeconds: draft.warmupSeconds,
@@ -361,7 +359,7 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
     case 'help':
       return { kind: 'help', text: helpText(defaultWorkers) };
     case 'version':
-      return { kind: 'version', text: `mcrelay ${packageVersion()}\n` };
+      return { kind: 'version', text: `mcrelay ${VERSION}\n` };
     case 'ketama':
       draft.distribution = 'ketama';
       return null;
@@ -527,28 +525,6 @@ function backupIsMaster(masters: readonly ServerAddress[], backups: readonly Ser
   return null;
 }
 
-let cachedVersion: string | null = null;
-
-/** The version in mcrelay's package.json, found upward from this file (src/ or dist/src/). */
-function packageVersion(): string {
-  if (cachedVersion !== null) return cachedVersion;
-  cachedVersion = 'unknown';
-  let dir = new URL('./', import.meta.url);
-  for (let depth = 0; depth < 5; depth++) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: unknown; version?: unknown };
-      if (pkg.name === 'mcrelay' && typeof pkg.version === 'string') {
-        cachedVersion = pkg.version;
-        break;
-      }
-    } catch {
-      // no package.json at this level: keep climbing
-    }
-    dir = new URL('../', dir);
-  }
-  return cachedVersion;
-}
-
 function error(message: string): ParseResult {
   return { kind: 'error', message: `mcrelay: ${message}` };
 }
@@ -563,10 +539,4 @@ function unexpected(arg: string): ParseResult {
 
 function invalid(flag: string, value: string, expected: string): ParseResult {
   return error(`invalid value '${quoteless(value)}' for ${flag}: ${expected}`);
-}
-
-/** Keeps an error on one line whatever the argument holds. */
-function quoteless(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

@@ -66,7 +66,6 @@ export interface Config {
   /** permission bits of every unix socket mcrelay listens on */
   readonly unixSocketMode: number;
   readonly verbose: number;
-  readonly daemonize: boolean;
   /** null when --admin off / `admin: off` */
   readonly admin: AdminAddress | null;
   /** on SIGTERM/SIGINT, how long in-flight requests may take before the process closes */
@@ -246,4 +245,12 @@ export function parseRatio(s: string): number | null {
   if (!/^([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(s)) return null;
   const n = Number(s);
   return n >= 0 && n <= 1 ? n : null;
+}
+
+/**
+ * Every server's name, masters first and then backups: the order in which the
+ * health table and the per-server figures number them.
+ */
+export function serverNames(config: Pick<Config, 'masters' | 'backups'>): string[] {
+  return [...config.masters, ...config.backups].map((s) => s.name);
 }

@@ -28,7 +28,7 @@ import {
  * -p and -f would give it, so those flags override it field by field);
  * extraListen holds the rest of the list.
  */
-export type FileConfig = { -readonly [K in keyof Omit<Config, 'daemonize' | 'configPath'>]?: Config[K] };
+export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath'>]?: Config[K] };
 
 export type FileResult = { config: FileConfig } | { error: string };
 
@@ -328,8 +328,8 @@ function describe(v: Node | null): string {
   return 'a value';
 }
 
-/** Keeps a message on one line whatever the file holds. */
-function quoteless(s: string): string {
+/** Keeps a message on one line whatever the file or the command line holds. */
+export function quoteless(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }

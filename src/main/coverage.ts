@@ -20,8 +20,9 @@
 // default 1 s), so a backup that keeps only its latest second of writes shows
 // as low coverage, not as a healthy one that happens to hold the newest keys.
 
-import type { Config } from '../config/config.js';
+import { serverNames, type Config } from '../config/config.js';
 import { validKey } from '../protocol/request-parser.js';
+import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { HealthTable, UP, WARMING } from '../shared/health.js';
 import { F, type ServerFigures } from '../shared/server-figures.js';
@@ -54,7 +55,7 @@ export class Coverage {
     private readonly health: HealthTable,
     private readonly figures: ServerFigures,
   ) {
-    this.names = [...config.masters, ...config.backups].map((s) => s.name);
+    this.names = serverNames(config);
     this.masterCount = config.masters.length;
     this.samples = this.names.map(() => []);
     this.incoming = this.names.map(() => []);
@@ -121,7 +122,7 @@ export class Coverage {
       // its writes (queued on the workers' connections) have surely landed.
       for (let b = this.masterCount; b < this.names.length; b++) this.admit(b);
     } catch (err) {
-      log.error('backup coverage check failed', { error: (err as Error).message });
+      log.error('backup coverage check failed', { code: codeOf(err), error: (err as Error).message });
     } finally {
       this.checking = false;
     }

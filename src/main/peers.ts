@@ -26,6 +26,7 @@
 
 import type { ServerAddress } from '../config/config.js';
 import { DOWN, DRAINED, DRAINING, HealthTable } from '../shared/health.js';
+import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { exchange, lines, readStates } from './server-request.js';
 import type { OutageJournal } from './outage-journal.js';
@@ -142,7 +143,7 @@ export class Peers {
         this.outage[i] = n;
         this.lastOutage[i] = n;
       },
-      (err: Error) => log.error('peer announce failed', { server: this.masters[i]!.name, error: err.message }),
+      (err: Error) => log.error('peer announce failed', { server: this.masters[i]!.name, code: codeOf(err), error: err.message }),
     );
   }
 

@@ -11,12 +11,8 @@
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
 import { log } from '../log.js';
-
-/** A configuration error found at start: the command line or file names something that does not exist. */
-export class UsageError extends Error {
-  readonly code = 'MCRELAY_USAGE';
-}
 
 export interface Identity {
   /** the -u user, or null to keep the uid */

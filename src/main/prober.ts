@@ -26,6 +26,7 @@
 import type { ServerAddress } from '../config/config.js';
 import { DOWN, DRAINED, UP, HealthTable, packVersion } from '../shared/health.js';
 import type { ServerFigures } from '../shared/server-figures.js';
+import { Code, codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { endsWithEnd, exchange, lines } from './server-request.js';
 
@@ -97,7 +98,7 @@ export class Prober {
       // Other proxies should hear of an outage well before the server returns.
       const peers = this.peers;
       // The first read sets what counts as news: do it now, not an interval later.
-      void peers.tick().catch((err: Error) => log.error('peer check failed', { error: err.message }));
+      void peers.tick().catch((err: Error) => log.error('peer check failed', { code: codeOf(err), error: err.message }));
       this.announceTimer = setInterval(() => peers.announceDown(), Math.min(50, this.intervalMs));
       this.announceTimer.unref();
     }
@@ -113,7 +114,7 @@ export class Prober {
   private tick(): void {
     // A master another proxy saw down is probed as soon as that news is read,
     // not an interval later.
-    void this.peers?.tick().then(() => this.probeDown(), (err: Error) => log.error('peer check failed', { error: err.message }));
+    void this.peers?.tick().then(() => this.probeDown(), (err: Error) => log.error('peer check failed', { code: codeOf(err), error: err.message }));
     this.probeDown();
     this.askMeta();
     this.pollIdentity();
@@ -142,7 +143,8 @@ export class Prober {
           this.silent[i] = 0;
           const name = this.servers[i]!.name;
           const reason = timedOut ? `${this.failureLimit} probes timed out` : `probe failed: connect ${error ?? 'closed'} ${name}`;
-          if (this.health.markDown(i)) log.warn('server marked down', { server: name, reason });
+          const code = timedOut ? Code.BACKEND_TIMEOUT : Code.CONNECT_FAILED;
+          if (this.health.markDown(i)) log.warn('server marked down', { server: name, code, reason });
           return;
         }
         if (id === null) return;
@@ -195,7 +197,7 @@ export class Prober {
           await this.peers?.beforeRecovery(i);
           if (this.health.state(i) === DOWN) await this.answered(i, restarted);
         } catch (err) {
-          log.error('recovery failed', { server: this.servers[i]!.name, error: (err as Error).message });
+          log.error('recovery failed', { server: this.servers[i]!.name, code: codeOf(err), error: (err as Error).message });
         } finally {
           this.inProgress[i] = false;
         }

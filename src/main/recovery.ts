@@ -18,7 +18,7 @@
 // (worker/dispatch.ts); it ends after --warmup-seconds, or sooner once fewer than
 // --warmup-done-ratio of the master's reads still needed the backup over a window.
 
-import type { Config } from '../config/config.js';
+import { serverNames, type Config } from '../config/config.js';
 import { DOWN, HealthTable, RECOVERING, UP, WARMING } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
 import { log } from '../log.js';
@@ -61,7 +61,7 @@ export class Recovery {
     /** copies back what a returning server lacks (null: no other pool to copy from) */
     private readonly restorer: Restorer | null = null,
   ) {
-    this.names = [...config.masters, ...config.backups].map((s) => s.name);
+    this.names = serverNames(config);
     this.masterCount = config.masters.length;
     this.journalLost = this.names.map(() => false);
   }

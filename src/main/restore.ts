@@ -24,6 +24,7 @@ import { Router } from '../routing/router.js';
 import { DOWN, type HealthTable } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
 import { validKey } from '../protocol/request-parser.js';
+import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';
 import { exchange, lines } from './server-request.js';
@@ -81,7 +82,7 @@ export class Restorer {
     this.runs.set(server, run);
     void this.run(server, run).catch((err: Error) => {
       this.figures(server)[S.RESTORE_STATE] = FAILED;
-      log.error('restore failed', { server: this.servers[server]!.name, error: err.message });
+      log.error('restore failed', { server: this.servers[server]!.name, code: codeOf(err), error: err.message });
     }).finally(() => {
       if (this.runs.get(server) === run) this.runs.delete(server);
     });

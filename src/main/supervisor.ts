@@ -50,7 +50,6 @@ const YOUNG_GENERATION_MB = 3;
 export class Supervisor {
   private readonly slots: Slot[] = [];
   private stopping = false;
-  restarts = 0;
   /** called when a worker dies (its journals go with it) */
   onWorkerDied: () => void = () => {};
   /** called with keys a worker journaled for a master (by name), to publish for the other proxies */
@@ -143,7 +142,6 @@ export class Supervisor {
     const row = this.row(slot);
     row[C.HANDED_CONNECTIONS] = row[C.CLOSED_CONNECTIONS]!;
     if (this.stopping) return;
-    this.restarts++;
     log.error('worker exited; starting a replacement', { worker: slot.id, code });
     const delay = Date.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
     setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, delay);

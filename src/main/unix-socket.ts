@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { codeOf, ListenError } from '../errors.js';
 import { log } from '../log.js';
 
 /** sun_path's size, less its terminating NUL. */
@@ -29,28 +30,28 @@ export interface BoundSocket {
 
 /** How the path is, before binding: free, a stale socket to replace, or an error. */
 async function check(p: string): Promise<'free' | 'stale'> {
-  if (Buffer.byteLength(p) > MAX_SOCKET_PATH) throw new Error(`unix socket ${p}: longer than ${MAX_SOCKET_PATH} bytes`);
+  if (Buffer.byteLength(p) > MAX_SOCKET_PATH) throw new ListenError(`unix socket ${p}: longer than ${MAX_SOCKET_PATH} bytes`);
   const dir = path.dirname(p);
   let d: fs.Stats;
   try {
     d = fs.statSync(dir);
   } catch (err) {
-    throw new Error(`unix socket ${p}: directory ${dir} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`}`);
+    throw new ListenError(`unix socket ${p}: directory ${dir} ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`}`, { cause: err });
   }
-  if (!d.isDirectory()) throw new Error(`unix socket ${p}: ${dir} is not a directory`);
+  if (!d.isDirectory()) throw new ListenError(`unix socket ${p}: ${dir} is not a directory`);
   let st: fs.Stats;
   try {
     st = fs.lstatSync(p);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'free';
-    throw new Error(`unix socket ${p}: ${(err as Error).message}`);
+    throw new ListenError(`unix socket ${p}: ${(err as Error).message}`, { cause: err });
   }
-  if (!st.isSocket()) throw new Error(`unix socket ${p}: the path exists and is not a socket; not removed`);
+  if (!st.isSocket()) throw new ListenError(`unix socket ${p}: the path exists and is not a socket; not removed`);
   const answer = await probe(p);
   if (answer === 'ECONNREFUSED') return 'stale';
   if (answer === 'ENOENT') return 'free';
-  if (answer === null) throw new Error(`unix socket ${p}: another process is listening on it`);
-  throw new Error(`unix socket ${p}: exists, and connecting to it to see whether it is in use failed (${answer})`);
+  if (answer === null) throw new ListenError(`unix socket ${p}: another process is listening on it`);
+  throw new ListenError(`unix socket ${p}: exists, and connecting to it to see whether it is in use failed (${answer})`);
 }
 
 /** null if something accepts a connection on the socket, else the error code. */
@@ -72,7 +73,7 @@ function probe(p: string): Promise<string | null> {
 export async function listenUnix(server: net.Server, p: string, mode: number, backlog: number, owner: { uid: number; gid: number } | null): Promise<BoundSocket> {
   const state = await check(p);
   const temp = path.join(path.dirname(p), `.mcrelay-${randomBytes(6).toString('hex')}`);
-  if (Buffer.byteLength(temp) > MAX_SOCKET_PATH) throw new Error(`unix socket ${p}: its directory's path is too long to bind in`);
+  if (Buffer.byteLength(temp) > MAX_SOCKET_PATH) throw new ListenError(`unix socket ${p}: its directory's path is too long to bind in`);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     // memcached's -a: the umask gives the socket its mode as bind() creates it,
@@ -83,7 +84,7 @@ export async function listenUnix(server: net.Server, p: string, mode: number, ba
     } finally {
       process.umask(umask);
     }
-  }).catch((err: Error) => { throw new Error(`unix socket ${p}: ${err.message}`); });
+  }).catch((err: Error) => { throw new ListenError(`unix socket ${p}: ${err.message}`, { cause: err }); });
   try {
     if (owner !== null) fs.chownSync(temp, owner.uid, owner.gid);
     if (state === 'stale') {
@@ -94,7 +95,7 @@ export async function listenUnix(server: net.Server, p: string, mode: number, ba
     fs.linkSync(temp, p);
   } catch (err) {
     await new Promise((r) => server.close(r));
-    throw new Error(`unix socket ${p}: ${(err as Error).message}`);
+    throw new ListenError(`unix socket ${p}: ${(err as Error).message}`, { cause: err });
   } finally {
     try { fs.unlinkSync(temp); } catch { /* gone with the close */ }
   }
@@ -118,6 +119,6 @@ export function removeUnix(s: BoundSocket): void {
     fs.unlinkSync(s.path);
   } catch (err) {
     // Typically a directory the -u user may not write to.
-    log.warn('unix socket not removed', { path: s.path, error: (err as Error).message });
+    log.warn('unix socket not removed', { path: s.path, code: codeOf(err), error: (err as Error).message });
   }
 }

@@ -42,7 +42,6 @@ export const META_QUIET = 1;
 export const META_BASE64 = 2;
 export const META_CAS = 4;
 export const META_TTL = 8;
-export const META_VALUE = 16;
 /** q appears twice: forwarded as sent (memcached refuses it), not quieted by the proxy */
 export const META_KEEP_Q = 32;
 /**
@@ -365,7 +364,6 @@ export class RequestParser {
         case 0x62: flags |= META_BASE64; break; // b
         case 0x43: flags |= META_CAS; break; // C
         case 0x54: flags |= META_TTL; break; // T
-        case 0x76: flags |= META_VALUE; break; // v
         case 0x4e: flags |= META_DEPENDS; break; // N
         case 0x49: flags |= META_INVALIDATE; break; // I
         case 0x4d: if (this.cmd === Cmd.MS && isConditionalMode(buf[this.tokStart[t]! + 1])) flags |= META_DEPENDS; break; // M

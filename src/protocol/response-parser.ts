@@ -14,7 +14,7 @@ export const Reply = {
   VALUE: 1,
   /** "END\r\n" closing a retrieval */
   END: 2,
-  /** any other single-line reply: [start, next), line content [start, lineEnd) */
+  /** any other single-line reply: [start, next), the line with its CRLF */
   LINE: 3,
   BAD: 4,
 } as const;
@@ -38,7 +38,6 @@ const MAX_LINE = 8192;
 
 export class ResponseParser {
   start = 0;
-  lineEnd = 0;
   next = 0;
   keyStart = 0;
   keyEnd = 0;
@@ -51,7 +50,6 @@ export class ResponseParser {
     if (nl === -1) return end - pos > MAX_LINE ? Reply.BAD : Reply.NEED_MORE;
     if (nl === pos || buf[nl - 1] !== CR) return Reply.BAD;
     this.start = pos;
-    this.lineEnd = nl - 1;
     this.next = nl + 1;
     const len = nl - 1 - pos;
     if (kind >= Expect.META) {

@@ -1,17 +1,14 @@
 // Backend health table: the one piece of routing state every thread shares.
 //
 // Layout (Int32Array over a SharedArrayBuffer):
-//   [0]                      generation: bumped on every state change, so a reader can
-//                            tell cheaply that something changed since it last looked
-//   [HEADER + i*STRIDE + 0]  STATE of server i (UP, DOWN, ...)
-//   [HEADER + i*STRIDE + 1]  TIMEOUTS: consecutive timeouts, reset by any good reply
-//   [HEADER + i*STRIDE + 2]  CHANGES: how many state changes server i has had
-//   [HEADER + i*STRIDE + 3]  META: 1 once server i answered `mn` with MN on a
-//                            connection of the main thread's (main/prober.ts):
-//                            workers send it one-key gets as mg
-//   [HEADER + i*STRIDE + 4]  VERSION: the memcached version server i last gave the
-//                            prober, packed by packVersion (0: not known yet);
-//                            workers answer `version` with the lowest one
+//   [i*STRIDE + 0]  STATE of server i (UP, DOWN, ...)
+//   [i*STRIDE + 1]  TIMEOUTS: consecutive timeouts, reset by any good reply
+//   [i*STRIDE + 2]  META: 1 once server i answered `mn` with MN on a
+//                   connection of the main thread's (main/prober.ts):
+//                   workers send it one-key gets as mg
+//   [i*STRIDE + 3]  VERSION: the memcached version server i last gave the
+//                   prober, packed by packVersion (0: not known yet);
+//                   workers answer `version` with the lowest one
 // Server i counts masters first (0..M-1), then backups (M..M+B-1).
 //
 // A server's life: UP -> DOWN -> RECOVERING -> WARMING -> UP (backups skip WARMING);
@@ -35,13 +32,11 @@ export const DRAINED = 5;
 
 export const STATE_NAMES = ['up', 'down', 'recovering', 'warming', 'draining', 'drained'] as const;
 
-const HEADER = 1;
-const STRIDE = 5;
+const STRIDE = 4;
 const STATE = 0;
 const TIMEOUTS = 1;
-const CHANGES = 2;
-const META = 3;
-const VERSION = 4;
+const META = 2;
+const VERSION = 3;
 
 export class HealthTable {
   readonly buffer: SharedArrayBuffer;
@@ -50,88 +45,73 @@ export class HealthTable {
 
   constructor(sizeOrBuffer: number | SharedArrayBuffer) {
     this.buffer = typeof sizeOrBuffer === 'number'
-      ? new SharedArrayBuffer((HEADER + sizeOrBuffer * STRIDE) * 4)
+      ? new SharedArrayBuffer(sizeOrBuffer * STRIDE * 4)
       : sizeOrBuffer;
     this.cells = new Int32Array(this.buffer);
-    this.size = (this.cells.length - HEADER) / STRIDE;
+    this.size = this.cells.length / STRIDE;
   }
 
   state(server: number): number {
-    return Atomics.load(this.cells, HEADER + server * STRIDE + STATE);
+    return Atomics.load(this.cells, server * STRIDE + STATE);
   }
 
   isUp(server: number): boolean {
-    return Atomics.load(this.cells, HEADER + server * STRIDE + STATE) === UP;
-  }
-
-  generation(): number {
-    return Atomics.load(this.cells, 0);
-  }
-
-  changes(server: number): number {
-    return Atomics.load(this.cells, HEADER + server * STRIDE + CHANGES);
+    return Atomics.load(this.cells, server * STRIDE + STATE) === UP;
   }
 
   /** Moves server to `state`; returns true if this call made the change. */
   setState(server: number, state: number): boolean {
-    const at = HEADER + server * STRIDE + STATE;
+    const at = server * STRIDE + STATE;
     const prev = Atomics.exchange(this.cells, at, state);
     if (prev === state) return false;
-    if (state === UP) Atomics.store(this.cells, HEADER + server * STRIDE + TIMEOUTS, 0);
-    Atomics.add(this.cells, HEADER + server * STRIDE + CHANGES, 1);
-    Atomics.add(this.cells, 0, 1);
+    if (state === UP) Atomics.store(this.cells, server * STRIDE + TIMEOUTS, 0);
     return true;
   }
 
   /** Moves any state but DOWN (and DRAINED: out already, by choice) to DOWN; returns true if this call made the change. */
   markDown(server: number): boolean {
-    const at = HEADER + server * STRIDE + STATE;
+    const at = server * STRIDE + STATE;
     for (;;) {
       const cur = Atomics.load(this.cells, at);
       if (cur === DOWN || cur === DRAINED) return false;
-      if (Atomics.compareExchange(this.cells, at, cur, DOWN) === cur) break;
+      if (Atomics.compareExchange(this.cells, at, cur, DOWN) === cur) return true;
     }
-    Atomics.add(this.cells, HEADER + server * STRIDE + CHANGES, 1);
-    Atomics.add(this.cells, 0, 1);
-    return true;
   }
 
   /** Moves server from `from` to `to` only if it is still in `from` (the main thread's steps). */
   advance(server: number, from: number, to: number): boolean {
-    const at = HEADER + server * STRIDE + STATE;
+    const at = server * STRIDE + STATE;
     if (Atomics.compareExchange(this.cells, at, from, to) !== from) return false;
-    if (to === UP) Atomics.store(this.cells, HEADER + server * STRIDE + TIMEOUTS, 0);
-    Atomics.add(this.cells, HEADER + server * STRIDE + CHANGES, 1);
-    Atomics.add(this.cells, 0, 1);
+    if (to === UP) Atomics.store(this.cells, server * STRIDE + TIMEOUTS, 0);
     return true;
   }
 
   /** Whether the server is known to answer meta commands (mg). */
   answersMeta(server: number): boolean {
-    return Atomics.load(this.cells, HEADER + server * STRIDE + META) === 1;
+    return Atomics.load(this.cells, server * STRIDE + META) === 1;
   }
 
   setAnswersMeta(server: number, yes: boolean): void {
-    Atomics.store(this.cells, HEADER + server * STRIDE + META, yes ? 1 : 0);
+    Atomics.store(this.cells, server * STRIDE + META, yes ? 1 : 0);
   }
 
   /** The server's packed version (packVersion), 0 if it has not given one. */
   version(server: number): number {
-    return Atomics.load(this.cells, HEADER + server * STRIDE + VERSION);
+    return Atomics.load(this.cells, server * STRIDE + VERSION);
   }
 
   setVersion(server: number, packed: number): void {
-    Atomics.store(this.cells, HEADER + server * STRIDE + VERSION, packed);
+    Atomics.store(this.cells, server * STRIDE + VERSION, packed);
   }
 
   /** Counts one more consecutive timeout; returns the new count. */
   addTimeout(server: number): number {
-    return Atomics.add(this.cells, HEADER + server * STRIDE + TIMEOUTS, 1) + 1;
+    return Atomics.add(this.cells, server * STRIDE + TIMEOUTS, 1) + 1;
   }
 
   resetTimeouts(server: number): void {
     // A plain load first: the common case (already 0) then costs no write to a shared line.
-    const at = HEADER + server * STRIDE + TIMEOUTS;
+    const at = server * STRIDE + TIMEOUTS;
     if (Atomics.load(this.cells, at) !== 0) Atomics.store(this.cells, at, 0);
   }
 }

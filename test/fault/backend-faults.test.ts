@@ -38,6 +38,16 @@ test('garbage from the master closes its connection and the read is answered by 
   client.close();
 });
 
+test('garbage from the master is logged (-v) with its code, MCRELAY_BACKEND_UNPARSEABLE', async () => {
+  const { fake, proxy, client } = await setup((_line, s) => s.write('HELLO WORLD\r\n'), ['-v']);
+  assert.is(await client.request('get k\r\n', 'END\r\n'), HIT);
+  client.close();
+  assert.ok(await proxy.waitForOutput('"code":"MCRELAY_BACKEND_UNPARSEABLE"', 3000), proxy.output);
+  const first = proxy.output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((l) => l['msg'] === 'backend connection failed');
+  assert.equal([first?.['server'], first?.['code'], first?.['reason']], [fake.addr, 'MCRELAY_BACKEND_UNPARSEABLE', 'unparseable reply']);
+});
+
 test('a reply torn in half and then cut off: the read is answered by the backup', async () => {
   const { client } = await setup((_line, s) => { s.write('VALUE k 0 5\r\nva'); setTimeout(() => s.destroy(), 20); });
   assert.is(await client.request('get k\r\n', 'END\r\n'), HIT);

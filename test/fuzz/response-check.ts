@@ -81,8 +81,10 @@ export class ReplyDriver {
       }
       if (r === Reply.BAD) { this.units.push('BAD'); this.dead = true; return; }
       if (r !== Reply.VALUE && r !== Reply.END && r !== Reply.LINE) { this.violations.push(`read returned ${String(r)}`); this.dead = true; return; }
-      if (p.start !== pos || !(p.next > pos && p.next <= end) || !(p.lineEnd >= pos && p.lineEnd < p.next)) {
-        this.violations.push(`unit at ${pos}: start ${p.start} lineEnd ${p.lineEnd} next ${p.next} end ${end}`);
+      // The unit's first line: the parser insists on CRLF, so the line ends before the first LF.
+      const lineEnd = buf.indexOf(0x0a, pos) - 1;
+      if (p.start !== pos || !(p.next > pos && p.next <= end) || !(lineEnd >= pos && lineEnd < p.next)) {
+        this.violations.push(`unit at ${pos}: start ${p.start} lineEnd ${lineEnd} next ${p.next} end ${end}`);
         this.dead = true;
         return;
       }
@@ -90,10 +92,10 @@ export class ReplyDriver {
       const text = buf.toString('latin1', pos, p.next);
       if (r === Reply.VALUE) {
         if (kind !== Expect.RETRIEVAL) this.violations.push(`VALUE for a request of kind ${kind}`);
-        if (!(p.keyStart >= pos + 6 && p.keyStart < p.keyEnd && p.keyEnd <= p.lineEnd)) this.violations.push(`key at [${p.keyStart}, ${p.keyEnd}) outside the line`);
-        const header = buf.toString('latin1', pos, p.lineEnd).split(' ');
+        if (!(p.keyStart >= pos + 6 && p.keyStart < p.keyEnd && p.keyEnd <= lineEnd)) this.violations.push(`key at [${p.keyStart}, ${p.keyEnd}) outside the line`);
+        const header = buf.toString('latin1', pos, lineEnd).split(' ');
         const declared = Number(header[3]);
-        if (p.next !== p.lineEnd + 2 + declared + 2) this.violations.push(`VALUE block of ${p.next - pos} bytes, header ${q(header.join(' '))}`);
+        if (p.next !== lineEnd + 2 + declared + 2) this.violations.push(`VALUE block of ${p.next - pos} bytes, header ${q(header.join(' '))}`);
         this.units.push(unitText({ t: 'VALUE', text, key: buf.toString('latin1', p.keyStart, p.keyEnd) }));
       } else {
         if (r === Reply.END && kind !== Expect.RETRIEVAL) this.violations.push(`END for a request of kind ${kind}`);

@@ -41,7 +41,6 @@ const DEFAULT_CONFIG: Config = {
   group: null,
   unixSocketMode: 0o660,
   verbose: 0,
-  daemonize: false,
   admin: { host: '127.0.0.1', port: 9121 },
   drainSeconds: 10,
   warmupSeconds: 300,
@@ -159,8 +158,9 @@ const FLAGS: Row[] = [
   [['-gnogroup'], (c) => c.group, 'nogroup'],
   [['--group', '65534'], (c) => c.group, '65534'],
   [['--group=memcache'], (c) => c.group, 'memcache'],
-  [['-D'], (c) => c.daemonize, false],
-  [['--foreground'], (c) => c.daemonize, false],
+  // mcrelay never forks into the background: -D is accepted and changes nothing.
+  [['-D'], plain, plain(configOf(['-s', 'm']))],
+  [['--foreground'], plain, plain(configOf(['-s', 'm']))],
   [['-v'], (c) => c.verbose, 1],
   [['-vv'], (c) => c.verbose, 2],
   [['-v', '-v', '-v'], (c) => c.verbose, 3],
@@ -184,7 +184,7 @@ const FLAGS: Row[] = [
   [['--max-pending-bytes', '256m'], (c) => c.maxPendingBytes, 256 * 1024 * 1024],
   [['--max-pending-bytes=2048'], (c) => c.maxPendingBytes, 2048],
   // grouped one-letter flags; a value-taking letter takes the rest of the group
-  [['-vD'], (c) => [c.verbose, c.daemonize], [1, false]],
+  [['-vD'], plain, { ...plain(configOf(['-s', 'm'])) as object, verbose: 1 }],
   [['-Dvv'], (c) => c.verbose, 2],
   [['-kvp12000'], (c) => [c.distribution, c.verbose, c.listen.port], ['ketama', 1, 12000]],
   [['-kvp', '12000'], (c) => [c.distribution, c.verbose, c.listen.port], ['ketama', 1, 12000]],

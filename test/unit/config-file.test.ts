@@ -82,7 +82,6 @@ test('a file with every key gives every setting', () => {
     group: '65534',
     unixSocketMode: 0o600,
     verbose: 1,
-    daemonize: false,
     admin: { host: '0.0.0.0', port: 9200 },
     drainSeconds: 3,
     warmupSeconds: 60,
