@@ -16,9 +16,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { log } from '../log.js';
-
-/** sun_path's size, less its terminating NUL. */
-export const MAX_SOCKET_PATH = 107;
+import { MAX_SOCKET_PATH } from '../io/handoff.js';
 const PROBE_MS = 1000;
 
 export interface BoundSocket {
