@@ -98,9 +98,18 @@ test('--io portable: -n is the limit over all workers; the client past it reads 
   const m = await mc();
   const p = await startProxy(['--io', 'portable', '--workers', '2', '-n', '3', '-s', m.addr]);
   started.push(p);
-  const held = await Promise.all([connect(p.port), connect(p.port), connect(p.port)]);
-  // Each answers: the three are in and counted before the fourth comes.
-  for (const c of held) assert.is((await roundTrip(c, 'version\r\n')).line.slice(0, 8), 'VERSION ');
+  // The first client, once no earlier connection (startProxy's port check) is still being closed.
+  const alone: WireClient[] = [];
+  assert.ok(await until(async () => {
+    const c = await connect(p.port);
+    const open = /STAT curr_connections (\d+)/.exec(await c.request('stats\r\n', 'END\r\n'))?.[1];
+    if (open === '1') alone.push(c);
+    else c.close();
+    return alone.length > 0;
+  }), 'a client alone on the proxy');
+  const held = [alone[0]!, await connect(p.port), await connect(p.port)];
+  for (const c of held.slice(1)) assert.is((await roundTrip(c, 'version\r\n')).line.slice(0, 8), 'VERSION ');
+  assert.match(await held[0]!.request('stats\r\n', 'END\r\n'), /STAT curr_connections 3\r\n/);
   const fourth = await connect(p.port);
   const b = await fourth.readUntil(() => fourth.closed, 3000);
   assert.is(b.toString(), 'ERROR Too many open connections\r\n');
