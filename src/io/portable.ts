@@ -195,16 +195,19 @@ export async function listenShared(addresses: readonly ListenAt[], onSocket: (so
 }
 
 /**
- * For a listen address of port 0: a free port, found by listening on it once
- * (the workers then share that port; one worker's port 0 would be its own).
+ * Before the workers listen with reusePort: a plain listen on the address, at
+ * once closed. It fails where anything listens already, as the fast path's
+ * listener would: the kernel would otherwise let a second mcrelay of the same
+ * user share the port and take part of its clients. Port 0 comes back as the
+ * free port found, for every worker to share (each worker's port 0 would be its own).
  */
-export function freePort(host: string): Promise<number> {
+export function claimPort(host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
-    s.once('error', reject);
-    s.listen({ host, port: 0 }, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
+    s.once('error', (err) => reject(new Error(`listen ${host}:${port}: ${err.message}`)));
+    s.listen({ host, port }, () => {
+      const bound = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(bound));
     });
   });
 }

@@ -27,7 +27,7 @@ import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { takeAccepts, type AcceptedHandle } from '../io/handoff.js';
 import { probeInternals } from '../io/internals.js';
-import { freePort, type ListenAt } from '../io/portable.js';
+import { claimPort, type ListenAt } from '../io/portable.js';
 import { VERSION } from '../version.js';
 import { dropPrivileges, resolveIdentity, UsageError, willDrop, type Identity } from './privileges.js';
 import { listenUnix, removeUnix, type BoundSocket } from './unix-socket.js';
@@ -79,12 +79,12 @@ function chooseIo(config: Config, identity: Identity): IoMode {
   return 'portable';
 }
 
-/** --io portable: the TCP addresses every worker listens on, port 0 resolved to one port for all. */
+/** --io portable: the TCP addresses every worker listens on, each free now, port 0 resolved to one port for all. */
 async function sharedListeners(config: Config): Promise<ListenAt[]> {
   const out: ListenAt[] = [];
   for (const l of [config.listen, ...config.extraListen]) {
     if (l.path !== null && l.port === 0) continue;
-    out.push({ host: l.host, port: l.port === 0 ? await freePort(l.host) : l.port });
+    out.push({ host: l.host, port: await claimPort(l.host, l.port) });
   }
   return out;
 }

@@ -36,8 +36,8 @@ async function connect(port: number): Promise<WireClient> {
 }
 
 /** mcrelay started by hand: node flags before the CLI, and an environment of its own. */
-async function launch(nodeFlags: string[], flags: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
-  const port = await freePort();
+async function launch(nodeFlags: string[], flags: string[], env: NodeJS.ProcessEnv = {}, port?: number): Promise<Proc> {
+  port ??= await freePort();
   const child = spawn(process.execPath, [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '--admin', 'off', ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
   });
@@ -183,6 +183,17 @@ test('the default is the fast path, without a warning', async () => {
   await setAndGet(p.port, 'fast');
   assert.match(p.output, /"io":"fast"/);
   assert.equal(warnings(p), []);
+});
+
+test('--io portable on a port another mcrelay --io portable holds: refused, as the fast path would be (no silent sharing)', async () => {
+  const m = await mc();
+  const first = await startProxy(['--io', 'portable', '--workers', '2', '-s', m.addr]);
+  started.push(first);
+  const second = await launch([], ['--io', 'portable', '--workers', '2', '-s', m.addr], {}, first.port);
+  const code = await Promise.race([second.wait(), new Promise<string>((r) => setTimeout(r, 10000, 'running'))]);
+  assert.is(code, 1, second.output);
+  assert.match(second.output, new RegExp(`listen 127.0.0.1:${first.port}: .*EADDRINUSE`));
+  await setAndGet(first.port, 'first');
 });
 
 test('what portable cannot do stops the start with status 2, naming the option', async () => {
