@@ -5,6 +5,7 @@
 //   loadgen --> memcached (direct)                     --.
 //   loadgen --> mcrelay --workers 1 ------------------->  |
 //   loadgen --> mcrelay --workers 2 ------------------->  +--> memcached "master"
+//   loadgen --> mcrelay --workers 1 --io portable ----->  |
 //   loadgen --> mcrelay --workers 1 -b backup ---------> -+--> memcached "backup"
 //   loadgen --> twemproxy (nutcracker) ---------------->  |
 import { writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, onFreePort, startProcess, stopProcess, waitForReply, which, type Started } from './processes.js';
 
-export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy';
+export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-portable-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy';
 
 export interface TargetSpec {
   id: TargetId;
@@ -22,6 +23,7 @@ export interface TargetSpec {
 export const TARGETS: readonly TargetSpec[] = [
   { id: 'memcached', label: 'memcached direct' },
   { id: 'mcrelay-w1', label: 'mcrelay --workers 1' },
+  { id: 'mcrelay-portable-w1', label: 'mcrelay --workers 1 --io portable' },
   { id: 'mcrelay-w2', label: 'mcrelay --workers 2' },
   { id: 'mcrelay-w1-backup', label: 'mcrelay --workers 1, backup pool' },
   { id: 'twemproxy', label: 'twemproxy' },
@@ -58,12 +60,13 @@ export function startMemcached(name: string, logDir: string): Promise<{ port: nu
   });
 }
 
-/** mcrelay from this build (dist/src/cli.js), under this Node; nodeFlags go before the script. */
+/** mcrelay from this build (dist/src/cli.js), under this Node; nodeFlags go before the script, flags after it. */
 export function startMcrelay(
   name: string, masterPort: number, backupPort: number | null, workers: number, logDir: string, nodeFlags: readonly string[] = [],
+  flags: readonly string[] = [],
 ): Promise<{ port: number; proc: Started }> {
   return onFreePort(async (port) => {
-    const args = [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '-s', `127.0.0.1:${masterPort}`, '--workers', String(workers), '--admin', 'off'];
+    const args = [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '-s', `127.0.0.1:${masterPort}`, '--workers', String(workers), '--admin', 'off', ...flags];
     if (backupPort !== null) args.push('-b', `127.0.0.1:${backupPort}`);
     const proc = startProcess(name, process.execPath, args, logDir);
     // A get reaches the backend, so this also waits for the worker and its backend connection.
@@ -120,6 +123,11 @@ export async function startTargets(ids: readonly TargetId[], b: Backends, logDir
         break;
       case 'mcrelay-w1': {
         const r = await startMcrelay('mcrelay-w1', b.master.port, null, 1, logDir);
+        running.push({ spec, port: r.port, proxy: r.proc });
+        break;
+      }
+      case 'mcrelay-portable-w1': {
+        const r = await startMcrelay('mcrelay-portable-w1', b.master.port, null, 1, logDir, [], ['--io', 'portable']);
         running.push({ spec, port: r.port, proxy: r.proc });
         break;
       }

@@ -7,7 +7,7 @@
 // so it exercises the NEED_MORE path and InputBuffer's one-allocation collect.
 //
 //   node dist/bench/micro/request-parser.bench.js
-import { InputBuffer } from '../../src/protocol/io-buffers.js';
+import { InputBuffer } from '../../src/io/buffers.js';
 import { Parse, RequestParser } from '../../src/protocol/request-parser.js';
 import { DEFAULT_MICRO, formatMicroTable, isMain, runSuite, sink, type MicroOptions, type MicroRow, type MicroTask } from './suite.js';
 

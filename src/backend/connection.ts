@@ -18,10 +18,11 @@
 
 import { performance } from 'node:perf_hooks';
 import type { ServerAddress } from '../config/config.js';
-import { bytesEqual, InputBuffer, Outbox, readArena } from '../protocol/io-buffers.js';
+import { bytesEqual, InputBuffer, Outbox, readArena } from '../io/buffers.js';
 import { Reply, ResponseParser } from '../protocol/response-parser.js';
 import type { Op } from '../worker/request.js';
-import { RawStream, streamError, type ConnectingOwner } from '../shared/raw-stream.js';
+import { connectStream } from '../io/open-stream.js';
+import { streamError, type ByteStream, type ConnectingOwner } from '../io/stream.js';
 import { recordLatency, S } from '../shared/server-stats.js';
 import {
   BackendClosedError, BackendConnectionLimitError, BackendTimeoutError, BackendUnexpectedReplyError, BackendUnparseableError, ConnectError, codeOf,
@@ -71,7 +72,7 @@ const OPEN = 2;
 export class BackendConnection implements ConnectingOwner {
   readonly server: number;
   readonly address: ServerAddress;
-  private socket: RawStream | null = null;
+  private socket: ByteStream | null = null;
   private state = IDLE;
   readonly outbox = new Outbox();
   private readonly input = new InputBuffer();
@@ -149,7 +150,7 @@ export class BackendConnection implements ConnectingOwner {
 
   private connect(): void {
     this.state = CONNECTING;
-    this.socket = RawStream.connect(this.address, this);
+    this.socket = connectStream(this.address, this);
   }
 
   /** @internal */ connected(): void {

@@ -28,8 +28,8 @@ import { resolve as resolvePath } from 'node:path';
 import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseInteger, parseListenAddress, parseListenHost, parseRatio, parseServerAddress,
-  parseMode, parseSize, serverKey, MODE_EXPECTED,
-  type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
+  parseMode, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
+  type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 import { loadConfigFile, quoteless, type FileConfig } from './file.js';
 import { helpText } from './help.js';
@@ -50,7 +50,7 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -92,6 +92,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'restoreKeysPerSecond', short: null, long: ['restore-keys-per-second'], takesValue: true },
   { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
   { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
+  { id: 'io', short: null, long: ['io'], takesValue: true },
 ];
 
 const BY_SHORT = new Map<string, OptionSpec>();
@@ -133,6 +134,7 @@ interface Draft {
   restoreKeysPerSecond: number;
   restoreMaxInflight: number;
   backupCoverageWarn: number;
+  io: IoMode;
   /** --config as given */
   configPath: string | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
@@ -170,6 +172,7 @@ function defaultDraft(defaultWorkers: number): Draft {
     restoreKeysPerSecond: DEFAULTS.restoreKeysPerSecond,
     restoreMaxInflight: DEFAULTS.restoreMaxInflight,
     backupCoverageWarn: DEFAULTS.backupCoverageWarn,
+    io: DEFAULTS.io,
     configPath: null,
     mastersFromFile: false,
     backupsFromFile: false,
@@ -217,6 +220,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.restoreKeysPerSecond = file.restoreKeysPerSecond ?? draft.restoreKeysPerSecond;
   draft.restoreMaxInflight = file.restoreMaxInflight ?? draft.restoreMaxInflight;
   draft.backupCoverageWarn = file.backupCoverageWarn ?? draft.backupCoverageWarn;
+  draft.io = file.io ?? draft.io;
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -281,6 +285,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     restoreKeysPerSecond: draft.restoreKeysPerSecond,
     restoreMaxInflight: draft.restoreMaxInflight,
     backupCoverageWarn: draft.backupCoverageWarn,
+    io: draft.io,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
   };
   return { kind: 'run', config: Object.freeze(config) };
@@ -490,6 +495,10 @@ function apply(draft: Draft, id: OptionId, flag: string, value: string | null, d
       else draft.restoreMaxInflight = n;
       return null;
     }
+    case 'io':
+      if (v !== 'fast' && v !== 'portable') return invalid(flag, v, IO_EXPECTED);
+      draft.io = v;
+      return null;
     case 'journalMaxKeys': {
       const n = parseInteger(v, 1, MAX_INT);
       if (n === null) return invalid(flag, v, `expected an integer 1..${MAX_INT}`);

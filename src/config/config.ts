@@ -7,6 +7,9 @@ import { isIPv6 } from 'node:net';
 
 export type Distribution = 'jump' | 'ketama' | 'magent';
 
+/** How sockets are driven (src/io/): Node's internal stream handles, or public APIs only. */
+export type IoMode = 'fast' | 'portable';
+
 export interface ServerAddress {
   /** host:port as given, or a unix socket path; used in logs and stats */
   readonly name: string;
@@ -81,6 +84,12 @@ export interface Config {
   readonly restoreMaxInflight: number;
   /** a backup holding less than this share (0..1) of its masters' sampled recent keys is logged at warn */
   readonly backupCoverageWarn: number;
+  /**
+   * fast: the main thread accepts and hands sockets to the workers, which drive
+   * them through Node's internals (portable instead, with a warning, when those
+   * are missing); portable: net.Socket, and a reusePort listener per worker
+   */
+  readonly io: IoMode;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
 }
@@ -96,6 +105,7 @@ export const DEFAULTS = {
   maxItemSize: 1024 * 1024,
   maxPendingBytes: 64 * 1024 * 1024,
   distribution: 'jump' as Distribution,
+  io: 'fast' as IoMode,
   admin: Object.freeze({ host: '127.0.0.1', port: 9121 }) as AdminAddress,
   drainSeconds: 10,
   warmupSeconds: 300,
@@ -233,6 +243,7 @@ export function parseSize(s: string): number | null {
 }
 
 export const MODE_EXPECTED = 'expected an octal mode 000..777, e.g. 0660';
+export const IO_EXPECTED = 'expected fast or portable';
 
 /** A file mode in octal digits as chmod takes it (660, 0660); only the permission bits. */
 export function parseMode(s: string): number | null {

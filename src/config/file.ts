@@ -18,8 +18,8 @@ import {
 
 import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
-  isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, MODE_EXPECTED,
-  type AdminAddress, type Config, type Distribution, type ListenAddress, type ServerAddress,
+  isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
+  type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 
 /**
@@ -140,6 +140,11 @@ const KEYS: Record<string, Reader> = {
   user: (out, v, key, doc) => { out.user = account(v, key, doc, 'user'); },
   group: (out, v, key, doc) => { out.group = account(v, key, doc, 'group'); },
   verbose: (out, v, key, doc) => { out.verbose = integer(v, key, doc, 0, MAX_INT); },
+  io: (out, v, key, doc) => {
+    const s = string(v, key, doc, 'fast or portable');
+    if (s !== 'fast' && s !== 'portable') throw new FileError(key, `${IO_EXPECTED}, got ${describe(v)}`, v);
+    out.io = s satisfies IoMode;
+  },
 };
 
 /** The key an operator may have meant, for an unknown key that is a flag's name or a near miss. */

@@ -104,6 +104,16 @@ Process:
                             the start before anything is bound (exit status 2)
   -D, --foreground          accepted for magent compatibility; mcrelay always
                             stays in the foreground (run it under a supervisor)
+      --io fast|portable    how sockets are driven (default ${DEFAULTS.io}). fast: the
+                            main thread accepts and hands each client to a
+                            worker, which drives it through Node's internal
+                            stream handles. portable: public APIs only
+                            (net.Socket; each worker listens on the port with
+                            reusePort), for a Node that lacks or refuses the
+                            internals, as node --permission does; taken by
+                            itself, with a warning, when they are missing.
+                            portable serves no unix socket (-f) and cannot
+                            switch user (-u, -g)
   -v, --verbose             log more; repeat (-vv) to log more still
   -h, --help                print this help and exit
   -V, --version             print the version and exit

@@ -3,12 +3,13 @@
 // reloads.
 //
 //   listen socket --accepted handle (no net.Socket)--> Supervisor.handOff --> worker thread
+//   (--io portable: no listener here; every worker listens on the same ports itself)
 //   Prober: DOWN servers --version--> Recovery --> UP        (shared HealthTable)
 //   reload: new tables for the new server list --> every worker switches to them
 
 import net from 'node:net';
 import util from 'node:util';
-import type { Config } from '../config/config.js';
+import type { Config, IoMode } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
 import { DOWN, HealthTable, RECOVERING, UP } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
@@ -24,9 +25,11 @@ import { Restorer } from './restore.js';
 import { Drains } from './drain.js';
 import { startAdmin, type AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
-import { takeAccepts, type AcceptedHandle } from './handoff.js';
+import { takeAccepts, type AcceptedHandle } from '../io/handoff.js';
+import { probeInternals } from '../io/internals.js';
+import { claimPort, type ListenAt } from '../io/portable.js';
 import { VERSION } from '../version.js';
-import { dropPrivileges, resolveIdentity, willDrop } from './privileges.js';
+import { dropPrivileges, resolveIdentity, UsageError, willDrop, type Identity } from './privileges.js';
 import { listenUnix, removeUnix, type BoundSocket } from './unix-socket.js';
 
 export interface Running {
@@ -49,7 +52,42 @@ export interface Running {
 const PUBLISH_INTERVAL_MS = 20;
 
 /** Settings fixed at start: a reload keeps them. */
-const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'unixSocketMode', 'admin'] as const;
+const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'unixSocketMode', 'admin', 'io'] as const;
+
+/**
+ * The I/O path to run: --io portable as asked; the fast path when this Node has
+ * its internals, else portable with one warning line. Portable cannot do what
+ * needs the main thread to accept: that is refused here, naming the option.
+ */
+function chooseIo(config: Config, identity: Identity): IoMode {
+  let why = '--io portable';
+  if (config.io === 'fast') {
+    const probe = probeInternals();
+    if (probe.ok) return 'fast';
+    why = 'the fast I/O path is unavailable, and --io portable';
+    log.warn('the fast I/O path needs Node internals this Node lacks or refuses; running with --io portable', { missing: probe.missing });
+  }
+  // A unix socket has one listener, which only the main thread's handoff shares among workers.
+  if (config.listen.path !== null || config.extraListen.some((l) => l.path !== null)) {
+    throw new UsageError(`${why} cannot listen on a unix socket (-f / a path in listen:): listen on TCP, or use --io fast on a Node that allows it`);
+  }
+  // The kernel lets only sockets of one uid share a port: a worker replaced after
+  // the switch could not listen beside those bound before it.
+  if (willDrop(identity)) {
+    throw new UsageError(`${why} cannot switch user (-u / -g, user: / group:): run mcrelay as its user, or use --io fast`);
+  }
+  return 'portable';
+}
+
+/** --io portable: the TCP addresses every worker listens on, each free now, port 0 resolved to one port for all. */
+async function sharedListeners(config: Config): Promise<ListenAt[]> {
+  const out: ListenAt[] = [];
+  for (const l of [config.listen, ...config.extraListen]) {
+    if (l.path !== null && l.port === 0) continue;
+    out.push({ host: l.host, port: await claimPort(l.host, l.port) });
+  }
+  return out;
+}
 
 export async function start(config: Config): Promise<Running> {
   // Before anything binds: an unknown -u or -g ends the start here (UsageError).
@@ -61,8 +99,15 @@ export async function start(config: Config): Promise<Running> {
   const mainRow = counters.row(0);
   let serverStats = new ServerStats(config.workers, servers.length);
   let figures = new ServerFigures(servers.length);
-  const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt, figures.buffer);
-  await supervisor.start();
+  const io = chooseIo(config, identity);
+  const own = io === 'portable' ? await sharedListeners(config) : null;
+  const supervisor = new Supervisor(config, health.buffer, counters, serverStats.buffer, startedAt, figures.buffer, own);
+  try {
+    await supervisor.start();
+  } catch (err) {
+    await supervisor.stop();
+    throw err;
+  }
 
   const onConnection = (handle: AcceptedHandle): void => {
     if (supervisor.connections() >= config.maxConnections) {
@@ -105,7 +150,7 @@ export async function start(config: Config): Promise<Running> {
       });
     });
   try {
-    for (const l of [config.listen, ...config.extraListen]) {
+    for (const l of own === null ? [config.listen, ...config.extraListen] : []) {
       // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
       if (l.port > 0 || l.path === null) await listenTcp(l.host, l.port);
       if (l.path !== null) {
@@ -203,10 +248,12 @@ export async function start(config: Config): Promise<Running> {
 
   // A unix listener was bound under a temporary name (unix-socket.ts): report its path.
   let unixSeen = 0;
-  const addresses = listeners.map((s) => {
-    const a = s.address()!;
-    return typeof a === 'string' ? sockets[unixSeen++]!.path : a;
-  });
+  const addresses = own !== null
+    ? own.map((l): net.AddressInfo => ({ address: l.host, family: net.isIPv6(l.host) ? 'IPv6' : 'IPv4', port: l.port }))
+    : listeners.map((s) => {
+      const a = s.address()!;
+      return typeof a === 'string' ? sockets[unixSeen++]!.path : a;
+    });
   log.info('mcrelay started', {
     version: VERSION,
     listen: addresses,
@@ -214,6 +261,7 @@ export async function start(config: Config): Promise<Running> {
     backups: config.backups.map((s) => s.name),
     distribution: config.distribution,
     workers: config.workers,
+    io,
     admin: admin === null ? 'off' : `${admin.address.address}:${admin.address.port}`,
   });
 

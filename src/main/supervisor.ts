@@ -1,4 +1,6 @@
 // Worker threads: start, hand each new client to the least loaded, replace the dead.
+// With --io portable there is nothing to hand: each worker listens on the shared
+// ports itself (reusePort) and the kernel spreads the clients.
 //
 // A worker's load is the number of clients handed to it minus the number it has
 // seen close (two counters in its row of the shared counters, one writer each),
@@ -10,8 +12,9 @@ import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { StripeTable } from '../shared/stripes.js';
 import { log } from '../log.js';
-import { HandoffServer, type AcceptedHandle } from './handoff.js';
-import type { WorkerInit } from '../worker/entry.js';
+import { HandoffServer, type AcceptedHandle } from '../io/handoff.js';
+import type { ListenAt } from '../io/portable.js';
+import type { FromWorker, ToWorker, WorkerInit } from '../worker/entry.js';
 import type { Sampled } from '../worker/write-sampler.js';
 
 const ENTRY = new URL('../worker/entry.js', import.meta.url);
@@ -25,18 +28,13 @@ const CRASH_LOOP_MS = 1000;
 interface Slot {
   id: number;
   worker: Worker | null;
+  /** fast: the pipe this worker's clients go down; null with --io portable */
   handoff: HandoffServer | null;
-  /** accepting sockets: started and connected */
+  /** taking clients: started, and its handoff pipe connected or its listeners open */
   live: boolean;
   startedAt: number;
   generation: number;
 }
-
-type FromWorker =
-  | { type: 'invalidated'; server: number; ok: boolean; deleted: number }
-  | { type: 'journaled'; entries: Array<{ master: string; keys: string[]; overflowed: boolean }> }
-  | { type: 'sampled'; entries: Sampled[] }
-  | { type: 'ready' | 'drained' };
 
 /**
  * A worker's young generation (V8's nursery, MB). The data path allocates a few
@@ -69,6 +67,8 @@ export class Supervisor {
     private readonly startedAt: number,
     /** ServerFigures: the servers' own stats and the backups' coverage, written by the main thread */
     private figures: SharedArrayBuffer,
+    /** --io portable: what every worker listens on itself; null: the main thread hands clients over */
+    private readonly ownListeners: readonly ListenAt[] | null = null,
   ) {}
 
   async start(): Promise<void> {
@@ -87,15 +87,17 @@ export class Supervisor {
 
   private spawn(slot: Slot): Promise<void> {
     slot.generation++;
-    let handoff: HandoffServer;
-    try {
-      handoff = new HandoffServer(`w${slot.id}-${slot.generation}`);
-    } catch (err) {
-      if (slot.generation === 1) return Promise.reject(err as Error);
-      // A replacement: try again later rather than leave the slot empty for good.
-      log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, error: (err as Error).message });
-      setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, CRASH_LOOP_MS);
-      return Promise.resolve();
+    let handoff: HandoffServer | null = null;
+    if (this.ownListeners === null) {
+      try {
+        handoff = new HandoffServer(`w${slot.id}-${slot.generation}`);
+      } catch (err) {
+        if (slot.generation === 1) return Promise.reject(err as Error);
+        // A replacement: try again later rather than leave the slot empty for good.
+        log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, error: (err as Error).message });
+        setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, CRASH_LOOP_MS);
+        return Promise.resolve();
+      }
     }
     const init: WorkerInit = {
       id: slot.id,
@@ -107,8 +109,9 @@ export class Supervisor {
       figures: this.figures,
       row: slot.id + 1,
       startedAt: this.startedAt,
-      handoffPath: handoff.path,
-      handoffToken: handoff.token,
+      clients: handoff !== null
+        ? { io: 'fast', handoffPath: handoff.path, handoffToken: handoff.token }
+        : { io: 'portable', listen: [...this.ownListeners!] },
     };
     const worker = new Worker(ENTRY, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
     slot.worker = worker;
@@ -116,13 +119,26 @@ export class Supervisor {
     slot.startedAt = Date.now();
     worker.on('error', (err) => log.error('worker failed', { worker: slot.id, error: err.message, stack: err.stack }));
     worker.on('exit', (code) => this.exited(slot, worker, code));
+    let listening: (error: string | null) => void = () => {};
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok, m.deleted);
       else if (m.type === 'journaled') for (const e of m.entries) this.onJournaled(e.master, e.keys, e.overflowed);
       else if (m.type === 'sampled') this.onSampled(m.entries);
+      else if (m.type === 'listening') listening(null);
+      else if (m.type === 'listen-failed') listening(m.error);
     });
-    return handoff.connected().then(() => {
-      if (slot.worker === worker) slot.live = true;
+    const live = (): void => { if (slot.worker === worker) slot.live = true; };
+    if (handoff !== null) return handoff.connected().then(live);
+    return new Promise<void>((resolve, reject) => {
+      listening = (error) => {
+        if (error === null) { live(); resolve(); return; }
+        // A first start fails whole (the address is taken, reusePort is not
+        // supported here); a replacement is retried like a crashed worker.
+        void worker.terminate();
+        if (slot.generation === 1) reject(new Error(error));
+        else { log.error('worker replacement cannot listen', { worker: slot.id, error }); resolve(); }
+      };
+      worker.once('exit', () => resolve());
     });
   }
 
@@ -161,7 +177,7 @@ export class Supervisor {
       this.awaiting.set(server, { left, ok: true, deleted: 0, done: resolve });
       let first = true;
       for (const w of left) {
-        w.postMessage({ type: 'invalidate', server, flush, keys: first ? keys : [] });
+        this.post(w, { type: 'invalidate', server, flush, keys: first ? [...keys] : [] });
         first = false;
       }
     });
@@ -187,7 +203,7 @@ export class Supervisor {
     this.health = health;
     this.serverStats = serverStats;
     this.figures = figures;
-    for (const slot of this.slots) slot.worker?.postMessage({ type: 'reload', config, health, serverStats, figures });
+    for (const slot of this.slots) if (slot.worker !== null) this.post(slot.worker, { type: 'reload', config, health, serverStats, figures });
   }
 
   liveWorkers(): number {
@@ -203,10 +219,10 @@ export class Supervisor {
     const workers = this.slots.map((s) => s.worker).filter((w): w is Worker => w !== null);
     await Promise.race([
       Promise.all(workers.map((w) => new Promise<void>((resolve) => {
-        const done = (m: { type: string }): void => { if (m.type === 'drained') { w.off('message', done); resolve(); } };
+        const done = (m: FromWorker): void => { if (m.type === 'drained') { w.off('message', done); resolve(); } };
         w.on('message', done);
         w.once('exit', () => resolve());
-        w.postMessage({ type: 'drain' });
+        this.post(w, { type: 'drain' });
       }))),
       new Promise((r) => setTimeout(r, ms).unref()),
     ]);
@@ -230,7 +246,7 @@ export class Supervisor {
     });
   }
 
-  /** Hands an accepted connection to the live worker holding the fewest clients. */
+  /** Hands an accepted connection to the live worker holding the fewest clients (--io fast). */
   handOff(handle: AcceptedHandle): boolean {
     let best: Slot | null = null;
     let bestLoad = Infinity;
@@ -250,6 +266,10 @@ export class Supervisor {
     return false;
   }
 
+  private post(worker: Worker, m: ToWorker): void {
+    worker.postMessage(m);
+  }
+
   workerThreadIds(): number[] {
     return this.slots.map((s) => s.worker?.threadId ?? -1);
   }
@@ -265,7 +285,7 @@ export class Supervisor {
       const w = slot.worker;
       slot.live = false;
       if (w !== null) {
-        w.postMessage({ type: 'stop' });
+        this.post(w, { type: 'stop' });
         const t = setTimeout(() => { void w.terminate(); }, 2000);
         await new Promise((r) => w.once('exit', r));
         clearTimeout(t);

@@ -17,9 +17,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { codeOf, ListenError } from '../errors.js';
 import { log } from '../log.js';
-
-/** sun_path's size, less its terminating NUL. */
-export const MAX_SOCKET_PATH = 107;
+import { MAX_SOCKET_PATH } from '../io/handoff.js';
 const PROBE_MS = 1000;
 
 export interface BoundSocket {

@@ -12,7 +12,7 @@
 // refused one gets memcached's own error string.
 
 import { Cmd, lookupCommand, refusal } from './commands.js';
-import { bytesEqual, findLF } from './io-buffers.js';
+import { bytesEqual, findLF } from '../io/buffers.js';
 import { isValidUnsignedToken, parseInt32Token } from './numbers.js';
 import * as wire from './wire.js';
 

@@ -6,7 +6,7 @@
 // meta command; one line for anything else. It records offsets only. Anything a memcached server would not send is
 // BAD: the connection it came on can no longer be trusted and must be closed.
 
-import { bytesEqual, findLF, type Outbox } from './io-buffers.js';
+import { bytesEqual, findLF, type Outbox } from '../io/buffers.js';
 
 export const Reply = {
   NEED_MORE: 0,

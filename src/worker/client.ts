@@ -13,7 +13,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
-import { InputBuffer, Outbox, readArena, replyArena } from '../protocol/io-buffers.js';
+import { InputBuffer, Outbox, readArena, replyArena } from '../io/buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
 import { addTextValue } from '../protocol/response-parser.js';
 import { Bin, BinaryParser, MAGIC_REQUEST, encodeReply, errorResponse, statsResponse, statusOf, Status } from '../protocol/binary.js';
@@ -24,7 +24,8 @@ import type { Request } from './request.js';
 import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
 import type { PendingBytes } from './pending-bytes.js';
 import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
-import { RawStream } from '../shared/raw-stream.js';
+import { adoptStream } from '../io/open-stream.js';
+import type { ByteStream } from '../io/stream.js';
 import { debugEnabled, log } from '../log.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
@@ -41,7 +42,7 @@ let nextId = 0;
 export class ClientConnection {
   readonly id = nextId++ & 0x3fffffff;
   /** null once closed */
-  private socket: RawStream | null;
+  private socket: ByteStream | null;
   private readonly input = new InputBuffer();
   private readonly outbox = new Outbox(replyArena);
   /** bytes the parser wants before it can continue (a large value), 0 if unknown */
@@ -76,13 +77,13 @@ export class ClientConnection {
   private binOpaque = 0;
 
   constructor(
-    /** the connection's libuv handle, as received from the main thread */
+    /** the connection: a libuv handle received from the main thread, or a net.Socket (--io portable) */
     handle: object,
     /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
     private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser; readonly pending: PendingBytes },
     private readonly local: LocalCommands,
   ) {
-    this.socket = new RawStream(handle, this);
+    this.socket = adoptStream(handle, this);
   }
 
   /** @internal */ receive(n: number): void {

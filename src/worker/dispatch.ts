@@ -44,7 +44,7 @@ import type { Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
 import { KEY_MAX_LENGTH, META_BASE64, META_CAS, META_DEPENDS, META_INVALIDATE, META_KEEP_Q, META_QUIET, META_TTL, validKey } from '../protocol/request-parser.js';
-import { bytesEqual, findLF } from '../protocol/io-buffers.js';
+import { bytesEqual, findLF } from '../io/buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import { sameMeaning } from '../protocol/reply-meaning.js';
 import * as wire from '../protocol/wire.js';

@@ -120,15 +120,26 @@ export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc>
 }
 
 /**
+ * --io portable when MCRELAY_TEST_IO=portable, for the suite's run in portable
+ * mode; a test that sets --io itself keeps its own.
+ */
+export function ioFlags(flags: readonly string[]): string[] {
+  const mode = process.env.MCRELAY_TEST_IO;
+  if (mode === undefined || mode === '' || flags.some((f) => f === '--io' || f.startsWith('--io='))) return [];
+  return ['--io', mode];
+}
+
+/**
  * Starts mcrelay (the built CLI, or `entry` such as HARNESS) with the given
- * flags plus -l/-p, waits until it listens. Its signal handlers are set a
- * moment later: before a signal, wait for "mcrelay started" (HARNESS: "ready").
+ * flags plus -l/-p (and --io from MCRELAY_TEST_IO), waits until it listens. Its
+ * signal handlers are set a moment later: before a signal, wait for "mcrelay
+ * started" (HARNESS: "ready").
  */
 export async function startProxy(flags: string[], opts: { port?: number; env?: NodeJS.ProcessEnv; entry?: string; onSpawn?: (p: Proc) => void } = {}): Promise<Proc> {
   const port = opts.port ?? await freePort();
   // Tests run many proxies at once: no admin listener unless a test asks for one.
   const admin = flags.some((f) => f.startsWith('--admin')) ? [] : ['--admin', 'off'];
-  const child = spawn(process.execPath, [opts.entry ?? CLI, '-l', '127.0.0.1', '-p', String(port), ...admin, ...flags], {
+  const child = spawn(process.execPath, [opts.entry ?? CLI, '-l', '127.0.0.1', '-p', String(port), ...admin, ...ioFlags(flags), ...flags], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });

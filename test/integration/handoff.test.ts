@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { HandoffReceiver, HandoffServer } from '../../src/main/handoff.js';
+import { HandoffReceiver, HandoffServer } from '../../src/io/handoff.js';
 import { HARNESS, Proc, ROOT, startMemcached, startProxy } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { eventually, roundTrip } from '../helpers/mc.js';

@@ -49,6 +49,7 @@ const DEFAULT_CONFIG: Config = {
   restoreKeysPerSecond: 5000,
   restoreMaxInflight: 32,
   backupCoverageWarn: 0.95,
+  io: 'fast',
   configPath: null,
 };
 
@@ -330,6 +331,7 @@ const LONG_NAMES = [
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
   '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes', '--backup-coverage-warn',
+  '--io',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

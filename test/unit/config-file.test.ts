@@ -60,6 +60,7 @@ unix_socket_mode: '0600'
 user: nobody
 group: 65534
 verbose: 1
+io: portable
 `;
 
 test('a file with every key gives every setting', () => {
@@ -89,6 +90,7 @@ test('a file with every key gives every setting', () => {
     journalMaxKeys: 5000,
     restoreKeysPerSecond: 800,
     restoreMaxInflight: 4,
+    io: 'portable',
     maxPendingBytes: 32 * 1024 * 1024,
     backupCoverageWarn: 0.5,
     configPath: file,
@@ -182,7 +184,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, unix_socket_mode, user, group, verbose)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, unix_socket_mode, user, group, verbose, io)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],

@@ -4,7 +4,7 @@
 // same slab, so what a socket was handed must survive the other clients' replies.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { findLF, InputBuffer, Outbox, ReadArena, ReplyArena, type Writable } from '../../src/protocol/io-buffers.js';
+import { findLF, InputBuffer, Outbox, ReadArena, ReplyArena, type Writable } from '../../src/io/buffers.js';
 
 /** Simulates one socket read of `text` into the arena's scratch; returns its length. */
 function read(arena: ReadArena, text: string): number {

@@ -16,8 +16,9 @@ import { syncBuiltinESMExports } from 'node:module';
 import net, { type AddressInfo } from 'node:net';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readArena } from '../../src/protocol/io-buffers.js';
-import { RawStream, streamError, type ConnectingOwner } from '../../src/shared/raw-stream.js';
+import { readArena } from '../../src/io/buffers.js';
+import { RawStream } from '../../src/io/raw-stream.js';
+import { streamError, type ConnectingOwner } from '../../src/io/stream.js';
 
 const NAME = 'several.addresses.test';
 let answer: LookupAddress[] = [];

@@ -9,7 +9,7 @@
 // offset, and must give the same units.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Outbox } from '../../src/protocol/io-buffers.js';
+import { Outbox } from '../../src/io/buffers.js';
 import { addTextValue, Expect, Reply, ResponseParser } from '../../src/protocol/response-parser.js';
 
 const parser = new ResponseParser(); // one parser for every row: no state may leak between calls

@@ -6,12 +6,12 @@
 // over a local IPC pipe with SCM_RIGHTS, which makes the kernel give the receiver
 // a new descriptor of its own; the main thread then closes its copy. Node exposes
 // IPC pipes only through its internal pipe_wrap binding (what child_process uses),
-// reached through process.binding in shared/stream-wrap.ts.
+// reached through process.binding in io/internals.ts.
 //
 //   main: listener handle --onconnection (takeAccepts)--> HandoffServer (one per
 //         worker) --accept, token checked--> IPC pipe --write(handle)-->
 //   worker: HandoffReceiver (IPC pipe, sends the token) --onread: pendingHandle-->
-//           RawStream (shared/raw-stream.ts)
+//           RawStream (io/raw-stream.ts)
 //
 // Whoever becomes a worker's pipe receives that worker's clients, so no other
 // process may. Node has no socketpair() and no SO_PEERCRED, hence three locks:
@@ -35,26 +35,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { log } from '../log.js';
-import { MAX_SOCKET_PATH } from './unix-socket.js';
-import { lastWriteWasAsync, Pipe, PipeConnectWrap, pipeTypes, readResult, WriteWrap } from '../shared/stream-wrap.js';
+import { internals, lastWriteWasAsync, listenerHandle, readResult, type AcceptedHandle, type PipeHandle } from './internals.js';
 
-interface UvHandle { close(cb?: () => void): void; fd: number }
-interface PipeHandle extends UvHandle {
-  bind(path: string): number;
-  listen(backlog: number): number;
-  open(fd: number): number;
-  connect(req: object, path: string): number;
-  readStart(): number;
-  readStop(): number;
-  useUserBuffer(buf: Uint8Array): void;
-  writeUtf8String(req: object, s: string, handle?: object): number;
-  onconnection: ((status: number, client: PipeHandle) => void) | null;
-  /** Node accepts only a function here */
-  onread: () => void;
-  pendingHandle: object | null;
-  unref(): void;
-  ref(): void;
-}
+export type { AcceptedHandle } from './internals.js';
+
+/** sun_path's size, less its terminating NUL. */
+export const MAX_SOCKET_PATH = 107;
 /** Node calls `oncomplete` when a write it could not finish at once is done. */
 interface HandoffWrite { oncomplete: () => void }
 
@@ -69,18 +55,13 @@ const MAX_UNVERIFIED = 8;
 /** How long a connection may take to send the token (the worker sends it with its connect). */
 const TOKEN_WAIT_MS = 2000;
 
-/** A connection as a listener's libuv handle accepted it (TCP or pipe), before any net.Socket. */
-export interface AcceptedHandle { close(cb?: () => void): void }
-
 /**
  * Has `server` give each accepted connection's handle to `onHandle` instead of
  * wrapping it in a net.Socket: the main thread only passes connections on, and a
  * Socket per accept left its heap 26 MB larger after 10,000 connections.
  */
 export function takeAccepts(server: net.Server, onHandle: (handle: AcceptedHandle) => void, onError: (status: number) => void): void {
-  const listener = (server as unknown as { _handle: { onconnection: (status: number, handle?: AcceptedHandle) => void } | null })._handle;
-  if (listener === null) throw new Error('takeAccepts: the server is not listening');
-  listener.onconnection = (status, handle) => {
+  listenerHandle(server).onconnection = (status, handle) => {
     if (status !== 0 || handle === undefined) onError(status);
     else onHandle(handle);
   };
@@ -105,6 +86,7 @@ export class HandoffServer {
     if (Buffer.byteLength(this.path) > MAX_SOCKET_PATH) {
       throw new Error(`handoff pipe ${name}: ${this.path} is longer than a unix socket path may be (set TMPDIR to a shorter directory)`);
     }
+    const { Pipe, pipeTypes } = internals();
     const server = new Pipe<PipeHandle>(pipeTypes.SERVER);
     let err = server.bind(this.path);
     if (err === 0) {
@@ -150,6 +132,7 @@ export class HandoffServer {
     this.unverified.delete(client);
     client.readStop();
     client.onread = ignoreRead;
+    const { Pipe, pipeTypes } = internals();
     const ipc = new Pipe<PipeHandle>(pipeTypes.IPC);
     if (ipc.open(client.fd) !== 0) throw new Error('handoff pipe: cannot open as IPC');
     parked.push(client);
@@ -183,7 +166,7 @@ export class HandoffServer {
   send(handle: AcceptedHandle): boolean {
     const ipc = this.ipc;
     if (ipc === null) return false;
-    const req = new WriteWrap<HandoffWrite>();
+    const req = new (internals().WriteWrap)<HandoffWrite>();
     req.oncomplete = () => { handle.close(); };
     const err = ipc.writeUtf8String(req, 'S', handle);
     if (err !== 0) return false;
@@ -205,6 +188,7 @@ export class HandoffReceiver {
 
   /** onClosed: the pipe could not connect (status < 0) or the main thread closed it (0). */
   constructor(path: string, token: string, onSocket: (handle: object) => void, onClosed: (status: number) => void) {
+    const { Pipe, pipeTypes, PipeConnectWrap, WriteWrap } = internals();
     const pipe = new Pipe<PipeHandle>(pipeTypes.IPC);
     this.pipe = pipe;
     const req = new PipeConnectWrap<{ oncomplete: ((status: number) => void) | null }>();
@@ -225,9 +209,6 @@ export class HandoffReceiver {
     const err = pipe.connect(req, path);
     if (err !== 0) throw new Error(`handoff pipe: connect failed (${err})`);
   }
-
-  /** Lets the thread exit once nothing else keeps it alive. */
-  unref(): void { this.pipe.unref(); }
 
   close(): void { this.pipe.close(); }
 }

@@ -1,6 +1,7 @@
 // A libuv stream handle (TCP or Unix socket) driven without a net.Socket: the
 // client connections a worker receives from the main thread, and the worker's
-// own connections to memcached servers.
+// own connections to memcached servers. The fast path; io/portable.ts is the
+// same with a net.Socket.
 //
 // A worker does five things with a socket: connect (backends), read into the
 // thread's arena, write, stop and restart reading under back-pressure, close. A
@@ -9,7 +10,7 @@
 // bookkeeping, a process.nextTick and (for a write) a request object. Here reads
 // come straight from the handle's `onread` into the arena (useUserBuffer), and a
 // write is one WriteWrap and the syscall. Node exposes the handles and their
-// request objects only through its internal bindings (shared/stream-wrap.ts).
+// request objects only through its internal bindings (io/internals.ts).
 //
 // Back-pressure: this class counts the bytes still queued in libuv (`pending`)
 // and calls the owner's drained() whenever a queued write completes. Ordering
@@ -24,29 +25,23 @@
 
 import { lookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
-import { getSystemErrorMap, getSystemErrorName } from 'node:util';
-import { readArena } from '../protocol/io-buffers.js';
-import type { Writable } from '../protocol/io-buffers.js';
-import {
-  lastWriteWasAsync, Pipe, PipeConnectWrap, pipeTypes, readResult, ShutdownWrap, TCP, TCPConnectWrap, tcpTypes, WriteWrap,
-} from './stream-wrap.js';
+import { getSystemErrorMap } from 'node:util';
+import { readArena } from './buffers.js';
+import { internals, lastWriteWasAsync, readResult, type Internals, type UvStream as Handle } from './internals.js';
+import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddress, type StreamOwner } from './stream.js';
 
-interface UvStream {
-  readStart(): number;
-  readStop(): number;
-  useUserBuffer(buf: Uint8Array): void;
-  writeBuffer(req: WriteReq, data: Buffer): number;
-  writev(req: WriteReq, chunks: Buffer[], allBuffers: true): number;
-  shutdown(req: ShutdownReq): number;
-  close(callback: () => void): void;
-  setNoDelay?: (enable: boolean) => number;
-  /** TCP: connect(req, ipv4, port); Unix socket: connect(req, path) */
-  connect(req: ConnectReq, address: string, port?: number): number;
-  connect6(req: ConnectReq, address: string, port: number): number;
+interface UvStream extends Handle {
   /** Node accepts only a function here */
   onread: (this: UvStream) => void;
   /** set by this module: the handle's owner */
   stream: RawStream | null;
+}
+
+/** This thread's internals, taken on the first stream (never at import: the portable path imports this module too). */
+let uv: Internals | null = null;
+
+function bind(): Internals {
+  return uv ??= internals();
 }
 
 /** Node calls a write request's `oncomplete` when libuv finishes it; the other fields are this module's own. */
@@ -67,31 +62,6 @@ interface ConnectReq {
   stream: RawStream | null;
 }
 
-/** What a stream's owner hears from it. */
-export interface StreamOwner {
-  /** n bytes were read into readArena.scratch[0, n); take them before returning */
-  receive(n: number): void;
-  /** a queued write completed: `pending` went down */
-  drained(): void;
-  /** the peer shut its side (EOF); reading has stopped, writing may go on */
-  ended(): void;
-  /** the handle is closed; called once. `status` is the libuv error that closed it, 0 if none. */
-  closed(status: number): void;
-}
-
-/** The owner of a stream this side opens. */
-export interface ConnectingOwner extends StreamOwner {
-  /** connect() succeeded: the stream reads, and writes go out */
-  connected(): void;
-}
-
-/** Where connect() goes: a Unix socket when `path` is set, else host (a name or an IP literal) and port. */
-export interface StreamAddress {
-  readonly host: string;
-  readonly port: number;
-  readonly path: string | null;
-}
-
 /** A connect() under way: where to, the addresses of the name still to try, the attempt in flight and its timer. */
 interface Connecting {
   readonly address: StreamAddress;
@@ -101,7 +71,7 @@ interface Connecting {
   timer: NodeJS.Timeout | null;
 }
 
-export class RawStream implements Writable {
+export class RawStream implements ByteStream {
   /** bytes handed to libuv that it has not written yet */
   pending = 0;
   /** null once closing: nothing more is read or written */
@@ -120,6 +90,7 @@ export class RawStream implements Writable {
    * reading it; or, from connect(), a handle not connected yet.
    */
   constructor(handle: object, owner: StreamOwner, connected = true) {
+    bind();
     this.handle = this.adopt(handle as UvStream);
     this.owner = owner;
     if (connected) this.opened();
@@ -134,6 +105,7 @@ export class RawStream implements Writable {
 
   /** Opens a connection; the owner hears connected(), or closed() with the error. */
   static connect(address: StreamAddress, owner: ConnectingOwner): RawStream {
+    const { Pipe, pipeTypes, TCP, tcpTypes } = bind();
     const stream = new RawStream(address.path !== null ? new Pipe<UvStream>(pipeTypes.SOCKET) : new TCP<UvStream>(tcpTypes.SOCKET), owner, false);
     const connecting: Connecting = { address, candidates: [], attempt: null, timer: null };
     stream.connecting = connecting;
@@ -159,7 +131,7 @@ export class RawStream implements Writable {
     const handle = this.handle!;
     const connecting = this.connecting!;
     const { path, port } = connecting.address;
-    const req = path !== null ? new PipeConnectWrap<ConnectReq>() : new TCPConnectWrap<ConnectReq>();
+    const req = path !== null ? new uv!.PipeConnectWrap<ConnectReq>() : new uv!.TCPConnectWrap<ConnectReq>();
     req.oncomplete = onConnect;
     req.stream = this;
     const err = path !== null ? handle.connect(req, path)
@@ -206,7 +178,7 @@ export class RawStream implements Writable {
     handle.stream = null;
     handle.onread = ignoreRead;
     handle.close(noop);
-    this.handle = this.adopt(new TCP<UvStream>(tcpTypes.SOCKET));
+    this.handle = this.adopt(new uv!.TCP<UvStream>(uv!.tcpTypes.SOCKET));
     this.tryNext(connecting);
   }
 
@@ -248,7 +220,7 @@ export class RawStream implements Writable {
     // write of any stream of this thread takes it again.
     let req = spareWrite;
     if (req === null) {
-      req = new WriteWrap<WriteReq>();
+      req = new uv!.WriteWrap<WriteReq>();
       req.oncomplete = onWriteComplete;
       req.bytes = 0;
       req.buffer = null;
@@ -286,7 +258,7 @@ export class RawStream implements Writable {
     if (handle === null || this.ending) return;
     this.ending = true;
     this.pause();
-    const req = new ShutdownWrap<ShutdownReq>();
+    const req = new uv!.ShutdownWrap<ShutdownReq>();
     req.oncomplete = onShutdown;
     req.stream = this;
     const err = handle.shutdown(req);
@@ -324,12 +296,6 @@ export class RawStream implements Writable {
   }
 }
 
-/** An Error for a libuv status, worded like Node's own: "connect ECONNREFUSED 127.0.0.1:11211". */
-export function streamError(what: string, status: number, where: string): Error {
-  const code = status === UV_EAI_NONAME || status === UV_EAI_NODATA ? 'ENOTFOUND' : getSystemErrorName(status);
-  return Object.assign(new Error(`${what} ${code} ${where}`), { code, errno: status });
-}
-
 /** a write request no write holds (see send) */
 let spareWrite: WriteReq | null = null;
 
@@ -339,9 +305,6 @@ const UV_EOF = -4095;
 const UV_ETIMEDOUT = [...getSystemErrorMap()].find(([, [name]]) => name === 'ETIMEDOUT')![0];
 /** how long one address of several may take to connect before the next is tried (net's autoSelectFamilyAttemptTimeout default) */
 const ATTEMPT_TIMEOUT_MS = 250;
-/** libuv's UV_EAI_NONAME and UV_EAI_NODATA: a host name that does not resolve (Node's ENOTFOUND) */
-const UV_EAI_NONAME = -3008;
-const UV_EAI_NODATA = -3007;
 
 const SILENT: StreamOwner = { receive: noop, drained: noop, ended: noop, closed: noop };
 

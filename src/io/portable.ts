@@ -1,0 +1,213 @@
+// The portable I/O path: the same ByteStream as io/raw-stream.ts, over a
+// net.Socket, and the listeners each worker opens itself. Public APIs only
+// (net.Socket, net.Server's `reusePort`, Node 22.12+), so it runs where the fast
+// path's internals are missing or refused (`node --permission`).
+//
+//   worker: net.Server (reusePort: the kernel spreads the accepts over the
+//           workers' listeners) --'connection'--> PortableStream(socket) --> owner
+//   backend: net.connect({ onread: readArena.scratch }) --> PortableStream --> owner
+//
+// Reads reach the owner as on the fast path, in readArena.scratch: a backend
+// connection reads straight into it (the `onread` option), an accepted client's
+// chunk is copied there (net.Server has no `onread`). Back-pressure: `pending` is
+// the socket's writableLength, and the owner hears drained() at 'drain', which
+// comes whenever a write found the socket above its high-water mark: the owners
+// only wait for it past that (a client past 4 MB unsent, a large reply).
+
+import net from 'node:net';
+import { readArena } from './buffers.js';
+import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddress, type StreamOwner } from './stream.js';
+
+/** libuv's UV_UNKNOWN: an error without an errno (Node's own codes, such as a connect attempt timing out). */
+const UV_UNKNOWN = -4094;
+
+export class PortableStream implements ByteStream {
+  /** null once closing: nothing more is read or written */
+  private socket: net.Socket | null;
+  private owner: StreamOwner;
+  private reading = false;
+  private ending = false;
+  private readEnded = false;
+  private connecting: boolean;
+  /** the error that closed it, as a negative errno */
+  private status = 0;
+  private done = false;
+
+  /** Takes over a connected socket (an accepted client), or from connect() one still connecting. */
+  constructor(socket: net.Socket, owner: StreamOwner, connected = true) {
+    this.socket = socket;
+    this.owner = owner;
+    this.connecting = !connected;
+    socket.on('error', (err: NodeJS.ErrnoException) => this.failed(err));
+    socket.on('close', () => this.closedNow());
+    socket.on('end', () => this.readDone());
+    socket.on('drain', () => { if (this.socket !== null) this.owner.drained(); });
+    // The write side shut after the queued writes: close, as raw-stream's end() does.
+    socket.on('finish', () => this.destroy());
+    if (connected) {
+      socket.on('data', (chunk: Buffer) => this.received(chunk));
+      this.reading = true;
+    }
+  }
+
+  /** Opens a connection; the owner hears connected(), or closed() with the error. */
+  static connect(address: StreamAddress, owner: ConnectingOwner): PortableStream {
+    let stream: PortableStream | null = null;
+    const onread = { buffer: readArena.scratch, callback: (n: number): boolean => { stream?.receivedInScratch(n); return true; } };
+    const options = address.path !== null
+      ? { path: address.path, allowHalfOpen: true, onread }
+      : { host: address.host, port: address.port, allowHalfOpen: true, noDelay: true, onread };
+    const socket = net.connect(options);
+    const s = stream = new PortableStream(socket, owner, false);
+    socket.once('connect', () => {
+      if (s.socket === null) return;
+      s.connecting = false;
+      s.reading = true;
+      owner.connected();
+    });
+    return s;
+  }
+
+  get pending(): number {
+    return this.socket === null ? 0 : this.socket.writableLength;
+  }
+
+  private received(chunk: Buffer): void {
+    const scratch = readArena.scratch;
+    // A read is at most 64 KB, the scratch's size: one pass in practice.
+    for (let at = 0; at < chunk.length && this.socket !== null;) {
+      const n = Math.min(scratch.length, chunk.length - at);
+      chunk.copy(scratch, 0, at, at + n);
+      at += n;
+      this.owner.receive(n);
+    }
+  }
+
+  /** @internal */ receivedInScratch(n: number): void {
+    if (this.socket !== null && n > 0) this.owner.receive(n);
+  }
+
+  private readDone(): void {
+    if (this.socket === null) return;
+    // The peer shut its side: it may still read the replies to what it sent.
+    this.pause();
+    this.readEnded = true;
+    this.owner.ended();
+  }
+
+  private failed(err: NodeJS.ErrnoException): void {
+    if (this.status === 0) {
+      this.status = typeof err.errno === 'number' ? err.errno : err.code === 'ENOTFOUND' ? UV_EAI_NONAME : UV_UNKNOWN;
+    }
+    // Node destroys the socket after an error; 'close' follows.
+    this.socket = null;
+  }
+
+  private closedNow(): void {
+    this.socket = null;
+    if (this.done) return;
+    this.done = true;
+    this.owner.closed(this.status);
+  }
+
+  pause(): void {
+    if (this.socket === null || !this.reading) return;
+    this.reading = false;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (this.socket === null || this.reading || this.readEnded || this.ending || this.connecting) return;
+    this.reading = true;
+    this.socket.resume();
+  }
+
+  write(data: Buffer): void {
+    if (this.socket === null || this.ending) return;
+    this.socket.write(data);
+  }
+
+  /** Several chunks as one writev (cork gathers them). */
+  writev(chunks: Buffer[]): void {
+    const socket = this.socket;
+    if (socket === null || this.ending) return;
+    socket.cork();
+    for (let i = 0; i < chunks.length; i++) socket.write(chunks[i]!);
+    socket.uncork();
+  }
+
+  end(): void {
+    const socket = this.socket;
+    if (socket === null || this.ending) return;
+    this.ending = true;
+    this.pause();
+    socket.end();
+  }
+
+  destroy(status = 0): void {
+    const socket = this.socket;
+    if (socket === null) return;
+    this.socket = null;
+    if (this.status === 0) this.status = status;
+    socket.destroy();
+  }
+
+  abandon(): void {
+    this.owner = SILENT;
+    this.destroy();
+  }
+}
+
+function noop(): void {}
+const SILENT: StreamOwner = { receive: noop, drained: noop, ended: noop, closed: noop };
+
+/** A worker's client listener: its own socket on the shared port. */
+export interface ListenAt {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * Listens on every address with SO_REUSEPORT, so that each worker has its own
+ * listener on the same port and the kernel spreads new connections over them.
+ * Rejects with the address that failed.
+ */
+export async function listenShared(addresses: readonly ListenAt[], onSocket: (socket: net.Socket) => void, onError: (err: Error) => void): Promise<net.Server[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (const a of addresses) {
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: a.host, port: a.port, backlog: 1024, reusePort: true }, () => {
+          server.off('error', reject);
+          server.on('error', onError);
+          resolve();
+        });
+      }).catch((err: Error) => { throw new Error(`listen ${a.host}:${a.port} (reusePort): ${err.message}`); });
+    }
+  } catch (err) {
+    for (const s of servers) s.close();
+    throw err;
+  }
+  return servers;
+}
+
+/**
+ * Before the workers listen with reusePort: a plain listen on the address, at
+ * once closed. It fails where anything listens already, as the fast path's
+ * listener would: the kernel would otherwise let a second mcrelay of the same
+ * user share the port and take part of its clients. Port 0 comes back as the
+ * free port found, for every worker to share (each worker's port 0 would be its own).
+ */
+export function claimPort(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', (err) => reject(new Error(`listen ${host}:${port}: ${err.message}`)));
+    s.listen({ host, port }, () => {
+      const bound = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(bound));
+    });
+  });
+}
