@@ -29,7 +29,8 @@ import { takeAccepts, type AcceptedHandle } from '../io/handoff.js';
 import { probeInternals } from '../io/internals.js';
 import { claimPort, type ListenAt } from '../io/portable.js';
 import { VERSION } from '../version.js';
-import { dropPrivileges, resolveIdentity, UsageError, willDrop, type Identity } from './privileges.js';
+import { UsageError } from '../errors.js';
+import { dropPrivileges, resolveIdentity, willDrop, type Identity } from './privileges.js';
 import { listenUnix, removeUnix, type BoundSocket } from './unix-socket.js';
 
 export interface Running {
