@@ -57,7 +57,8 @@ export interface ReplyHandler {
   onValue(op: Op, buf: Buffer, start: number, end: number, keyStart: number, keyEnd: number): void;
   /** the op's final reply: a line (END for a retrieval), or a whole meta reply (VA with its data), [start, end) including CRLF */
   onLine(op: Op, buf: Buffer, start: number, end: number): void;
-  onFailed(op: Op): void;
+  /** op failed with its connection (`failure`: a Failure), after onConnectionFailed told the connection's failure */
+  onFailed(op: Op, failure: number): void;
   /** whether op may be sent again on a new connection if this one closes under it */
   retryable(op: Op): boolean;
   onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void;
@@ -284,7 +285,7 @@ export class BackendConnection implements ConnectingOwner {
     this.stats[S.INFLIGHT] = 0;
     this.handler.onConnectionFailed(this, failure, error);
     // Fail ops after the health update so that their failover sees the new state.
-    for (const op of failed) this.handler.onFailed(op);
+    for (const op of failed) this.handler.onFailed(op, failure);
   }
 
   close(): void {

@@ -79,3 +79,29 @@ function seconds(buf: Buffer, s: number, e: number): number {
   }
   return n;
 }
+
+// ---- what a server's reply line is (the first bytes of line, or buf at start)
+
+/** NOT_FOUND, NOT_STORED, or their meta forms NF, NS, EN */
+export function isMissReply(line: Buffer): boolean {
+  const c0 = line[0];
+  const c1 = line[1];
+  if (c0 === 0x4e) return c1 === 0x4f || c1 === 0x46 || c1 === 0x53; // NOT_..., NF, NS
+  return c0 === 0x45 && c1 === 0x4e; // EN
+}
+
+/** ERROR, CLIENT_ERROR or SERVER_ERROR */
+export function isErrorReply(buf: Buffer, start: number): boolean {
+  const c = buf[start];
+  return (c === 0x45 && buf[start + 1] === 0x52) || ((c === 0x43 || c === 0x53) && buf[start + 6] === 0x5f);
+}
+
+/** HD */
+export function isHD(line: Buffer): boolean {
+  return line[0] === 0x48 && line[1] === 0x44;
+}
+
+/** VA (a meta value, or the new value ma returned with v) */
+export function isVA(line: Buffer): boolean {
+  return line[0] === 0x56 && line[1] === 0x41;
+}

@@ -6,7 +6,7 @@
 // meta command; one line for anything else. It records offsets only. Anything a memcached server would not send is
 // BAD: the connection it came on can no longer be trusted and must be closed.
 
-import { bytesEqual, findLF, type Outbox } from '../io/buffers.js';
+import { bytesEqual, findLF } from '../io/buffers.js';
 
 export const Reply = {
   NEED_MORE: 0,
@@ -116,43 +116,6 @@ export class ResponseParser {
     return this.dataBlock(buf, i + 1, lineEnd, end, Reply.VALUE);
   }
 }
-
-/**
- * Writes the value of a meta reply, b[start, end) = "VA <size> <flag>*\r\n<data>\r\n"
- * as read() found it, as the text protocol's value block
- * "VALUE <key> <flags> <size>[ <cas>]\r\n<data>\r\n": the flags from its f token
- * (0 without one), the cas from its c token if `withCas`, the key key[ks, ke).
- */
-export function addTextValue(out: Outbox, b: Buffer, start: number, end: number, key: Buffer, ks: number, ke: number, withCas: boolean): void {
-  const cr = findLF(b, start, end) - 1;
-  let i = start + 3;
-  const sizeStart = i;
-  while (i < cr && b[i] !== SP) i++;
-  const sizeEnd = i;
-  let fs = 0;
-  let fe = 0;
-  let cs = 0;
-  let ce = 0;
-  while (i < cr) {
-    const t = ++i;
-    while (i < cr && b[i] !== SP) i++;
-    if (b[t] === 0x66) { fs = t + 1; fe = i; } else if (b[t] === 0x63) { cs = t + 1; ce = i; }
-  }
-  out.addAll(VALUE_SP);
-  out.add(key, ks, ke);
-  out.addAll(SPACE);
-  if (fe > fs) out.add(b, fs, fe);
-  else out.addAll(ZERO);
-  out.addAll(SPACE);
-  out.add(b, sizeStart, sizeEnd);
-  if (withCas && ce > cs) { out.addAll(SPACE); out.add(b, cs, ce); }
-  // "\r\n<data>\r\n"
-  out.add(b, cr, end);
-}
-
-const VALUE_SP = Buffer.from('VALUE ');
-const SPACE = Buffer.from(' ');
-const ZERO = Buffer.from('0');
 
 /** Exactly "ERROR", or "CLIENT_ERROR <message>" / "SERVER_ERROR <message>". */
 export function isErrorLine(buf: Buffer, start: number, end: number): boolean {

@@ -98,8 +98,3 @@ export function xxh32(buf: Uint8Array, start: number, end: number, seed = 0): nu
   return h >>> 0;
 }
 
-/**
- * Kept so callers await one init at start whichever implementation is on the hot
- * path; the pure-TS one needs none.
- */
-export async function initXxhash(): Promise<void> {}

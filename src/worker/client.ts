@@ -15,11 +15,12 @@ import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
 import { InputBuffer, Outbox, readArena, replyArena } from '../io/buffers.js';
 import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
-import { addTextValue } from '../protocol/response-parser.js';
+import { addTextValue } from '../protocol/gets-as-mg.js';
 import { Bin, BinaryParser, MAGIC_REQUEST, encodeReply, errorResponse, statsResponse, statusOf, Status } from '../protocol/binary.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';
+import type { FlushScheduler } from './flush-scheduler.js';
 import type { Request } from './request.js';
 import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
 import type { PendingBytes } from './pending-bytes.js';
@@ -80,7 +81,7 @@ export class ClientConnection {
     /** the connection: a libuv handle received from the main thread, or a net.Socket (--io portable) */
     handle: object,
     /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
-    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser; readonly pending: PendingBytes },
+    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser; readonly pending: PendingBytes; readonly scheduler: FlushScheduler },
     private readonly local: LocalCommands,
   ) {
     this.socket = adoptStream(handle, this);
@@ -375,7 +376,7 @@ export class ClientConnection {
   private schedule(): void {
     if (!this.scheduled && this.socket !== null) {
       this.scheduled = true;
-      this.ctx.dispatcher.schedule(this);
+      this.ctx.scheduler.schedule(this);
     }
   }
 

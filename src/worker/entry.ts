@@ -14,7 +14,6 @@ import { useIo } from '../io/open-stream.js';
 import { listenShared, type ListenAt } from '../io/portable.js';
 import * as wire from '../protocol/wire.js';
 import { RequestParser } from '../protocol/request-parser.js';
-import { initXxhash } from '../routing/xxhash.js';
 import { C, Counters } from '../shared/counters.js';
 import { HealthTable } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
@@ -22,6 +21,7 @@ import { ServerFigures } from '../shared/server-figures.js';
 import { log, setLogLevel } from '../log.js';
 import { ClientConnection } from './client.js';
 import { Dispatcher } from './dispatch.js';
+import { FlushScheduler } from './flush-scheduler.js';
 import { Pools } from './request.js';
 import { LocalCommands } from './local.js';
 import { Sequencer } from './sequencer.js';
@@ -84,11 +84,12 @@ const tell = (m: FromWorker): void => parentPort!.postMessage(m);
 const init = workerData as WorkerInit;
 setLogLevel(init.config.verbose);
 useIo(init.clients.io);
-await initXxhash();
 
 const counters = new Counters(init.counters, true);
 const row = counters.row(init.row);
 const pools = new Pools();
+/** one flush per socket per turn, for every client and backend connection of the worker (across reloads) */
+const scheduler = new FlushScheduler();
 const sequencer = new Sequencer(new StripeTable(init.stripes), init.id + 1);
 const onInvalidated = (server: number, ok: boolean, deleted: number): void => tell({ type: 'invalidated', server, ok, deleted });
 
@@ -113,7 +114,7 @@ function shareSamples(): void {
 }
 
 function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
-  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared, sequencer);
+  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared, sequencer, scheduler);
 }
 
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);
@@ -121,6 +122,7 @@ const ctx = {
   dispatcher: dispatcherFor(init.config, init.health, serverStats),
   parser: new RequestParser(init.config.maxItemSize),
   pending: new PendingBytes(pendingShare(init.config)),
+  scheduler,
 };
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats, new ServerFigures(init.figures));
 

@@ -176,7 +176,7 @@ export class ParserDriver {
     if (cmd === Cmd.VERSION || cmd === Cmd.VERBOSITY || cmd === Cmd.STATS) return;
     if (meta) {
       if (cmd === M.MN) return;
-      // worker/dispatch.ts metaLine: the tokens joined by single spaces; the command, the key and
+      // protocol/meta-line.ts writeMetaLine: the tokens joined by single spaces; the command, the key and
       // (ms) the length kept, q flags left out (unless there are two, which memcached refuses itself)
       const tokens = str(buf, p.lineStart, p.forwardEnd).split(' ').filter((t) => t.length > 0);
       const fixed = cmd === M.MS ? 3 : 2;
@@ -186,7 +186,7 @@ export class ParserDriver {
       this.forwards.push({ bytes, expect: canonical({ t: 'REQUEST', cmd, keys, noreply: false, data, arg: null, line }) });
       return;
     }
-    // What the dispatcher sends the backend (worker/dispatch.ts), and what it must mean there.
+    // What the dispatcher sends the backend (worker/reads.ts, writes.ts), and what it must mean there.
     const expect = canonical({ t: 'REQUEST', cmd, keys, noreply: false, data, arg, line });
     if (cmd <= Cmd.GATS) {
       const head = cmd === Cmd.GAT || cmd === Cmd.GATS ? `${['', 'get', 'gets', 'gat', 'gats'][cmd]} ${arg}` : ['', 'get', 'gets'][cmd]!;

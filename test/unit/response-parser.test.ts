@@ -10,7 +10,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Outbox } from '../../src/io/buffers.js';
-import { addTextValue, Expect, Reply, ResponseParser } from '../../src/protocol/response-parser.js';
+import { Expect, Reply, ResponseParser } from '../../src/protocol/response-parser.js';
+import { addTextValue } from '../../src/protocol/gets-as-mg.js';
 
 const parser = new ResponseParser(); // one parser for every row: no state may leak between calls
 
