@@ -1,53 +1,136 @@
-// Runs every uvu suite folder in its own process and prints, last, one line
-// "N passed, N failed" summing them all (the line CI reads).
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// Runs the uvu suite folders and prints, last, one line "N passed, N failed"
+// summing them all (the line CI reads).
+//
+//   run.js [suite...]                  every suite on this Node, one uvu process per
+//                                      folder, one after another (`npm test`)
+//   run.js --node PATH [--node PATH]   also the unit and integration suites on
+//                                      each of those Nodes
+//   run.js --jobs N                    N uvu processes at once, one per test file,
+//                                      each file's output printed whole when it ends
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const uvu = path.resolve(here, '../../node_modules/uvu/bin.js');
-const suites = (process.argv.length > 2 ? process.argv.slice(2) : ['unit', 'integration', 'clients', 'fault']);
-const SUITE_TIMEOUT_MS = 15 * 60 * 1000;
+const SUITES = ['unit', 'integration', 'clients', 'fault'];
+/** What runs on the Nodes named by --node. */
+const OTHER_NODE_SUITES = ['unit', 'integration'];
+const TIMEOUT_MS = 15 * 60 * 1000;
+/**
+ * Files that take a minute or more (measured on Node 22 and 24); with --jobs
+ * they start first so that none is left alone at the end. Only the order.
+ */
+const SLOW_FIRST = ['reload-recovery', 'backup-conformance', 'warm-race', 'warm-recovery', 'idle-recovery'];
 
-function runSuite(dir: string): Promise<{ passed: number; failed: number }> {
+interface Unit { node: string; label: string; suite: string; file?: string }
+interface Outcome { passed: number; failed: number }
+
+function nodeLabel(node: string): string {
+  const r = spawnSync(node, ['-p', 'process.version'], { encoding: 'utf8', timeout: 30_000 });
+  return r.status === 0 ? `Node ${r.stdout.trim()}` : `${node} (does not run: ${r.error?.message ?? r.stderr.trim()})`;
+}
+
+function unitName(u: Unit): string {
+  return `${u.suite}${u.file === undefined ? '' : `/${u.file}`} on ${u.label}`;
+}
+
+/** One uvu process; its output goes to `write` as it comes. */
+function runUnit(u: Unit, write: (s: string) => void): Promise<Outcome> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [uvu, path.join(here, dir), '\\.test\\.js$'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const pattern = u.file === undefined ? '\\.test\\.js$' : `^${u.file.replace(/\./g, '\\.')}$`;
+    // A test that starts `node` by name gets the same Node as the one running it.
+    const env = { ...process.env, PATH: `${path.dirname(u.node)}${path.delimiter}${process.env.PATH ?? ''}` };
+    const child = spawn(u.node, [uvu, path.join(here, u.suite), pattern], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); process.stdout.write(d); });
+    const take = (d: Buffer): void => { out += d.toString(); write(d.toString()); };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
     const timer = setTimeout(() => {
-      process.stdout.write(`\n[${dir}] did not finish within ${SUITE_TIMEOUT_MS / 60000} minutes; killed\n`);
+      write(`\n[${unitName(u)}] did not finish within ${TIMEOUT_MS / 60000} minutes; killed\n`);
       child.kill('SIGKILL');
-    }, SUITE_TIMEOUT_MS);
-    child.on('exit', (code) => {
+    }, TIMEOUT_MS);
+    const done = (code: number | null): void => {
       clearTimeout(timer);
       // eslint-disable-next-line no-control-regex
       const plain = out.replace(/\x1b\[[0-9;]*m/g, '');
       const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
       const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
       if (Number.isNaN(total) || Number.isNaN(passed)) {
-        // A crash before uvu's summary: count the suite as one failure.
+        // A crash before uvu's summary: count the unit as one failure.
         resolve({ passed: 0, failed: 1 });
         return;
       }
       // uvu leaves skipped tests out of Total.
       const failed = total - passed;
       resolve({ passed, failed: failed > 0 || code === 0 ? failed : 1 });
-    });
+    };
+    child.on('error', (err) => { write(`\n[${unitName(u)}] ${err.message}\n`); done(null); });
+    child.on('close', done);
   });
 }
 
+function slowRank(u: Unit): number {
+  const i = SLOW_FIRST.findIndex((s) => `${u.suite}/${u.file ?? ''}`.includes(s));
+  return i === -1 ? SLOW_FIRST.length : i;
+}
+
+const args = process.argv.slice(2);
+const others: string[] = [];
+let jobs = 1;
+const named: string[] = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!;
+  if (a === '--node') others.push(path.resolve(args[++i] ?? ''));
+  else if (a === '--jobs') jobs = Math.max(1, Number(args[++i]) || 1);
+  else named.push(a);
+}
+const suites = named.length > 0 ? named : SUITES;
+
+const plan: Unit[] = [];
+const nodes: Array<{ node: string; suites: string[] }> = [
+  { node: process.execPath, suites },
+  ...others.map((node) => ({ node, suites: suites.filter((s) => OTHER_NODE_SUITES.includes(s)) })),
+];
+for (const { node, suites: its } of nodes) {
+  const label = nodeLabel(node);
+  for (const suite of its) {
+    const dir = path.join(here, suite);
+    if (!existsSync(dir)) {
+      process.stdout.write(`no suite folder ${suite}/\n`);
+      continue;
+    }
+    if (jobs === 1) plan.push({ node, label, suite });
+    else for (const file of readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort()) plan.push({ node, label, suite, file });
+  }
+}
+// Stable: within a rank, the order above (suite by suite, Node by Node).
+if (jobs > 1) plan.sort((a, b) => slowRank(a) - slowRank(b));
+
 let passed = 0;
 let failed = 0;
-for (const s of suites) {
-  process.stdout.write(`\n== ${s}\n`);
-  if (!existsSync(path.join(here, s))) {
-    process.stdout.write(`no suite folder ${s}/\n`);
-    continue;
+const failures: string[] = [];
+let next = 0;
+async function lane(): Promise<void> {
+  while (next < plan.length) {
+    const u = plan[next++]!;
+    let r: Outcome;
+    if (jobs === 1) {
+      process.stdout.write(`\n== ${unitName(u)}\n`);
+      r = await runUnit(u, (s) => process.stdout.write(s));
+    } else {
+      let buf = '';
+      const started = Date.now();
+      r = await runUnit(u, (s) => { buf += s; });
+      process.stdout.write(`\n== ${unitName(u)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n${buf}`);
+    }
+    passed += r.passed;
+    failed += r.failed;
+    if (r.failed > 0) failures.push(`${unitName(u)}: ${r.failed} failed`);
   }
-  const r = await runSuite(s);
-  passed += r.passed;
-  failed += r.failed;
 }
+await Promise.all(Array.from({ length: Math.min(jobs, plan.length) }, lane));
+if (failures.length > 0) process.stdout.write(`\nfailed:\n${failures.map((f) => `  ${f}\n`).join('')}`);
 process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
 process.exitCode = failed === 0 ? 0 : 1;
