@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import type { BackendConnection } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
-import { MG, MG_GET_FLAGS, MG_GETS_FLAGS } from '../protocol/gets-as-mg.js';
+import { MG_GET_FLAGS, MG_GETS_FLAGS } from '../protocol/gets-as-mg.js';
 import { META_DEPENDS, META_QUIET, META_TTL } from '../protocol/request-parser.js';
 import { Expect } from '../protocol/response-parser.js';
 import { SPACE, TOUCH } from '../protocol/verbs.js';
@@ -92,7 +92,7 @@ export class Reads {
         this.opFor[target] = op;
         this.touched[this.touchedCount++] = target;
         const out = conn.outbox;
-        out.addAll(asMeta ? MG : CMD_NAME_BYTES[req.cmd]!);
+        out.addAll(CMD_NAME_BYTES[asMeta ? Cmd.MG : req.cmd]!);
         if (isGat) { out.addAll(SPACE); out.add(buf, req.argStart, req.argEnd); }
         req.waiting++;
         conn.enqueue(op, now);

@@ -154,7 +154,9 @@ test('--io portable: idle connections closed by the client and by memcached (idl
 test('node --permission refuses process.binding: one warning line, then portable serves', async () => {
   const m = await mc();
   // --allow-worker: the workers; MALLOC_MMAP_THRESHOLD_ set: no execve (main/malloc.ts), which needs --allow-child-process.
-  const p = await launch(['--permission', '--allow-fs-read=*', '--allow-worker'], ['--workers', '2', '-s', m.addr], { MALLOC_MMAP_THRESHOLD_: '32768' });
+  // Node 26 also restricts the network under --permission (--allow-net); Node 22 and 24 do not know the flag.
+  const net = process.allowedNodeEnvironmentFlags.has('--allow-net') ? ['--allow-net'] : [];
+  const p = await launch(['--permission', '--allow-fs-read=*', '--allow-worker', ...net], ['--workers', '2', '-s', m.addr], { MALLOC_MMAP_THRESHOLD_: '32768' });
   await Promise.race([waitForPort(p.port, 10000), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
   assert.ok(await p.waitForOutput('mcrelay started'));
   await setAndGet(p.port, 'permission');
