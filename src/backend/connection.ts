@@ -6,7 +6,7 @@
 // Replies are matched to ops purely by order, so anything that breaks the order
 // (an unparseable reply, a reply that never comes) poisons the stream: the
 // connection is closed and every op still pending on it is failed, which hands
-// reads over to the backup (see worker/dispatch.ts).
+// reads over to the backup (see worker/reads.ts).
 //
 // A connection the server closes or resets while nothing is pending on it says
 // nothing about the server: memcached's idle_timeout, a NAT or firewall dropping

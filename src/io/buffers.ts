@@ -1,7 +1,7 @@
 // Byte buffers on both sides of every socket.
 //
 // Sockets read into one fixed buffer per thread (ReadArena.scratch, given to
-// each libuv handle by shared/raw-stream.ts): no allocation per read. Each read
+// each libuv handle by io/raw-stream.ts): no allocation per read. Each read
 // is copied out at once, to the arena's current slab when small, into a buffer
 // of its own when large.
 //

@@ -15,7 +15,7 @@
 // list can be trusted: a journal overflowed, was lost (a worker died, an item
 // was evicted), or could not be read. The reasoning: docs/decisions/recovery.md.
 // WARMING: reads go to the master and its misses are filled from the backup
-// (worker/dispatch.ts); it ends after --warmup-seconds, or sooner once fewer than
+// (worker/warm-up.ts); it ends after --warmup-seconds, or sooner once fewer than
 // --warmup-done-ratio of the master's reads still needed the backup over a window.
 
 import { serverNames, type Config } from '../config/config.js';

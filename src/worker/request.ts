@@ -26,7 +26,7 @@ export const Role = {
   WARM_VERIFY: 5,
   /** warm-up: the copy of a backup's item into the warming master */
   WARM_FILL: 6,
-  /** a written key read on its master and on its backup, to find a divergence (worker/dispatch.ts) */
+  /** a written key read on its master and on its backup, to find a divergence (worker/checks.ts) */
   CHECK: 7,
   /** warm-up: the backup's item looked up before a write that depends on it (add, cas, ma N...) */
   WARM_PREFILL: 8,
@@ -105,7 +105,7 @@ export class Request {
   origin: ClientConnection | null = null;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
-  /** a cas whose backup copy waits for the master's answer (worker/dispatch.ts casAnswered) */
+  /** a cas whose backup copy waits for the master's answer (worker/writes.ts casAnswered) */
   casHeld = false;
   /** the write stripe this write holds (worker/sequencer.ts), or -1 */
   stripe = -1;
