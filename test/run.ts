@@ -7,6 +7,8 @@
 //                                      each of those Nodes
 //   run.js --jobs N                    N uvu processes at once, one per test file,
 //                                      each file's output printed whole when it ends
+//   run.js --portable                  also the integration suite on this Node with
+//                                      every proxy in --io portable (MCRELAY_TEST_IO)
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -24,8 +26,16 @@ const TIMEOUT_MS = 15 * 60 * 1000;
  */
 const SLOW_FIRST = ['reload-recovery', 'backup-conformance', 'warm-race', 'warm-recovery', 'idle-recovery'];
 
-interface Unit { node: string; label: string; suite: string; file?: string }
-interface Outcome { passed: number; failed: number }
+interface Unit { node: string; label: string; suite: string; file?: string; env?: NodeJS.ProcessEnv }
+interface Outcome { passed: number; failed: number; detail: string }
+
+/** Lines of a failing unit's output worth repeating at the end (CI keeps only the tail of a log). */
+const DETAIL_LINES = 60;
+function failureDetail(plain: string): string {
+  const at = plain.indexOf('FAIL ');
+  const from = at === -1 ? plain : plain.slice(at);
+  return from.split('\n').filter((l) => l.trim() !== '').slice(0, DETAIL_LINES).map((l) => `    ${l}\n`).join('');
+}
 
 function nodeLabel(node: string): string {
   const r = spawnSync(node, ['-p', 'process.version'], { encoding: 'utf8', timeout: 30_000 });
@@ -41,7 +51,7 @@ function runUnit(u: Unit, write: (s: string) => void): Promise<Outcome> {
   return new Promise((resolve) => {
     const pattern = u.file === undefined ? '\\.test\\.js$' : `^${u.file.replace(/\./g, '\\.')}$`;
     // A test that starts `node` by name gets the same Node as the one running it.
-    const env = { ...process.env, PATH: `${path.dirname(u.node)}${path.delimiter}${process.env.PATH ?? ''}` };
+    const env = { ...process.env, ...u.env, PATH: `${path.dirname(u.node)}${path.delimiter}${process.env.PATH ?? ''}` };
     const child = spawn(u.node, [uvu, path.join(here, u.suite), pattern], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     const take = (d: Buffer): void => { out += d.toString(); write(d.toString()); };
@@ -59,12 +69,13 @@ function runUnit(u: Unit, write: (s: string) => void): Promise<Outcome> {
       const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
       if (Number.isNaN(total) || Number.isNaN(passed)) {
         // A crash before uvu's summary: count the unit as one failure.
-        resolve({ passed: 0, failed: 1 });
+        resolve({ passed: 0, failed: 1, detail: failureDetail(plain.slice(-4000)) });
         return;
       }
       // uvu leaves skipped tests out of Total.
       const failed = total - passed;
-      resolve({ passed, failed: failed > 0 || code === 0 ? failed : 1 });
+      const counted = failed > 0 || code === 0 ? failed : 1;
+      resolve({ passed, failed: counted, detail: counted > 0 ? failureDetail(plain) : '' });
     };
     child.on('error', (err) => { write(`\n[${unitName(u)}] ${err.message}\n`); done(null); });
     child.on('close', done);
@@ -79,30 +90,34 @@ function slowRank(u: Unit): number {
 const args = process.argv.slice(2);
 const others: string[] = [];
 let jobs = 1;
+let portable = false;
 const named: string[] = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i]!;
   if (a === '--node') others.push(path.resolve(args[++i] ?? ''));
   else if (a === '--jobs') jobs = Math.max(1, Number(args[++i]) || 1);
+  else if (a === '--portable') portable = true;
   else named.push(a);
 }
 const suites = named.length > 0 ? named : SUITES;
 
 const plan: Unit[] = [];
-const nodes: Array<{ node: string; suites: string[] }> = [
+const nodes: Array<{ node: string; suites: string[]; io?: string }> = [
   { node: process.execPath, suites },
   ...others.map((node) => ({ node, suites: suites.filter((s) => OTHER_NODE_SUITES.includes(s)) })),
 ];
-for (const { node, suites: its } of nodes) {
-  const label = nodeLabel(node);
+if (portable) nodes.push({ node: process.execPath, suites: suites.filter((s) => s === 'integration'), io: 'portable' });
+for (const { node, suites: its, io } of nodes) {
+  const label = io === undefined ? nodeLabel(node) : `${nodeLabel(node)}, --io ${io}`;
+  const env = io === undefined ? undefined : { MCRELAY_TEST_IO: io };
   for (const suite of its) {
     const dir = path.join(here, suite);
     if (!existsSync(dir)) {
       process.stdout.write(`no suite folder ${suite}/\n`);
       continue;
     }
-    if (jobs === 1) plan.push({ node, label, suite });
-    else for (const file of readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort()) plan.push({ node, label, suite, file });
+    if (jobs === 1) plan.push({ node, label, suite, env });
+    else for (const file of readdirSync(dir).filter((f) => f.endsWith('.test.js')).sort()) plan.push({ node, label, suite, file, env });
   }
 }
 // Stable: within a rank, the order above (suite by suite, Node by Node).
@@ -127,10 +142,10 @@ async function lane(): Promise<void> {
     }
     passed += r.passed;
     failed += r.failed;
-    if (r.failed > 0) failures.push(`${unitName(u)}: ${r.failed} failed`);
+    if (r.failed > 0) failures.push(`${unitName(u)}: ${r.failed} failed\n${r.detail}`);
   }
 }
 await Promise.all(Array.from({ length: Math.min(jobs, plan.length) }, lane));
-if (failures.length > 0) process.stdout.write(`\nfailed:\n${failures.map((f) => `  ${f}\n`).join('')}`);
+if (failures.length > 0) process.stdout.write(`\nfailed:\n${failures.map((f) => `  ${f}`).join('')}`);
 process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
 process.exitCode = failed === 0 ? 0 : 1;

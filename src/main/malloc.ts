@@ -7,8 +7,9 @@
 // smaller ones stay in the arenas. glibc reads the setting from the environment
 // when the process starts, so the process replaces itself once (execve: same PID,
 // same arguments) with it set. An operator's own MALLOC_MMAP_THRESHOLD_ (any
-// value) is left as it is; elsewhere than Linux, or on a Node without
-// process.execve, nothing changes.
+// value) is left as it is; elsewhere than Linux, on a Node without
+// process.execve, or under node --permission without --allow-child-process
+// (execve would be refused), nothing changes.
 
 const SETTING = 'MALLOC_MMAP_THRESHOLD_';
 const THRESHOLD = String(32 * 1024);
@@ -17,5 +18,6 @@ export function restartWithMallocSettings(): void {
   const env = process.env;
   const execve = (process as { execve?: (file: string, args: string[], env: NodeJS.ProcessEnv) => never }).execve;
   if (process.platform !== 'linux' || env[SETTING] !== undefined || typeof execve !== 'function') return;
+  if (process.permission?.has('child') === false) return;
   execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], { ...env, [SETTING]: THRESHOLD });
 }

@@ -120,6 +120,13 @@ export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc>
 }
 
 /**
+ * The suite's run in portable mode: files about what only the fast path has
+ * (the handoff pipe, -u/-g, unix sockets; portable mode refuses the last two,
+ * as io.test shows) register their tests only outside it.
+ */
+export const PORTABLE_RUN = process.env.MCRELAY_TEST_IO === 'portable';
+
+/**
  * --io portable when MCRELAY_TEST_IO=portable, for the suite's run in portable
  * mode; a test that sets --io itself keeps its own.
  */

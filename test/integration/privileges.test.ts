@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { CLI, freePort, HARNESS, Proc, startMemcached, startProxy } from '../helpers/procs.js';
+import { CLI, freePort, HARNESS, Proc, startMemcached, startProxy, PORTABLE_RUN } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { roundTrip } from '../helpers/mc.js';
 
@@ -112,4 +112,5 @@ test('an unknown user or group: exit 2 naming it, before anything is bound', asy
   }
 });
 
-test.run();
+// Only the fast path has what this file tests (portable mode refuses it: io.test).
+if (!PORTABLE_RUN) test.run();
