@@ -1,17 +1,17 @@
 // npm run bench: the micro-benchmarks, then the end-to-end comparison of
-// memcached direct, mcrelay (1 worker, 2 workers, with a backup pool) and
-// twemproxy. Writes bench/results/<timestamp>.json; a full run (every scenario,
+// memcached direct, mcrelay (1 worker, 2 workers, with a backup pool),
+// twemproxy and memcached's own proxy. Writes bench/results/<timestamp>.json; a full run (every scenario,
 // not --quick) also writes bench/results/latest.md.
 //
 //   node dist/bench/run.js [--quick] [--scenario NAME]... [--rounds N] [--seconds N]
-//                          [--warmup N] [--targets id,id] [--only micro|e2e] [--report FILE]
+//                          [--warmup N] [--targets id,id] [--mcproxy PATH] [--only micro|e2e] [--report FILE]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALL_TARGETS, compare, type CompareResult } from './e2e/compare.js';
 import { restoreBench, type RestoreResult } from './e2e/restore.js';
 import { COLUMNS_NOTE, formatGoals, formatScenario, goals } from './e2e/report.js';
 import { defaultRounds, DEFAULT_ROUNDS, findScenario, GOAL_ROUNDS, GOAL_SCENARIOS, HEADLINE, SCENARIOS, type Scenario } from './e2e/scenarios.js';
-import type { TargetId } from './e2e/targets.js';
+import { useMcproxy, type TargetId } from './e2e/targets.js';
 import { environment, repoRoot, type Environment } from './environment.js';
 import { healthBench } from './micro/health.bench.js';
 import { requestParserBench } from './micro/request-parser.bench.js';
@@ -40,6 +40,8 @@ const USAGE = `usage: npm run bench -- [options]
   --seconds N        seconds per target per round (default 5)
   --warmup N         seconds of unrecorded load per target before the rounds (default 1)
   --targets LIST     comma-separated subset of: ${ALL_TARGETS.join(', ')}
+  --mcproxy PATH     the memcached built with --enable-proxy for the mcproxy targets
+                     (default: memcached-proxy on PATH; without one they are skipped)
   --only micro|e2e|restore
                      run only the micro-benchmarks, the end-to-end comparison, or the restore line
   --report FILE      write latest.md from a stored full run (bench/results/<timestamp>.json), run nothing
@@ -79,6 +81,7 @@ function parse(argv: readonly string[]): Args {
         break;
       }
       case '--report': a.report = value(); break;
+      case '--mcproxy': useMcproxy(value()); break;
       case '-h': case '--help': process.stdout.write(USAGE); process.exit(0); break;
       default: throw new Error(`unknown option '${flag}'\n${USAGE}`);
     }
@@ -124,12 +127,12 @@ function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: 
   out.push(`- date: ${env.date}`);
   out.push(`- commit: ${env.commit}`);
   out.push(`- machine: ${env.nproc} CPUs (${env.cpuModel}), Linux ${env.kernel}`);
-  out.push(`- node ${env.node}, ${env.memcached} (\`-t 1\`), twemproxy: ${c.twemproxy === 'measured' ? env.twemproxy : c.twemproxy}`);
+  out.push(`- node ${env.node}, ${env.memcached} (\`-t 1\`), twemproxy: ${c.twemproxy === 'measured' ? env.twemproxy : c.twemproxy}, memcached's proxy: ${c.mcproxy ?? 'not in this run'}`);
   out.push(`- ${loadToolNote(c)}`);
   out.push(`- ${roundsNote(c)}, ${a.seconds} s per target per round, targets alternating within each round, ${a.warmup} s warm-up per target; servers restarted and filled with every key (1..100,000) per scenario.`);
   out.push(`- regenerate: \`npm run bench\` (this file is written by full runs only).`, '');
   out.push('Columns:', '', ...COLUMNS_NOTE.split('\n').map((l) => `- ${l}`), '');
-  out.push('## Goals of issue 3', '', formatGoals(goals(c, microRows), 'markdown'));
+  out.push('## Goals', '', formatGoals(goals(c, microRows), 'markdown'));
   out.push('## End to end', '');
   for (const s of c.scenarios) {
     out.push(`### ${s.scenario.name}: ${s.scenario.description}`, '', `\`${s.loadArgs}\``, '', formatScenario(s, 'markdown'));

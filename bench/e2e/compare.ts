@@ -11,7 +11,7 @@ import { chooseLoadTool, loadgen, type LoadTool } from './load.js';
 import { atInterrupt, cpuMicros, installHooks, killAllNow, machineBusyMicros, ownCpuMicros, rssBytes } from './processes.js';
 import { describeArgs, fillArgs, loadArgs, type Scenario } from './scenarios.js';
 import { addRatios, median, summarize, type RoundSample, type TargetSummary } from './summary.js';
-import { nutcrackerCommand, startBackends, startTargets, stopAll, TARGETS, type Backends, type Running, type TargetId } from './targets.js';
+import { mcproxyCommand, nutcrackerCommand, startBackends, startTargets, stopAll, TARGETS, TEXT_ONLY, type Backends, type Running, type TargetId } from './targets.js';
 import { formatScenario } from './report.js';
 
 export interface CompareOptions {
@@ -44,6 +44,7 @@ export interface LoadgenCheck {
 export interface CompareResult {
   loadTool: string;
   twemproxy: 'measured' | 'absent (nutcracker not on PATH)' | 'not selected';
+  mcproxy: string;
   scenarios: ScenarioResult[];
   loadgenCheck: LoadgenCheck[] | null;
 }
@@ -69,7 +70,7 @@ async function measure(tool: LoadTool, t: Running, b: Backends, args: string[], 
     proxyCpuUsPerOp: (proxy1 - proxy0) / ops,
     proxyRssBytes: pid !== undefined ? rssBytes(pid) : NaN,
     backendCpuUsPerOp: (backend1 - backend0) / ops,
-    otherCpuPercent: Math.max(0, (100 * ((machine1 - machine0) - (own1 - own0))) / wallUs),
+    otherCpuPercent: Math.max(0, (100 * ((machine1 - machine0) - (own1 - own0) - load.externalCpuMicros)) / wallUs),
   };
 }
 
@@ -78,8 +79,8 @@ async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDi
   let targets: Running[] = [];
   try {
     backends = await startBackends(logDir);
-    // twemproxy has no binary protocol.
-    targets = await startTargets(s.protocol === 'memcache_binary' ? o.targets.filter((t) => t !== 'twemproxy') : o.targets, backends, logDir);
+    // twemproxy and memcached's proxy take no binary protocol from clients.
+    targets = await startTargets(s.protocol === 'memcache_binary' ? o.targets.filter((t) => !TEXT_ONLY.includes(t)) : o.targets, backends, logDir);
     // Every key stored once on both servers, so gets hit as in a warm cache.
     await loadgen.run(fillArgs(s.dataSize, backends.master.port), logDir);
     await loadgen.run(fillArgs(s.dataSize, backends.backup.port), logDir);
@@ -125,6 +126,9 @@ export async function compare(o: CompareOptions): Promise<CompareResult> {
   const wantsTwem = o.targets.includes('twemproxy');
   o.log(`load generator: ${tool.name}${tool === loadgen ? ' (memtier_benchmark is not on PATH)' : ` (${tool.path})`}`);
   if (wantsTwem && !twemAvailable) o.log('twemproxy: nutcracker is not on PATH; skipping it (apt-get install nutcracker)');
+  const wantsMcproxy = o.targets.includes('mcproxy') || o.targets.includes('mcproxy-backup');
+  const mcproxy = wantsMcproxy ? mcproxyCommand() : null;
+  if (wantsMcproxy && mcproxy === null) o.log('memcached\'s proxy: no memcached-proxy on PATH and no --mcproxy PATH; skipping it (bench/README.md: how to build it)');
   const logDir = mkdtempSync(join(tmpdir(), 'mcrelay-bench-'));
   installHooks();
   const undo = atInterrupt(() => rmSync(logDir, { recursive: true, force: true }));
@@ -152,6 +156,7 @@ export async function compare(o: CompareOptions): Promise<CompareResult> {
   return {
     loadTool: tool.name,
     twemproxy: !wantsTwem ? 'not selected' : twemAvailable ? 'measured' : 'absent (nutcracker not on PATH)',
+    mcproxy: !wantsMcproxy ? 'not selected' : mcproxy !== null ? `measured (${mcproxy})` : 'absent (no memcached-proxy on PATH, no --mcproxy)',
     scenarios,
     loadgenCheck: tool === loadgen ? null : checks,
   };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from '../loadgen/options.js';
 import { toMemtierJson } from '../loadgen/report.js';
 import { runLoad } from '../loadgen/run.js';
-import { cpuMicros, startProcess, logTail, which } from './processes.js';
+import { childrenCpuMicros, cpuMicros, startProcess, logTail, which } from './processes.js';
 
 export interface LoadSample {
   /** requests answered (a multi-key get is one) */
@@ -22,8 +22,10 @@ export interface LoadSample {
   errors: number;
   connectionErrors: number;
   interrupted: boolean;
-  /** CPU of the load generator over the run, in % of one core (NaN when not measured) */
+  /** CPU of the load generator over the run, in % of one core */
   loadCpuPercent: number;
+  /** CPU of a load generator that ran as a process of its own (memtier), in µs; 0 for one in this process */
+  externalCpuMicros: number;
 }
 
 export interface LoadTool {
@@ -43,14 +45,16 @@ interface MemtierTotals {
   'Connection Errors'?: number;
 }
 
-interface MemtierJson {
+export interface MemtierJson {
   'ALL STATS': {
-    Runtime?: { 'Total duration'?: number; Interrupted?: boolean };
+    // memtier writes "Interrupted": "false", a string.
+    Runtime?: { 'Total duration'?: number; Interrupted?: boolean | string };
     Totals: MemtierTotals;
   };
 }
 
-function fromMemtierJson(doc: MemtierJson, loadCpuPercent: number): LoadSample {
+/** A memtier --json-out-file document (or loadgen's in its shape) as a sample; exported for its test. */
+export function fromMemtierJson(doc: MemtierJson, loadCpuPercent: number, externalCpuMicros: number): LoadSample {
   const all = doc['ALL STATS'];
   const t = all.Totals;
   const pct = t['Percentile Latencies'] ?? {};
@@ -67,8 +71,9 @@ function fromMemtierJson(doc: MemtierJson, loadCpuPercent: number): LoadSample {
     hitRatio: hits + misses > 0 ? hits / (hits + misses) : NaN,
     errors: t.Errors ?? 0,
     connectionErrors: t['Connection Errors'] ?? 0,
-    interrupted: all.Runtime?.Interrupted ?? false,
+    interrupted: String(all.Runtime?.Interrupted ?? false) === 'true',
     loadCpuPercent,
+    externalCpuMicros,
   };
 }
 
@@ -83,7 +88,7 @@ export const loadgen: LoadTool = {
     const result = await runLoad(options);
     const wallUs = (performance.now() - t0) * 1000;
     const cpuPercent = (100 * (cpuMicros('self') - cpu0)) / wallUs;
-    return fromMemtierJson(toMemtierJson(result) as unknown as MemtierJson, cpuPercent);
+    return fromMemtierJson(toMemtierJson(result) as unknown as MemtierJson, cpuPercent, 0);
   },
 };
 
@@ -94,11 +99,18 @@ function memtier(path: string): LoadTool {
     async run(args, logDir) {
       const dir = mkdtempSync(join(tmpdir(), 'mcrelay-memtier-'));
       const out = join(dir, 'out.json');
+      const stat = join(dir, 'sh.stat');
       try {
-        const p = startProcess('memtier', path, [...args, `--json-out-file=${out}`], logDir);
+        // memtier is gone before its /proc entry can be read: it runs under sh, which,
+        // once it has waited for memtier, copies its own stat, whose children's CPU is memtier's.
+        const script = '"$@"; s=$?; cat /proc/$$/stat > "$0"; exit $s';
+        const t0 = performance.now();
+        const p = startProcess('memtier', '/bin/sh', ['-c', script, stat, path, ...args, `--json-out-file=${out}`], logDir);
         const code = await p.exited;
+        const wallUs = (performance.now() - t0) * 1000;
         if (code !== 0) throw new Error(`memtier_benchmark exited with ${code}:\n${logTail(p)}`);
-        return fromMemtierJson(JSON.parse(readFileSync(out, 'utf8')) as MemtierJson, NaN);
+        const cpu = childrenCpuMicros(readFileSync(stat, 'latin1'));
+        return fromMemtierJson(JSON.parse(readFileSync(out, 'utf8')) as MemtierJson, (100 * cpu) / wallUs, cpu);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

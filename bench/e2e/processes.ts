@@ -174,14 +174,22 @@ export function ticksPerSecond(): number {
   return clockTicks;
 }
 
+/** The fields of a /proc/<pid>/stat text from field 3 (state) on. */
+function statFields(stat: string): string[] {
+  // The command name (field 2) may hold spaces; fields are counted after its ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** utime + stime of a process (all its threads), in microseconds. */
 export function cpuMicros(pid: number | 'self'): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  // The command name (field 2) may hold spaces; fields are counted after its ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  return ((utime + stime) * 1e6) / ticksPerSecond();
+  const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / ticksPerSecond();
+}
+
+/** cutime + cstime of a /proc/<pid>/stat text: the CPU of the children it has waited for, in microseconds. */
+export function childrenCpuMicros(stat: string): number {
+  const fields = statFields(stat);
+  return ((Number(fields[13]) + Number(fields[14])) * 1e6) / ticksPerSecond();
 }
 
 /** Busy time (all but idle and iowait) of every CPU of the machine, in microseconds. */

@@ -27,6 +27,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { ...base, name: 'headline', description: '25 connections, 1:10, 100 B, pipeline 1' },
   { ...base, name: 'pipeline16', description: '25 connections, 1:10, 100 B, pipeline 16', pipeline: 16 },
   { ...base, name: 'conns200', description: '200 connections (2 threads x 100), 1:10, 100 B, pipeline 1', threads: 2, clients: 100 },
+  { ...base, name: 'conns1000', description: '1,000 connections (4 threads x 250), 1:10, 100 B, pipeline 1', threads: 4, clients: 250 },
   { ...base, name: 'writes1to1', description: '25 connections, 1:1, 100 B, pipeline 1', ratio: '1:1' },
   { ...base, name: 'values4k', description: '25 connections, 1:10, 4 KiB, pipeline 1', dataSize: 4096 },
   {
@@ -44,6 +45,8 @@ export const SCENARIOS: readonly Scenario[] = [
 export const BINARY = 'binary';
 
 export const HEADLINE = 'headline';
+
+export const CONNS1000 = 'conns1000';
 
 /** The scenarios the goals table of issue 3 reads. */
 export const GOAL_SCENARIOS: readonly string[] = [HEADLINE, 'pipeline16'];

@@ -41,6 +41,9 @@ export interface TargetSummary {
   opsVsTwemproxy: number;
   p99VsTwemproxy: number;
   cpuVsTwemproxy: number;
+  /** to memcached's proxy (mcproxy); NaN when it did not run */
+  opsVsMcproxy: number;
+  p99VsMcproxy: number;
 }
 
 export function median(xs: readonly number[]): number {
@@ -76,17 +79,22 @@ export function summarize(id: TargetId, label: string, rounds: RoundSample[]): T
     opsVsTwemproxy: NaN,
     p99VsTwemproxy: NaN,
     cpuVsTwemproxy: NaN,
+    opsVsMcproxy: NaN,
+    p99VsMcproxy: NaN,
   };
 }
 
-/** Fills the ratio fields of every row from the memcached and twemproxy rows. */
+/** Fills the ratio fields of every row from the memcached, twemproxy and memcached proxy rows. */
 export function addRatios(rows: TargetSummary[]): void {
   const direct = rows.find((r) => r.id === 'memcached');
   const twem = rows.find((r) => r.id === 'twemproxy');
+  const mcp = rows.find((r) => r.id === 'mcproxy');
   for (const r of rows) {
     r.opsVsMemcached = direct !== undefined ? r.opsPerSec / direct.opsPerSec : NaN;
     r.opsVsTwemproxy = twem !== undefined ? r.opsPerSec / twem.opsPerSec : NaN;
     r.p99VsTwemproxy = twem !== undefined ? r.p99 / twem.p99 : NaN;
     r.cpuVsTwemproxy = twem !== undefined ? r.proxyCpuUsPerOp / twem.proxyCpuUsPerOp : NaN;
+    r.opsVsMcproxy = mcp !== undefined ? r.opsPerSec / mcp.opsPerSec : NaN;
+    r.p99VsMcproxy = mcp !== undefined ? r.p99 / mcp.p99 : NaN;
   }
 }

@@ -8,12 +8,15 @@
 //   loadgen --> mcrelay --workers 1 --io portable ----->  |
 //   loadgen --> mcrelay --workers 1 -b backup ---------> -+--> memcached "backup"
 //   loadgen --> twemproxy (nutcracker) ---------------->  |
+//   loadgen --> memcached's proxy -t 1 ---------------->  |
+//   loadgen --> memcached's proxy -t 1, backup pool ---> -'   (allsync writes, failover reads)
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, onFreePort, startProcess, stopProcess, waitForReply, which, type Started } from './processes.js';
 
-export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-portable-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy';
+export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-portable-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy' | 'mcproxy' | 'mcproxy-backup';
 
 export interface TargetSpec {
   id: TargetId;
@@ -27,7 +30,12 @@ export const TARGETS: readonly TargetSpec[] = [
   { id: 'mcrelay-w2', label: 'mcrelay --workers 2' },
   { id: 'mcrelay-w1-backup', label: 'mcrelay --workers 1, backup pool' },
   { id: 'twemproxy', label: 'twemproxy' },
+  { id: 'mcproxy', label: 'memcached proxy -t 1' },
+  { id: 'mcproxy-backup', label: 'memcached proxy -t 1, backup pool' },
 ];
+
+/** Targets that speak only the text protocol to clients: left out of the binary scenario. */
+export const TEXT_ONLY: readonly TargetId[] = ['twemproxy', 'mcproxy', 'mcproxy-backup'];
 
 export interface Running {
   spec: TargetSpec;
@@ -47,6 +55,32 @@ export function memcachedCommand(): string {
 
 export function nutcrackerCommand(): string | null {
   return which('nutcracker');
+}
+
+let mcproxyGiven: string | null = null;
+let mcproxyFound: string | null | undefined;
+
+/** `--mcproxy PATH`: the memcached built with --enable-proxy to measure. */
+export function useMcproxy(path: string): void {
+  mcproxyGiven = path;
+  mcproxyFound = undefined;
+}
+
+/**
+ * memcached's own proxy: `--mcproxy PATH`, else `memcached-proxy` on PATH; null
+ * when neither is a memcached that knows `-o proxy_config` (distributions build
+ * memcached without --enable-proxy).
+ */
+export function mcproxyCommand(): string | null {
+  if (mcproxyFound !== undefined) return mcproxyFound;
+  const path = mcproxyGiven ?? which('memcached-proxy');
+  mcproxyFound = null;
+  if (path !== null) {
+    const r = spawnSync(path, ['-h'], { encoding: 'latin1', timeout: 10_000 });
+    if (`${r.stdout}${r.stderr}`.includes('proxy_config')) mcproxyFound = path;
+    else if (mcproxyGiven !== null) throw new Error(`--mcproxy ${path}: not a memcached built with --enable-proxy (its -h does not name proxy_config)`);
+  }
+  return mcproxyFound;
 }
 
 /** memcached -t 1 on a free port; -u root only when running as root (memcached refuses root otherwise). */
@@ -100,6 +134,31 @@ export function startTwemproxy(path: string, masterPort: number, logDir: string)
   });
 }
 
+/**
+ * memcached's proxy with one worker thread and a routelib configuration the
+ * bench writes: the master alone (route_direct), or with the backup as its
+ * route library offers it to a user who wants one: every command to both and
+ * the first answer back (route_allsync), reads from the master and from the
+ * backup on a failure (route_failover).
+ */
+export function startMcproxy(path: string, masterPort: number, backupPort: number | null, logDir: string): Promise<{ port: number; proc: Started }> {
+  return onFreePort(async (port) => {
+    const conf = join(logDir, `mcproxy-${port}.lua`);
+    const pools = [`    main = { backends = { "127.0.0.1:${masterPort}" } },`];
+    if (backupPort !== null) pools.push(`    backup = { backends = { "127.0.0.1:${backupPort}" } },`);
+    const reads = ['get', 'gets', 'mg'].map((c) => `        ${c} = route_failover{ children = { "main", "backup" } },`);
+    const routes = backupPort === null
+      ? ['    default = route_direct{ child = "main" },']
+      : ['    cmap = {', ...reads, '    },', '    default = route_allsync{ children = { "main", "backup" } },'];
+    writeFileSync(conf, ['pools{', ...pools, '}', 'routes{', ...routes, '}', ''].join('\n'));
+    const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-t', '1', '-c', '4096', '-o', `proxy_config=routelib,proxy_arg=${conf}`];
+    if (process.getuid?.() === 0) args.push('-u', 'root');
+    const proc = startProcess(backupPort === null ? 'mcproxy' : 'mcproxy-backup', path, args, logDir);
+    await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc);
+    return { port, proc };
+  });
+}
+
 export interface Backends {
   master: { port: number; proc: Started };
   backup: { port: number; proc: Started };
@@ -111,9 +170,10 @@ export async function startBackends(logDir: string): Promise<Backends> {
   return { master, backup };
 }
 
-/** Starts every target in `ids` (twemproxy only if nutcracker is installed). */
+/** Starts every target in `ids` (twemproxy only if nutcracker is installed, memcached's proxy only if found). */
 export async function startTargets(ids: readonly TargetId[], b: Backends, logDir: string): Promise<Running[]> {
   const twem = nutcrackerCommand();
+  const mcproxy = ids.includes('mcproxy') || ids.includes('mcproxy-backup') ? mcproxyCommand() : null;
   const running: Running[] = [];
   for (const spec of TARGETS) {
     if (!ids.includes(spec.id)) continue;
@@ -144,6 +204,13 @@ export async function startTargets(ids: readonly TargetId[], b: Backends, logDir
       case 'twemproxy': {
         if (twem === null) break;
         const r = await startTwemproxy(twem, b.master.port, logDir);
+        running.push({ spec, port: r.port, proxy: r.proc });
+        break;
+      }
+      case 'mcproxy':
+      case 'mcproxy-backup': {
+        if (mcproxy === null) break;
+        const r = await startMcproxy(mcproxy, b.master.port, spec.id === 'mcproxy' ? null : b.backup.port, logDir);
         running.push({ spec, port: r.port, proxy: r.proc });
         break;
       }
