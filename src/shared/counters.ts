@@ -36,6 +36,13 @@ export const C = {
   PROTOCOL_ERRORS: 17,
 } as const;
 export const COUNTER_COUNT = 18;
+/**
+ * A row's length in float64s: rows start on 128-byte boundaries (two 64-byte
+ * cache lines, and the pair the adjacent-line prefetcher fetches together), so
+ * that no two workers' counters share a line and a worker's increments do not
+ * take the line from under another's.
+ */
+const ROW_STRIDE = Math.ceil((COUNTER_COUNT * 8) / 128) * 16;
 
 export class Counters {
   readonly buffer: SharedArrayBuffer;
@@ -45,15 +52,15 @@ export class Counters {
   /** rows: the main thread's and the workers'; plus one for `stats reset` when resettable */
   constructor(rowsOrBuffer: number | SharedArrayBuffer, readonly resettable = false) {
     this.buffer = typeof rowsOrBuffer === 'number'
-      ? new SharedArrayBuffer((rowsOrBuffer + (resettable ? 1 : 0)) * COUNTER_COUNT * 8)
+      ? new SharedArrayBuffer((rowsOrBuffer + (resettable ? 1 : 0)) * ROW_STRIDE * 8)
       : rowsOrBuffer;
     this.all = new Float64Array(this.buffer);
-    this.rows = this.all.length / COUNTER_COUNT - (resettable ? 1 : 0);
+    this.rows = this.all.length / ROW_STRIDE - (resettable ? 1 : 0);
   }
 
   /** The total since the last `stats reset`. */
   sinceReset(counter: number): number {
-    return this.sum(counter) + (this.resettable ? this.all[this.rows * COUNTER_COUNT + counter]! : 0);
+    return this.sum(counter) + (this.resettable ? this.all[this.rows * ROW_STRIDE + counter]! : 0);
   }
 
   /** stats reset: from now on sinceReset() counts from zero (connection gauges aside). */
@@ -61,18 +68,18 @@ export class Counters {
     if (!this.resettable) return;
     for (let c = 0; c < COUNTER_COUNT; c++) {
       if (c === C.HANDED_CONNECTIONS || c === C.CLOSED_CONNECTIONS) continue;
-      this.all[this.rows * COUNTER_COUNT + c] = -this.sum(c);
+      this.all[this.rows * ROW_STRIDE + c] = -this.sum(c);
     }
   }
 
   /** The row a single writer increments directly: row[C.CMD_GET]++ */
   row(index: number): Float64Array {
-    return this.all.subarray(index * COUNTER_COUNT, (index + 1) * COUNTER_COUNT);
+    return this.all.subarray(index * ROW_STRIDE, index * ROW_STRIDE + COUNTER_COUNT);
   }
 
   sum(counter: number): number {
     let s = 0;
-    for (let r = 0; r < this.rows; r++) s += this.all[r * COUNTER_COUNT + counter]!;
+    for (let r = 0; r < this.rows; r++) s += this.all[r * ROW_STRIDE + counter]!;
     return s;
   }
 }
