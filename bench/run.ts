@@ -108,6 +108,7 @@ function loadToolNote(c: CompareResult): string {
     return `Load generator: ${c.loadTool}. memtier_benchmark was not on PATH, so the load generator could not be ` +
       'compared against it (issue 3 asks for >= 90 % of memtier\'s ops/s against memcached direct); its own CPU use per run is in the "load CPU %" column.';
   }
+  if (c.loadgenCheck.length === 0) return `Load generator: ${c.loadTool} (no memcached direct target in this run, so loadgen was not compared with it).`;
   const lines = c.loadgenCheck.map((k) => `${k.scenario}: loadgen ${Math.round(k.loadgenOpsPerSec)} ops/s vs memtier ${Math.round(k.memtierOpsPerSec)} ops/s = ${(100 * k.ratio).toFixed(0)} %`);
   return `Load generator: ${c.loadTool}. Our loadgen against memtier_benchmark on memcached direct, same settings: ${lines.join('; ')}.`;
 }

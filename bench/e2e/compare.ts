@@ -11,7 +11,7 @@ import { chooseLoadTool, loadgen, type LoadTool } from './load.js';
 import { atInterrupt, cpuMicros, installHooks, killAllNow, machineBusyMicros, ownCpuMicros, rssBytes } from './processes.js';
 import { describeArgs, fillArgs, loadArgs, type Scenario } from './scenarios.js';
 import { addRatios, median, summarize, type RoundSample, type TargetSummary } from './summary.js';
-import { mcproxyCommand, nutcrackerCommand, startBackends, startTargets, stopAll, TARGETS, TEXT_ONLY, type Backends, type Running, type TargetId } from './targets.js';
+import { mcproxyCommand, nutcrackerCommand, startBackends, startTargets, startWorkersSweep, stopAll, TARGETS, TEXT_ONLY, type Backends, type Running, type TargetId } from './targets.js';
 import { formatScenario } from './report.js';
 
 export interface CompareOptions {
@@ -80,7 +80,8 @@ async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDi
   try {
     backends = await startBackends(logDir);
     // twemproxy and memcached's proxy take no binary protocol from clients.
-    targets = await startTargets(s.protocol === 'memcache_binary' ? o.targets.filter((t) => !TEXT_ONLY.includes(t)) : o.targets, backends, logDir);
+    if (s.workersSweep !== undefined) targets = await startWorkersSweep(s.workersSweep, backends, logDir);
+    else targets = await startTargets(s.protocol === 'memcache_binary' ? o.targets.filter((t) => !TEXT_ONLY.includes(t)) : o.targets, backends, logDir);
     // Every key stored once on both servers, so gets hit as in a warm cache.
     await loadgen.run(fillArgs(s.dataSize, backends.master.port), logDir);
     await loadgen.run(fillArgs(s.dataSize, backends.backup.port), logDir);

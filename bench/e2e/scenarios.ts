@@ -2,6 +2,7 @@
 // (25 connections, set:get 1:10, 100 B values, pipeline 1), instead of the full
 // cross product of every knob. Each becomes one memtier_benchmark argument list,
 // which our load generator takes unchanged.
+import { availableParallelism } from 'node:os';
 
 export interface Scenario {
   name: string;
@@ -15,7 +16,14 @@ export interface Scenario {
   dataSize: number;
   multiKeyGet: number;
   protocol: 'memcache_text' | 'memcache_binary';
+  /** instead of the targets: mcrelay --workers 1..this many, side by side */
+  workersSweep?: number;
 }
+
+/** The scaling curve goes up to one worker per CPU of the machine it runs on. */
+const CPUS = availableParallelism();
+/** Load threads for it: half the CPUs (the other half for the workers), 25 connections each. */
+const SWEEP_LOAD_THREADS = Math.max(1, CPUS >> 1);
 
 /** Keys live in [KEY_MIN, KEY_MAX]; the servers are filled with all of them first, so gets hit. */
 export const KEY_MIN = 1;
@@ -36,6 +44,13 @@ export const SCENARIOS: readonly Scenario[] = [
     description: '25 connections, 10-key multi-get (1 set per 10 gets of 10 keys), 100 B, pipeline 1',
     ratio: '1:100',
     multiKeyGet: 10,
+  },
+  {
+    ...base,
+    name: 'scaling',
+    description: `mcrelay --workers 1..${CPUS} (this machine's CPUs), ${SWEEP_LOAD_THREADS * 25} connections (${SWEEP_LOAD_THREADS} x 25), 1:10, 100 B, pipeline 1`,
+    threads: SWEEP_LOAD_THREADS,
+    workersSweep: CPUS,
   },
   // twemproxy does not speak the binary protocol: it is left out of this one.
   { ...base, name: 'binary', description: 'the headline in the binary protocol (GetK and Set)', protocol: 'memcache_binary' },

@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, onFreePort, startProcess, stopProcess, waitForReply, which, type Started } from './processes.js';
 
-export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-portable-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy' | 'mcproxy' | 'mcproxy-backup';
+export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-portable-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy' | 'mcproxy' | 'mcproxy-backup'
+  | `mcrelay-w${number}`;
 
 export interface TargetSpec {
   id: TargetId;
@@ -215,6 +216,17 @@ export async function startTargets(ids: readonly TargetId[], b: Backends, logDir
         break;
       }
     }
+  }
+  return running;
+}
+
+/** The scaling scenario's targets: mcrelay --workers 1..n on the same master. */
+export async function startWorkersSweep(n: number, b: Backends, logDir: string): Promise<Running[]> {
+  const running: Running[] = [];
+  for (let k = 1; k <= n; k++) {
+    const spec: TargetSpec = { id: `mcrelay-w${k}`, label: `mcrelay --workers ${k}` };
+    const r = await startMcrelay(spec.id, b.master.port, null, k, logDir);
+    running.push({ spec, port: r.port, proxy: r.proc });
   }
   return running;
 }
