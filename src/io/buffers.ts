@@ -19,10 +19,20 @@
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * The size of the buffers taken again and again (read slabs, reply slabs, a
+ * backend connection's region, the binary translation slab): under the mmap
+ * threshold main/malloc.ts sets (32 KiB), so that they come from the thread's
+ * malloc arena and go back to it. At 64 KiB each was a mapping of its own:
+ * an mmap, 16 page faults to fill it and, once collected, a munmap whose TLB
+ * shootdown interrupts every CPU (docs/decisions/slab-size.md).
+ */
+export const SLAB_BYTES = 24 * 1024;
+
 /** The most one read returns. */
 const READ_SIZE = 64 * 1024;
 /** Reads are copied to a shared slab of this size... */
-const SLAB_SIZE = 64 * 1024;
+const SLAB_SIZE = SLAB_BYTES;
 /** ...up to this size; a larger read gets a buffer of its own (a slab lives as long as any read in it). */
 const SLAB_MAX_READ = 8 * 1024;
 
@@ -173,9 +183,9 @@ export class InputBuffer {
 /** Pieces up to this size are copied into the outbox's region. */
 const COPY_LIMIT = 4096;
 /** The region of a busy socket (a backend connection). */
-const OWN_REGION = 64 * 1024;
+const OWN_REGION = SLAB_BYTES;
 /** The size of a shared reply slab. */
-const REPLY_SLAB = 64 * 1024;
+const REPLY_SLAB = SLAB_BYTES;
 const EMPTY_REGION = Buffer.alloc(0);
 
 /**

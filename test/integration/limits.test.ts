@@ -351,7 +351,9 @@ test('a client that sends 64 MiB of pipelined requests and reads nothing: mcrela
   assert.ok(proxy.alive, 'mcrelay is running');
   assert.ok(accepted < 16 * 1024 * 1024, `mcrelay kept reading: ${(accepted / 1048576).toFixed(1)} MiB left the client`);
   assert.equal(wrong, [], 'the other client gets its own replies');
-  assert.ok(Math.max(...times) < 250, `the other client waited up to ${Math.max(...times).toFixed(0)} ms`);
+  // Behind the flood it would wait seconds (64 MiB of 64 KiB gets); the bound leaves
+  // room for a loaded machine (2 cores, two test files at once: 300-400 ms seen).
+  assert.ok(Math.max(...times) < 1000, `the other client waited up to ${Math.max(...times).toFixed(0)} ms`);
   assert.ok(peak < 400, `proxy RSS peaked at ${peak.toFixed(0)} MB`);
 });
 
