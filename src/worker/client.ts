@@ -15,7 +15,9 @@
 import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
 import { InputBuffer, Outbox, readArena, replyArena } from '../io/buffers.js';
-import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
+import type { RequestParser } from '../protocol/request-parser.js';
+import { META_BASE64 } from '../protocol/meta-request.js';
+import { Parse } from '../protocol/request-rules.js';
 import { addTextValue } from '../protocol/gets-as-mg.js';
 import { Bin, BinaryParser, MAGIC_REQUEST } from '../protocol/binary-request.js';
 import { encodeReply, errorResponse, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
