@@ -8,7 +8,8 @@
 //
 //   node dist/bench/micro/request-parser.bench.js
 import { InputBuffer } from '../../src/io/buffers.js';
-import { Parse, RequestParser } from '../../src/protocol/request-parser.js';
+import { RequestParser } from '../../src/protocol/request-parser.js';
+import { Parse } from '../../src/protocol/request-rules.js';
 import { DEFAULT_MICRO, formatMicroTable, isMain, runSuite, sink, type MicroOptions, type MicroRow, type MicroTask } from './suite.js';
 
 const BATCH = 1024;

@@ -21,7 +21,7 @@
 // as low coverage, not as a healthy one that happens to hold the newest keys.
 
 import { serverNames, type Config } from '../config/config.js';
-import { validKey } from '../protocol/request-parser.js';
+import { validKey } from '../protocol/request-rules.js';
 import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { HealthTable, UP, WARMING } from '../shared/health.js';

@@ -23,7 +23,7 @@ import { parseServerAddress, type Config, type ServerAddress } from '../config/c
 import { Router } from '../routing/router.js';
 import { DOWN, type HealthTable } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
-import { validKey } from '../protocol/request-parser.js';
+import { validKey } from '../protocol/request-rules.js';
 import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';

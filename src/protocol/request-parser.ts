@@ -10,47 +10,19 @@
 // Validation mirrors memcached's (token counts, safe_strto* numbers, key length),
 // so a request that is forwarded gets exactly one reply from the backend and a
 // refused one gets memcached's own error string.
+//
+// The meta commands' checks are meta-request.ts's (parseMeta); the outcomes,
+// limits and key rule both follow are request-rules.ts's.
 
 import { Cmd, lookupCommand, refusal } from './commands.js';
 import { bytesEqual, findLF } from '../io/buffers.js';
+import { parseMeta } from './meta-request.js';
 import { isValidUnsignedToken, parseInt32Token } from './numbers.js';
+import { GET_LINE_MAX_LENGTH, KEY_MAX_LENGTH, LINE_MAX_LENGTH, MAX_TOKENS, Parse, validKey } from './request-rules.js';
 import * as wire from './wire.js';
 
-export const Parse = {
-  /** no complete request yet; `need` is the total length wanted from pos, or 0 if unknown */
-  NEED_MORE: 0,
-  /** a request is described by the fields; it ends at `next` */
-  REQUEST: 1,
-  /** answer `reply` (unless noreply) and continue at `next` */
-  REPLY: 2,
-  /** answer `reply` if set, then close the connection */
-  CLOSE: 3,
-} as const;
-
-export const KEY_MAX_LENGTH = 250;
-/** memcached closes a connection whose unterminated line grows past this (get lines excepted); so does mcrelay, after an error line. */
-export const LINE_MAX_LENGTH = 2048;
-/** a get line may be long (10,000 keys); past this it is hostile. */
-export const GET_LINE_MAX_LENGTH = 8 * 1024 * 1024;
-const MAX_TOKENS = 24;
 /** keyOffsets entries (two per key) kept from one get to the next */
 const KEPT_KEY_OFFSETS = 8192;
-const META_MAX_TOKENS = 20; // of a non-retrieval command; beyond it memcached answers ERROR
-
-/** Meta flags the proxy acts on (RequestParser.metaFlags). */
-export const META_QUIET = 1;
-export const META_BASE64 = 2;
-export const META_CAS = 4;
-export const META_TTL = 8;
-/** q appears twice: forwarded as sent (memcached refuses it), not quieted by the proxy */
-export const META_KEEP_Q = 32;
-/**
- * The outcome depends on the key's current value: mg/ma N (create on a miss),
- * ms in mode E, A, P or R (add, append, prepend, replace)
- */
-export const META_DEPENDS = 64;
-/** I: md marks the item stale instead of deleting it, ms stores it stale (under C) */
-export const META_INVALIDATE = 128;
 
 const SP = 0x20;
 const CR = 0x0d;
@@ -91,10 +63,10 @@ export class RequestParser {
   /** meta: flags the proxy acts on (META_* bits) */
   metaFlags = 0;
 
-  // token scratch: starts and ends of up to MAX_TOKENS tokens
-  private readonly tokStart = new Int32Array(MAX_TOKENS + 1);
-  private readonly tokEnd = new Int32Array(MAX_TOKENS + 1);
-  private ntok = 0;
+  // token scratch: starts and ends of up to MAX_TOKENS tokens (parseMeta reads them too)
+  readonly tokStart = new Int32Array(MAX_TOKENS + 1);
+  readonly tokEnd = new Int32Array(MAX_TOKENS + 1);
+  ntok = 0;
 
   constructor(readonly maxItemSize: number) {}
 
@@ -142,7 +114,7 @@ export class RequestParser {
       case Cmd.QUIT: return Parse.CLOSE;
       case Cmd.MN: return Parse.REQUEST;
       case Cmd.MG: case Cmd.MS: case Cmd.MD: case Cmd.MA: case Cmd.ME:
-        return this.meta(buf, end);
+        return parseMeta(this, buf, end);
     }
     return this.error(wire.ERROR);
   }
@@ -185,7 +157,8 @@ export class RequestParser {
     return this.error(wire.SERVER_ERROR_OUT_OF_MEMORY);
   }
 
-  private error(reply: Buffer): number {
+  /** REPLY with `reply` (parseMeta refuses through it too) */
+  error(reply: Buffer): number {
     this.reply = reply;
     return Parse.REPLY;
   }
@@ -340,67 +313,6 @@ export class RequestParser {
     return Parse.REQUEST;
   }
 
-  /**
-   * mg/ms/md/ma/me <key> [<datalen> for ms] <flags>*. The proxy checks what it
-   * must to route and frame the request (key, data length) and leaves the flags
-   * to the server, which answers a bad one with one error line (and, for ms,
-   * swallows the data block itself), so the stream stays in step.
-   */
-  private meta(buf: Buffer, end: number): number {
-    const n = this.ntok;
-    if (n < 1) return this.error(this.cmd === Cmd.ME ? wire.CLIENT_ERROR_FORMAT : wire.ERROR);
-    // A key over 250 bytes is refused first; then a meta line of 20 tokens or more,
-    // before any data block is read (me takes no flags); mg words it its own way.
-    if (this.tokEnd[0]! - this.tokStart[0]! > KEY_MAX_LENGTH) return this.error(wire.CLIENT_ERROR_FORMAT);
-    if (n + 1 >= META_MAX_TOKENS && this.cmd !== Cmd.ME) {
-      return this.error(this.cmd === Cmd.MG ? wire.CLIENT_ERROR_FLAGS_ARE_TOO_LONG : wire.CLIENT_ERROR_FLAGS_TOO_LONG);
-    }
-    let flags = 0;
-    const first = this.cmd === Cmd.MS ? 2 : 1;
-    for (let t = first; t < n && t < MAX_TOKENS; t++) {
-      switch (buf[this.tokStart[t]!]) {
-        // q twice is memcached's "duplicate flag" error: left for it to answer.
-        case 0x71: flags |= (flags & META_QUIET) !== 0 ? META_KEEP_Q : META_QUIET; break; // q
-        case 0x62: flags |= META_BASE64; break; // b
-        case 0x43: flags |= META_CAS; break; // C
-        case 0x54: flags |= META_TTL; break; // T
-        case 0x4e: flags |= META_DEPENDS; break; // N
-        case 0x49: flags |= META_INVALIDATE; break; // I
-        case 0x4d: if (this.cmd === Cmd.MS && isConditionalMode(buf[this.tokStart[t]! + 1])) flags |= META_DEPENDS; break; // M
-      }
-    }
-    if ((flags & META_KEEP_Q) !== 0 || this.cmd === Cmd.ME) flags &= ~META_QUIET; // me takes no flags
-    this.metaFlags = flags;
-    const ks = this.tokStart[0]!;
-    const ke = this.tokEnd[0]!;
-    // memcached applies the key rules to the token as sent, base64 or not.
-    if (!validKey(buf, ks, ke)) return this.error(wire.CLIENT_ERROR_FORMAT);
-    this.keyOffsets[0] = ks;
-    this.keyOffsets[1] = ke;
-    this.keyCount = 1;
-    if (this.cmd !== Cmd.MS) return Parse.REQUEST;
-    if (n < 2) return this.error(wire.CLIENT_ERROR_FORMAT);
-    const bytes = parseInt32Token(buf, this.tokStart[1]!, this.tokEnd[1]!);
-    if (bytes === null || bytes < 0 || bytes > 2147483647 - 2) return this.error(wire.CLIENT_ERROR_FORMAT);
-    this.bytes = bytes;
-    this.dataStart = this.next;
-    if (bytes > this.maxItemSize) {
-      this.swallow = bytes + 2;
-      // As for set, memcached unlinks the old item of an ms it cannot store (whatever the mode).
-      this.dropKey = true;
-      return this.error(wire.SERVER_ERROR_TOO_LARGE);
-    }
-    const dataEnd = this.next + bytes + 2;
-    if (dataEnd > end) {
-      this.need = dataEnd - this.lineStart;
-      return Parse.NEED_MORE;
-    }
-    this.next = dataEnd;
-    // A block with a bad end is still forwarded: memcached checks the flags first
-    // and answers a flag error rather than "bad data chunk" (either way one reply,
-    // the block swallowed).
-    return Parse.REQUEST;
-  }
 
   private verbosity(buf: Buffer): number {
     const n = this.ntok;
@@ -413,16 +325,6 @@ export class RequestParser {
   }
 }
 
-/** memcached's key rule plus the proxy's: 1..250 bytes, no control characters. */
-export function validKey(buf: Uint8Array, start: number, end: number): boolean {
-  const len = end - start;
-  if (len <= 0 || len > KEY_MAX_LENGTH) return false;
-  for (let i = start; i < end; i++) {
-    const c = buf[i]!;
-    if (c <= SP || c === DEL) return false;
-  }
-  return true;
-}
 
 /**
  * An HTTP request sent to the memcached port, which memcached hangs up on: a
@@ -446,11 +348,6 @@ function endsWithHttp(buf: Buffer, pos: number, end: number): boolean {
   return e - s >= 5 && buf[s] === 0x48 && buf[s + 1] === 0x54 && buf[s + 2] === 0x54 && buf[s + 3] === 0x50 && buf[s + 4] === 0x2f;
 }
 
-/** ms modes E, A, P, R (either case): add, append, prepend, replace */
-function isConditionalMode(c: number | undefined): boolean {
-  const u = c === undefined ? 0 : c & 0xdf;
-  return u === 0x45 || u === 0x41 || u === 0x50 || u === 0x52;
-}
 
 function isGetPrefix(buf: Buffer, pos: number, end: number): boolean {
   // "get " or "gets ", after at most 100 spaces (memcached's rule)

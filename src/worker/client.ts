@@ -9,14 +9,18 @@
 //
 // The first byte of a connection picks its protocol, as memcached's -B auto does:
 // 0x80 is the binary protocol, whose requests are translated into text ones
-// (protocol/binary.ts) and then go the same way; their replies are encoded back.
+// (protocol/binary-request.ts) and then go the same way; their replies are
+// encoded back (protocol/binary-reply.ts).
 
 import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
 import { InputBuffer, Outbox, readArena, replyArena } from '../io/buffers.js';
-import { META_BASE64, Parse, type RequestParser } from '../protocol/request-parser.js';
+import type { RequestParser } from '../protocol/request-parser.js';
+import { META_BASE64 } from '../protocol/meta-request.js';
+import { Parse } from '../protocol/request-rules.js';
 import { addTextValue } from '../protocol/gets-as-mg.js';
-import { Bin, BinaryParser, MAGIC_REQUEST, encodeReply, errorResponse, statsResponse, statusOf, Status } from '../protocol/binary.js';
+import { Bin, BinaryParser, MAGIC_REQUEST } from '../protocol/binary-request.js';
+import { encodeReply, errorResponse, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import type { Dispatcher } from './dispatch.js';

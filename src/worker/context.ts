@@ -14,7 +14,7 @@ import type { Config } from '../config/config.js';
 import { BackendConnection } from '../backend/connection.js';
 import { Cmd } from '../protocol/commands.js';
 import { writeMetaLine } from '../protocol/meta-line.js';
-import { META_KEEP_Q } from '../protocol/request-parser.js';
+import { META_KEEP_Q } from '../protocol/meta-request.js';
 import { Expect } from '../protocol/response-parser.js';
 import { BASE64_FLAG, DELETE, MD, SPACE } from '../protocol/verbs.js';
 import * as wire from '../protocol/wire.js';

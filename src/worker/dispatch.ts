@@ -12,7 +12,7 @@
 import { serverNames, type Config } from '../config/config.js';
 import { BackendConnection, Failure, type ReplyHandler } from '../backend/connection.js';
 import { Cmd } from '../protocol/commands.js';
-import { META_BASE64 } from '../protocol/request-parser.js';
+import { META_BASE64 } from '../protocol/meta-request.js';
 import { bytesEqual } from '../io/buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import { isErrorReply } from '../protocol/reply-meaning.js';

@@ -12,7 +12,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { Expect } from '../protocol/response-parser.js';
-import { KEY_MAX_LENGTH, validKey } from '../protocol/request-parser.js';
+import { KEY_MAX_LENGTH, validKey } from '../protocol/request-rules.js';
 import { BASE64_FLAG, DELETE, FLUSH_ALL, MD } from '../protocol/verbs.js';
 import * as wire from '../protocol/wire.js';
 import type { WorkerContext } from './context.js';

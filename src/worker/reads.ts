@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { BackendConnection } from '../backend/connection.js';
 import { Cmd, CMD_NAME_BYTES } from '../protocol/commands.js';
 import { MG_GET_FLAGS, MG_GETS_FLAGS } from '../protocol/gets-as-mg.js';
-import { META_DEPENDS, META_QUIET, META_TTL } from '../protocol/request-parser.js';
+import { META_DEPENDS, META_QUIET, META_TTL } from '../protocol/meta-request.js';
 import { Expect } from '../protocol/response-parser.js';
 import { SPACE, TOUCH } from '../protocol/verbs.js';
 import * as wire from '../protocol/wire.js';

@@ -50,7 +50,7 @@ export class Request {
   dataStart = 0;
   bytes = 0;
   casStart = 0;
-  /** meta: the flags the proxy acts on (META_* of protocol/request-parser.ts) */
+  /** meta: the flags the proxy acts on (META_* of protocol/meta-request.ts) */
   metaFlags = 0;
   /** meta with the b flag: the decoded key, which routing and journals use */
   decodedKey: Buffer | null = null;

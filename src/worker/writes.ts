@@ -25,7 +25,7 @@ import { performance } from 'node:perf_hooks';
 import { serverNames } from '../config/config.js';
 import type { BackendConnection } from '../backend/connection.js';
 import { Cmd } from '../protocol/commands.js';
-import { META_CAS, META_DEPENDS, META_INVALIDATE, META_QUIET } from '../protocol/request-parser.js';
+import { META_CAS, META_DEPENDS, META_INVALIDATE, META_QUIET } from '../protocol/meta-request.js';
 import { bytesEqual } from '../io/buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import { isErrorReply, isHD, isMissReply, isVA, sameMeaning } from '../protocol/reply-meaning.js';

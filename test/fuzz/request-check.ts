@@ -18,7 +18,9 @@
 // bytes are kept and the parse restarts at them when a piece arrives; a refused
 // value is swallowed; bytes after `end` are garbage the parser must not read.
 import { Cmd } from '../../src/protocol/commands.js';
-import { META_KEEP_Q, Parse, RequestParser } from '../../src/protocol/request-parser.js';
+import { META_KEEP_Q } from '../../src/protocol/meta-request.js';
+import { RequestParser } from '../../src/protocol/request-parser.js';
+import { Parse } from '../../src/protocol/request-rules.js';
 import * as wire from '../../src/protocol/wire.js';
 import { LINE_MAX, M, numberValue, PROXY_REFUSED_REPLIES, RequestModel, type Outcome } from './request-model.js';
 

@@ -1,4 +1,5 @@
-// The binary protocol's translation (protocol/binary.ts), as tables:
+// The binary protocol's translation (protocol/binary-request.ts and
+// protocol/binary-reply.ts), as tables:
 //   request bytes --BinaryParser.parse--> the text/meta request sent on, or the
 //                                         reply given locally (and whether the
 //                                         connection closes)
@@ -7,7 +8,8 @@
 // the module's own helpers.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Bin, BinaryParser, encodeReply, type BinaryOut } from '../../src/protocol/binary.js';
+import { Bin, BinaryParser } from '../../src/protocol/binary-request.js';
+import { encodeReply, type BinaryOut } from '../../src/protocol/binary-reply.js';
 
 const MAX_ITEM = 1024;
 const OPAQUE = 0xa1b2c3d4;

@@ -11,7 +11,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Cmd } from '../../src/protocol/commands.js';
-import { Parse, RequestParser } from '../../src/protocol/request-parser.js';
+import { RequestParser } from '../../src/protocol/request-parser.js';
+import { Parse } from '../../src/protocol/request-rules.js';
 import { Expect, Reply, ResponseParser } from '../../src/protocol/response-parser.js';
 import { formatReport, fuzzRequests, fuzzResponses, type Report } from '../fuzz/engine.js';
 import { RequestModel } from '../fuzz/request-model.js';

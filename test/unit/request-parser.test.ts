@@ -15,7 +15,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Cmd } from '../../src/protocol/commands.js';
-import { GET_LINE_MAX_LENGTH, LINE_MAX_LENGTH, Parse, RequestParser } from '../../src/protocol/request-parser.js';
+import { RequestParser } from '../../src/protocol/request-parser.js';
+import { GET_LINE_MAX_LENGTH, LINE_MAX_LENGTH, Parse } from '../../src/protocol/request-rules.js';
 
 const MAX_ITEM = 1024;
 const parser = new RequestParser(MAX_ITEM); // one parser for every row: no state may leak between calls
