@@ -23,6 +23,7 @@
 // This module is the request side; binary-reply.ts holds the opcodes, the
 // statuses and every response (encodeReply, and the local answers made here).
 
+import { SLAB_BYTES } from '../io/buffers.js';
 import * as wire from './wire.js';
 import { AFTER_KEY, BinOp, errorResponse, HEADER_LENGTH, OPS, Q, response, Status, STORE } from './binary-reply.js';
 
@@ -257,7 +258,7 @@ const MODE_PREPEND = Buffer.from(' MP');
  * request still in flight (its Request keeps the slab as its `buf`) are never
  * overwritten; a full slab is left to the requests that still hold it.
  */
-const TEXT_SLAB = 64 * 1024;
+const TEXT_SLAB = SLAB_BYTES;
 const arena = { slab: EMPTY, used: 0 };
 
 /** Copies src[start, end) to t at o; a byte loop for the short pieces a request line is made of. */
