@@ -22,6 +22,8 @@
 //     worker_connections
 //   per server {server="host:port", role="master"|"backup"}: server_inflight,
 //     server_requests_total, server_errors_total, server_timeouts_total,
+//     server_errors_by_code_total{code}: server_errors_total split by the
+//     failure's code (shared/server-stats.ts ERROR_CODES, every one shown),
 //     server_backup_reads_total, server_warm_fills_total, server_reconnects_total,
 //     server_restarts_seen_total, server_flushes_total, server_invalidated_keys_total,
 //     server_backup_divergences_total, server_restore_*,
@@ -43,7 +45,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'pr
 
 import { C } from '../shared/counters.js';
 import { STATE_NAMES } from '../shared/health.js';
-import { LATENCY_BUCKETS, RESTORE_STATES, S } from '../shared/server-stats.js';
+import { ERROR_CODES, LATENCY_BUCKETS, RESTORE_STATES, S } from '../shared/server-stats.js';
 import { F, figure, type PER_SERVER } from '../shared/server-figures.js';
 import { VERSION } from '../version.js';
 import type { AdminSources } from './admin.js';
@@ -143,6 +145,14 @@ export function buildRegistry(get: Get): Registry {
   serverTotal('requests_total', 'Replies received from the server', S.REQUESTS);
   serverTotal('errors_total', 'Connection failures and protocol errors', S.ERRORS);
   serverTotal('timeouts_total', 'Requests to the server that timed out', S.TIMEOUTS);
+  new Counter({
+    name: 'mcrelay_server_errors_by_code_total', help: 'server_errors_total by the error code of each failure (MCRELAY_*)',
+    labelNames: [...serverLabels, 'code'], registers,
+    collect() {
+      this.reset();
+      eachServer((labels, i, s) => ERROR_CODES.forEach((code, k) => this.inc({ ...labels, code }, s.serverStats.sum(i, S.ERRORS_BY_CODE + k))));
+    },
+  });
   serverTotal('backup_reads_total', "Reads of this server's keys answered by its backup", S.BACKUP_READS);
   serverTotal('warm_fills_total', 'Keys copied from the backup into this server while it warmed up', S.WARM_FILLS);
   serverTotal('reconnects_total', 'Connections the server closed or reset while idle (or under reads that were sent again), reopened', S.RECONNECTS);
