@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { StripeTable } from '../shared/stripes.js';
+import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { HandoffServer, type AcceptedHandle } from '../io/handoff.js';
 import type { ListenAt } from '../io/portable.js';
@@ -94,7 +95,7 @@ export class Supervisor {
       } catch (err) {
         if (slot.generation === 1) return Promise.reject(err as Error);
         // A replacement: try again later rather than leave the slot empty for good.
-        log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, error: (err as Error).message });
+        log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, code: codeOf(err), error: (err as Error).message });
         setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, CRASH_LOOP_MS);
         return Promise.resolve();
       }
@@ -117,7 +118,7 @@ export class Supervisor {
     slot.worker = worker;
     slot.handoff = handoff;
     slot.startedAt = Date.now();
-    worker.on('error', (err) => log.error('worker failed', { worker: slot.id, error: err.message, stack: err.stack }));
+    worker.on('error', (err) => log.error('worker failed', { worker: slot.id, code: codeOf(err), error: err.message, stack: err.stack }));
     worker.on('exit', (code) => this.exited(slot, worker, code));
     let listening: (error: string | null) => void = () => {};
     worker.on('message', (m: FromWorker) => {
