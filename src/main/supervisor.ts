@@ -119,7 +119,7 @@ export class Supervisor {
     slot.handoff = handoff;
     slot.startedAt = Date.now();
     worker.on('error', (err) => log.error('worker failed', { worker: slot.id, code: codeOf(err), error: err.message, stack: err.stack }));
-    worker.on('exit', (code) => this.exited(slot, worker, code));
+    worker.on('exit', (exitCode) => this.exited(slot, worker, exitCode));
     let listening: (error: string | null) => void = () => {};
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok, m.deleted);
@@ -143,7 +143,7 @@ export class Supervisor {
     });
   }
 
-  private exited(slot: Slot, worker: Worker, code: number): void {
+  private exited(slot: Slot, worker: Worker, exitCode: number): void {
     if (slot.worker !== worker) return;
     slot.live = false;
     slot.worker = null;
@@ -159,7 +159,8 @@ export class Supervisor {
     const row = this.row(slot);
     row[C.HANDED_CONNECTIONS] = row[C.CLOSED_CONNECTIONS]!;
     if (this.stopping) return;
-    log.error('worker exited; starting a replacement', { worker: slot.id, code });
+    // exitCode, not code: code is an error's (MCRELAY_*, ECONNREFUSED...) in every log line.
+    log.error('worker exited; starting a replacement', { worker: slot.id, exitCode });
     const delay = Date.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
     setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, delay);
   }
