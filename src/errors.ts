@@ -24,6 +24,8 @@ export const Code = {
   BACKEND_UNPARSEABLE: 'MCRELAY_BACKEND_UNPARSEABLE',
   /** a backend server sent a reply no request asked for */
   BACKEND_UNEXPECTED_REPLY: 'MCRELAY_BACKEND_UNEXPECTED_REPLY',
+  /** the pipe that hands accepted sockets from the main thread to a worker could not be set up (io/handoff.ts) */
+  HANDOFF_FAILED: 'MCRELAY_HANDOFF_FAILED',
 } as const;
 
 export type ErrorCode = (typeof Code)[keyof typeof Code];
@@ -55,6 +57,7 @@ export class BackendClosedError extends kind(Code.BACKEND_CLOSED) {}
 export class BackendTimeoutError extends kind(Code.BACKEND_TIMEOUT) {}
 export class BackendUnparseableError extends kind(Code.BACKEND_UNPARSEABLE) {}
 export class BackendUnexpectedReplyError extends kind(Code.BACKEND_UNEXPECTED_REPLY) {}
+export class HandoffError extends kind(Code.HANDOFF_FAILED) {}
 
 /**
  * An error's code for a log line: mcrelay's, or a system error's (ECONNREFUSED,

@@ -23,7 +23,7 @@ import { Reply, ResponseParser } from '../protocol/response-parser.js';
 import type { Op } from '../worker/request.js';
 import { connectStream } from '../io/open-stream.js';
 import { streamError, type ByteStream, type ConnectingOwner } from '../io/stream.js';
-import { recordLatency, S } from '../shared/server-stats.js';
+import { countError, recordLatency, S } from '../shared/server-stats.js';
 import {
   BackendClosedError, BackendConnectionLimitError, BackendTimeoutError, BackendUnexpectedReplyError, BackendUnparseableError, ConnectError, codeOf,
 } from '../errors.js';
@@ -274,7 +274,7 @@ export class BackendConnection implements ConnectingOwner {
     }
     if (failure === Failure.TIMEOUT) this.stats[S.TIMEOUTS]!++;
     else if (failure === Failure.CLOSED) this.stats[S.RECONNECTS]!++;
-    else this.stats[S.ERRORS]!++;
+    else countError(this.stats, codeOf(error));
     // Taken off the ring first: a retried op is queued on this same connection.
     const failed: Op[] = [];
     while (this.head !== this.tail) {

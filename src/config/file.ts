@@ -241,7 +241,7 @@ function servers(v: Node | null, key: string, doc: Document, other: readonly Ser
     const s = string(n, k, doc, 'host:port');
     const a = parseServerAddress(s);
     if (typeof a === 'string') throw new FileError(k, `${a}, got ${describe(n)}`, n);
-    // The same server twice would take two slots of the hash (see argv.ts).
+    // The same server twice would take two slots of the hash (see options.ts addServer).
     if (list.some((x) => serverKey(x) === serverKey(a))) throw new FileError(k, `duplicate server '${a.name}'`, n);
     const twin = other?.find((x) => serverKey(x) === serverKey(a));
     if (twin !== undefined) throw new FileError(k, `'${a.name}' is also ${otherRole} server '${twin.name}': a backup must be another server`, n);

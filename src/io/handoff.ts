@@ -34,6 +34,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { getSystemErrorName } from 'node:util';
+import { HandoffError } from '../errors.js';
 import { log } from '../log.js';
 import { internals, lastWriteWasAsync, listenerHandle, readResult, type AcceptedHandle, type PipeHandle } from './internals.js';
 
@@ -84,7 +85,7 @@ export class HandoffServer {
     // fail rather than reuse it), and /proc/net/unix shows it only once it exists.
     this.path = path.join(os.tmpdir(), `mcrelay-${process.pid}-${name}-${randomBytes(6).toString('hex')}.sock`);
     if (Buffer.byteLength(this.path) > MAX_SOCKET_PATH) {
-      throw new Error(`handoff pipe ${name}: ${this.path} is longer than a unix socket path may be (set TMPDIR to a shorter directory)`);
+      throw new HandoffError(`handoff pipe ${name}: ${this.path} is longer than a unix socket path may be (set TMPDIR to a shorter directory)`);
     }
     const { Pipe, pipeTypes } = internals();
     const server = new Pipe<PipeHandle>(pipeTypes.SERVER);
@@ -96,7 +97,7 @@ export class HandoffServer {
     if (err === 0) err = server.listen(MAX_UNVERIFIED);
     if (err !== 0) {
       server.close();
-      throw new Error(`handoff pipe ${name}: cannot listen on ${this.path} (${err < 0 ? getSystemErrorName(err) : err})`);
+      throw new HandoffError(`handoff pipe ${name}: cannot listen on ${this.path} (${err < 0 ? getSystemErrorName(err) : err})`);
     }
     this.server = server;
     this.ready = new Promise((resolve) => { this.resolve = resolve; });
@@ -134,7 +135,7 @@ export class HandoffServer {
     client.onread = ignoreRead;
     const { Pipe, pipeTypes } = internals();
     const ipc = new Pipe<PipeHandle>(pipeTypes.IPC);
-    if (ipc.open(client.fd) !== 0) throw new Error('handoff pipe: cannot open as IPC');
+    if (ipc.open(client.fd) !== 0) throw new HandoffError('handoff pipe: cannot open as IPC');
     parked.push(client);
     this.ipc = ipc;
     this.closeListener();
@@ -207,7 +208,7 @@ export class HandoffReceiver {
       pipe.readStart();
     };
     const err = pipe.connect(req, path);
-    if (err !== 0) throw new Error(`handoff pipe: connect failed (${err})`);
+    if (err !== 0) throw new HandoffError(`handoff pipe: connect failed (${err})`);
   }
 
   close(): void { this.pipe.close(); }

@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { StripeTable } from '../shared/stripes.js';
+import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { HandoffServer, type AcceptedHandle } from '../io/handoff.js';
 import type { ListenAt } from '../io/portable.js';
@@ -94,7 +95,7 @@ export class Supervisor {
       } catch (err) {
         if (slot.generation === 1) return Promise.reject(err as Error);
         // A replacement: try again later rather than leave the slot empty for good.
-        log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, error: (err as Error).message });
+        log.error('worker not replaced: its handoff pipe failed; retrying', { worker: slot.id, code: codeOf(err), error: (err as Error).message });
         setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, CRASH_LOOP_MS);
         return Promise.resolve();
       }
@@ -117,8 +118,8 @@ export class Supervisor {
     slot.worker = worker;
     slot.handoff = handoff;
     slot.startedAt = Date.now();
-    worker.on('error', (err) => log.error('worker failed', { worker: slot.id, error: err.message, stack: err.stack }));
-    worker.on('exit', (code) => this.exited(slot, worker, code));
+    worker.on('error', (err) => log.error('worker failed', { worker: slot.id, code: codeOf(err), error: err.message, stack: err.stack }));
+    worker.on('exit', (exitCode) => this.exited(slot, worker, exitCode));
     let listening: (error: string | null) => void = () => {};
     worker.on('message', (m: FromWorker) => {
       if (m.type === 'invalidated') this.invalidated(worker, m.server, m.ok, m.deleted);
@@ -142,7 +143,7 @@ export class Supervisor {
     });
   }
 
-  private exited(slot: Slot, worker: Worker, code: number): void {
+  private exited(slot: Slot, worker: Worker, exitCode: number): void {
     if (slot.worker !== worker) return;
     slot.live = false;
     slot.worker = null;
@@ -158,7 +159,8 @@ export class Supervisor {
     const row = this.row(slot);
     row[C.HANDED_CONNECTIONS] = row[C.CLOSED_CONNECTIONS]!;
     if (this.stopping) return;
-    log.error('worker exited; starting a replacement', { worker: slot.id, code });
+    // exitCode, not code: code is an error's (MCRELAY_*, ECONNREFUSED...) in every log line.
+    log.error('worker exited; starting a replacement', { worker: slot.id, exitCode });
     const delay = Date.now() - slot.startedAt < CRASH_LOOP_MS ? CRASH_LOOP_MS : 0;
     setTimeout(() => { if (!this.stopping) void this.spawn(slot); }, delay);
   }

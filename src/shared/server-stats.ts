@@ -10,9 +10,23 @@
 //   ERRORS     connection failures and protocol errors
 //   TIMEOUTS   requests that timed out
 //   INFLIGHT   requests sent and not yet answered (a gauge)
+//   ERRORS_BY_CODE+k  the ERRORS whose error had the code ERROR_CODES[k]
+//              (errors.ts), one slot per code: every failure counted in
+//              ERRORS has one of them, so they add up to it
 //   LATENCY_SUM  the latencies of all replies added up, in milliseconds
 //   LATENCY+b  replies whose latency was in [2^b, 2^(b+1)) microseconds (the
 //              last bucket: that or more)
+
+import { Code } from '../errors.js';
+
+/**
+ * The codes (errors.ts) of the backend failures counted in ERRORS, each with a
+ * slot of its own (S.ERRORS_BY_CODE + its index). Timeouts and reads sent again
+ * after a close count in TIMEOUTS and RECONNECTS, not here.
+ */
+export const ERROR_CODES = [
+  Code.CONNECT_FAILED, Code.BACKEND_CONNECTION_LIMIT, Code.BACKEND_CLOSED, Code.BACKEND_UNPARSEABLE, Code.BACKEND_UNEXPECTED_REPLY,
+] as const;
 
 export const S = {
   REQUESTS: 0,
@@ -48,9 +62,11 @@ export const S = {
   BACKUP_DIVERGENCES: 17,
   /** replicated writes the backup answered with SERVER_ERROR (out of memory...) while its master stored them */
   WRITE_REFUSALS: 18,
+  /** ERRORS per code: ERROR_CODES.length slots */
+  ERRORS_BY_CODE: 19,
   /** what a histogram's _sum needs besides the buckets (ms) */
-  LATENCY_SUM: 19,
-  LATENCY: 20,
+  LATENCY_SUM: 24,
+  LATENCY: 25,
 } as const;
 
 export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;
@@ -100,6 +116,16 @@ export class ServerStats {
     }
     return 2 ** LATENCY_BUCKETS / 1000;
   }
+}
+
+/**
+ * Counts one failure of a backend connection in ERRORS and under its code (an
+ * error with none of ERROR_CODES would count in ERRORS alone).
+ */
+export function countError(block: Float64Array, code: string | undefined): void {
+  block[S.ERRORS]!++;
+  const k = (ERROR_CODES as readonly string[]).indexOf(code ?? '');
+  if (k >= 0) block[S.ERRORS_BY_CODE + k]!++;
 }
 
 /** Records one reply's latency (in ms) into a block. */

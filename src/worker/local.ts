@@ -17,7 +17,7 @@ import { C, type Counters } from '../shared/counters.js';
 import { VERSION } from '../version.js';
 import type { Config } from '../config/config.js';
 import { STATE_NAMES, UP, WARMING, unpackVersion, type HealthTable } from '../shared/health.js';
-import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
+import { ERROR_CODES, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { F, figure, PER_SERVER, ServerFigures, SUMMED } from '../shared/server-figures.js';
 import { endsWithEnd, exchange } from '../main/server-request.js';
 import type { ClientConnection } from './client.js';
@@ -265,6 +265,7 @@ export class LocalCommands {
         ['inflight', st.sum(i, S.INFLIGHT)],
         ['requests', st.sum(i, S.REQUESTS)],
         ['errors', st.sum(i, S.ERRORS)],
+        ...ERROR_CODES.map((code, k): [string, number] => [`errors_${code}`, st.sum(i, S.ERRORS_BY_CODE + k)]),
         ['timeouts', st.sum(i, S.TIMEOUTS)],
         ['backup_reads', st.sum(i, S.BACKUP_READS)],
         ['journal', st.sum(i, S.JOURNAL)],

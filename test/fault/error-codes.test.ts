@@ -1,13 +1,14 @@
 // The stable error codes as an operator reads them: the `code` field of
 // mcrelay's log lines, from a running proxy. (Which error each backend failure
 // makes, and how it is counted, is test/unit/errors.test.ts; garbage from a
-// backend in the log, test/fault/backend-faults.test.ts.)
+// backend in the log, test/fault/backend-faults.test.ts.) A worker's exit status
+// is logged as exitCode, so that code is only ever an error's.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { freePort, HARNESS, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 
 const procs: Proc[] = [];
 test.after.each(async () => {
@@ -51,6 +52,22 @@ test('a reload of a file that cannot be used is refused with MCRELAY_USAGE', asy
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("a worker that ends is logged with its exit status as exitCode: code is left to errors", async () => {
+  const mc = await startMemcached();
+  procs.push(mc);
+  const proxy = await startProxy(['-s', mc.addr, '--workers', '2'], { entry: HARNESS });
+  procs.push(proxy);
+  assert.ok(await proxy.waitForOutput('ready\n'), proxy.output);
+  // The harness ends worker 0 as a crash would (Worker.terminate(): status 1).
+  proxy.signal('SIGUSR2');
+  assert.ok(await proxy.waitForOutput('replaced\n'), proxy.output);
+  const lines = logged(proxy, 'worker exited; starting a replacement');
+  assert.is(lines.length, 1, proxy.output);
+  assert.is(lines[0]!['worker'], 0);
+  assert.is(lines[0]!['exitCode'], 1);
+  assert.not.ok('code' in lines[0]!, JSON.stringify(lines[0]));
 });
 
 test.run();

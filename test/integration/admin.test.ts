@@ -12,10 +12,13 @@ import * as assert from 'uvu/assert';
 import { startAdmin, type Admin, type AdminSources } from '../../src/main/admin.js';
 import { C, Counters } from '../../src/shared/counters.js';
 import { DOWN, HealthTable, UP } from '../../src/shared/health.js';
-import { recordLatency, S, ServerStats } from '../../src/shared/server-stats.js';
+import { ERROR_CODES, recordLatency, S, ServerStats } from '../../src/shared/server-stats.js';
+import { Code } from '../../src/errors.js';
 import { freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { eventually, roundTrip } from '../helpers/mc.js';
+import { serverStats as statsServers } from '../helpers/cluster.js';
+import { FakeBackend } from '../helpers/fake-backend.js';
 import { ServerFigures } from '../../src/shared/server-figures.js';
 
 const counters = new Counters(3);
@@ -63,6 +66,7 @@ test.before(async () => {
   const m1 = serverStats.block(1, 0);
   m0[S.REQUESTS] = 80; m1[S.REQUESTS] = 20;
   m0[S.ERRORS] = 1; m1[S.TIMEOUTS] = 2;
+  m0[S.ERRORS_BY_CODE + ERROR_CODES.indexOf(Code.BACKEND_UNPARSEABLE)] = 1;
   m0[S.INFLIGHT] = 3; m1[S.INFLIGHT] = 1;
   m1[S.BACKUP_READS] = 5; m0[S.WARM_FILLS] = 9;
   // Every reply of the master took 0.5 ms: all in the [256, 512) us bucket.
@@ -152,6 +156,9 @@ test('/metrics: per server, with its role and state', async () => {
     `mcrelay_server_requests_total{${m}} 100`,
     `mcrelay_server_requests_total{${b}} 7`,
     `mcrelay_server_errors_total{${m}} 1`,
+    `mcrelay_server_errors_by_code_total{${m},code="MCRELAY_BACKEND_UNPARSEABLE"} 1`,
+    `mcrelay_server_errors_by_code_total{${m},code="MCRELAY_CONNECT_FAILED"} 0`,
+    `mcrelay_server_errors_by_code_total{${b},code="MCRELAY_BACKEND_UNPARSEABLE"} 0`,
     `mcrelay_server_timeouts_total{${m}} 2`,
     `mcrelay_server_inflight{${m}} 4`,
     `mcrelay_server_inflight{${b}} 0`,
@@ -246,6 +253,55 @@ test('/metrics of a running mcrelay passes promtool check metrics', async () => 
     assert.is(promtoolCheck(body), '');
   } finally {
     await Promise.all([proxy?.stop(), mc.stop()]);
+  }
+});
+
+test('garbage from a master: one error under MCRELAY_BACKEND_UNPARSEABLE, in /metrics and in stats servers', async () => {
+  // The master answers every request but version (the prober's) with garbage;
+  // the backup, a real memcached, answers the read. A long retry interval keeps
+  // the master down (no more traffic) once the error has marked it so.
+  const fake = await new FakeBackend((_line, s) => s.write('HELLO WORLD\r\n')).listen();
+  const backup = await startMemcached();
+  let proxy: Proc | undefined;
+  try {
+    const adminPort = await freePort();
+    proxy = await startProxy(['-s', fake.addr, '-b', backup.addr, '--workers', '1', '--retry-interval', '60000', '--admin', `127.0.0.1:${adminPort}`]);
+    const c = await WireClient.connect(proxy.port);
+    try {
+      assert.is(await c.request('get k\r\n', 'END\r\n'), 'END\r\n');
+    } finally {
+      c.close();
+    }
+    assert.ok(fake.lines.includes('get k'), `the fake saw ${JSON.stringify(fake.lines)}`);
+
+    const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+    const body = await res.text();
+    assert.is(res.status, 200);
+    // Each server's errors, and each of its codes, as /metrics and stats servers show them.
+    const scraped = (addr: string, role: string): Record<string, string | undefined> => {
+      const sample = (name: string, code?: string): string | undefined => new RegExp(
+        `^mcrelay_server_${name}\\{server="${addr}",role="${role}"${code === undefined ? '' : `,code="${code}"`}\\} (\\S+)$`, 'm').exec(body)?.[1];
+      return Object.fromEntries([['errors', sample('errors_total')], ...ERROR_CODES.map((code) => [`errors_${code}`, sample('errors_by_code_total', code)])]);
+    };
+    const { table } = await statsServers(proxy.port);
+    const listed = (addr: string): Record<string, string | undefined> =>
+      Object.fromEntries(['errors', ...ERROR_CODES.map((code) => `errors_${code}`)].map((f) => [f, table.get(addr)?.get(f)]));
+    const master = {
+      errors: '1', errors_MCRELAY_CONNECT_FAILED: '0', errors_MCRELAY_BACKEND_CONNECTION_LIMIT: '0', errors_MCRELAY_BACKEND_CLOSED: '0',
+      errors_MCRELAY_BACKEND_UNPARSEABLE: '1', errors_MCRELAY_BACKEND_UNEXPECTED_REPLY: '0',
+    };
+    const none = { ...master, errors: '0', errors_MCRELAY_BACKEND_UNPARSEABLE: '0' };
+    assert.equal(scraped(fake.addr, 'master'), master);
+    assert.equal(listed(fake.addr), master);
+    assert.equal(scraped(backup.addr, 'backup'), none);
+    assert.equal(listed(backup.addr), none);
+    has(body, 'mcrelay_backend_errors_total 1');
+    has(body, `mcrelay_server_state{server="${fake.addr}",role="master",state="down"} 1`);
+    // Neither a timeout nor a reconnect: the garbage is one protocol error.
+    assert.equal([table.get(fake.addr)?.get('timeouts'), table.get(fake.addr)?.get('reconnects')], ['0', '0']);
+    assert.is(promtoolCheck(body), '');
+  } finally {
+    await Promise.all([proxy?.stop(), backup.stop(), fake.close()]);
   }
 });
 

@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { HandoffReceiver, HandoffServer } from '../../src/io/handoff.js';
+import { HandoffReceiver, HandoffServer, MAX_SOCKET_PATH } from '../../src/io/handoff.js';
+import { codeOf, HandoffError } from '../../src/errors.js';
 import { HARNESS, Proc, ROOT, startMemcached, startProxy, PORTABLE_RUN } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { eventually, roundTrip } from '../helpers/mc.js';
@@ -119,6 +120,19 @@ test('a flood of silent connections does not keep the worker out', async () => {
   for (const c of silent) c.destroy();
   receiver.close();
   server.close();
+});
+
+test('a pipe that cannot be made: a HandoffError, MCRELAY_HANDOFF_FAILED, that says why', () => {
+  // sun_path holds 107 bytes: a name this long cannot fit whatever TMPDIR is.
+  const name = 'w'.repeat(MAX_SOCKET_PATH);
+  try {
+    new HandoffServer(name);
+    assert.unreachable('made a pipe');
+  } catch (err) {
+    assert.ok(err instanceof HandoffError, String(err));
+    assert.is(codeOf(err), 'MCRELAY_HANDOFF_FAILED');
+    assert.match((err as Error).message, new RegExp(`^handoff pipe ${name}: .* is longer than a unix socket path may be \\(set TMPDIR to a shorter directory\\)$`));
+  }
 });
 
 // Only the fast path has what this file tests (portable mode refuses it: io.test).

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 
-import { LONG_OPTIONS, parseArgv } from '../../src/config/argv.js';
+import { parseArgv } from '../../src/config/argv.js';
+import { LONG_OPTIONS } from '../../src/config/options.js';
 import type { Config, ServerAddress } from '../../src/config/config.js';
 
 const ENV = { cpus: 6 };

@@ -1,8 +1,8 @@
 // Each backend failure reaches the connection's handler as an error with its
-// stable code, and is counted in the server's figures under its kind. One
-// BackendConnection talks to a scripted server on loopback: what a real
-// memcached cannot send (garbage, a reply nobody asked for, silence, its
-// connection-limit greeting) comes from the fake.
+// stable code, and is counted in the server's figures under its kind (an error
+// also under its code). One BackendConnection talks to a scripted server on
+// loopback: what a real memcached cannot send (garbage, a reply nobody asked
+// for, silence, its connection-limit greeting) comes from the fake.
 import net, { type AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { test } from 'uvu';
@@ -14,7 +14,7 @@ import {
 } from '../../src/errors.js';
 import { listenUnix } from '../../src/main/unix-socket.js';
 import { Expect } from '../../src/protocol/response-parser.js';
-import { S, ServerStats } from '../../src/shared/server-stats.js';
+import { ERROR_CODES, S, ServerStats } from '../../src/shared/server-stats.js';
 import { Op } from '../../src/worker/request.js';
 import { FakeBackend, type Behaviour } from '../helpers/fake-backend.js';
 import { freePort } from '../helpers/procs.js';
@@ -61,6 +61,8 @@ function seen(o: Outcome): Record<string, unknown> {
   return {
     code: codeOf(o.error), failure: o.failure, failedOps: o.failedOps,
     requests: o.stats[S.REQUESTS], errors: o.stats[S.ERRORS], timeouts: o.stats[S.TIMEOUTS], reconnects: o.stats[S.RECONNECTS],
+    // the errors by code (stats servers' errors_<code>), those not 0
+    byCode: Object.fromEntries(ERROR_CODES.map((c, k) => [c, o.stats[S.ERRORS_BY_CODE + k]!]).filter(([, n]) => n !== 0)),
   };
 }
 
@@ -75,21 +77,21 @@ test('garbage for a get: MCRELAY_BACKEND_UNPARSEABLE, a protocol failure, counte
   const o = await failureOf(address, 'get k\r\n', Expect.RETRIEVAL);
   assert.ok(o.error instanceof BackendUnparseableError);
   assert.is(o.error.message, 'unparseable reply');
-  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_UNPARSEABLE', failure: Failure.PROTOCOL, failedOps: 1, requests: 0, errors: 1, timeouts: 0, reconnects: 0 });
+  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_UNPARSEABLE', failure: Failure.PROTOCOL, failedOps: 1, requests: 0, errors: 1, timeouts: 0, reconnects: 0, byCode: { MCRELAY_BACKEND_UNPARSEABLE: 1 } });
 });
 
 test('a second reply to one request: MCRELAY_BACKEND_UNEXPECTED_REPLY, after the first was delivered', async () => {
   const address = await fake((_line, s) => s.write('TOUCHED\r\nTOUCHED\r\n'));
   const o = await failureOf(address, 'touch k 0\r\n', Expect.LINE);
   assert.equal(o.lines, ['TOUCHED\r\n']);
-  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_UNEXPECTED_REPLY', failure: Failure.PROTOCOL, failedOps: 0, requests: 1, errors: 1, timeouts: 0, reconnects: 0 });
+  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_UNEXPECTED_REPLY', failure: Failure.PROTOCOL, failedOps: 0, requests: 1, errors: 1, timeouts: 0, reconnects: 0, byCode: { MCRELAY_BACKEND_UNEXPECTED_REPLY: 1 } });
 });
 
 test('a server that never answers: MCRELAY_BACKEND_TIMEOUT, counted as a timeout', async () => {
   const address = await fake(() => { /* silent */ });
   const o = await failureOf(address, 'get k\r\n', Expect.RETRIEVAL, { timeoutMs: 50 });
   assert.ok(o.error instanceof BackendTimeoutError);
-  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_TIMEOUT', failure: Failure.TIMEOUT, failedOps: 1, requests: 0, errors: 0, timeouts: 1, reconnects: 0 });
+  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_TIMEOUT', failure: Failure.TIMEOUT, failedOps: 1, requests: 0, errors: 0, timeouts: 1, reconnects: 0, byCode: {} });
 });
 
 test('a closed port: MCRELAY_CONNECT_FAILED, with the socket error (ECONNREFUSED) as its cause and in its words', async () => {
@@ -98,7 +100,7 @@ test('a closed port: MCRELAY_CONNECT_FAILED, with the socket error (ECONNREFUSED
   assert.ok(o.error instanceof ConnectError);
   assert.is(codeOf(o.error.cause), 'ECONNREFUSED');
   assert.is(o.error.message, `connect ECONNREFUSED 127.0.0.1:${port}`);
-  assert.equal(seen(o), { code: 'MCRELAY_CONNECT_FAILED', failure: Failure.CONNECTION, failedOps: 1, requests: 0, errors: 1, timeouts: 0, reconnects: 0 });
+  assert.equal(seen(o), { code: 'MCRELAY_CONNECT_FAILED', failure: Failure.CONNECTION, failedOps: 1, requests: 0, errors: 1, timeouts: 0, reconnects: 0, byCode: { MCRELAY_CONNECT_FAILED: 1 } });
 });
 
 test("memcached's connection-limit greeting: MCRELAY_BACKEND_CONNECTION_LIMIT, a failed connection", async () => {
@@ -108,14 +110,27 @@ test("memcached's connection-limit greeting: MCRELAY_BACKEND_CONNECTION_LIMIT, a
   open.push({ close: () => { server.close(); } });
   const port = (server.address() as AddressInfo).port;
   const o = await failureOf({ name: `127.0.0.1:${port}`, host: '127.0.0.1', port, path: null }, 'get k\r\n', Expect.RETRIEVAL);
-  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_CONNECTION_LIMIT', failure: Failure.CONNECTION, failedOps: 1, requests: 0, errors: 1, timeouts: 0, reconnects: 0 });
+  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_CONNECTION_LIMIT', failure: Failure.CONNECTION, failedOps: 1, requests: 0, errors: 1, timeouts: 0, reconnects: 0, byCode: { MCRELAY_BACKEND_CONNECTION_LIMIT: 1 } });
 });
 
 test('a server closing under a read that may go again: MCRELAY_BACKEND_CLOSED, counted as a reconnect', async () => {
   const address = await fake((_line, s) => s.destroy());
   const o = await failureOf(address, 'get k\r\n', Expect.RETRIEVAL, { retryable: true });
   assert.ok(o.error instanceof BackendClosedError);
-  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_CLOSED', failure: Failure.CLOSED, failedOps: 1, requests: 0, errors: 0, timeouts: 0, reconnects: 1 });
+  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_CLOSED', failure: Failure.CLOSED, failedOps: 1, requests: 0, errors: 0, timeouts: 0, reconnects: 1, byCode: {} });
+});
+
+test('a server closing under a write, which may not go again: MCRELAY_BACKEND_CLOSED, a failed connection, an error under its code', async () => {
+  const address = await fake((_line, s) => s.destroy());
+  const o = await failureOf(address, 'set k 0 0 1\r\nv\r\n', Expect.LINE);
+  assert.ok(o.error instanceof BackendClosedError);
+  assert.equal(seen(o), { code: 'MCRELAY_BACKEND_CLOSED', failure: Failure.CONNECTION, failedOps: 1, requests: 0, errors: 1, timeouts: 0, reconnects: 0, byCode: { MCRELAY_BACKEND_CLOSED: 1 } });
+});
+
+test('the per-code slots lie between the other figures and the latency ones', () => {
+  assert.is(S.ERRORS_BY_CODE + ERROR_CODES.length, S.LATENCY_SUM);
+  assert.ok(ERROR_CODES.every((c) => Object.values(Code).includes(c)));
+  assert.is(new Set(ERROR_CODES).size, ERROR_CODES.length);
 });
 
 test('a unix socket in a directory that does not exist: MCRELAY_LISTEN_FAILED, naming the path', async () => {
