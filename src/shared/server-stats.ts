@@ -2,7 +2,7 @@
 // /metrics report about each server.
 //
 // Layout (Float64Array over a SharedArrayBuffer): one block of FIELDS numbers per
-// (worker, server) pair, at ((worker * servers) + server) * FIELDS, and one more
+// (worker, server) pair, at ((worker * servers) + server) * STRIDE, and one more
 // row of blocks (worker index = workers) for the main thread's recovery figures.
 // Each block has a single writer, so plain stores suffice; readers sum a
 // server's blocks over all rows.
@@ -72,25 +72,27 @@ export const S = {
 export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;
 export const LATENCY_BUCKETS = 24;
 const FIELDS = S.LATENCY + LATENCY_BUCKETS;
+/** A block's length in float64s: blocks start on 128-byte boundaries, so no two threads' blocks share a cache line (as counters.ts). */
+const STRIDE = Math.ceil(FIELDS / 16) * 16;
 
 export class ServerStats {
   readonly buffer: SharedArrayBuffer;
   private readonly all: Float64Array;
 
   constructor(readonly workers: number, readonly servers: number, buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer((workers + 1) * servers * FIELDS * 8);
+    this.buffer = buffer ?? new SharedArrayBuffer((workers + 1) * servers * STRIDE * 8);
     this.all = new Float64Array(this.buffer);
   }
 
   /** The block one worker writes for one server; worker = workers: the main thread's. */
   block(worker: number, server: number): Float64Array {
-    const at = (worker * this.servers + server) * FIELDS;
+    const at = (worker * this.servers + server) * STRIDE;
     return this.all.subarray(at, at + FIELDS);
   }
 
   sum(server: number, field: number): number {
     let s = 0;
-    for (let w = 0; w <= this.workers; w++) s += this.all[(w * this.servers + server) * FIELDS + field]!;
+    for (let w = 0; w <= this.workers; w++) s += this.all[(w * this.servers + server) * STRIDE + field]!;
     return s;
   }
 

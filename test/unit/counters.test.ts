@@ -1,8 +1,10 @@
-// The shared counters' layout: one row per thread, each on a 128-byte boundary
-// of its own, summed and reset as `stats` and `stats reset` read them.
+// The shared counters' and server stats' layouts: one row (block) per thread,
+// each on a 128-byte boundary of its own, summed and reset as `stats`, `stats
+// servers` and `stats reset` read them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { C, COUNTER_COUNT, Counters } from '../../src/shared/counters.js';
+import { S, ServerStats } from '../../src/shared/server-stats.js';
 
 test('every row starts on a 128-byte boundary, and no two rows share a 128-byte block', () => {
   const c = new Counters(5, true);
@@ -37,6 +39,24 @@ test('sums over the rows; a reset counts from zero but leaves the connection gau
   const view = new Counters(c.buffer, true);
   assert.is(view.rows, 3);
   assert.is(view.sinceReset(C.CMD_GET), 5);
+});
+
+test('server stats: every (thread, server) block on a 128-byte boundary of its own; sums over the threads', () => {
+  const st = new ServerStats(3, 2);
+  const blocks = new Set<number>();
+  for (let w = 0; w <= 3; w++) {
+    for (let sv = 0; sv < 2; sv++) {
+      const b = st.block(w, sv);
+      assert.is(b.byteOffset % 128, 0, `block (${w}, ${sv}) at byte ${b.byteOffset}`);
+      for (let x = b.byteOffset >> 7; x <= (b.byteOffset + b.byteLength - 1) >> 7; x++) {
+        assert.not.ok(blocks.has(x), `block (${w}, ${sv}) shares 128-byte block ${x}`);
+        blocks.add(x);
+      }
+      b[S.REQUESTS]! += w + 1;
+    }
+  }
+  assert.is(st.sum(1, S.REQUESTS), 1 + 2 + 3 + 4);
+  assert.is(new ServerStats(3, 2, st.buffer).sum(0, S.REQUESTS), 10, 'a second view of the buffer agrees');
 });
 
 test.run();
