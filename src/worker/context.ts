@@ -11,7 +11,7 @@
 //     Invalidation invalidation.ts  journaled keys deleted on a returning server
 
 import type { Config } from '../config/config.js';
-import { BackendConnection } from '../backend/connection.js';
+import { BackendConnection, type ReplyHandler } from '../backend/connection.js';
 import { Cmd } from '../protocol/commands.js';
 import { writeMetaLine } from '../protocol/meta-line.js';
 import { META_KEEP_Q } from '../protocol/request-parser.js';
@@ -41,7 +41,7 @@ export class WorkerContext {
   readonly router: Router;
   readonly masterCount: number;
   /** per server: its connections */
-  readonly servers: BackendConnection[][];
+  readonly servers: BackendConnection<Op>[][];
   /** per server: this worker's figures for it */
   readonly stats: Float64Array[];
   readonly journal: Journal;
@@ -64,7 +64,7 @@ export class WorkerContext {
     readonly sequencer: Sequencer,
     /** the worker's one flush per socket per turn */
     readonly scheduler: FlushScheduler,
-    handler: ConstructorParameters<typeof BackendConnection>[2],
+    handler: ReplyHandler<Op>,
     onJournalShared: () => void,
   ) {
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
@@ -72,7 +72,7 @@ export class WorkerContext {
     const all = [...config.masters, ...config.backups];
     this.stats = all.map((_a, i) => serverStats(i));
     this.servers = all.map((addr, i) => {
-      const conns: BackendConnection[] = [];
+      const conns: BackendConnection<Op>[] = [];
       for (let c = 0; c < config.connectionsPerServer; c++) {
         conns.push(new BackendConnection(i, addr, handler, config.timeoutMs, config.retryIntervalMs, this.stats[i]!));
       }
@@ -87,7 +87,7 @@ export class WorkerContext {
    * requests to one server always share a connection, so that they reach the
    * server in the order the client sent them (a noreply set, then a get).
    */
-  connection(server: number, affinity: number, now: number): BackendConnection | null {
+  connection(server: number, affinity: number, now: number): BackendConnection<Op> | null {
     const conns = this.servers[server]!;
     const conn = conns.length === 1 ? conns[0]! : conns[affinity % conns.length]!;
     return conn.usable(now) ? conn : null;
@@ -144,7 +144,7 @@ export class WorkerContext {
    * A fire-and-forget op about one key, queued on `server`'s connection, whose
    * caller writes the line; journaled for the server if it cannot be sent or fails.
    */
-  private keyOp(req: Request, server: number, kind: number, kb: Buffer, ks: number, ke: number, now: number): BackendConnection | null {
+  private keyOp(req: Request, server: number, kind: number, kb: Buffer, ks: number, ke: number, now: number): BackendConnection<Op> | null {
     const conn = this.connection(server, req.affinity, now);
     if (conn === null) { this.journal.add(server, kb, ks, ke); return null; }
     const op = this.newOp(req, Role.FORGET, kind);

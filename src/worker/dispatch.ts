@@ -33,7 +33,7 @@ import { WarmUp } from './warm-up.js';
 import type { WriteSampler } from './write-sampler.js';
 import { Writes } from './writes.js';
 
-export class Dispatcher implements ReplyHandler, StripeHolder {
+export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
   private readonly ctx: WorkerContext;
   private readonly reads: Reads;
   private readonly writes: Writes;
@@ -70,7 +70,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
   get sampler(): WriteSampler { return this.writes.sampler; }
 
   /** A backend connection has bytes to write: flushed at the end of this turn. */
-  schedule(conn: BackendConnection): void {
+  schedule(conn: BackendConnection<Op>): void {
     this.ctx.scheduler.schedule(conn);
   }
 
@@ -237,7 +237,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     return !req.retried && (op.kind === Expect.RETRIEVAL || op.kind === Expect.META_GET || req.cmd === Cmd.MG || req.cmd === Cmd.ME);
   }
 
-  onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void {
+  onConnectionFailed(conn: BackendConnection<Op>, failure: number, error: Error | null): void {
     const ctx = this.ctx;
     const server = conn.server;
     const name = conn.address.name;

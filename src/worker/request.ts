@@ -197,6 +197,7 @@ const EMPTY = Buffer.alloc(0);
 /** Key and value tables up to this many keys stay with a pooled request or op. */
 const MAX_KEPT_KEYS = 4096;
 
+/** One request to one backend server; what its connection reads of it is backend/connection.ts's PendingOp. */
 export class Op {
   req: Request | null = null;
   role = 0;
