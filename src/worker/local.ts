@@ -19,7 +19,7 @@ import type { Config } from '../config/config.js';
 import { STATE_NAMES, UP, WARMING, unpackVersion, type HealthTable } from '../shared/health.js';
 import { RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { F, figure, PER_SERVER, ServerFigures, SUMMED } from '../shared/server-figures.js';
-import { endsWithEnd, exchange } from '../main/server-request.js';
+import { endsWithEnd, exchange } from '../backend/server-request.js';
 import type { ClientConnection } from './client.js';
 import type { Request } from './request.js';
 
