@@ -27,15 +27,36 @@ import type { FlushScheduler } from './flush-scheduler.js';
 import { Journal } from './journal.js';
 import { Op, Pools, Request, Role } from './request.js';
 import type { Sequencer } from './sequencer.js';
-import type { Checks } from './checks.js';
-import type { Invalidation } from './invalidation.js';
-import type { Reads } from './reads.js';
-import type { WarmUp } from './warm-up.js';
-import type { Writes } from './writes.js';
-
 
 /** The bytes a request's key is routed and journaled by: [start, end) of buf. */
 export interface KeySpan { buf: Buffer; start: number; end: number }
+
+// What the rooms ask of one another through the context: declared here, so
+// that no room imports another and the context imports none.
+
+/** reads.ts: a warm-up prefill's mg goes on */
+export interface ReadsRoom {
+  metaRead(req: Request): void;
+}
+
+/** writes.ts: a warm-up prefill's write goes on; a check lets go of its stripe */
+export interface WritesRoom {
+  write(req: Request): void;
+  settleStripe(req: Request): void;
+}
+
+/** checks.ts: a write that settled is checked later (or its check is dropped) */
+export interface ChecksRoom {
+  queue(req: Request, stripe: number): void;
+  cancel(req: Request, stripe: number): void;
+}
+
+/** warm-up.ts: a warming master's miss, a write that depends on the value, a key as the backup is asked it */
+export interface WarmUpRoom {
+  lookup(req: Request, i: number): void;
+  prefill(req: Request): boolean;
+  keyToken(out: BackendConnection['outbox'], req: Request, i: number): void;
+}
 
 export class WorkerContext {
   readonly router: Router;
@@ -46,11 +67,10 @@ export class WorkerContext {
   readonly stats: Float64Array[];
   readonly journal: Journal;
   // The rooms, set once by the Dispatcher that builds them.
-  reads!: Reads;
-  writes!: Writes;
-  checks!: Checks;
-  warm!: WarmUp;
-  invalidation!: Invalidation;
+  reads!: ReadsRoom;
+  writes!: WritesRoom;
+  checks!: ChecksRoom;
+  warm!: WarmUpRoom;
   /** what keyOf returns (one per context: read it before the next call) */
   private readonly span: KeySpan = { buf: wire.NOTHING, start: 0, end: 0 };
 

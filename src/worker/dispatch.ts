@@ -27,8 +27,8 @@ import type { FlushScheduler } from './flush-scheduler.js';
 import { Invalidation } from './invalidation.js';
 import type { Journal } from './journal.js';
 import { Reads } from './reads.js';
-import { Op, Pools, Request, Role } from './request.js';
-import type { Sequencer, StripeHolder } from './sequencer.js';
+import { Op, Pools, Request, Role, type StripeHolder } from './request.js';
+import type { Sequencer } from './sequencer.js';
 import { WarmUp } from './warm-up.js';
 import type { WriteSampler } from './write-sampler.js';
 import { Writes } from './writes.js';
@@ -63,7 +63,7 @@ export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
     this.writes = ctx.writes = new Writes(ctx, this);
     this.checks = ctx.checks = new Checks(ctx, this);
     this.warm = ctx.warm = new WarmUp(ctx);
-    this.invalidation = ctx.invalidation = new Invalidation(ctx, onInvalidated);
+    this.invalidation = new Invalidation(ctx, onInvalidated);
   }
 
   get journal(): Journal { return this.ctx.journal; }

@@ -19,12 +19,12 @@ import { NONE, readTarget, shadowTarget, warming } from '../routing/policy.js';
 import { C } from '../shared/counters.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
-import type { WorkerContext } from './context.js';
+import type { ReadsRoom, WorkerContext } from './context.js';
 import { Op, Request, Role } from './request.js';
 
 const EN = Buffer.from('EN\r\n');
 
-export class Reads {
+export class Reads implements ReadsRoom {
   /** per server: the op being filled while a multi-key request is grouped */
   private readonly opFor: Array<Op | null>;
   private readonly connFor: Array<BackendConnection | null>;

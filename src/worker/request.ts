@@ -7,8 +7,6 @@
 //   Op:      one request to one backend server, queued on that server's connection.
 
 import type { BackendConnection } from '../backend/connection.js';
-import type { ClientConnection } from './client.js';
-import type { StripeHolder } from './sequencer.js';
 
 /** What an op is for, which decides what its reply does. */
 export const Role = {
@@ -32,8 +30,24 @@ export const Role = {
   WARM_PREFILL: 8,
 } as const;
 
+/** What the data path asks of the client connection a request came from (worker/client.ts). */
+export interface RequestClient {
+  readonly id: number;
+  /** some request of it is done: every done one at the head of its queue is written */
+  replyReady(): void;
+  /** one of its requests waits before its master: the requests after it wait too */
+  holdNext(): void;
+  /** that request has gone to its master */
+  readOn(): void;
+}
+
+/** What resumes a parked write once it holds its stripe (the dispatcher that parked it; worker/sequencer.ts). */
+export interface StripeHolder {
+  resumeWrite(req: Request): void;
+}
+
 export class Request {
-  client: ClientConnection | null = null;
+  client: RequestClient | null = null;
   /** the client's number, which picks its backend connection when there are several */
   affinity = 0;
   cmd = 0;
@@ -102,7 +116,7 @@ export class Request {
    */
   holding = false;
   /** the connection it came from, noreply or not: the one whose later requests a hold stops */
-  origin: ClientConnection | null = null;
+  origin: RequestClient | null = null;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
   /** a cas whose backup copy waits for the master's answer (worker/writes.ts casAnswered) */

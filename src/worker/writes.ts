@@ -35,9 +35,8 @@ import { NONE, recovering, shadowTarget, warming, writable } from '../routing/po
 import { C } from '../shared/counters.js';
 import { S } from '../shared/server-stats.js';
 import { STRIPES } from '../shared/stripes.js';
-import type { WorkerContext } from './context.js';
-import { Request, Role } from './request.js';
-import type { StripeHolder } from './sequencer.js';
+import type { WorkerContext, WritesRoom } from './context.js';
+import { Request, Role, type StripeHolder } from './request.js';
 import { WriteSampler } from './write-sampler.js';
 
 // Write-pair states (Request.masterState / backupState; 0: not sent).
@@ -45,7 +44,7 @@ const SENT = 1;
 export const ANSWERED = 2;
 export const FAILED = 3;
 
-export class Writes {
+export class Writes implements WritesRoom {
   /** keys of replicated writes, sampled for main/coverage.ts */
   readonly sampler: WriteSampler;
   /** replicated writes left before the next one is sampled */
