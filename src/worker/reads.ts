@@ -131,7 +131,7 @@ export class Reads implements ReadsRoom {
 
   retrievalAnswered(req: Request, op: Op, buf: Buffer, start: number, end: number): void {
     if (op.kind === Expect.META_GET) {
-      // VA: the value (client.ts writes it as text); EN: a miss; else an error line.
+      // VA: the value (reply-queue.ts writes it as text); EN: a miss; else an error line.
       const i = op.keyIdx[0]!;
       if (buf[start] === 0x56) req.setValue(i, buf, start, end);
       else if (end - start === 7 && buf[start] === 0x45 && buf[start + 1] === 0x52) this.metaRefused(req, i, op.server);

@@ -30,11 +30,15 @@ export const Role = {
   WARM_PREFILL: 8,
 } as const;
 
-/** What the data path asks of the client connection a request came from (worker/client.ts). */
-export interface RequestClient {
-  readonly id: number;
-  /** some request of it is done: every done one at the head of its queue is written */
+/** The reply queue a request's reply waits in (worker/reply-queue.ts). */
+export interface ReplyTarget {
+  /** some request of it is done: every done one at the head of the queue is written */
   replyReady(): void;
+}
+
+/** The client connection a request came from, as a hold sees it (worker/client.ts). */
+export interface RequestOrigin {
+  readonly id: number;
   /** one of its requests waits before its master: the requests after it wait too */
   holdNext(): void;
   /** that request has gone to its master */
@@ -47,7 +51,7 @@ export interface StripeHolder {
 }
 
 export class Request {
-  client: RequestClient | null = null;
+  client: ReplyTarget | null = null;
   /** the client's number, which picks its backend connection when there are several */
   affinity = 0;
   cmd = 0;
@@ -83,7 +87,7 @@ export class Request {
    * retrieval: for key i < valueCount, the value block found for it is
    * values[i][valueSpans[2i], valueSpans[2i + 1]), or values[i] is null (a miss).
    * A block is "VALUE ..." as a server sent it, or a meta reply "VA ..." (an mg
-   * for the key), which the client's writer turns into text.
+   * for the key), which the client's reply queue (reply-queue.ts) turns into text.
    * The block is left where the backend's read put it (no subarray per value).
    * Arrays here are reused with a count of their own: V8 drops an array's
    * backing store at `length = 0`, and the next push allocates a new one.
@@ -116,7 +120,7 @@ export class Request {
    */
   holding = false;
   /** the connection it came from, noreply or not: the one whose later requests a hold stops */
-  origin: RequestClient | null = null;
+  origin: RequestOrigin | null = null;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
   /** a cas whose backup copy waits for the master's answer (worker/writes.ts casAnswered) */

@@ -128,7 +128,7 @@ export class WarmUp implements WarmUpRoom {
       const data = buf.subarray(v.dataStart, v.dataStart + v.size);
       const filled = v.ttl !== 0 && this.fill(req, i, m, v, data);
       if (req.cmd === Cmd.GET) {
-        // The backup's value answers the client (client.ts writes it as text); the fill goes on beside it.
+        // The backup's value answers the client (reply-queue.ts writes it as text); the fill goes on beside it.
         req.setValue(i, buf, start, end);
       } else if (filled && (req.cmd <= Cmd.GATS || req.cmd === Cmd.MG)) {
         // Read it again from the master, which now holds it: cas ids and meta flags are the master's.
