@@ -5,7 +5,8 @@
 //
 //   Dispatcher (dispatch.ts)  hands requests in and replies back to the rooms:
 //     Reads        reads.ts         get, gets, gat, gats, mg, me; failover
-//     Writes       writes.ts        the master/backup write pair, cas order, repair
+//     Writes       writes.ts        a write sent to its master/backup pair, cas held back, flush_all
+//     WritePair    write-pair.ts    the pair's answers: the client's reply, the cas copy, repair
 //     Checks       checks.ts        the divergence check of written keys
 //     WarmUp       warm-up.ts       a warming master's misses, filled from the backup
 //     Invalidation invalidation.ts  journaled keys deleted on a returning server

@@ -1,9 +1,9 @@
 // The worker's data path between client requests and backend connections: a
 // thin dispatcher that hands requests to the rooms that serve them and backend
-// replies back to the room that sent the op (by the op's role).
+// replies back to the room that takes them (by the op's role).
 //
 //   client --submit(req)--> Reads (get.., mg, me) | Writes (set.., flush_all)
-//   backend reply --onValue/onLine--> by op role --> Reads | Writes | Checks | WarmUp | Invalidation
+//   backend reply --onValue/onLine--> by op role --> Reads | Writes (flush_all) | WritePair | Checks | WarmUp | Invalidation
 //                 --onFailed-------> the same, as a failure (reads fail over to the backup)
 //
 // The rooms share one WorkerContext (context.ts): servers, routing, health,
@@ -30,6 +30,7 @@ import { Reads } from './reads.js';
 import { Op, Pools, Request, Role, type StripeHolder } from './request.js';
 import type { Sequencer } from './sequencer.js';
 import { WarmUp } from './warm-up.js';
+import { WritePair } from './write-pair.js';
 import type { WriteSampler } from './write-sampler.js';
 import { Writes } from './writes.js';
 
@@ -37,6 +38,7 @@ export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
   private readonly ctx: WorkerContext;
   private readonly reads: Reads;
   private readonly writes: Writes;
+  private readonly pair: WritePair;
   private readonly checks: Checks;
   private readonly warm: WarmUp;
   private readonly invalidation: Invalidation;
@@ -61,6 +63,7 @@ export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
     this.ctx = ctx;
     this.reads = ctx.reads = new Reads(ctx);
     this.writes = ctx.writes = new Writes(ctx, this);
+    this.pair = new WritePair(ctx, this.writes);
     this.checks = ctx.checks = new Checks(ctx, this);
     this.warm = ctx.warm = new WarmUp(ctx);
     this.invalidation = new Invalidation(ctx, onInvalidated);
@@ -159,9 +162,9 @@ export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
         if (req.cmd <= Cmd.GATS) this.reads.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.writes.flushAnswered(req, buf, start, end);
         else if (req.cmd === Cmd.MG || req.cmd === Cmd.ME) this.reads.metaReadAnswered(req, op, buf, start, end);
-        else this.writes.answered(req, server < this.ctx.masterCount, buf, start, end);
+        else this.pair.answered(req, server < this.ctx.masterCount, buf, start, end);
         break;
-      default: this.writes.shadowAnswered(req, buf, start, end);
+      default: this.pair.shadowAnswered(req, buf, start, end);
     }
     this.pools.freeOp(op);
     req.pendingOps--;
@@ -212,12 +215,12 @@ export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
           this.writes.flushFailed(req);
         } else {
           ctx.journalKey(server, req);
-          this.writes.failed(req, server);
+          this.pair.failed(req, server);
         }
         break;
       default:
         ctx.journalKey(server, req);
-        this.writes.shadowFailed(req);
+        this.pair.shadowFailed(req);
     }
     req.pendingOps--;
     this.writes.settleStripe(req);

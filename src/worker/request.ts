@@ -50,6 +50,12 @@ export interface StripeHolder {
   resumeWrite(req: Request): void;
 }
 
+// The states of each side of a replicated write (Request.masterState /
+// backupState; 0: not sent): worker/writes.ts sends, worker/write-pair.ts takes the answers.
+export const SENT = 1;
+export const ANSWERED = 2;
+export const FAILED = 3;
+
 export class Request {
   client: ReplyTarget | null = null;
   /** the client's number, which picks its backend connection when there are several */
@@ -104,7 +110,7 @@ export class Request {
   // replication bookkeeping for single-key writes
   masterReply: Buffer | null = null;
   backupReply: Buffer | null = null;
-  /** 0 none, 1 sent, 2 answered, 3 failed */
+  /** 0 none, SENT, ANSWERED, FAILED */
   masterState = 0;
   backupState = 0;
   /** the client's reply waits for the backup's too (reads of the key go to the backup) */
@@ -123,7 +129,7 @@ export class Request {
   origin: RequestOrigin | null = null;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
-  /** a cas whose backup copy waits for the master's answer (worker/writes.ts casAnswered) */
+  /** a cas whose backup copy waits for the master's answer (worker/write-pair.ts casAnswered) */
   casHeld = false;
   /** the write stripe this write holds (worker/sequencer.ts), or -1 */
   stripe = -1;
