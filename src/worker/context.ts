@@ -32,6 +32,24 @@ import type { Sequencer } from './sequencer.js';
 /** The bytes a request's key is routed and journaled by: [start, end) of buf. */
 export interface KeySpan { buf: Buffer; start: number; end: number }
 
+/** What the worker gives a configuration's dispatcher (worker/entry.ts), and the dispatcher its context. */
+export interface ContextOptions {
+  /** shared by every dispatcher of the worker, so a request may be released by any */
+  readonly pools: Pools;
+  readonly config: Config;
+  readonly health: HealthTable;
+  /** this worker's row of the counters */
+  readonly counters: Float64Array;
+  /** this worker's figures for a server */
+  readonly serverStats: (server: number) => Float64Array;
+  /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
+  readonly sequencer: Sequencer;
+  /** the worker's one flush per socket per turn */
+  readonly scheduler: FlushScheduler;
+  /** told when keys journaled for a master wait to be published (Journal.takeShared) */
+  readonly onJournalShared: () => void;
+}
+
 // What the rooms ask of one another through the context: declared here, so
 // that no room imports another and the context imports none.
 
@@ -60,6 +78,12 @@ export interface WarmUpRoom {
 }
 
 export class WorkerContext {
+  readonly pools: Pools;
+  readonly config: Config;
+  readonly health: HealthTable;
+  readonly counters: Float64Array;
+  readonly sequencer: Sequencer;
+  readonly scheduler: FlushScheduler;
   readonly router: Router;
   readonly masterCount: number;
   /** per server: its connections */
@@ -75,19 +99,14 @@ export class WorkerContext {
   /** what keyOf returns (one per context: read it before the next call) */
   private readonly span: KeySpan = { buf: wire.NOTHING, start: 0, end: 0 };
 
-  constructor(
-    readonly pools: Pools,
-    readonly config: Config,
-    readonly health: HealthTable,
-    readonly counters: Float64Array,
-    serverStats: (server: number) => Float64Array,
-    /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
-    readonly sequencer: Sequencer,
-    /** the worker's one flush per socket per turn */
-    readonly scheduler: FlushScheduler,
-    handler: ReplyHandler<Op>,
-    onJournalShared: () => void,
-  ) {
+  constructor(options: ContextOptions, handler: ReplyHandler<Op>) {
+    const { config, serverStats } = options;
+    this.pools = options.pools;
+    this.config = config;
+    this.health = options.health;
+    this.counters = options.counters;
+    this.sequencer = options.sequencer;
+    this.scheduler = options.scheduler;
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
     this.masterCount = config.masters.length;
     const all = [...config.masters, ...config.backups];
@@ -100,7 +119,7 @@ export class WorkerContext {
       return conns;
     });
     this.journal = new Journal(all.map((a) => a.name), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!,
-      config.backups.length > 0 ? this.masterCount : 0, onJournalShared);
+      config.backups.length > 0 ? this.masterCount : 0, options.onJournalShared);
   }
 
   /**

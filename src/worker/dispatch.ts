@@ -17,24 +17,31 @@ import { bytesEqual } from '../io/buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import { isErrorReply } from '../protocol/reply-meaning.js';
 import * as wire from '../protocol/wire.js';
-import type { HealthTable } from '../shared/health.js';
 import { C } from '../shared/counters.js';
 import { BackendUnexpectedReplyError, codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { Checks } from './checks.js';
-import { WorkerContext } from './context.js';
-import type { FlushScheduler } from './flush-scheduler.js';
+import { WorkerContext, type ContextOptions } from './context.js';
 import { Invalidation } from './invalidation.js';
 import type { Journal } from './journal.js';
 import { Reads } from './reads.js';
 import { Op, Pools, Request, Role, type StripeHolder } from './request.js';
-import type { Sequencer } from './sequencer.js';
 import { WarmUp } from './warm-up.js';
 import { WritePair } from './write-pair.js';
 import type { WriteSampler } from './write-sampler.js';
 import { Writes } from './writes.js';
 
+export interface DispatcherOptions extends ContextOptions {
+  /** told when an invalidation asked by the main thread is over: whether it worked, and how many keys it deleted */
+  readonly onInvalidated: (server: number, ok: boolean, deleted: number) => void;
+}
+
 export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
+  /** shared by every dispatcher of the worker, so a request may be released by any */
+  readonly pools: Pools;
+  readonly config: Config;
+  /** this worker's row of the counters */
+  readonly counters: Float64Array;
   private readonly ctx: WorkerContext;
   private readonly reads: Reads;
   private readonly writes: Writes;
@@ -43,30 +50,18 @@ export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
   private readonly warm: WarmUp;
   private readonly invalidation: Invalidation;
 
-  constructor(
-    /** shared by every dispatcher of the worker, so a request may be released by any */
-    readonly pools: Pools,
-    readonly config: Config,
-    readonly health: HealthTable,
-    readonly counters: Float64Array,
-    serverStats: (server: number) => Float64Array,
-    /** told when an invalidation asked by the main thread is over: whether it worked, and how many keys it deleted */
-    onInvalidated: (server: number, ok: boolean, deleted: number) => void,
-    /** told when keys journaled for a master wait to be published (Journal.takeShared) */
-    onJournalShared: () => void,
-    /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
-    sequencer: Sequencer,
-    /** the worker's flush of sockets at the end of a turn */
-    scheduler: FlushScheduler,
-  ) {
-    const ctx = new WorkerContext(pools, config, health, counters, serverStats, sequencer, scheduler, this, onJournalShared);
+  constructor(options: DispatcherOptions) {
+    this.pools = options.pools;
+    this.config = options.config;
+    this.counters = options.counters;
+    const ctx = new WorkerContext(options, this);
     this.ctx = ctx;
     this.reads = ctx.reads = new Reads(ctx);
     this.writes = ctx.writes = new Writes(ctx, this);
     this.pair = new WritePair(ctx, this.writes);
     this.checks = ctx.checks = new Checks(ctx, this);
     this.warm = ctx.warm = new WarmUp(ctx);
-    this.invalidation = new Invalidation(ctx, onInvalidated);
+    this.invalidation = new Invalidation(ctx, options.onInvalidated);
   }
 
   get journal(): Journal { return this.ctx.journal; }
