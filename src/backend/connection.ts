@@ -20,7 +20,6 @@ import { performance } from 'node:perf_hooks';
 import type { ServerAddress } from '../config/config.js';
 import { bytesEqual, InputBuffer, Outbox, readArena } from '../io/buffers.js';
 import { Reply, ResponseParser } from '../protocol/response-parser.js';
-import type { Op } from '../worker/request.js';
 import { connectStream } from '../io/open-stream.js';
 import { streamError, type ByteStream, type ConnectingOwner } from '../io/stream.js';
 import { countError, recordLatency, S } from '../shared/server-stats.js';
@@ -53,24 +52,43 @@ const BYTES_PER_MS = 16 * 1024;
 /** memcached's greeting to a connection past its -c limit, just before it closes it */
 const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
 
-export interface ReplyHandler {
-  onValue(op: Op, buf: Buffer, start: number, end: number, keyStart: number, keyEnd: number): void;
+/**
+ * What the connection needs of a request queued on it; the worker's Op
+ * (worker/request.ts) is one. The connection sets server, conn and sentAt.
+ */
+export interface PendingOp {
+  /** what reply it expects: Expect.LINE / RETRIEVAL / META / META_GET (protocol/response-parser.ts) */
+  kind: number;
+  server: number;
+  /** the connection the op is queued on */
+  conn: BackendConnection | null;
+  /** performance.now() when it was queued */
+  sentAt: number;
+  /** retrieval: how many keys it asks for (its timeout grows with them) */
+  keyCount: number;
+  /** the request it serves: a write's bytes grow its timeout */
+  req: { readonly bytes: number } | null;
+}
+
+/** Where a connection's replies and failures go; `O` is the kind of op its owner queues. */
+export interface ReplyHandler<O extends PendingOp = PendingOp> {
+  onValue(op: O, buf: Buffer, start: number, end: number, keyStart: number, keyEnd: number): void;
   /** the op's final reply: a line (END for a retrieval), or a whole meta reply (VA with its data), [start, end) including CRLF */
-  onLine(op: Op, buf: Buffer, start: number, end: number): void;
+  onLine(op: O, buf: Buffer, start: number, end: number): void;
   /** op failed with its connection (`failure`: a Failure), after onConnectionFailed told the connection's failure */
-  onFailed(op: Op, failure: number): void;
+  onFailed(op: O, failure: number): void;
   /** whether op may be sent again on a new connection if this one closes under it */
-  retryable(op: Op): boolean;
-  onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void;
+  retryable(op: O): boolean;
+  onConnectionFailed(conn: BackendConnection<O>, failure: number, error: Error | null): void;
   /** the connection has bytes to write; flush() it later in this turn */
-  schedule(conn: BackendConnection): void;
+  schedule(conn: BackendConnection<O>): void;
 }
 
 const IDLE = 0;
 const CONNECTING = 1;
 const OPEN = 2;
 
-export class BackendConnection implements ConnectingOwner {
+export class BackendConnection<O extends PendingOp = PendingOp> implements ConnectingOwner {
   readonly server: number;
   readonly address: ServerAddress;
   private socket: ByteStream | null = null;
@@ -79,7 +97,7 @@ export class BackendConnection implements ConnectingOwner {
   private readonly input = new InputBuffer();
   private readonly parser = new ResponseParser();
   // pending ops: a growable power-of-two ring
-  private ring: Array<Op | null> = new Array(64).fill(null);
+  private ring: Array<O | null> = new Array(64).fill(null);
   private head = 0;
   private tail = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -98,7 +116,7 @@ export class BackendConnection implements ConnectingOwner {
   constructor(
     server: number,
     address: ServerAddress,
-    private readonly handler: ReplyHandler,
+    private readonly handler: ReplyHandler<O>,
     private readonly timeoutMs: number,
     private readonly maxBackoffMs: number,
     /** this worker's figures for this server (shared/server-stats.ts) */
@@ -116,7 +134,7 @@ export class BackendConnection implements ConnectingOwner {
   }
 
   /** Queues op; the caller has added (or will add in this turn) its bytes to outbox. `now` is performance.now(). */
-  enqueue(op: Op, now: number): void {
+  enqueue(op: O, now: number): void {
     if (this.state === IDLE) this.connect();
     if (this.head === this.tail) this.headSince = now;
     op.server = this.server;
@@ -142,7 +160,7 @@ export class BackendConnection implements ConnectingOwner {
   private grow(): void {
     // tail caught up with head: the ring is full; double it, unrolled from head
     const old = this.ring;
-    const next: Array<Op | null> = new Array(old.length * 2).fill(null);
+    const next: Array<O | null> = new Array(old.length * 2).fill(null);
     for (let i = 0; i < old.length; i++) next[i] = old[(this.head + i) & (old.length - 1)]!;
     this.ring = next;
     this.head = 0;
@@ -276,7 +294,7 @@ export class BackendConnection implements ConnectingOwner {
     else if (failure === Failure.CLOSED) this.stats[S.RECONNECTS]!++;
     else countError(this.stats, codeOf(error));
     // Taken off the ring first: a retried op is queued on this same connection.
-    const failed: Op[] = [];
+    const failed: O[] = [];
     while (this.head !== this.tail) {
       failed.push(this.ring[this.head]!);
       this.ring[this.head] = null;

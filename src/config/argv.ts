@@ -29,15 +29,11 @@ import { resolve as resolvePath } from 'node:path';
 
 import { MAX_WORKERS, serverKey, type Config, type ListenAddress, type ServerAddress } from './config.js';
 import { loadConfigFile, type FileConfig } from './file.js';
-import { apply, BY_LONG, BY_SHORT, defaultDraft, error, unexpected, unknown, type Draft } from './options.js';
+import { apply, BY_LONG, BY_SHORT, defaultDraft, error, unexpected, unknown, type Draft, type ParseResult } from './options.js';
 
 export { parseServerAddress } from './config.js';
 
-export type ParseResult =
-  | { kind: 'run'; config: Config }
-  | { kind: 'help'; text: string }
-  | { kind: 'version'; text: string }
-  | { kind: 'error'; message: string };
+export type { ParseResult } from './options.js';
 
 export type LoadResult = { config: Config } | { error: string };
 

@@ -11,12 +11,18 @@ import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseInteger, parseListenAddress, parseListenHost, parseRatio, parseServerAddress,
   parseMode, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
-  type AdminAddress, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
+  type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 import { quoteless } from './file.js';
 import { helpText } from './help.js';
 import { VERSION } from '../version.js';
-import type { ParseResult } from './argv.js';
+
+/** What the command line (and the file it names) comes to. */
+export type ParseResult =
+  | { kind: 'run'; config: Config }
+  | { kind: 'help'; text: string }
+  | { kind: 'version'; text: string }
+  | { kind: 'error'; message: string };
 
 type OptionId =
   | 'port' | 'listen' | 'server' | 'backup' | 'maxConnections' | 'connectionsPerServer'

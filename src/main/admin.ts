@@ -18,33 +18,11 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
 import type { AdminAddress } from '../config/config.js';
-import type { Counters } from '../shared/counters.js';
-import { STATE_NAMES, type HealthTable } from '../shared/health.js';
-import type { ServerStats } from '../shared/server-stats.js';
-import { F, type ServerFigures } from '../shared/server-figures.js';
-import type { Drains } from './drain.js';
-import { buildRegistry } from './metrics.js';
+import { STATE_NAMES } from '../shared/health.js';
+import { F } from '../shared/server-figures.js';
+import { buildRegistry, type AdminSources } from './metrics.js';
 
-/** What the admin listener reads; every field is read again at each request. */
-export interface AdminSources {
-  readonly counters: Counters;
-  readonly serverStats: ServerStats;
-  readonly health: HealthTable;
-  /** the servers' own stats and the backups' coverage (main thread's prober) */
-  readonly figures: ServerFigures;
-  /** a backup's coverage under this is degraded redundancy */
-  readonly backupCoverageWarn: number;
-  /** in health-table order: the masters, then the backups */
-  readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
-  /** worker threads configured; worker i writes counters row i + 1 */
-  readonly workers: number;
-  /** workers started and accepting clients */
-  liveWorkers(): number;
-  /** true from SIGTERM/SIGINT on */
-  draining(): boolean;
-  /** planned maintenance of masters (null: not started yet) */
-  drains(): Drains | null;
-}
+export type { AdminSources } from './metrics.js';
 
 export interface Admin {
   readonly address: AddressInfo;

@@ -27,7 +27,7 @@ import { log } from '../log.js';
 import { HealthTable, UP, WARMING } from '../shared/health.js';
 import { F, type ServerFigures } from '../shared/server-figures.js';
 import type { Sampled } from '../worker/write-sampler.js';
-import { exchange, lines } from './server-request.js';
+import { exchange, lines } from '../backend/server-request.js';
 
 /** Sampled keys kept per backup. */
 const KEPT = 256;

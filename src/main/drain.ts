@@ -17,7 +17,7 @@
 import type { ServerAddress } from '../config/config.js';
 import { DOWN, DRAINED, DRAINING, RECOVERING, STATE_NAMES, UP, WARMING, type HealthTable } from '../shared/health.js';
 import { log } from '../log.js';
-import { exchange, lines, readStates } from './server-request.js';
+import { exchange, lines, readStates } from '../backend/server-request.js';
 
 export const DRAIN_PREFIX = 'mcrelay:drain:';
 /** Extra wait past a retry interval before a draining master stops taking writes. */

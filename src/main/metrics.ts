@@ -43,12 +43,33 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 
-import { C } from '../shared/counters.js';
-import { STATE_NAMES } from '../shared/health.js';
-import { ERROR_CODES, LATENCY_BUCKETS, RESTORE_STATES, S } from '../shared/server-stats.js';
-import { F, figure, type PER_SERVER } from '../shared/server-figures.js';
+import { C, type Counters } from '../shared/counters.js';
+import { STATE_NAMES, type HealthTable } from '../shared/health.js';
+import { ERROR_CODES, LATENCY_BUCKETS, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
+import { F, figure, type PER_SERVER, type ServerFigures } from '../shared/server-figures.js';
+import type { Drains } from './drain.js';
 import { VERSION } from '../version.js';
-import type { AdminSources } from './admin.js';
+
+/** What the admin listener reads; every field is read again at each request. */
+export interface AdminSources {
+  readonly counters: Counters;
+  readonly serverStats: ServerStats;
+  readonly health: HealthTable;
+  /** the servers' own stats and the backups' coverage (main thread's prober) */
+  readonly figures: ServerFigures;
+  /** a backup's coverage under this is degraded redundancy */
+  readonly backupCoverageWarn: number;
+  /** in health-table order: the masters, then the backups */
+  readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
+  /** worker threads configured; worker i writes counters row i + 1 */
+  readonly workers: number;
+  /** workers started and accepting clients */
+  liveWorkers(): number;
+  /** true from SIGTERM/SIGINT on */
+  draining(): boolean;
+  /** planned maintenance of masters (null: not started yet) */
+  drains(): Drains | null;
+}
 
 type Get = () => AdminSources;
 

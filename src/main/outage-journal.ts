@@ -22,7 +22,7 @@
 
 import type { ServerAddress } from '../config/config.js';
 import { log } from '../log.js';
-import { endsWithEnd, exchange, lines, parseValues, readStates } from './server-request.js';
+import { endsWithEnd, exchange, lines, parseValues, readStates } from '../backend/server-request.js';
 
 export const JOURNAL_PREFIX = 'mcrelay:journal:';
 export const LOST_PREFIX = 'mcrelay:journal-lost:';

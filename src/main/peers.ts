@@ -28,7 +28,7 @@ import type { ServerAddress } from '../config/config.js';
 import { DOWN, DRAINED, DRAINING, HealthTable } from '../shared/health.js';
 import { codeOf } from '../errors.js';
 import { log } from '../log.js';
-import { exchange, lines, readStates } from './server-request.js';
+import { exchange, lines, readStates } from '../backend/server-request.js';
 import type { OutageJournal } from './outage-journal.js';
 
 export const DOWN_PREFIX = 'mcrelay:down:';

@@ -28,7 +28,7 @@ import { DOWN, DRAINED, UP, HealthTable, packVersion } from '../shared/health.js
 import type { ServerFigures } from '../shared/server-figures.js';
 import { Code, codeOf } from '../errors.js';
 import { log } from '../log.js';
-import { endsWithEnd, exchange, lines } from './server-request.js';
+import { endsWithEnd, exchange, lines } from '../backend/server-request.js';
 
 const VERSION_REQUEST = Buffer.from('version\r\n');
 const MN_REQUEST = Buffer.from('mn\r\n');

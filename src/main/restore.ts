@@ -27,7 +27,7 @@ import { validKey } from '../protocol/request-rules.js';
 import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';
-import { exchange, lines } from './server-request.js';
+import { exchange, lines } from '../backend/server-request.js';
 
 const LOCK_PREFIX = 'mcrelay:restore:';
 const DONE_PREFIX = 'mcrelay:restored:';

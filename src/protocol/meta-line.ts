@@ -1,5 +1,5 @@
 // A client's meta request as the proxy sends it on: without its q flag (the proxy
-// keeps one reply per request and does the quieting itself, worker/writes.ts
+// keeps one reply per request and does the quieting itself, worker/write-pair.ts
 // `quieted`) unless the request needs the server to see it, and, for a cas
 // replayed on the backup, without its C flag (the backup's cas ids are its own).
 //

@@ -5,7 +5,6 @@
 
 import { Cmd } from './commands.js';
 import { parseInt32Token } from './numbers.js';
-import type { RequestParser } from './request-parser.js';
 import { KEY_MAX_LENGTH, MAX_TOKENS, Parse, validKey } from './request-rules.js';
 import * as wire from './wire.js';
 
@@ -27,12 +26,36 @@ export const META_DEPENDS = 64;
 export const META_INVALIDATE = 128;
 
 /**
+ * What parseMeta reads and sets of the parser that found the tokens: the
+ * RequestParser (declared here, not imported, so that the two modules do not
+ * import each other).
+ */
+export interface MetaTarget {
+  cmd: number;
+  next: number;
+  lineStart: number;
+  keyCount: number;
+  keyOffsets: Int32Array;
+  bytes: number;
+  dataStart: number;
+  need: number;
+  swallow: number;
+  dropKey: boolean;
+  metaFlags: number;
+  readonly tokStart: Int32Array;
+  readonly tokEnd: Int32Array;
+  ntok: number;
+  readonly maxItemSize: number;
+  error(reply: Buffer): number;
+}
+
+/**
  * mg/ms/md/ma/me <key> [<datalen> for ms] <flags>*. The proxy checks what it
  * must to route and frame the request (key, data length) and leaves the flags
  * to the server, which answers a bad one with one error line (and, for ms,
  * swallows the data block itself), so the stream stays in step.
  */
-export function parseMeta(p: RequestParser, buf: Buffer, end: number): number {
+export function parseMeta(p: MetaTarget, buf: Buffer, end: number): number {
   const n = p.ntok;
   if (n < 1) return p.error(p.cmd === Cmd.ME ? wire.CLIENT_ERROR_FORMAT : wire.ERROR);
   // A key over 250 bytes is refused first; then a meta line of 20 tokens or more,

@@ -23,9 +23,8 @@ import * as wire from '../protocol/wire.js';
 import { NONE } from '../routing/policy.js';
 import { S } from '../shared/server-stats.js';
 import { STRIPES } from '../shared/stripes.js';
-import type { WorkerContext } from './context.js';
-import { Request, Role } from './request.js';
-import type { StripeHolder } from './sequencer.js';
+import type { ChecksRoom, WorkerContext } from './context.js';
+import { Request, Role, type StripeHolder } from './request.js';
 
 /** How long after a write its key is checked on master and backup, and again after a difference. */
 const CHECK_MS = 100;
@@ -37,7 +36,7 @@ const CHECK_TICK_MS = 10;
 /** A check whose reads fail is tried again this many times (a server that stays away is recovered instead). */
 const CHECK_RETRIES = 3;
 
-export class Checks {
+export class Checks implements ChecksRoom {
   /** checks of written keys, oldest first from head, each due at its dueAt */
   private due: Request[] = [];
   private head = 0;

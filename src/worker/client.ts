@@ -4,8 +4,9 @@
 //   socket      <-- Outbox <-- reply queue (strictly in request order) <--'
 //
 // Requests go to the backends as soon as they are parsed (pipelined); replies are
-// written in request order when the request at the head of the queue is done.
-// A client that does not read its replies is paused once too much is pending.
+// written in request order when the request at the head of the queue is done
+// (the reply queue: reply-queue.ts, which this class extends; here, the input
+// side). A client that does not read its replies is paused once too much is pending.
 //
 // The first byte of a connection picks its protocol, as memcached's -B auto does:
 // 0x80 is the binary protocol, whose requests are translated into text ones
@@ -14,23 +15,16 @@
 
 import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
-import { InputBuffer, Outbox, readArena, replyArena } from '../io/buffers.js';
-import type { RequestParser } from '../protocol/request-parser.js';
+import { InputBuffer, readArena } from '../io/buffers.js';
 import { META_BASE64 } from '../protocol/meta-request.js';
 import { Parse } from '../protocol/request-rules.js';
-import { addTextValue } from '../protocol/gets-as-mg.js';
 import { Bin, BinaryParser, MAGIC_REQUEST } from '../protocol/binary-request.js';
-import { encodeReply, errorResponse, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
+import { errorResponse, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
-import type { Dispatcher } from './dispatch.js';
-import type { FlushScheduler } from './flush-scheduler.js';
-import type { Request } from './request.js';
 import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
-import type { PendingBytes } from './pending-bytes.js';
-import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
+import { ReplyQueue, type ClientWorker } from './reply-queue.js';
 import { adoptStream } from '../io/open-stream.js';
-import type { ByteStream } from '../io/stream.js';
 import { debugEnabled, log } from '../log.js';
 
 /** While draining, a client quiet this long with nothing owed is closed. */
@@ -44,25 +38,15 @@ const MAX_UNSENT = 4 * 1024 * 1024;
 
 let nextId = 0;
 
-export class ClientConnection {
+export class ClientConnection extends ReplyQueue {
   readonly id = nextId++ & 0x3fffffff;
-  /** null once closed */
-  private socket: ByteStream | null;
   private readonly input = new InputBuffer();
-  private readonly outbox = new Outbox(replyArena);
   /** bytes the parser wants before it can continue (a large value), 0 if unknown */
   private need = 0;
   /** bytes of a refused data block still to discard */
   private swallow = 0;
   /** bytes this client holds in the worker's PendingBytes for a value still arriving */
   private reserved = 0;
-  /** a flush of LARGE_BYTES or more is still being written */
-  private largeOut = false;
-  // reply queue: a ring of requests in arrival order
-  private queue: Array<Request | null> = new Array(4).fill(null);
-  private head = 0;
-  private tail = 0;
-  private queued = 0;
   /** quit or a fatal error was read: close once earlier replies are out */
   private closing = false;
   /** the client shut its side: close once everything it sent is answered */
@@ -71,7 +55,6 @@ export class ClientConnection {
   private held = false;
   /** requests of this connection waiting before their master (Dispatcher.hold): parsing waits for them */
   private holding = 0;
-  private scheduled = false;
   /** set while the worker drains (shutdown) */
   private drainTimer: NodeJS.Timeout | null = null;
   private lastData = 0;
@@ -84,10 +67,10 @@ export class ClientConnection {
   constructor(
     /** the connection: a libuv handle received from the main thread, or a net.Socket (--io portable) */
     handle: object,
-    /** the worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs) */
-    private readonly ctx: { readonly dispatcher: Dispatcher; readonly parser: RequestParser; readonly pending: PendingBytes; readonly scheduler: FlushScheduler },
-    private readonly local: LocalCommands,
+    ctx: ClientWorker,
+    local: LocalCommands,
   ) {
+    super(ctx, local);
     this.socket = adoptStream(handle, this);
   }
 
@@ -318,90 +301,11 @@ export class ClientConnection {
     this.local.forward(req, (r) => dispatcher.release(r));
   }
 
-  private push(req: Request): void {
-    this.queue[this.tail] = req;
-    this.tail = (this.tail + 1) & (this.queue.length - 1);
-    this.queued++;
-    if (this.tail === this.head) {
-      const old = this.queue;
-      const next: Array<Request | null> = new Array(old.length * 2).fill(null);
-      for (let i = 0; i < old.length; i++) next[i] = old[(this.head + i) & (old.length - 1)]!;
-      this.queue = next;
-      this.head = 0;
-      this.tail = old.length;
-    }
-  }
-
-  /**
-   * A reply the proxy gives itself, written now if nothing is ahead of it. A null
-   * reply is a stats reply of `statsKind`, whose figures are taken when it is written.
-   */
-  private replyNow(reply: Buffer | null, statsKind = 0): void {
-    if (this.queued === 0) {
-      this.outbox.addAll(reply ?? this.local.statsReply(statsKind));
-      this.schedule();
-      return;
-    }
-    const req = this.ctx.dispatcher.pools.request();
-    req.refs = 1;
-    req.cmd = reply === null ? Cmd.STATS : Cmd.UNKNOWN;
-    req.argStart = statsKind;
-    req.reply = reply;
-    req.done = true;
-    req.client = this;
-    this.push(req);
-  }
-
-  /** Called when some request became done: write every done request at the head. */
-  replyReady(): void {
-    const out = this.outbox;
-    let wrote = false;
-    while (this.queued > 0) {
-      const req = this.queue[this.head]!;
-      if (!req.done) break;
-      this.queue[this.head] = null;
-      this.head = (this.head + 1) & (this.queue.length - 1);
-      this.queued--;
-      if (req.cmd === Cmd.STATS) out.addAll(this.local.statsReply(req.argStart));
-      else writeReply(out, req);
-      if (req.keyCount >= LARGE_KEYS) largeRequestDone();
-      req.client = null;
-      this.ctx.dispatcher.release(req);
-      wrote = true;
-    }
-    if (wrote || (this.queued === 0 && this.finishing())) this.schedule();
-  }
-
-  /** Whether the connection closes once no reply is owed. */
-  private finishing(): boolean {
+  protected override finishing(): boolean {
     return this.closing || (this.eof && !this.held);
   }
 
-  private schedule(): void {
-    if (!this.scheduled && this.socket !== null) {
-      this.scheduled = true;
-      this.ctx.scheduler.schedule(this);
-    }
-  }
-
-  flush(): void {
-    this.scheduled = false;
-    const socket = this.socket;
-    if (socket === null) return;
-    this.ctx.dispatcher.counters[C.BYTES_WRITTEN]! += this.outbox.length;
-    // A large reply's buffers can be collected once the socket has written them.
-    if (this.outbox.length >= LARGE_BYTES) this.largeOut = true;
-    this.outbox.flush(socket);
-    if (this.largeOut && socket.pending === 0) this.largeWritten();
-    if (this.queued === 0 && this.finishing()) {
-      socket.end();
-      return;
-    }
-    this.checkPressure();
-  }
-
-  /** Stops reading a client that has too much unanswered, resumes when it drains. */
-  private checkPressure(): void {
+  protected override checkPressure(): void {
     const socket = this.socket;
     if (socket === null) return;
     const unsent = socket.pending;
@@ -442,25 +346,11 @@ export class ClientConnection {
     this.checkPressure();
   }
 
-  private largeWritten(): void {
-    this.largeOut = false;
-    largeRequestDone();
-  }
-
   /** @internal */ closed(): void {
     const socket = this.socket;
     if (socket === null) return;
     this.socket = null;
-    // Requests still at the backends finish there; their replies go nowhere.
-    while (this.queued > 0) {
-      const req = this.queue[this.head]!;
-      this.queue[this.head] = null;
-      this.head = (this.head + 1) & (this.queue.length - 1);
-      this.queued--;
-      req.client = null;
-      this.ctx.dispatcher.release(req);
-    }
-    this.outbox.clear();
+    this.dropReplies();
     if (this.reserved > 0) this.release();
     this.local.clientClosed(this);
   }
@@ -488,32 +378,6 @@ export class ClientConnection {
   destroy(): void {
     this.socket?.destroy();
   }
-}
-
-function writeReply(out: Outbox, req: Request): void {
-  if (req.binOp >= 0) {
-    const v = req.valueCount > 0 ? req.values[0]! : null;
-    encodeReply(out, req.binOp, req.binOpaque, req.reply, v, v === null ? 0 : req.valueSpans[0]!, v === null ? 0 : req.valueSpans[1]!,
-      req.buf, req.keyStart(0), req.keyEnd(0));
-    return;
-  }
-  if (req.reply !== null) {
-    out.addAll(req.reply);
-    return;
-  }
-  const v = req.values;
-  const spans = req.valueSpans;
-  const withCas = req.cmd === Cmd.GETS || req.cmd === Cmd.GATS;
-  for (let i = 0; i < req.valueCount; i++) {
-    const b = v[i];
-    if (!b) continue;
-    const start = spans[2 * i]!;
-    const end = spans[2 * i + 1]!;
-    // "VALUE ..." as the server sent it, or a meta reply "VA ..." (an mg for the key).
-    if (b[start + 2] === 0x20) addTextValue(out, b, start, end, req.buf, req.keyStart(i), req.keyEnd(i), withCas);
-    else out.add(b, start, end);
-  }
-  out.addAll(wire.END);
 }
 
 function checkDrained(client: ClientConnection): void { client.checkDrained(); }

@@ -5,13 +5,14 @@
 //
 //   Dispatcher (dispatch.ts)  hands requests in and replies back to the rooms:
 //     Reads        reads.ts         get, gets, gat, gats, mg, me; failover
-//     Writes       writes.ts        the master/backup write pair, cas order, repair
+//     Writes       writes.ts        a write sent to its master/backup pair, cas held back, flush_all
+//     WritePair    write-pair.ts    the pair's answers: the client's reply, the cas copy, repair
 //     Checks       checks.ts        the divergence check of written keys
 //     WarmUp       warm-up.ts       a warming master's misses, filled from the backup
 //     Invalidation invalidation.ts  journaled keys deleted on a returning server
 
 import type { Config } from '../config/config.js';
-import { BackendConnection } from '../backend/connection.js';
+import { BackendConnection, type ReplyHandler } from '../backend/connection.js';
 import { Cmd } from '../protocol/commands.js';
 import { writeMetaLine } from '../protocol/meta-line.js';
 import { META_KEEP_Q } from '../protocol/meta-request.js';
@@ -27,59 +28,98 @@ import type { FlushScheduler } from './flush-scheduler.js';
 import { Journal } from './journal.js';
 import { Op, Pools, Request, Role } from './request.js';
 import type { Sequencer } from './sequencer.js';
-import type { Checks } from './checks.js';
-import type { Invalidation } from './invalidation.js';
-import type { Reads } from './reads.js';
-import type { WarmUp } from './warm-up.js';
-import type { Writes } from './writes.js';
-
 
 /** The bytes a request's key is routed and journaled by: [start, end) of buf. */
 export interface KeySpan { buf: Buffer; start: number; end: number }
 
+/** What the worker gives a configuration's dispatcher (worker/entry.ts), and the dispatcher its context. */
+export interface ContextOptions {
+  /** shared by every dispatcher of the worker, so a request may be released by any */
+  readonly pools: Pools;
+  readonly config: Config;
+  readonly health: HealthTable;
+  /** this worker's row of the counters */
+  readonly counters: Float64Array;
+  /** this worker's figures for a server */
+  readonly serverStats: (server: number) => Float64Array;
+  /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
+  readonly sequencer: Sequencer;
+  /** the worker's one flush per socket per turn */
+  readonly scheduler: FlushScheduler;
+  /** told when keys journaled for a master wait to be published (Journal.takeShared) */
+  readonly onJournalShared: () => void;
+}
+
+// What the rooms ask of one another through the context: declared here, so
+// that no room imports another and the context imports none.
+
+/** reads.ts: a warm-up prefill's mg goes on */
+export interface ReadsRoom {
+  metaRead(req: Request): void;
+}
+
+/** writes.ts: a warm-up prefill's write goes on; a check lets go of its stripe */
+export interface WritesRoom {
+  write(req: Request): void;
+  settleStripe(req: Request): void;
+}
+
+/** checks.ts: a write that settled is checked later (or its check is dropped) */
+export interface ChecksRoom {
+  queue(req: Request, stripe: number): void;
+  cancel(req: Request, stripe: number): void;
+}
+
+/** warm-up.ts: a warming master's miss, a write that depends on the value, a key as the backup is asked it */
+export interface WarmUpRoom {
+  lookup(req: Request, i: number): void;
+  prefill(req: Request): boolean;
+  keyToken(out: BackendConnection['outbox'], req: Request, i: number): void;
+}
+
 export class WorkerContext {
+  readonly pools: Pools;
+  readonly config: Config;
+  readonly health: HealthTable;
+  readonly counters: Float64Array;
+  readonly sequencer: Sequencer;
+  readonly scheduler: FlushScheduler;
   readonly router: Router;
   readonly masterCount: number;
   /** per server: its connections */
-  readonly servers: BackendConnection[][];
+  readonly servers: BackendConnection<Op>[][];
   /** per server: this worker's figures for it */
   readonly stats: Float64Array[];
   readonly journal: Journal;
   // The rooms, set once by the Dispatcher that builds them.
-  reads!: Reads;
-  writes!: Writes;
-  checks!: Checks;
-  warm!: WarmUp;
-  invalidation!: Invalidation;
+  reads!: ReadsRoom;
+  writes!: WritesRoom;
+  checks!: ChecksRoom;
+  warm!: WarmUpRoom;
   /** what keyOf returns (one per context: read it before the next call) */
   private readonly span: KeySpan = { buf: wire.NOTHING, start: 0, end: 0 };
 
-  constructor(
-    readonly pools: Pools,
-    readonly config: Config,
-    readonly health: HealthTable,
-    readonly counters: Float64Array,
-    serverStats: (server: number) => Float64Array,
-    /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
-    readonly sequencer: Sequencer,
-    /** the worker's one flush per socket per turn */
-    readonly scheduler: FlushScheduler,
-    handler: ConstructorParameters<typeof BackendConnection>[2],
-    onJournalShared: () => void,
-  ) {
+  constructor(options: ContextOptions, handler: ReplyHandler<Op>) {
+    const { config, serverStats } = options;
+    this.pools = options.pools;
+    this.config = config;
+    this.health = options.health;
+    this.counters = options.counters;
+    this.sequencer = options.sequencer;
+    this.scheduler = options.scheduler;
     this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
     this.masterCount = config.masters.length;
     const all = [...config.masters, ...config.backups];
     this.stats = all.map((_a, i) => serverStats(i));
     this.servers = all.map((addr, i) => {
-      const conns: BackendConnection[] = [];
+      const conns: BackendConnection<Op>[] = [];
       for (let c = 0; c < config.connectionsPerServer; c++) {
         conns.push(new BackendConnection(i, addr, handler, config.timeoutMs, config.retryIntervalMs, this.stats[i]!));
       }
       return conns;
     });
     this.journal = new Journal(all.map((a) => a.name), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!,
-      config.backups.length > 0 ? this.masterCount : 0, onJournalShared);
+      config.backups.length > 0 ? this.masterCount : 0, options.onJournalShared);
   }
 
   /**
@@ -87,7 +127,7 @@ export class WorkerContext {
    * requests to one server always share a connection, so that they reach the
    * server in the order the client sent them (a noreply set, then a get).
    */
-  connection(server: number, affinity: number, now: number): BackendConnection | null {
+  connection(server: number, affinity: number, now: number): BackendConnection<Op> | null {
     const conns = this.servers[server]!;
     const conn = conns.length === 1 ? conns[0]! : conns[affinity % conns.length]!;
     return conn.usable(now) ? conn : null;
@@ -144,7 +184,7 @@ export class WorkerContext {
    * A fire-and-forget op about one key, queued on `server`'s connection, whose
    * caller writes the line; journaled for the server if it cannot be sent or fails.
    */
-  private keyOp(req: Request, server: number, kind: number, kb: Buffer, ks: number, ke: number, now: number): BackendConnection | null {
+  private keyOp(req: Request, server: number, kind: number, kb: Buffer, ks: number, ke: number, now: number): BackendConnection<Op> | null {
     const conn = this.connection(server, req.affinity, now);
     if (conn === null) { this.journal.add(server, kb, ks, ke); return null; }
     const op = this.newOp(req, Role.FORGET, kind);

@@ -1,9 +1,9 @@
 // The worker's data path between client requests and backend connections: a
 // thin dispatcher that hands requests to the rooms that serve them and backend
-// replies back to the room that sent the op (by the op's role).
+// replies back to the room that takes them (by the op's role).
 //
 //   client --submit(req)--> Reads (get.., mg, me) | Writes (set.., flush_all)
-//   backend reply --onValue/onLine--> by op role --> Reads | Writes | Checks | WarmUp | Invalidation
+//   backend reply --onValue/onLine--> by op role --> Reads | Writes (flush_all) | WritePair | Checks | WarmUp | Invalidation
 //                 --onFailed-------> the same, as a failure (reads fail over to the backup)
 //
 // The rooms share one WorkerContext (context.ts): servers, routing, health,
@@ -17,60 +17,58 @@ import { bytesEqual } from '../io/buffers.js';
 import { Expect } from '../protocol/response-parser.js';
 import { isErrorReply } from '../protocol/reply-meaning.js';
 import * as wire from '../protocol/wire.js';
-import type { HealthTable } from '../shared/health.js';
 import { C } from '../shared/counters.js';
 import { BackendUnexpectedReplyError, codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { Checks } from './checks.js';
-import { WorkerContext } from './context.js';
-import type { FlushScheduler } from './flush-scheduler.js';
+import { WorkerContext, type ContextOptions } from './context.js';
 import { Invalidation } from './invalidation.js';
 import type { Journal } from './journal.js';
 import { Reads } from './reads.js';
-import { Op, Pools, Request, Role } from './request.js';
-import type { Sequencer, StripeHolder } from './sequencer.js';
+import { Op, Pools, Request, Role, type StripeHolder } from './request.js';
 import { WarmUp } from './warm-up.js';
+import { WritePair } from './write-pair.js';
 import type { WriteSampler } from './write-sampler.js';
 import { Writes } from './writes.js';
 
-export class Dispatcher implements ReplyHandler, StripeHolder {
+export interface DispatcherOptions extends ContextOptions {
+  /** told when an invalidation asked by the main thread is over: whether it worked, and how many keys it deleted */
+  readonly onInvalidated: (server: number, ok: boolean, deleted: number) => void;
+}
+
+export class Dispatcher implements ReplyHandler<Op>, StripeHolder {
+  /** shared by every dispatcher of the worker, so a request may be released by any */
+  readonly pools: Pools;
+  readonly config: Config;
+  /** this worker's row of the counters */
+  readonly counters: Float64Array;
   private readonly ctx: WorkerContext;
   private readonly reads: Reads;
   private readonly writes: Writes;
+  private readonly pair: WritePair;
   private readonly checks: Checks;
   private readonly warm: WarmUp;
   private readonly invalidation: Invalidation;
 
-  constructor(
-    /** shared by every dispatcher of the worker, so a request may be released by any */
-    readonly pools: Pools,
-    readonly config: Config,
-    readonly health: HealthTable,
-    readonly counters: Float64Array,
-    serverStats: (server: number) => Float64Array,
-    /** told when an invalidation asked by the main thread is over: whether it worked, and how many keys it deleted */
-    onInvalidated: (server: number, ok: boolean, deleted: number) => void,
-    /** told when keys journaled for a master wait to be published (Journal.takeShared) */
-    onJournalShared: () => void,
-    /** the worker's write stripes: shared by its dispatchers (old and new ones across a reload) */
-    sequencer: Sequencer,
-    /** the worker's flush of sockets at the end of a turn */
-    scheduler: FlushScheduler,
-  ) {
-    const ctx = new WorkerContext(pools, config, health, counters, serverStats, sequencer, scheduler, this, onJournalShared);
+  constructor(options: DispatcherOptions) {
+    this.pools = options.pools;
+    this.config = options.config;
+    this.counters = options.counters;
+    const ctx = new WorkerContext(options, this);
     this.ctx = ctx;
     this.reads = ctx.reads = new Reads(ctx);
     this.writes = ctx.writes = new Writes(ctx, this);
+    this.pair = new WritePair(ctx, this.writes);
     this.checks = ctx.checks = new Checks(ctx, this);
     this.warm = ctx.warm = new WarmUp(ctx);
-    this.invalidation = ctx.invalidation = new Invalidation(ctx, onInvalidated);
+    this.invalidation = new Invalidation(ctx, options.onInvalidated);
   }
 
   get journal(): Journal { return this.ctx.journal; }
   get sampler(): WriteSampler { return this.writes.sampler; }
 
   /** A backend connection has bytes to write: flushed at the end of this turn. */
-  schedule(conn: BackendConnection): void {
+  schedule(conn: BackendConnection<Op>): void {
     this.ctx.scheduler.schedule(conn);
   }
 
@@ -159,9 +157,9 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
         if (req.cmd <= Cmd.GATS) this.reads.retrievalAnswered(req, op, buf, start, end);
         else if (req.cmd === Cmd.FLUSH_ALL) this.writes.flushAnswered(req, buf, start, end);
         else if (req.cmd === Cmd.MG || req.cmd === Cmd.ME) this.reads.metaReadAnswered(req, op, buf, start, end);
-        else this.writes.answered(req, server < this.ctx.masterCount, buf, start, end);
+        else this.pair.answered(req, server < this.ctx.masterCount, buf, start, end);
         break;
-      default: this.writes.shadowAnswered(req, buf, start, end);
+      default: this.pair.shadowAnswered(req, buf, start, end);
     }
     this.pools.freeOp(op);
     req.pendingOps--;
@@ -212,12 +210,12 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
           this.writes.flushFailed(req);
         } else {
           ctx.journalKey(server, req);
-          this.writes.failed(req, server);
+          this.pair.failed(req, server);
         }
         break;
       default:
         ctx.journalKey(server, req);
-        this.writes.shadowFailed(req);
+        this.pair.shadowFailed(req);
     }
     req.pendingOps--;
     this.writes.settleStripe(req);
@@ -237,7 +235,7 @@ export class Dispatcher implements ReplyHandler, StripeHolder {
     return !req.retried && (op.kind === Expect.RETRIEVAL || op.kind === Expect.META_GET || req.cmd === Cmd.MG || req.cmd === Cmd.ME);
   }
 
-  onConnectionFailed(conn: BackendConnection, failure: number, error: Error | null): void {
+  onConnectionFailed(conn: BackendConnection<Op>, failure: number, error: Error | null): void {
     const ctx = this.ctx;
     const server = conn.server;
     const name = conn.address.name;

@@ -114,7 +114,9 @@ function shareSamples(): void {
 }
 
 function dispatcherFor(config: Config, health: SharedArrayBuffer, stats: ServerStats): Dispatcher {
-  return new Dispatcher(pools, config, new HealthTable(health), row, (s) => stats.block(init.id, s), onInvalidated, onJournalShared, sequencer, scheduler);
+  return new Dispatcher({
+    pools, config, health: new HealthTable(health), counters: row, serverStats: (s) => stats.block(init.id, s), sequencer, scheduler, onInvalidated, onJournalShared,
+  });
 }
 
 let serverStats = new ServerStats(init.config.workers, init.config.masters.length + init.config.backups.length, init.serverStats);

@@ -19,8 +19,7 @@ import type { Config } from '../config/config.js';
 import { STATE_NAMES, UP, WARMING, unpackVersion, type HealthTable } from '../shared/health.js';
 import { ERROR_CODES, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { F, figure, PER_SERVER, ServerFigures, SUMMED } from '../shared/server-figures.js';
-import { endsWithEnd, exchange } from '../main/server-request.js';
-import type { ClientConnection } from './client.js';
+import { endsWithEnd, exchange } from '../backend/server-request.js';
 import type { Request } from './request.js';
 
 export const STATS_GENERAL = 0;
@@ -44,6 +43,11 @@ const SERVER_TOGGLES = new Set(['sizes_enable', 'sizes_disable']);
  * mcrelay's: a 1.6 release, the series whose text and meta protocol mcrelay speaks.
  */
 export const FALLBACK_SERVER_VERSION = '1.6.0';
+
+/** An open client as draining sees it (worker/client.ts ClientConnection). */
+export interface OpenClient {
+  drain(): void;
+}
 
 export class LocalCommands {
   private serverNames: string[];
@@ -296,15 +300,15 @@ export class LocalCommands {
   }
 
   /** The worker's open clients (for draining). */
-  readonly clients = new Set<ClientConnection>();
+  readonly clients = new Set<OpenClient>();
   /** Called when the last client has closed after drain(). */
   onIdle: (() => void) | null = null;
 
-  clientOpened(client: ClientConnection): void {
+  clientOpened(client: OpenClient): void {
     this.clients.add(client);
   }
 
-  clientClosed(client: ClientConnection): void {
+  clientClosed(client: OpenClient): void {
     this.ownRow[C.CLOSED_CONNECTIONS]!++;
     this.clients.delete(client);
     if (this.clients.size === 0 && this.onIdle !== null) this.onIdle();

@@ -19,12 +19,12 @@ import { NONE, readTarget, shadowTarget, warming } from '../routing/policy.js';
 import { C } from '../shared/counters.js';
 import { S } from '../shared/server-stats.js';
 import { log } from '../log.js';
-import type { WorkerContext } from './context.js';
+import type { ReadsRoom, WorkerContext } from './context.js';
 import { Op, Request, Role } from './request.js';
 
 const EN = Buffer.from('EN\r\n');
 
-export class Reads {
+export class Reads implements ReadsRoom {
   /** per server: the op being filled while a multi-key request is grouped */
   private readonly opFor: Array<Op | null>;
   private readonly connFor: Array<BackendConnection | null>;
@@ -131,7 +131,7 @@ export class Reads {
 
   retrievalAnswered(req: Request, op: Op, buf: Buffer, start: number, end: number): void {
     if (op.kind === Expect.META_GET) {
-      // VA: the value (client.ts writes it as text); EN: a miss; else an error line.
+      // VA: the value (reply-queue.ts writes it as text); EN: a miss; else an error line.
       const i = op.keyIdx[0]!;
       if (buf[start] === 0x56) req.setValue(i, buf, start, end);
       else if (end - start === 7 && buf[start] === 0x45 && buf[start + 1] === 0x52) this.metaRefused(req, i, op.server);

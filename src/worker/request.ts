@@ -7,8 +7,6 @@
 //   Op:      one request to one backend server, queued on that server's connection.
 
 import type { BackendConnection } from '../backend/connection.js';
-import type { ClientConnection } from './client.js';
-import type { StripeHolder } from './sequencer.js';
 
 /** What an op is for, which decides what its reply does. */
 export const Role = {
@@ -32,8 +30,34 @@ export const Role = {
   WARM_PREFILL: 8,
 } as const;
 
+/** The reply queue a request's reply waits in (worker/reply-queue.ts). */
+export interface ReplyTarget {
+  /** some request of it is done: every done one at the head of the queue is written */
+  replyReady(): void;
+}
+
+/** The client connection a request came from, as a hold sees it (worker/client.ts). */
+export interface RequestOrigin {
+  readonly id: number;
+  /** one of its requests waits before its master: the requests after it wait too */
+  holdNext(): void;
+  /** that request has gone to its master */
+  readOn(): void;
+}
+
+/** What resumes a parked write once it holds its stripe (the dispatcher that parked it; worker/sequencer.ts). */
+export interface StripeHolder {
+  resumeWrite(req: Request): void;
+}
+
+// The states of each side of a replicated write (Request.masterState /
+// backupState; 0: not sent): worker/writes.ts sends, worker/write-pair.ts takes the answers.
+export const SENT = 1;
+export const ANSWERED = 2;
+export const FAILED = 3;
+
 export class Request {
-  client: ClientConnection | null = null;
+  client: ReplyTarget | null = null;
   /** the client's number, which picks its backend connection when there are several */
   affinity = 0;
   cmd = 0;
@@ -69,7 +93,7 @@ export class Request {
    * retrieval: for key i < valueCount, the value block found for it is
    * values[i][valueSpans[2i], valueSpans[2i + 1]), or values[i] is null (a miss).
    * A block is "VALUE ..." as a server sent it, or a meta reply "VA ..." (an mg
-   * for the key), which the client's writer turns into text.
+   * for the key), which the client's reply queue (reply-queue.ts) turns into text.
    * The block is left where the backend's read put it (no subarray per value).
    * Arrays here are reused with a count of their own: V8 drops an array's
    * backing store at `length = 0`, and the next push allocates a new one.
@@ -86,7 +110,7 @@ export class Request {
   // replication bookkeeping for single-key writes
   masterReply: Buffer | null = null;
   backupReply: Buffer | null = null;
-  /** 0 none, 1 sent, 2 answered, 3 failed */
+  /** 0 none, SENT, ANSWERED, FAILED */
   masterState = 0;
   backupState = 0;
   /** the client's reply waits for the backup's too (reads of the key go to the backup) */
@@ -102,10 +126,10 @@ export class Request {
    */
   holding = false;
   /** the connection it came from, noreply or not: the one whose later requests a hold stops */
-  origin: ClientConnection | null = null;
+  origin: RequestOrigin | null = null;
   /** a read sent again after its connection closed under it (it is not sent a third time) */
   retried = false;
-  /** a cas whose backup copy waits for the master's answer (worker/writes.ts casAnswered) */
+  /** a cas whose backup copy waits for the master's answer (worker/write-pair.ts casAnswered) */
   casHeld = false;
   /** the write stripe this write holds (worker/sequencer.ts), or -1 */
   stripe = -1;
@@ -197,6 +221,7 @@ const EMPTY = Buffer.alloc(0);
 /** Key and value tables up to this many keys stay with a pooled request or op. */
 const MAX_KEPT_KEYS = 4096;
 
+/** One request to one backend server; what its connection reads of it is backend/connection.ts's PendingOp. */
 export class Op {
   req: Request | null = null;
   role = 0;

@@ -12,13 +12,8 @@
 // Waiting for another worker's stripe uses Atomics.waitAsync (one promise per
 // stripe waited on, and only then), with a timeout as a backstop.
 
-import type { Request } from './request.js';
+import type { Request, StripeHolder } from './request.js';
 import { StripeTable } from '../shared/stripes.js';
-
-/** What resumes a parked write once it holds its stripe (the dispatcher that parked it). */
-export interface StripeHolder {
-  resumeWrite(req: Request): void;
-}
 
 // Atomics.waitAsync is in Node since 16; TypeScript types it from lib es2024 on (the build targets es2023).
 type WaitAsync = (a: Int32Array, index: number, value: number, timeout: number) =>

@@ -26,7 +26,7 @@ import * as wire from '../protocol/wire.js';
 import { NONE, warming } from '../routing/policy.js';
 import { C } from '../shared/counters.js';
 import { S } from '../shared/server-stats.js';
-import type { WorkerContext } from './context.js';
+import type { WarmUpRoom, WorkerContext } from './context.js';
 import { Op, Request, Role } from './request.js';
 
 const WARM_LOOKUP_FLAGS = Buffer.from(' v f t c');
@@ -37,7 +37,7 @@ const CAS_FLAG = Buffer.from(' c');
 /** memcached reads an exptime above 30 days as a unix time. */
 const RELATIVE_TTL_MAX = 60 * 60 * 24 * 30;
 
-export class WarmUp {
+export class WarmUp implements WarmUpRoom {
   constructor(private readonly ctx: WorkerContext) {}
 
   /** Looks up on the backup key i of req, which its warming master missed. */
@@ -128,7 +128,7 @@ export class WarmUp {
       const data = buf.subarray(v.dataStart, v.dataStart + v.size);
       const filled = v.ttl !== 0 && this.fill(req, i, m, v, data);
       if (req.cmd === Cmd.GET) {
-        // The backup's value answers the client (client.ts writes it as text); the fill goes on beside it.
+        // The backup's value answers the client (reply-queue.ts writes it as text); the fill goes on beside it.
         req.setValue(i, buf, start, end);
       } else if (filled && (req.cmd <= Cmd.GATS || req.cmd === Cmd.MG)) {
         // Read it again from the master, which now holds it: cas ids and meta flags are the master's.

@@ -1,12 +1,13 @@
 // Writes: set add replace append prepend cas delete incr decr touch, ms md ma,
-// flush_all, and the deletes the proxy makes itself after a too-large set.
+// flush_all, and the deletes the proxy makes itself after a too-large set; here,
+// how each is sent.
 //
 // A write goes to the key's master (whose reply is the client's) and to its
 // backup (a shadow whose reply is compared with the master's; a disagreement
 // deletes the key on the backup so that it never holds a value the master does
-// not). A write that cannot reach a server, or whose request to it fails, is
-// journaled for that server (journal.ts) so that the key is deleted there
-// before it serves reads again.
+// not: write-pair.ts takes both answers). A write that cannot reach a server,
+// or whose request to it fails, is journaled for that server (journal.ts) so
+// that the key is deleted there before it serves reads again.
 //
 // Every such write holds its key's stripe (sequencer.ts) from the moment it is
 // sent until both servers have answered it (pendingOps back to 0), so no other
@@ -15,9 +16,9 @@
 //
 // cas cannot be forwarded to the backup (its cas id is the master's): once the
 // master answers STORED, the item goes to the backup as a set (a meta write
-// with C<cas>: once the master answers HD, without its C). Until then the cas
-// holds its stripe, so later writes of the key wait and the backup applies
-// them in the order the master did.
+// with C<cas>: once the master answers HD, without its C; write-pair.ts
+// casAnswered). Until then the cas holds its stripe, so later writes of the
+// key wait and the backup applies them in the order the master did.
 //
 //   states of each side (Request.masterState / backupState): 0 -> SENT -> ANSWERED | FAILED
 
@@ -25,27 +26,18 @@ import { performance } from 'node:perf_hooks';
 import { serverNames } from '../config/config.js';
 import type { BackendConnection } from '../backend/connection.js';
 import { Cmd } from '../protocol/commands.js';
-import { META_CAS, META_DEPENDS, META_INVALIDATE, META_QUIET } from '../protocol/meta-request.js';
-import { bytesEqual } from '../io/buffers.js';
+import { META_CAS, META_DEPENDS, META_INVALIDATE } from '../protocol/meta-request.js';
 import { Expect } from '../protocol/response-parser.js';
-import { isErrorReply, isHD, isMissReply, isVA, sameMeaning } from '../protocol/reply-meaning.js';
 import { SET } from '../protocol/verbs.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
 import { C } from '../shared/counters.js';
-import { S } from '../shared/server-stats.js';
 import { STRIPES } from '../shared/stripes.js';
-import type { WorkerContext } from './context.js';
-import { Request, Role } from './request.js';
-import type { StripeHolder } from './sequencer.js';
+import type { WorkerContext, WritesRoom } from './context.js';
+import { ANSWERED, FAILED, Request, Role, SENT, type StripeHolder } from './request.js';
 import { WriteSampler } from './write-sampler.js';
 
-// Write-pair states (Request.masterState / backupState; 0: not sent).
-const SENT = 1;
-export const ANSWERED = 2;
-export const FAILED = 3;
-
-export class Writes {
+export class Writes implements WritesRoom {
   /** keys of replicated writes, sampled for main/coverage.ts */
   readonly sampler: WriteSampler;
   /** replicated writes left before the next one is sampled */
@@ -118,12 +110,12 @@ export class Writes {
       this.sendWrite(req, masterConn, Role.CLIENT, now, false);
       req.masterState = SENT;
       // A warming master may lack the key the backup has (an incr there answers
-      // NOT_FOUND): the write is answered once both have answered (settleWarmWrite).
+      // NOT_FOUND): the write is answered once both have answered (write-pair.ts settleWarmWrite).
       req.backupIsTruth = backupConn !== null && recovering(health, master);
       req.ackAfterBackup = req.backupIsTruth || (backupConn !== null && warming(health, master));
       if (backupConn !== null) {
         if (isCasRequest(req)) {
-          // Its backup copy waits for the master's answer (casAnswered).
+          // Its backup copy waits for the master's answer (write-pair.ts casAnswered).
           req.casHeld = true;
         } else {
           this.sendWrite(req, backupConn, Role.SHADOW, now, false);
@@ -146,23 +138,8 @@ export class Writes {
     ctx.letGo(req);
   }
 
-  /** The master answered a held cas: if it stored the item, the backup gets it as a set. */
-  private casAnswered(req: Request, stored: boolean): void {
-    req.casHeld = false;
-    if (!stored) return;
-    const ctx = this.ctx;
-    const now = performance.now();
-    const conn = shadowTarget(ctx.health, req.backup) !== NONE ? ctx.connection(req.backup, req.affinity, now) : null;
-    if (conn !== null) {
-      // Compared like any write: an ma's new value tells whether the backup's counter had diverged.
-      this.sendWrite(req, conn, Role.SHADOW, now, true);
-      req.backupState = SENT;
-      return;
-    }
-    ctx.journalKey(req.backup, req);
-  }
-
-  private sendWrite(req: Request, conn: BackendConnection, role: number, now: number, casAsSet: boolean): void {
+  /** req to conn as an op of `role`; casAsSet: a cas (ms/ma C) without its condition. WritePair sends a write's second side with it. */
+  sendWrite(req: Request, conn: BackendConnection, role: number, now: number, casAsSet: boolean): void {
     const meta = req.cmd >= Cmd.MG;
     const op = this.ctx.newOp(req, role, meta ? Expect.META : Expect.LINE);
     if (role === Role.CLIENT) req.waiting++;
@@ -269,151 +246,6 @@ export class Writes {
     if (req.reply === null || req.reply === wire.OK) req.reply = wire.SERVER_ERROR_UNAVAILABLE;
     if (--req.waiting === 0) this.ctx.complete(req);
   }
-
-  // ---- replies ----
-
-  /** A server answered a write whose reply is the client's (its master's, or its backup's when the master is down). */
-  answered(req: Request, fromMaster: boolean, buf: Buffer, start: number, end: number): void {
-    const line = replyLine(buf, start, end);
-    req.waiting--;
-    // Quiet meta writes answer nothing when all went well (HD).
-    const reply = quieted(req, line) ? wire.NOTHING : line;
-    if (fromMaster) {
-      req.masterState = ANSWERED;
-      req.masterReply = line;
-      req.reply = reply;
-      if (req.ackAfterBackup && req.backupState === SENT) return;
-      if (req.ackAfterBackup && req.backupState === ANSWERED) { this.settleWarmWrite(req); return; }
-      this.ctx.complete(req);
-      if (req.casHeld) {
-        this.casAnswered(req, line.equals(wire.STORED) || isMetaSuccess(req, line));
-      } else if (req.backupState === ANSWERED) {
-        this.compare(req);
-      }
-    } else {
-      // Master down, backup served as primary.
-      req.backupState = ANSWERED;
-      req.reply = reply;
-      this.ctx.complete(req);
-    }
-  }
-
-  /** The backup's answer to a replicated write. */
-  shadowAnswered(req: Request, buf: Buffer, start: number, end: number): void {
-    const line = replyLine(buf, start, end);
-    req.backupState = ANSWERED;
-    req.backupReply = line;
-    if (req.deferMaster) { this.sendDeferredMaster(req); return; }
-    if (req.masterState === ANSWERED) {
-      if (req.ackAfterBackup) this.settleWarmWrite(req);
-      else this.compare(req);
-    } else if (req.masterState === FAILED && !req.done) {
-      req.reply = quieted(req, line) ? wire.NOTHING : line;
-      this.ctx.complete(req);
-    }
-  }
-
-  /** A write whose reply is the client's failed on `server` (journaled there by the caller). */
-  failed(req: Request, server: number): void {
-    req.waiting--;
-    if (server < this.ctx.masterCount && req.masterState === SENT) {
-      req.masterState = FAILED;
-      if (req.casHeld) this.casAnswered(req, false);
-      // The backup's reply, when it has or will come, answers the client.
-      if (req.backupState === ANSWERED) { req.reply = req.backupReply; this.ctx.complete(req); }
-      else if (req.backupState !== SENT) { req.reply = wire.SERVER_ERROR_UNAVAILABLE; this.ctx.complete(req); }
-    } else {
-      req.backupState = FAILED;
-      req.reply = wire.SERVER_ERROR_UNAVAILABLE;
-      this.ctx.complete(req);
-    }
-  }
-
-  /** The backup copy of a write was lost; if the master's was too, the client learns it. */
-  shadowFailed(req: Request): void {
-    req.backupState = FAILED;
-    if (req.deferMaster) { this.sendDeferredMaster(req); return; }
-    if (req.ackAfterBackup && req.masterState === ANSWERED) this.ctx.complete(req);
-    if (req.masterState === FAILED && !req.done) {
-      req.reply = wire.SERVER_ERROR_UNAVAILABLE;
-      this.ctx.complete(req);
-    }
-  }
-
-  /**
-   * Both answered a write to a warming master. If the master lacked the key and
-   * the backup had it (incr, append, replace... of a key not yet warmed), the
-   * backup's answer is the true one: it goes to the client, and the backup's item
-   * is copied into the master. Otherwise the master's answer stands.
-   */
-  private settleWarmWrite(req: Request): void {
-    const m = req.masterReply!;
-    const b = req.backupReply!;
-    if (req.backupIsTruth) {
-      // Recovering: the master is about to be flushed; the backup serves the reads.
-      req.reply = quieted(req, b) ? wire.NOTHING : b;
-      this.ctx.complete(req);
-      return;
-    }
-    // The backup's answer when the master lacked the key: its value, or its
-    // CLIENT_ERROR about that value (an incr of a non-number); not a failure of its own.
-    if (isMissReply(m) && !isMissReply(b) && (!isErrorReply(b, 0) || b[0] === 0x43 /* CLIENT_ERROR */)) {
-      req.reply = quieted(req, b) ? wire.NOTHING : b;
-      this.ctx.complete(req);
-      if (!isDelete(req)) this.ctx.warm.lookup(req, 0);
-      return;
-    }
-    this.ctx.complete(req);
-    this.compare(req);
-  }
-
-  /** The backup has answered a delete held back for a warming master: now the master. */
-  private sendDeferredMaster(req: Request): void {
-    const ctx = this.ctx;
-    req.deferMaster = false;
-    const conn = writable(ctx.health, req.master) ? ctx.connection(req.master, req.affinity, performance.now()) : null;
-    if (conn === null) {
-      ctx.journalKey(req.master, req);
-      req.masterState = FAILED;
-      req.reply = req.backupState === ANSWERED ? req.backupReply : wire.SERVER_ERROR_UNAVAILABLE;
-      ctx.complete(req);
-      return;
-    }
-    this.sendWrite(req, conn, Role.CLIENT, performance.now(), false);
-    req.masterState = SENT;
-    ctx.letGo(req);
-    // As for other writes (writeLocked): a recovering master's reply is not the
-    // truth, and a warming one may lack the key the backup just deleted.
-    req.backupIsTruth = recovering(ctx.health, req.master);
-    req.ackAfterBackup = req.backupIsTruth || warming(ctx.health, req.master);
-  }
-
-  /** Master and backup both answered a write: a disagreement removes the key from the backup. */
-  private compare(req: Request): void {
-    // Whichever of them had the key, a delete left it on neither; each server has
-    // its own cas counter: "HD c7" and "HD c9" agree.
-    if (isDelete(req) || sameMeaning(req.masterReply!, req.backupReply!, req.cmd >= Cmd.MG)) return;
-    const ctx = this.ctx;
-    ctx.counters[C.BACKUP_REPAIRS]!++;
-    // SERVER_ERROR (out of memory, -M): the backup refused what the master stored.
-    const b = req.backupReply!;
-    if (b[0] === 0x53 && b[6] === 0x5f) ctx.stats[req.backup]![S.WRITE_REFUSALS]!++;
-    const k = ctx.keyOf(req);
-    ctx.deleteKey(req, req.backup, k.buf, k.start, k.end, performance.now());
-  }
-}
-
-/**
- * A quiet meta write's reply that memcached would not send: HD (ms, md, ma) and,
- * for ma, the value of a successful incr/decr (VA).
- */
-function quieted(req: Request, line: Buffer): boolean {
-  if ((req.metaFlags & META_QUIET) === 0) return false;
-  return isHD(line) || (req.cmd === Cmd.MA && isVA(line));
-}
-
-function isDelete(r: Request): boolean {
-  return r.cmd === Cmd.DELETE || r.cmd === Cmd.MD;
 }
 
 /** add, cas, and the meta writes whose outcome depends on the key's value (ms E/A/P/R or C, ma N or C) */
@@ -429,16 +261,4 @@ function dependsOnValue(r: Request): boolean {
  */
 function isCasRequest(r: Request): boolean {
   return r.cmd === Cmd.CAS || (r.cmd >= Cmd.MS && r.cmd <= Cmd.MA && (r.metaFlags & META_CAS) !== 0);
-}
-
-/** HD, or the VA of an ma that returned its value */
-function isMetaSuccess(req: Request, line: Buffer): boolean {
-  if (req.cmd < Cmd.MS) return false;
-  return isHD(line) || (req.cmd === Cmd.MA && isVA(line));
-}
-
-/** A write's reply line: the shared constant for the usual STORED, else the bytes where they are. */
-function replyLine(buf: Buffer, start: number, end: number): Buffer {
-  if (end - start === wire.STORED.length && bytesEqual(buf, start, wire.STORED, 0, wire.STORED.length)) return wire.STORED;
-  return buf.subarray(start, end);
 }

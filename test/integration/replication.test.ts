@@ -105,7 +105,7 @@ async function backupCaughtUp(): Promise<void> {
 
 /**
  * The proxy has compared master's and backup's answers to a write and counted
- * one repair (worker/writes.ts compare), and whatever it queued for the
+ * one repair (worker/write-pair.ts compare), and whatever it queued for the
  * backup in reaction (the repair's delete) has landed.
  */
 async function repairLanded(repairsBefore: number): Promise<void> {
@@ -428,7 +428,7 @@ test('noreply incr on a diverged backup still repairs it', async () => {
 });
 
 test('stats counts the repairs it made: one for each write the backup answered differently, none for the others', async () => {
-  // A repair (worker/writes.ts compare): master and backup both answered a
+  // A repair (worker/write-pair.ts compare): master and backup both answered a
   // write other than a delete, and not alike; backup_repairs counts it and the
   // key is deleted on the backup. A proxy of its own over the same servers, so
   // that no other test's writes are in its count.

@@ -1,6 +1,7 @@
-// One request to a memcached server on a connection of its own, for the main
-// thread's slow paths (probes, outage counters, the shared outage journal):
-// nothing here is on the request path.
+// One request to a memcached server on a connection of its own, for the slow
+// paths: the main thread's (probes, outage counters, the shared outage journal,
+// drain, restore, coverage, peers) and a worker's `stats <server>`, forwarded
+// (worker/local.ts). Nothing here is on the data path.
 
 import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
