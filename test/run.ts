@@ -34,7 +34,16 @@ const DETAIL_LINES = 60;
 function failureDetail(plain: string): string {
   const at = plain.indexOf('FAIL ');
   const from = at === -1 ? plain : plain.slice(at);
-  return from.split('\n').filter((l) => l.trim() !== '').slice(0, DETAIL_LINES).map((l) => `    ${l}\n`).join('');
+  const lines = from.split('\n').filter((l) => l.trim() !== '').slice(0, DETAIL_LINES);
+  // a server or proxy that died on its own (test/helpers/procs.ts), with its last words
+  const all = plain.split('\n');
+  let deaths = 0;
+  for (let i = 0; i < all.length && deaths < 2; i++) {
+    if (!all[i]!.includes('exited by itself')) continue;
+    deaths++;
+    lines.push(all[i]!, ...all.slice(i + 1, i + 31).filter((l) => l.startsWith('      ')));
+  }
+  return lines.map((l) => `    ${l}\n`).join('');
 }
 
 function nodeLabel(node: string): string {

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import './hooks.js';
 
 const live = new Set<ChildProcess>();
 function killAll(): void {
@@ -55,31 +56,57 @@ export async function waitForPort(port: number | string, timeoutMs = 5000): Prom
   }
 }
 
+/** signals after which a process goes on */
+const PAUSES = new Set<NodeJS.Signals>(['SIGSTOP', 'SIGCONT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']);
+
 export class Proc {
   readonly child: ChildProcess;
   readonly port: number;
   output = '';
   private exited: Promise<number | null>;
 
-  constructor(child: ChildProcess, port: number) {
+  /** set once the test signals or stops the process: an exit after that is no news */
+  private ending = false;
+
+  /**
+   * `name` set: an exit the test did not cause (no signal(), stop() or
+   * expectExit()) is reported on stderr with the process's last output, in the
+   * form test/run.ts repeats at the end of a failing file's log, so that a
+   * test that fails later with ECONNREFUSED says why.
+   */
+  constructor(child: ChildProcess, port: number, name?: string) {
     this.child = child;
     this.port = port;
     live.add(child);
     child.stdout?.on('data', (d: Buffer) => { this.output += d.toString(); });
     child.stderr?.on('data', (d: Buffer) => { this.output += d.toString(); });
-    this.exited = new Promise((resolve) => child.once('exit', (code) => { live.delete(child); resolve(code); }));
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+      live.delete(child);
+      if (name !== undefined && !this.ending) {
+        const tail = this.output.trimEnd().split('\n').slice(-30).map((l) => `      ${l}`).join('\n');
+        process.stderr.write(`\n${name} on 127.0.0.1:${port} (pid ${child.pid}) exited by itself (code ${code}, signal ${signal}); its last output:\n${tail}\n`);
+      }
+      resolve(code);
+    }));
   }
 
   get pid(): number { return this.child.pid!; }
   get addr(): string { return `127.0.0.1:${this.port}`; }
   get alive(): boolean { return this.child.exitCode === null && this.child.signalCode === null; }
 
-  signal(sig: NodeJS.Signals): void { if (this.alive) this.child.kill(sig); }
+  signal(sig: NodeJS.Signals): void {
+    if (!PAUSES.has(sig)) this.ending = true;
+    if (this.alive) this.child.kill(sig);
+  }
 
   async stop(sig: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    this.ending = true;
     if (this.alive) this.child.kill(sig);
     return this.exited;
   }
+
+  /** The test makes the process end by other means (a command, a bad reload): not news. */
+  expectExit(): void { this.ending = true; }
 
   wait(): Promise<number | null> { return this.exited; }
 
@@ -111,7 +138,7 @@ export async function startMemcached(opts: MemcachedOptions = {}): Promise<Proc>
   if (process.getuid?.() === 0) args.push('-u', 'root');
   args.push(...(opts.extraArgs ?? []));
   const child = spawn('memcached', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const p = new Proc(child, port);
+  const p = new Proc(child, port, 'memcached');
   await Promise.race([
     waitForPort(sock ?? port),
     p.wait().then((code) => { throw new Error(`memcached exited with ${code}: ${p.output}`); }),
@@ -150,7 +177,7 @@ export async function startProxy(flags: string[], opts: { port?: number; env?: N
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...opts.env },
   });
-  const p = new Proc(child, port);
+  const p = new Proc(child, port, 'mcrelay');
   opts.onSpawn?.(p);
   await Promise.race([
     waitForPort(port, 10000),

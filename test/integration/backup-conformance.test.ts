@@ -18,6 +18,7 @@
 import { suite } from 'uvu';
 import { startMemcached, startProxy, sleep, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
+import { loudHooks } from '../helpers/hooks.js';
 import { Differential, type Row } from '../helpers/differential.js';
 import { textRows } from '../helpers/text-rows.js';
 import { META_ROWS } from '../helpers/meta-rows.js';
@@ -47,6 +48,7 @@ const ROWS: Row[] = [...textRows(notMine), ...META_ROWS].filter((row) => row.exp
 
 function backupSuite(name: string, warm: boolean): void {
   const t = suite(name);
+  loudHooks(t);
   let A: Proc | undefined;
   let B: Proc | undefined;
   let C: Proc | undefined;
