@@ -56,11 +56,12 @@ function unitName(u: Unit): string {
 }
 
 /** One uvu process; its output goes to `write` as it comes. */
-function runUnit(u: Unit, write: (s: string) => void): Promise<Outcome> {
+function runUnit(u: Unit, lane: number, write: (s: string) => void): Promise<Outcome> {
   return new Promise((resolve) => {
     const pattern = u.file === undefined ? '\\.test\\.js$' : `^${u.file.replace(/\./g, '\\.')}$`;
     // A test that starts `node` by name gets the same Node as the one running it.
-    const env = { ...process.env, ...u.env, PATH: `${path.dirname(u.node)}${path.delimiter}${process.env.PATH ?? ''}` };
+    // The lane picks the block of ports its files' servers listen on (freePort in test/helpers/procs.ts).
+    const env = { ...process.env, ...u.env, MCRELAY_TEST_LANE: String(lane), PATH: `${path.dirname(u.node)}${path.delimiter}${process.env.PATH ?? ''}` };
     const child = spawn(u.node, [uvu, path.join(here, u.suite), pattern], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     const take = (d: Buffer): void => { out += d.toString(); write(d.toString()); };
@@ -136,17 +137,17 @@ let passed = 0;
 let failed = 0;
 const failures: string[] = [];
 let next = 0;
-async function lane(): Promise<void> {
+async function lane(id: number): Promise<void> {
   while (next < plan.length) {
     const u = plan[next++]!;
     let r: Outcome;
     if (jobs === 1) {
       process.stdout.write(`\n== ${unitName(u)}\n`);
-      r = await runUnit(u, (s) => process.stdout.write(s));
+      r = await runUnit(u, id, (s) => process.stdout.write(s));
     } else {
       let buf = '';
       const started = Date.now();
-      r = await runUnit(u, (s) => { buf += s; });
+      r = await runUnit(u, id, (s) => { buf += s; });
       process.stdout.write(`\n== ${unitName(u)} (${((Date.now() - started) / 1000).toFixed(1)} s)\n${buf}`);
     }
     passed += r.passed;
@@ -154,7 +155,7 @@ async function lane(): Promise<void> {
     if (r.failed > 0) failures.push(`${unitName(u)}: ${r.failed} failed\n${r.detail}`);
   }
 }
-await Promise.all(Array.from({ length: Math.min(jobs, plan.length) }, lane));
+await Promise.all(Array.from({ length: Math.min(jobs, plan.length) }, (_, id) => lane(id)));
 if (failures.length > 0) process.stdout.write(`\nfailed:\n${failures.map((f) => `  ${f}`).join('')}`);
 process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
 process.exitCode = failed === 0 ? 0 : 1;

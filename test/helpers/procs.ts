@@ -24,17 +24,43 @@ export const CLI = path.join(ROOT, 'dist/src/cli.js');
 /** mcrelay with a hook to replace a worker on SIGUSR2 (test/helpers/harness.ts) */
 export const HARNESS = path.join(ROOT, 'dist/test/helpers/harness.js');
 
-/** A loopback port that was free a moment ago. */
-export function freePort(): Promise<number> {
+/**
+ * Ports for the servers a test starts. Under test/run.ts --jobs N each lane
+ * (MCRELAY_TEST_LANE) takes ports from its own block below the kernel's
+ * ephemeral range (32768-60999 on Linux): a port the kernel hands out with
+ * listen(0) is free only until the server is up, and in that gap another test
+ * file, or any outgoing connection, could be given it too (a server that then
+ * cannot listen, or a test that talks to someone else's server). Alone, a
+ * file takes what listen(0) gives.
+ */
+const LANE = process.env.MCRELAY_TEST_LANE;
+const LANE_PORTS = 3000;
+const LANE_BASE = 20000 + (Number(LANE ?? 0) % 4) * LANE_PORTS;
+/** where the next search starts: the files of one lane run one after another */
+let laneOffset = Math.floor(Math.random() * LANE_PORTS);
+
+function listenable(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.unref();
     s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
+    s.listen(port, '127.0.0.1', () => {
+      const got = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(got));
     });
   });
+}
+
+/** A loopback port that was free a moment ago (and, under test/run.ts, is this lane's). */
+export async function freePort(): Promise<number> {
+  if (LANE === undefined) return listenable(0);
+  for (let tries = 0; tries < LANE_PORTS; tries++) {
+    const port = LANE_BASE + laneOffset++ % LANE_PORTS;
+    try {
+      return await listenable(port);
+    } catch { /* taken: the next one */ }
+  }
+  throw new Error(`no free port in ${LANE_BASE}-${LANE_BASE + LANE_PORTS - 1}`);
 }
 
 export function sleep(ms: number): Promise<void> {
