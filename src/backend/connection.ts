@@ -112,6 +112,9 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
   private headSince = 0;
   /** when the last bytes arrived */
   private lastReadAt = 0;
+  /** when checkTimeout last ran, and whether it let a late run go without judging */
+  private checkedAt = 0;
+  private latePassed = false;
 
   constructor(
     server: number,
@@ -256,6 +259,12 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
    * wait starts when it became the head (ops behind a slow one are not late),
    * or at the last bytes received (a long reply still arriving is progress),
    * and it may take longer the larger it is.
+   *
+   * libuv runs due timers before it polls the sockets. A check that comes late
+   * (a long turn, such as a giant reply handed on, a GC pause, or a process the
+   * machine did not run) may find a reply that arrived meanwhile still unread:
+   * such a check passes, once, so that the poll reads first. The next one
+   * judges however late it is, so a loop that is always late still times out.
    */
   /** @internal */ checkTimeout(now: number): void {
     const op = this.ring[this.head];
@@ -263,6 +272,13 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
       if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
       return;
     }
+    const late = now - this.checkedAt > 2 * timerPeriod(this.timeoutMs);
+    this.checkedAt = now;
+    if (late && !this.latePassed) {
+      this.latePassed = true;
+      return;
+    }
+    this.latePassed = false;
     const since = Math.max(op.sentAt, this.headSince, this.lastReadAt);
     // A write's size is its value's (a retrieval op counts its keys; its request's bytes are not its own).
     const allowance = op.keyCount > 0 ? op.keyCount * (US_PER_KEY / 1000) : (op.req?.bytes ?? 0) / BYTES_PER_MS;
