@@ -125,6 +125,12 @@ export interface DifferentialOptions {
   masterEmpty?: boolean;
   /** applied to both replies of every row, before the row's own normalize */
   normalize?: (reply: string) => string;
+  /**
+   * Each row sent whole and byte by byte (up to 1500 bytes) only, not cut at
+   * every offset: for suites about what happens behind the parser (a backup),
+   * whose framing the suites without one already cut every way.
+   */
+  fewCuts?: boolean;
 }
 
 export class Differential {
@@ -205,7 +211,9 @@ export class Differential {
     const frame = row.frame ?? 'sentinel';
     // The mode list is fixed by the row as first sent; a cas-dependent row keeps its length.
     const first = Buffer.from(typeof row.send === 'string' ? row.send : row.send(1000n), 'latin1');
-    const modes = row.modes === 'whole' ? [{ kind: 'whole' } as Mode] : typeof row.modes === 'function' ? row.modes(first) : allCuts(first);
+    const modes = row.modes === 'whole' ? [{ kind: 'whole' } as Mode]
+      : this.opts.fewCuts === true ? allCuts(first).filter((m) => m.kind !== 'cut')
+        : typeof row.modes === 'function' ? row.modes(first) : allCuts(first);
     const own = row.normalize ?? ((s: string): string => s);
     const all = this.opts.normalize ?? ((s: string): string => s);
     const norm = (s: string): string => own(all(s));

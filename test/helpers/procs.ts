@@ -205,8 +205,12 @@ export async function startProxy(flags: string[], opts: { port?: number; env?: N
   });
   const p = new Proc(child, port, 'mcrelay');
   opts.onSpawn?.(p);
+  // The admin listener starts after the data ports (in --io portable, well
+  // after: the workers listen during the start): a test may reach for it at once.
+  const i = flags.indexOf('--admin');
+  const adminPort = i === -1 ? NaN : Number(/^127\.0\.0\.1:(\d+)$/.exec(flags[i + 1] ?? '')?.[1]);
   await Promise.race([
-    waitForPort(port, 10000),
+    waitForPort(port, 10000).then(() => (adminPort > 0 ? waitForPort(adminPort, 10000) : undefined)),
     p.wait().then((code) => { throw new Error(`mcrelay exited with ${code}: ${p.output}`); }),
   ]);
   return p;
