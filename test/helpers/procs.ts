@@ -191,9 +191,9 @@ export function ioFlags(flags: readonly string[]): string[] {
 
 /**
  * Starts mcrelay (the built CLI, or `entry` such as HARNESS) with the given
- * flags plus -l/-p (and --io from MCRELAY_TEST_IO), waits until it listens. Its
- * signal handlers are set a moment later: before a signal, wait for "mcrelay
- * started" (HARNESS: "ready").
+ * flags plus -l/-p (and --io from MCRELAY_TEST_IO), waits until it has said
+ * "mcrelay started". Its signal handlers are set a moment later: before a
+ * signal, HARNESS users wait for its "ready".
  */
 export async function startProxy(flags: string[], opts: { port?: number; env?: NodeJS.ProcessEnv; entry?: string; onSpawn?: (p: Proc) => void } = {}): Promise<Proc> {
   const port = opts.port ?? await freePort();
@@ -205,12 +205,16 @@ export async function startProxy(flags: string[], opts: { port?: number; env?: N
   });
   const p = new Proc(child, port, 'mcrelay');
   opts.onSpawn?.(p);
-  // The admin listener starts after the data ports (in --io portable, well
-  // after: the workers listen during the start): a test may reach for it at once.
-  const i = flags.indexOf('--admin');
-  const adminPort = i === -1 ? NaN : Number(/^127\.0\.0\.1:(\d+)$/.exec(flags[i + 1] ?? '')?.[1]);
+  // Ready is its "mcrelay started" line, logged once every listener is up. The
+  // data port answering is not enough: the admin listener starts after it, and
+  // in --io portable the port answers for a moment before the workers listen
+  // (the main thread's claim on it, io/portable.ts claimPort), then refuses.
+  const started = async (): Promise<void> => {
+    if (!await p.waitForOutput('mcrelay started', 10_000) && p.alive) throw new Error(`mcrelay did not start within 10 s: ${p.output}`);
+    await waitForPort(port, 10_000);
+  };
   await Promise.race([
-    waitForPort(port, 10000).then(() => (adminPort > 0 ? waitForPort(adminPort, 10000) : undefined)),
+    started(),
     p.wait().then((code) => { throw new Error(`mcrelay exited with ${code}: ${p.output}`); }),
   ]);
   return p;

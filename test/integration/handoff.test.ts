@@ -4,7 +4,7 @@
 //   prober (uid 65534) --connect--> /tmp/mcrelay-<pid>-w<i>-<gen>-<random>.sock   EACCES (mode 0600)
 //   prober (root)      --connect, junk--> same                                   closed, nothing sent
 //   clients --> mcrelay (2 workers, worker 0 replaced 3 times) --> memcached      correct replies
-import { test } from 'uvu';
+import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -15,6 +15,10 @@ import { codeOf, HandoffError } from '../../src/errors.js';
 import { HARNESS, Proc, ROOT, startMemcached, startProxy, PORTABLE_RUN } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { eventually, roundTrip } from '../helpers/mc.js';
+
+// A suite of its own, not uvu's shared `test`: in portable mode it is never
+// run, and a run of several files in one process must not run it either.
+const test = suite();
 
 const PROBER = path.join(ROOT, 'dist/test/helpers/handoff-prober.js');
 const procs: Proc[] = [];

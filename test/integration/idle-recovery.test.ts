@@ -236,7 +236,7 @@ test('partition with writes through both entries: only the written keys go from 
     for (const e of [e1, e2]) {
       assert.is(await figure(e, frozen.addr, 'flushes'), 0, 'no flush');
       assert.ok(await figure(e, frozen.addr, 'invalidated_keys') >= via1.length + via2.length + deleted.length,
-        `every written key deleted by each entry's recovery: ${await figure(e, frozen.addr, 'invalidated_keys')}`);
+        `every written key deleted by each entry's recovery: ${await figure(e, frozen.addr, 'invalidated_keys')} by entry ${e === e1 ? 1 : 2}; their logs:\n${logOf(e1, frozen.addr)}\n--\n${logOf(e2, frozen.addr)}`);
     }
   } finally {
     await teardown();

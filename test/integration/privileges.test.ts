@@ -2,7 +2,7 @@
 // then the uid, on every thread (read from /proc/<pid>/task/*/status), also on a
 // worker started after the drop; an unknown user or group stops the start
 // before anything is bound.
-import { test } from 'uvu';
+import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,6 +12,10 @@ import { spawnSync } from 'node:child_process';
 import { CLI, freePort, HARNESS, Proc, startMemcached, startProxy, PORTABLE_RUN } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 import { roundTrip } from '../helpers/mc.js';
+
+// A suite of its own, not uvu's shared `test`: in portable mode it is never
+// run, and a run of several files in one process must not run it either.
+const test = suite();
 
 const procs: Proc[] = [];
 test.after.each(async () => { for (const p of procs.splice(0)) await p.stop(); });

@@ -1,6 +1,6 @@
 // The client listener on a unix socket (-f): what mcrelay does with what it
 // finds at the path, the socket's mode and owner, and what it leaves at exit.
-import { test } from 'uvu';
+import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -9,6 +9,12 @@ import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { CLI, Proc, startMemcached, startProxy, waitForPort, PORTABLE_RUN } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
+import { loudHooks } from '../helpers/hooks.js';
+
+// A suite of its own, not uvu's shared `test`: in portable mode it is never
+// run, and a run of several files in one process must not run it either.
+const test = suite();
+loudHooks(test);
 
 const procs: Proc[] = [];
 test.after.each(async () => { for (const p of procs.splice(0)) await p.stop(); });
