@@ -159,7 +159,7 @@ test('node --permission refuses process.binding: one warning line, then portable
   // Node 26 also restricts the network under --permission (--allow-net); Node 22 and 24 do not know the flag.
   const net = process.allowedNodeEnvironmentFlags.has('--allow-net') ? ['--allow-net'] : [];
   const p = await launch(['--permission', '--allow-fs-read=*', '--allow-worker', ...net], ['--workers', '2', '-s', m.addr], { MALLOC_MMAP_THRESHOLD_: undefined });
-  await Promise.race([waitForPort(p.port, 10000), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
+  await Promise.race([p.waitForOutput('mcrelay started', 10000).then(() => waitForPort(p.port, 10000)), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
   assert.ok(await p.waitForOutput('mcrelay started'));
   await setAndGet(p.port, 'permission');
   const w = warnings(p);
@@ -172,7 +172,7 @@ test('node --permission refuses process.binding: one warning line, then portable
 test('a Node whose tcp_wrap lacks TCP: the check names it, and portable serves', async () => {
   const m = await mc();
   const p = await launch(['--import', HIDE_TCP], ['--workers', '2', '-s', m.addr]);
-  await Promise.race([waitForPort(p.port, 10000), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
+  await Promise.race([p.waitForOutput('mcrelay started', 10000).then(() => waitForPort(p.port, 10000)), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
   await setAndGet(p.port, 'hidden');
   const w = warnings(p);
   assert.is(w.length, 1, w.join('\n'));
@@ -182,7 +182,7 @@ test('a Node whose tcp_wrap lacks TCP: the check names it, and portable serves',
 test('the default is the fast path, without a warning', async () => {
   const m = await mc();
   const p = await launch([], ['--workers', '2', '-s', m.addr]);
-  await Promise.race([waitForPort(p.port, 10000), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
+  await Promise.race([p.waitForOutput('mcrelay started', 10000).then(() => waitForPort(p.port, 10000)), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
   assert.ok(await p.waitForOutput('mcrelay started'));
   await setAndGet(p.port, 'fast');
   assert.match(p.output, /"io":"fast"/);
