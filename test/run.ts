@@ -4,7 +4,7 @@
 //   run.js [suite...]                  every suite on this Node, one uvu process per
 //                                      folder, one after another (`npm test`)
 //   run.js --node PATH [--node PATH]   also the unit and integration suites on
-//                                      each of those Nodes (but THIS_NODE_ONLY)
+//                                      each of those Nodes (conformance cuts: FEW_CUTS)
 //   run.js --jobs N                    N uvu processes at once, one per test file,
 //                                      each file's output printed whole when it ends
 //   run.js --portable                  also the integration suite on this Node with
@@ -20,12 +20,12 @@ const SUITES = ['unit', 'integration', 'clients', 'fault'];
 /** What runs on the Nodes named by --node. */
 const OTHER_NODE_SUITES = ['unit', 'integration'];
 /**
- * Integration files that stay on this Node (in both I/O modes): the recovery
- * scenarios, which spend their minute or two waiting on probe and warm-up
- * timers, in code no Node API touches that the rest of the suite does not.
- * On three Nodes they took 800 s of CI's 1,650 (two lanes).
+ * On the other Nodes the differential suites send each stream whole and byte by
+ * byte but not cut at every offset (test/helpers/differential.ts): the cuts
+ * test mcrelay's own parsers, which no Node API touches, and they ran on this
+ * Node in both I/O modes. That pays for part of the recovery scenarios there.
  */
-const THIS_NODE_ONLY = ['warm-recovery', 'reload-recovery', 'warm-race', 'idle-recovery'];
+const FEW_CUTS = { MCRELAY_TEST_CUTS: 'few' };
 /** A file that runs longer is hung (the slowest takes two minutes); a whole suite in one process gets longer. */
 const FILE_TIMEOUT_MS = 6 * 60 * 1000;
 const SUITE_TIMEOUT_MS = 30 * 60 * 1000;
@@ -35,7 +35,7 @@ const SUITE_TIMEOUT_MS = 30 * 60 * 1000;
  */
 const SLOW_FIRST = ['reload-recovery', 'warm-recovery', 'warm-race', 'idle-recovery', 'limits', 'backup-conformance'];
 
-interface Unit { node: string; label: string; suite: string; file?: string; skip?: string[]; env?: NodeJS.ProcessEnv }
+interface Unit { node: string; label: string; suite: string; file?: string; env?: NodeJS.ProcessEnv }
 interface Outcome { passed: number; failed: number; detail: string }
 
 /** Lines of a failing unit's output worth repeating at the end (CI keeps only the tail of a log). */
@@ -67,8 +67,7 @@ function unitName(u: Unit): string {
 /** One uvu process; its output goes to `write` as it comes. */
 function runUnit(u: Unit, lane: number, write: (s: string) => void): Promise<Outcome> {
   return new Promise((resolve) => {
-    const skip = u.skip === undefined || u.skip.length === 0 ? '' : `(?!(?:${u.skip.join('|')})\\.test\\.js$)`;
-    const pattern = u.file === undefined ? `^${skip}.*\\.test\\.js$` : `^${u.file.replace(/\./g, '\\.')}$`;
+    const pattern = u.file === undefined ? '^.*\\.test\\.js$' : `^${u.file.replace(/\./g, '\\.')}$`;
     // A test that starts `node` by name gets the same Node as the one running it.
     // The lane picks the block of ports its files' servers listen on (freePort in test/helpers/procs.ts).
     const env = { ...process.env, ...u.env, MCRELAY_TEST_LANE: String(lane), PATH: `${path.dirname(u.node)}${path.delimiter}${process.env.PATH ?? ''}` };
@@ -123,24 +122,23 @@ for (let i = 0; i < args.length; i++) {
 const suites = named.length > 0 ? named : SUITES;
 
 const plan: Unit[] = [];
-const nodes: Array<{ node: string; suites: string[]; io?: string; skip?: string[] }> = [
+const nodes: Array<{ node: string; suites: string[]; io?: string; env?: NodeJS.ProcessEnv }> = [
   { node: process.execPath, suites },
-  ...others.map((node) => ({ node, suites: suites.filter((s) => OTHER_NODE_SUITES.includes(s)), skip: THIS_NODE_ONLY })),
+  ...others.map((node) => ({ node, suites: suites.filter((s) => OTHER_NODE_SUITES.includes(s)), env: FEW_CUTS })),
 ];
 if (portable) nodes.push({ node: process.execPath, suites: suites.filter((s) => s === 'integration'), io: 'portable' });
-for (const { node, suites: its, io, skip } of nodes) {
+for (const { node, suites: its, io, env: nodeEnv } of nodes) {
   const label = io === undefined ? nodeLabel(node) : `${nodeLabel(node)}, --io ${io}`;
-  const env = io === undefined ? undefined : { MCRELAY_TEST_IO: io };
+  const env = io === undefined ? nodeEnv : { MCRELAY_TEST_IO: io };
   for (const suite of its) {
     const dir = path.join(here, suite);
     if (!existsSync(dir)) {
       process.stdout.write(`no suite folder ${suite}/\n`);
       continue;
     }
-    const skipHere = suite === 'integration' ? skip : undefined;
-    if (jobs === 1) plan.push({ node, label, suite, skip: skipHere, env });
+    if (jobs === 1) plan.push({ node, label, suite, env });
     else {
-      const files = readdirSync(dir).filter((f) => f.endsWith('.test.js') && !skipHere?.includes(f.slice(0, -'.test.js'.length)));
+      const files = readdirSync(dir).filter((f) => f.endsWith('.test.js'));
       for (const file of files.sort()) plan.push({ node, label, suite, file, env });
     }
   }

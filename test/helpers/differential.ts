@@ -128,10 +128,13 @@ export interface DifferentialOptions {
   /**
    * Each row sent whole and byte by byte (up to 1500 bytes) only, not cut at
    * every offset: for suites about what happens behind the parser (a backup),
-   * whose framing the suites without one already cut every way.
+   * whose framing the suites without one already cut every way. Also the
+   * default under MCRELAY_TEST_CUTS=few (test/run.ts: on the other Nodes).
    */
   fewCuts?: boolean;
 }
+
+const FEW_CUTS = process.env.MCRELAY_TEST_CUTS === 'few';
 
 export class Differential {
   constructor(
@@ -212,7 +215,7 @@ export class Differential {
     // The mode list is fixed by the row as first sent; a cas-dependent row keeps its length.
     const first = Buffer.from(typeof row.send === 'string' ? row.send : row.send(1000n), 'latin1');
     const modes = row.modes === 'whole' ? [{ kind: 'whole' } as Mode]
-      : this.opts.fewCuts === true ? allCuts(first).filter((m) => m.kind !== 'cut')
+      : (this.opts.fewCuts ?? FEW_CUTS) ? allCuts(first).filter((m) => m.kind !== 'cut')
         : typeof row.modes === 'function' ? row.modes(first) : allCuts(first);
     const own = row.normalize ?? ((s: string): string => s);
     const all = this.opts.normalize ?? ((s: string): string => s);
