@@ -12,16 +12,30 @@
 var path = require('path');
 var engines = require('../package.json').engines.node;
 
+function compare(a, b) {
+  for (var i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+  return 0;
+}
+
+function parts(v) {
+  var p = v.split('.');
+  return [Number(p[0] || 0), Number(p[1] || 0), Number(p[2] || 0)];
+}
+
+// The range lists the tested lines (^22.12.0 || ^24.0.0 ...); only a Node below
+// the lowest of them is refused. A newer Node, on a line not tested yet, is let
+// run: it fails far less often than an old one. A range of another form is not
+// checked at all.
 function tooOld(range, version) {
-  var need = /^>=\s*(\d+)(?:\.(\d+))?(?:\.(\d+))?$/.exec(range);
-  if (need === null) return false;
-  var have = version.split('.');
-  for (var i = 0; i < 3; i++) {
-    var h = Number(have[i] || 0);
-    var n = Number(need[i + 1] || 0);
-    if (h !== n) return h < n;
+  var floor = null;
+  var alternatives = range.split('||');
+  for (var i = 0; i < alternatives.length; i++) {
+    var need = /^(?:>=|\^)\s*(\d+(?:\.\d+){0,2})$/.exec(alternatives[i].trim());
+    if (need === null) return false;
+    var v = parts(need[1]);
+    if (floor === null || compare(v, floor) < 0) floor = v;
   }
-  return false;
+  return compare(parts(version), floor) < 0;
 }
 
 if (tooOld(engines, process.versions.node)) {

@@ -10,7 +10,7 @@
 export const Code = {
   /** the command line or the configuration file cannot be used */
   USAGE: 'MCRELAY_USAGE',
-  /** a listener could not be set up (a unix socket path) */
+  /** a listener could not be set up (a unix socket path, an address taken, reusePort refused) */
   LISTEN_FAILED: 'MCRELAY_LISTEN_FAILED',
   /** a backend server refused or failed a new connection */
   CONNECT_FAILED: 'MCRELAY_CONNECT_FAILED',
@@ -26,6 +26,8 @@ export const Code = {
   BACKEND_UNEXPECTED_REPLY: 'MCRELAY_BACKEND_UNEXPECTED_REPLY',
   /** the pipe that hands accepted sockets from the main thread to a worker could not be set up (io/handoff.ts) */
   HANDOFF_FAILED: 'MCRELAY_HANDOFF_FAILED',
+  /** --io fast needs Node internals this Node lacks or refuses (io/internals.ts) */
+  IO_INTERNALS: 'MCRELAY_IO_INTERNALS',
 } as const;
 
 export type ErrorCode = (typeof Code)[keyof typeof Code];
@@ -58,6 +60,7 @@ export class BackendTimeoutError extends kind(Code.BACKEND_TIMEOUT) {}
 export class BackendUnparseableError extends kind(Code.BACKEND_UNPARSEABLE) {}
 export class BackendUnexpectedReplyError extends kind(Code.BACKEND_UNEXPECTED_REPLY) {}
 export class HandoffError extends kind(Code.HANDOFF_FAILED) {}
+export class IoInternalsError extends kind(Code.IO_INTERNALS) {}
 
 /**
  * An error's code for a log line: mcrelay's, or a system error's (ECONNREFUSED,

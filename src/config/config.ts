@@ -258,10 +258,20 @@ export function parseRatio(s: string): number | null {
   return n >= 0 && n <= 1 ? n : null;
 }
 
+/** The masters' names in configured order: the order the router numbers them. */
+export function masterNames(config: Pick<Config, 'masters'>): string[] {
+  return config.masters.map((s) => s.name);
+}
+
+/** The backups' names in configured order. */
+export function backupNames(config: Pick<Config, 'backups'>): string[] {
+  return config.backups.map((s) => s.name);
+}
+
 /**
  * Every server's name, masters first and then backups: the order in which the
  * health table and the per-server figures number them.
  */
 export function serverNames(config: Pick<Config, 'masters' | 'backups'>): string[] {
-  return [...config.masters, ...config.backups].map((s) => s.name);
+  return [...masterNames(config), ...backupNames(config)];
 }

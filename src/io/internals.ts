@@ -16,6 +16,7 @@
 // public APIs only) when the answer is not ok.
 
 import type net from 'node:net';
+import { IoInternalsError } from '../errors.js';
 
 /** A TCP or Unix socket handle as raw-stream.ts drives it. */
 export interface UvStream {
@@ -184,7 +185,7 @@ export function readResult(): number {
 export function internals(): Internals {
   const p = probeInternals();
   if (p.ok) return p.internals;
-  throw Object.assign(new Error(`the fast I/O path needs Node internals this Node lacks or refuses (${p.missing.join(', ')}); use --io portable`), { code: 'MCRELAY_IO_INTERNALS' });
+  throw new IoInternalsError(`the fast I/O path needs Node internals this Node lacks or refuses (${p.missing.join(', ')}); use --io portable`);
 }
 
 /**
@@ -195,7 +196,7 @@ export function internals(): Internals {
 export function listenerHandle(server: net.Server): { onconnection: (status: number, handle?: AcceptedHandle) => void } {
   const handle = (server as unknown as { _handle?: unknown })._handle;
   if (handle === null || typeof handle !== 'object' || !('onconnection' in handle)) {
-    throw Object.assign(new Error('the fast I/O path needs net.Server#_handle.onconnection, which this Node lacks; use --io portable'), { code: 'MCRELAY_IO_INTERNALS' });
+    throw new IoInternalsError('the fast I/O path needs net.Server#_handle.onconnection, which this Node lacks; use --io portable');
   }
   return handle as { onconnection: (status: number, handle?: AcceptedHandle) => void };
 }

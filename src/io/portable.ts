@@ -15,6 +15,7 @@
 // only wait for it past that (a client past 4 MB unsent, a large reply).
 
 import net from 'node:net';
+import { ListenError } from '../errors.js';
 import { readArena } from './buffers.js';
 import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddress, type StreamOwner } from './stream.js';
 
@@ -185,7 +186,7 @@ export async function listenShared(addresses: readonly ListenAt[], onSocket: (so
           server.on('error', onError);
           resolve();
         });
-      }).catch((err: Error) => { throw new Error(`listen ${a.host}:${a.port} (reusePort): ${err.message}`); });
+      }).catch((err: Error) => { throw new ListenError(`listen ${a.host}:${a.port} (reusePort): ${err.message}`, { cause: err }); });
     }
   } catch (err) {
     for (const s of servers) s.close();
@@ -204,7 +205,7 @@ export async function listenShared(addresses: readonly ListenAt[], onSocket: (so
 export function claimPort(host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
-    s.once('error', (err) => reject(new Error(`listen ${host}:${port}: ${err.message}`)));
+    s.once('error', (err) => reject(new ListenError(`listen ${host}:${port}: ${err.message}`, { cause: err })));
     s.listen({ host, port }, () => {
       const bound = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(bound));

@@ -19,7 +19,7 @@
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
-import { parseServerAddress, type Config, type ServerAddress } from '../config/config.js';
+import { backupNames, masterNames, parseServerAddress, type Config, type ServerAddress } from '../config/config.js';
 import { Router } from '../routing/router.js';
 import { DOWN, type HealthTable } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
@@ -66,7 +66,7 @@ export class Restorer {
   ) {
     this.servers = [...config.masters, ...config.backups];
     this.masterCount = config.masters.length;
-    this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
+    this.router = new Router(config.distribution, masterNames(config), backupNames(config));
   }
 
   /** Whether a restore of the server is in progress (warm-up waits for it). */

@@ -9,7 +9,7 @@
 
 import net from 'node:net';
 import util from 'node:util';
-import type { Config, IoMode } from '../config/config.js';
+import { backupNames, masterNames, serverNames, type Config, type IoMode } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
 import { DOWN, HealthTable, RECOVERING, UP } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
@@ -258,8 +258,8 @@ export async function start(config: Config): Promise<Running> {
   log.info('mcrelay started', {
     version: VERSION,
     listen: addresses,
-    masters: config.masters.map((s) => s.name),
-    backups: config.backups.map((s) => s.name),
+    masters: masterNames(config),
+    backups: backupNames(config),
     distribution: config.distribution,
     workers: config.workers,
     io,
@@ -283,8 +283,8 @@ export async function start(config: Config): Promise<Running> {
       // New tables for the new server list; a server on both lists keeps its
       // state, but one RECOVERING goes back to DOWN: its recovery in flight runs
       // on the old numbers and stops, and the new prober starts it again.
-      const oldNames = [...current.masters, ...current.backups].map((a) => a.name);
-      const names = [...merged.masters, ...merged.backups].map((a) => a.name);
+      const oldNames = serverNames(current);
+      const names = serverNames(merged);
       const nextHealth = new HealthTable(names.length);
       for (let i = 0; i < names.length; i++) {
         const j = oldNames.indexOf(names[i]!);
@@ -303,7 +303,7 @@ export async function start(config: Config): Promise<Running> {
       supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
       watch(merged);
       admin?.setSources(adminSources());
-      log.info('configuration reloaded', { masters: merged.masters.map((a) => a.name), backups: merged.backups.map((a) => a.name), distribution: merged.distribution });
+      log.info('configuration reloaded', { masters: masterNames(merged), backups: backupNames(merged), distribution: merged.distribution });
     },
     async stop(): Promise<void> {
       // Stop accepting, let every request already read be answered (up to

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config } from '../config/config.js';
 import { C, type Counters } from '../shared/counters.js';
 import { StripeTable } from '../shared/stripes.js';
-import { codeOf } from '../errors.js';
+import { codeOf, ListenError } from '../errors.js';
 import { log } from '../log.js';
 import { HandoffServer, type AcceptedHandle } from '../io/handoff.js';
 import type { ListenAt } from '../io/portable.js';
@@ -135,8 +135,9 @@ export class Supervisor {
         if (error === null) { live(); resolve(); return; }
         // A first start fails whole (the address is taken, reusePort is not
         // supported here); a replacement is retried like a crashed worker.
+        // The worker's error came as text: its code is given again here.
         void worker.terminate();
-        if (slot.generation === 1) reject(new Error(error));
+        if (slot.generation === 1) reject(new ListenError(error));
         else { log.error('worker replacement cannot listen', { worker: slot.id, error }); resolve(); }
       };
       worker.once('exit', () => resolve());

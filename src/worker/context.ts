@@ -11,7 +11,7 @@
 //     WarmUp       warm-up.ts       a warming master's misses, filled from the backup
 //     Invalidation invalidation.ts  journaled keys deleted on a returning server
 
-import type { Config } from '../config/config.js';
+import { backupNames, masterNames, serverNames, type Config } from '../config/config.js';
 import { BackendConnection, type ReplyHandler } from '../backend/connection.js';
 import { Cmd } from '../protocol/commands.js';
 import { writeMetaLine } from '../protocol/meta-line.js';
@@ -107,7 +107,7 @@ export class WorkerContext {
     this.counters = options.counters;
     this.sequencer = options.sequencer;
     this.scheduler = options.scheduler;
-    this.router = new Router(config.distribution, config.masters.map((s) => s.name), config.backups.map((s) => s.name));
+    this.router = new Router(config.distribution, masterNames(config), backupNames(config));
     this.masterCount = config.masters.length;
     const all = [...config.masters, ...config.backups];
     this.stats = all.map((_a, i) => serverStats(i));
@@ -118,7 +118,7 @@ export class WorkerContext {
       }
       return conns;
     });
-    this.journal = new Journal(all.map((a) => a.name), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!,
+    this.journal = new Journal(serverNames(config), Math.max(1, Math.ceil(config.journalMaxKeys / config.workers)), (s) => this.stats[s]!,
       config.backups.length > 0 ? this.masterCount : 0, options.onJournalShared);
   }
 

@@ -15,7 +15,7 @@ import type { RequestParser } from '../protocol/request-parser.js';
 import * as wire from '../protocol/wire.js';
 import { C, type Counters } from '../shared/counters.js';
 import { VERSION } from '../version.js';
-import type { Config } from '../config/config.js';
+import { backupNames, masterNames, serverNames, type Config } from '../config/config.js';
 import { STATE_NAMES, UP, WARMING, unpackVersion, type HealthTable } from '../shared/health.js';
 import { ERROR_CODES, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { F, figure, PER_SERVER, ServerFigures, SUMMED } from '../shared/server-figures.js';
@@ -67,7 +67,7 @@ export class LocalCommands {
     private serverStats: ServerStats,
     private figures: ServerFigures,
   ) {
-    this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
+    this.serverNames = serverNames(config);
   }
 
   /** After a reload: the new server list and its tables. */
@@ -76,7 +76,7 @@ export class LocalCommands {
     this.health = health;
     this.serverStats = serverStats;
     this.figures = figures;
-    this.serverNames = [...config.masters, ...config.backups].map((s) => s.name);
+    this.serverNames = serverNames(config);
   }
 
   private versionPacked = -1;
@@ -189,8 +189,8 @@ export class LocalCommands {
       ['umask', c.unixSocketMode.toString(8)],
       ['num_threads', c.workers],
       ['item_size_max', c.maxItemSize],
-      ['masters', c.masters.map((s) => s.name).join(',')],
-      ['backups', c.backups.length === 0 ? 'NULL' : c.backups.map((s) => s.name).join(',')],
+      ['masters', masterNames(c).join(',')],
+      ['backups', c.backups.length === 0 ? 'NULL' : backupNames(c).join(',')],
       ['distribution', c.distribution],
       ['connections_per_server', c.connectionsPerServer],
       ['timeout_ms', c.timeoutMs],

@@ -16,9 +16,16 @@ test('on a supported Node it runs the CLI', () => {
   assert.is(r.stdout, `mcrelay ${pkg.version}\n\n`);
 });
 
-test('engines is a range the check reads (>=X.Y.Z)', () => {
-  assert.match(pkg.engines.node, /^>=\s*\d+(\.\d+){0,2}$/);
+test('engines is a range the check reads (^X.Y.Z or >=X.Y.Z, joined by ||)', () => {
+  for (const part of pkg.engines.node.split('||')) assert.match(part.trim(), /^(>=|\^)\s*\d+(\.\d+){0,2}$/);
 });
+
+/** The lowest version engines names, [major, minor]: what the check refuses below. */
+function floor(): [number, number] {
+  const versions = pkg.engines.node.split('||').map((p) => p.trim().replace(/^(>=|\^)\s*/, '').split('.').map(Number));
+  const [major, minor] = versions.sort((a, b) => a[0]! - b[0]! || (a[1] ?? 0) - (b[1] ?? 0))[0]!;
+  return [major!, minor ?? 0];
+}
 
 test('on a Node below engines: one line naming both versions, exit 2', () => {
   // The system's node, when it is older (Debian 12 has 18, this machine 20).
@@ -26,8 +33,8 @@ test('on a Node below engines: one line naming both versions, exit 2', () => {
     if (!fs.existsSync(p)) return false;
     const v = spawnSync(p, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
     const [major, minor] = v.split('.').map(Number) as [number, number];
-    const [needMajor, needMinor] = pkg.engines.node.replace('>=', '').split('.').map(Number) as [number, number];
-    return major < needMajor || (major === needMajor && minor < (needMinor ?? 0));
+    const [needMajor, needMinor] = floor();
+    return major < needMajor || (major === needMajor && minor < needMinor);
   });
   if (old === undefined) { console.log('    skipped: no Node older than engines on this machine'); return; }
   const r = spawnSync(old, [BIN, '--version'], { encoding: 'utf8', timeout: 10_000 });

@@ -10,8 +10,10 @@ import * as assert from 'uvu/assert';
 import { BackendConnection, Failure, type ReplyHandler } from '../../src/backend/connection.js';
 import type { ServerAddress } from '../../src/config/config.js';
 import {
-  BackendClosedError, BackendTimeoutError, BackendUnparseableError, Code, codeOf, ConnectError, ListenError, McrelayError, UsageError,
+  BackendClosedError, BackendTimeoutError, BackendUnparseableError, Code, codeOf, ConnectError, IoInternalsError, ListenError, McrelayError, UsageError,
 } from '../../src/errors.js';
+import { listenerHandle } from '../../src/io/internals.js';
+import { claimPort, listenShared } from '../../src/io/portable.js';
 import { listenUnix } from '../../src/main/unix-socket.js';
 import { Expect } from '../../src/protocol/response-parser.js';
 import { ERROR_CODES, S, ServerStats } from '../../src/shared/server-stats.js';
@@ -144,6 +146,36 @@ test('a unix socket in a directory that does not exist: MCRELAY_LISTEN_FAILED, n
     assert.match((err as Error).message, /^unix socket \/nonexistent-mcrelay-dir\/s\.sock: directory \/nonexistent-mcrelay-dir does not exist$/);
   } finally {
     server.close();
+  }
+});
+
+test('a port already taken, claimed or listened on with reusePort: MCRELAY_LISTEN_FAILED, naming the address and the socket error', async () => {
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  open.push({ close: () => { taken.close(); } });
+  const port = (taken.address() as AddressInfo).port;
+  const claim = await claimPort('127.0.0.1', port).then(() => null, (err: unknown) => err);
+  assert.ok(claim instanceof ListenError);
+  assert.is(codeOf(claim), 'MCRELAY_LISTEN_FAILED');
+  assert.is(codeOf(claim.cause), 'EADDRINUSE');
+  assert.match(claim.message, new RegExp(`^listen 127\\.0\\.0\\.1:${port}: listen EADDRINUSE`));
+  const shared = await listenShared([{ host: '127.0.0.1', port }], (s) => s.destroy(), () => {}).then((servers) => {
+    for (const s of servers) s.close();
+    return null;
+  }, (err: unknown) => err);
+  assert.ok(shared instanceof ListenError);
+  assert.is(codeOf(shared), 'MCRELAY_LISTEN_FAILED');
+  assert.match(shared.message, new RegExp(`^listen 127\\.0\\.0\\.1:${port} \\(reusePort\\): listen EADDRINUSE`));
+});
+
+test('a server with no libuv handle where the fast path needs one: MCRELAY_IO_INTERNALS, pointing to --io portable', () => {
+  try {
+    listenerHandle(net.createServer());
+    assert.unreachable('a handle');
+  } catch (err) {
+    assert.ok(err instanceof IoInternalsError);
+    assert.is(codeOf(err), 'MCRELAY_IO_INTERNALS');
+    assert.match((err as Error).message, /; use --io portable$/);
   }
 });
 
