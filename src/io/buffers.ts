@@ -22,7 +22,7 @@ const EMPTY = Buffer.alloc(0);
 /**
  * The size of the buffers taken again and again (read slabs, reply slabs, a
  * backend connection's region, the binary translation slab): under the mmap
- * threshold main/malloc.ts sets (32 KiB), so that they come from the thread's
+ * threshold main/malloc.ts sets (68 KiB), so that they come from the thread's
  * malloc arena and go back to it. At 64 KiB each was a mapping of its own:
  * an mmap, 16 page faults to fill it and, once collected, a munmap whose TLB
  * shootdown interrupts every CPU (docs/decisions/slab-size.md).
