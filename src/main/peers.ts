@@ -120,9 +120,20 @@ export class Peers {
     }
   }
 
-  /** The number this proxy's journaled keys of master i go under now (null: none known yet). */
+  /**
+   * The number this proxy's journaled keys of master i go under now (null: not
+   * known yet; they wait). While the master is down here and this outage's
+   * announcement has no number yet, its keys wait for it: under the last
+   * outage's number, which the other proxies have read past, none of them would
+   * delete those keys on the master when it returns. Once the master is back,
+   * a key whose write failed late in the outage goes under that outage.
+   */
   outageNumber(i: number): number | null {
-    return this.outage[i] ?? this.lastOutage[i] ?? null;
+    const n = this.outage[i] ?? null;
+    if (n !== null) return n;
+    const s = this.health.state(i);
+    if (s === DOWN || s === DRAINED) return null;
+    return this.lastOutage[i] ?? null;
   }
 
   /** Master i's outages up to this number are known; null if its journal backup was never read. */

@@ -15,6 +15,7 @@ import { inspect } from '../helpers/mc.js';
 import { parseServerAddress, type ServerAddress } from '../../src/config/config.js';
 import { DOWN, HealthTable, RECOVERING, UP } from '../../src/shared/health.js';
 import { Peers } from '../../src/main/peers.js';
+import { OutageJournal } from '../../src/main/outage-journal.js';
 import { Prober } from '../../src/main/prober.js';
 
 const started: Proc[] = [];
@@ -156,6 +157,52 @@ test('a counter wiped between two outages (flush_all, backup restart): the next 
     started.push(b);
     await peerB.tick();
     await outage('a backup restart');
+  } finally {
+    await Promise.all(started.splice(0).map((p) => p.stop()));
+  }
+});
+
+test('keys journaled in a later outage before its announcement has a number go under that outage, where the other proxy reads them', async () => {
+  try {
+    const { m, b, healthA, healthB } = await setup();
+    // Each proxy's main thread: its peers (the counters) and its journal.
+    const journalA = new OutageJournal([m], [b], 500);
+    const journalB = new OutageJournal([m], [b], 500);
+    const a = new Peers([m], [b], healthA, 500, journalA);
+    const peerB = new Peers([m], [b], healthB, 500, journalB);
+    journalA.attach(a);
+    journalB.attach(peerB);
+    await a.tick();
+    await peerB.tick();
+    await journalB.readLostBaseline();
+
+    /** One outage written through A only; B hears of it from the counter, then both recover. */
+    const outage = async (keys: string[]): Promise<string[]> => {
+      healthA.markDown(0);
+      // A write fails and is journaled as the master goes down: the publisher
+      // (every 50 ms) may run before the announcer (every 50 ms) has the number.
+      journalA.add(m.name, keys, false);
+      await journalA.publish();
+      a.announceDown();
+      await a.beforeRecovery(0);
+      await journalA.publish();
+      assert.ok(journalA.idle, 'A published every key');
+      await peerB.tick();
+      assert.is(healthB.state(0), DOWN, 'B heard of the outage');
+      const gotA = await journalA.gather(0);
+      const gotB = await journalB.gather(0);
+      assert.is(gotB.flush, null, 'B does not need to flush');
+      for (const [j, g, p, h] of [[journalA, gotA, a, healthA], [journalB, gotB, peerB, healthB]] as const) {
+        j.recovered(0, g);
+        p.recovered(0);
+        h.setState(0, UP);
+        p.announceDown();
+      }
+      return gotB.keys;
+    };
+    assert.equal(await outage(['first:1', 'first:2']), ['first:1', 'first:2'], 'B deletes what A journaled in the first outage');
+    // The second outage: A knows a number from the first one, which B has read past.
+    assert.equal(await outage(['second:1', 'second:2']), ['second:1', 'second:2'], 'B deletes what A journaled in the second outage');
   } finally {
     await Promise.all(started.splice(0).map((p) => p.stop()));
   }
