@@ -23,7 +23,7 @@ import { Coverage } from './coverage.js';
 import { Recovery } from './recovery.js';
 import { Restorer } from './restore.js';
 import { Drains } from './drain.js';
-import { startAdmin, type AdminSources } from './admin.js';
+import type { AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
 import { takeAccepts, type AcceptedHandle } from '../io/handoff.js';
 import { probeInternals } from '../io/internals.js';
@@ -187,7 +187,8 @@ export async function start(config: Config): Promise<Running> {
     drains: () => drains,
   });
   let current = config;
-  const admin = config.admin === null ? null : await startAdmin(config, adminSources()).catch((err: Error) => {
+  // The admin stack (node:http and prom-client, about 20 MB of RSS) is loaded only when it listens.
+  const admin = config.admin === null ? null : await import('./admin.js').then(({ startAdmin }) => startAdmin(config, adminSources())).catch((err: Error) => {
     // Several mcrelays on one host (the entry proxies and the backup of DESIGN.md)
     // would all want the default port: the proxy runs on, and says so.
     log.error('admin listener not started', { admin: `${config.admin!.host}:${config.admin!.port}`, error: err.message });

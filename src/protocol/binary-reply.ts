@@ -41,11 +41,6 @@ const STATUS_TEXT: Record<number, Buffer> = {
   [Status.ETMPFAIL]: Buffer.from('Temporary failure'),
 };
 
-/** Reply kinds kept per queued request (ClientConnection's binary ring). */
-export const NOT_QUIET = 0;
-/** a quiet command: success says nothing */
-export const QUIET = 0x100;
-
 const SP = 0x20;
 
 // What each opcode is, one bit each (a table: asked once or twice per request;
@@ -66,10 +61,6 @@ mark(ARITH, BinOp.INCREMENT, BinOp.INCREMENTQ, BinOp.DECREMENT, BinOp.DECREMENTQ
 mark(AFTER_KEY, BinOp.TOUCH, BinOp.GAT, BinOp.GATQ, BinOp.GATK, BinOp.GATKQ, BinOp.STAT);
 mark(STORE, BinOp.SET, BinOp.SETQ, BinOp.ADD, BinOp.ADDQ, BinOp.REPLACE, BinOp.REPLACEQ, BinOp.APPEND, BinOp.APPENDQ,
   BinOp.PREPEND, BinOp.PREPENDQ);
-
-export function isQuiet(op: number): boolean {
-  return (OPS[op]! & Q) !== 0;
-}
 
 /** A response with no extras, no key and `value` (or nothing). */
 export function response(op: number, opaque: number, status: number, casHi: number, casLo: number, value: Buffer | null): Buffer {

@@ -46,6 +46,18 @@ async function launch(nodeFlags: string[], flags: string[], env: NodeJS.ProcessE
   return p;
 }
 
+/**
+ * Waits until a launched mcrelay serves: it says 'mcrelay started' once every
+ * listener is up (in --io portable the data port answers for a moment before
+ * the workers listen), then the port; an exit on the way fails with its output.
+ */
+async function serving(p: Proc): Promise<void> {
+  await Promise.race([
+    p.waitForOutput('mcrelay started', 10000).then(() => waitForPort(p.port, 10000)),
+    p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); }),
+  ]);
+}
+
 /** The proxy's `stats` value of one field. */
 async function stat(port: number, name: string): Promise<number> {
   const c = await connect(port);
@@ -159,8 +171,7 @@ test('node --permission refuses process.binding: one warning line, then portable
   // Node 26 also restricts the network under --permission (--allow-net); Node 22 and 24 do not know the flag.
   const net = process.allowedNodeEnvironmentFlags.has('--allow-net') ? ['--allow-net'] : [];
   const p = await launch(['--permission', '--allow-fs-read=*', '--allow-worker', ...net], ['--workers', '2', '-s', m.addr], { MALLOC_MMAP_THRESHOLD_: undefined });
-  await Promise.race([p.waitForOutput('mcrelay started', 10000).then(() => waitForPort(p.port, 10000)), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
-  assert.ok(await p.waitForOutput('mcrelay started'));
+  await serving(p);
   await setAndGet(p.port, 'permission');
   const w = warnings(p);
   assert.is(w.length, 1, w.join('\n'));
@@ -172,7 +183,7 @@ test('node --permission refuses process.binding: one warning line, then portable
 test('a Node whose tcp_wrap lacks TCP: the check names it, and portable serves', async () => {
   const m = await mc();
   const p = await launch(['--import', HIDE_TCP], ['--workers', '2', '-s', m.addr]);
-  await Promise.race([p.waitForOutput('mcrelay started', 10000).then(() => waitForPort(p.port, 10000)), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
+  await serving(p);
   await setAndGet(p.port, 'hidden');
   const w = warnings(p);
   assert.is(w.length, 1, w.join('\n'));
@@ -182,8 +193,7 @@ test('a Node whose tcp_wrap lacks TCP: the check names it, and portable serves',
 test('the default is the fast path, without a warning', async () => {
   const m = await mc();
   const p = await launch([], ['--workers', '2', '-s', m.addr]);
-  await Promise.race([p.waitForOutput('mcrelay started', 10000).then(() => waitForPort(p.port, 10000)), p.wait().then((code) => { throw new Error(`exited ${code}: ${p.output}`); })]);
-  assert.ok(await p.waitForOutput('mcrelay started'));
+  await serving(p);
   await setAndGet(p.port, 'fast');
   assert.match(p.output, /"io":"fast"/);
   assert.equal(warnings(p), []);
