@@ -2,6 +2,7 @@
 // Every process is registered so that it is killed (by its own PID) when the
 // test process exits, also when a test fails or throws.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +84,20 @@ export async function waitForPort(port: number | string, timeoutMs = 5000): Prom
 }
 
 /** signals after which a process goes on */
+/** Every thread of `pid` is stopped (state T or t); true when /proc cannot tell. */
+function allStopped(pid: number): boolean {
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      const state = stat[stat.lastIndexOf(')') + 2];
+      if (state !== 'T' && state !== 't') return false;
+    }
+    return true;
+  } catch {
+    return true;
+  }
+}
+
 const PAUSES = new Set<NodeJS.Signals>(['SIGSTOP', 'SIGCONT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']);
 
 export class Proc {
@@ -123,6 +138,18 @@ export class Proc {
   signal(sig: NodeJS.Signals): void {
     if (!PAUSES.has(sig)) this.ending = true;
     if (this.alive) this.child.kill(sig);
+  }
+
+  /**
+   * SIGSTOP, then waits until every thread of the process has stopped: kill()
+   * returns before a process running on another core has, and what is sent to
+   * it meanwhile is answered (a write the test meant to time out succeeds).
+   */
+  async pause(): Promise<void> {
+    this.signal('SIGSTOP');
+    const pid = this.child.pid;
+    const deadline = Date.now() + 2000;
+    while (pid !== undefined && Date.now() < deadline && !allStopped(pid)) await sleep(2);
   }
 
   async stop(sig: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {

@@ -166,7 +166,7 @@ test('SIGSTOP of one master: every read of its keys answers from the backup with
   const frozen = masters[FROZEN]!;
   const mine = keysOf(FROZEN);
   assert.ok(mine.length > 1000);
-  frozen.signal('SIGSTOP');
+  await frozen.pause();
   try {
     // first, before the entries know anything: one get of 100 keys over all live masters,
     // its keys on the frozen one retried on the backup when that op times out

@@ -163,7 +163,7 @@ test('a relay that resets idle connections: reads keep hitting, the master is ne
 test('partition with reads only: after SIGCONT the master keeps every key and goes straight back to up', async () => {
   try {
     const { master, p, c, keys } = await single('ro', 3000);
-    master.signal('SIGSTOP');
+    await master.pause();
     try {
       // Reads time out on the master and fail over until it is marked down.
       for (let i = 0; i < 10; i++) await getMany(c, keys.slice(i * 10, i * 10 + 10), 1, 10);
@@ -199,7 +199,7 @@ test('partition with writes through both entries: only the written keys go from 
     const deleted = mine.slice(120, 160);
     const untouched = mine.slice(160);
     const frozen = c.masters[0]!;
-    frozen.signal('SIGSTOP');
+    await frozen.pause();
     try {
       assert.equal(await setMany(c1, via1.map((k) => [k, `new1-${k}`])), [], 'writes through entry 1 answered');
       assert.equal(await setMany(c2, via2.map((k) => [k, `new2-${k}`])), [], 'writes through entry 2 answered');
@@ -326,7 +326,7 @@ test('keys of 1, 186, 187 and 250 bytes and binary keys written while the backup
       for (const k of b64) assert.is(await c.request(`ms ${k} ${v.length} b\r\n${v}\r\n`), 'HD\r\n', 'ms of a binary key');
     };
     await writeAll('old');
-    backup.signal('SIGSTOP');
+    await backup.pause();
     try {
       await writeAll('new');
       await waitState([p], backup.addr, ['down'], 5000);

@@ -76,7 +76,7 @@ async function scenario(state: State, kind: Kind): Promise<void> {
     await sleep(RETRY_MS * 2); // the prober has the master's identity
     let live = master;
     if (state === 'down') {
-      master.signal('SIGSTOP');
+      await master.pause();
       await getMany(c, keys.slice(0, 5), 1, 5);
       await waitState([proxy], master.addr, ['down'], 5000);
     } else if (state !== 'up') {

@@ -473,7 +473,7 @@ async function partitionRun(prefix: string, n: number, P: number): Promise<strin
     try {
       await sleep(300);
       marks.SIGSTOP = performance.now();
-      frozen.signal('SIGSTOP');
+      await frozen.pause();
       try {
         const writes: WriteOp[] = [
           ...over.map((k) => ({ key: k, value: `new-${k}`, flags: 7, exptime: 0 })),
@@ -565,7 +565,7 @@ test('partition seen by one entry only: the other entry serves no stale value wh
     const del = mine.slice(100, 200);
     const frozen = c.masters[P]!;
     const marks: Record<string, number> = {};
-    frozen.signal('SIGSTOP');
+    await frozen.pause();
     try {
       const writes: WriteOp[] = [...over.map((k) => ({ key: k, value: `new-${k}` })), ...del.map((k) => ({ key: k, value: null }))];
       assert.equal(await writeAndRecord(c2, writes, ledger, 20), [], 'writes during the partition answered');
@@ -649,7 +649,7 @@ test('writes racing recovery: keys overwritten through both entries while a mast
       try {
         await sleep(300);
         marks[mode] = performance.now();
-        if (mode === 'SIGSTOP') server.signal('SIGSTOP'); else await server.stop('SIGKILL');
+        if (mode === 'SIGSTOP') await server.pause(); else await server.stop('SIGKILL');
         try {
           await waitState([e1, e2], server.addr, ['down'], 5000);
           await sleep(500);
@@ -705,7 +705,7 @@ test('backup: a backup stopped while its keys were written serves no stale value
     const over = sel.slice(0, 300);
     const del = sel.slice(300, 600);
     const backup = c.backups[B]!;
-    backup.signal('SIGSTOP');
+    await backup.pause();
     try {
       const writes: WriteOp[] = [
         ...over.map((k) => ({ key: k, value: `new-${k}`, flags: 9, exptime: 3600 })),
@@ -776,7 +776,7 @@ test('journal overflow (--journal-max-keys 10): the returning master is flushed 
     reader.start();
     try {
       marks.SIGSTOP = performance.now();
-      frozen.signal('SIGSTOP');
+      await frozen.pause();
       try {
         // 50 keys through each entry: both journals (5 keys per worker) overflow.
         const writes = over.map((k) => ({ key: k, value: `new-${k}`, flags: 1, exptime: 0 }));
