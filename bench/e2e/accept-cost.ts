@@ -9,7 +9,7 @@ import net from 'node:net';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installHooks, stopProcess, ticksPerSecond } from './processes.js';
+import { cpuMicros, installHooks, stopProcess } from './processes.js';
 import { startMcrelay, startMemcached } from './targets.js';
 
 const workers = Number(process.argv[2] ?? 2);
@@ -18,14 +18,14 @@ const rounds = Number(process.argv[4] ?? 3);
 
 /** CPU µs of each thread of `pid`, by "tid name". */
 function threadCpu(pid: number): Map<string, number> {
-  const perTick = 1e6 / ticksPerSecond();
   const out = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
-    try { stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1'); } catch { continue; } // a thread that ended
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(`${tid} ${name}`, (Number(f[11]) + Number(f[12])) * perTick);
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim();
+      out.set(`${tid} ${name}`, cpuMicros(pid, tid));
+    } catch {
+      // a thread that ended
+    }
   }
   return out;
 }

@@ -180,9 +180,9 @@ function statFields(stat: string): string[] {
   return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
-/** utime + stime of a process (all its threads), in microseconds. */
-export function cpuMicros(pid: number | 'self'): number {
-  const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+/** utime + stime of a process (all its threads), or of its thread `tid`, in microseconds. */
+export function cpuMicros(pid: number | 'self', tid?: string): number {
+  const fields = statFields(readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'latin1'));
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / ticksPerSecond();
 }
 

@@ -83,7 +83,6 @@ export async function waitForPort(port: number | string, timeoutMs = 5000): Prom
   }
 }
 
-/** signals after which a process goes on */
 /** Every thread of `pid` is stopped (state T or t); true when /proc cannot tell. */
 function allStopped(pid: number): boolean {
   try {
@@ -98,6 +97,7 @@ function allStopped(pid: number): boolean {
   }
 }
 
+/** signals after which a process goes on */
 const PAUSES = new Set<NodeJS.Signals>(['SIGSTOP', 'SIGCONT', 'SIGHUP', 'SIGUSR1', 'SIGUSR2']);
 
 export class Proc {
