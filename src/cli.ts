@@ -7,6 +7,7 @@ import { findSameServer } from './config/same-server.js';
 import { Code } from './errors.js';
 import { log, setLogLevel } from './log.js';
 import { restartWithMallocSettings } from './main/malloc.js';
+import { handleSignals } from './main/signals.js';
 import { start } from './main/start.js';
 
 if (process.argv[2] === 'ctl') {
@@ -35,30 +36,18 @@ switch (parsed.kind) {
     }
     setLogLevel(config.verbose);
     try {
-      const running = await start(config);
-      let stopping = false;
-      const shutdown = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        log.info('stopping', { signal });
-        void running.stop().then(() => process.exit(0));
-      };
-      process.on('SIGTERM', () => shutdown('SIGTERM'));
-      process.on('SIGINT', () => shutdown('SIGINT'));
-      // SIGHUP: read the file (and the same flags) again; a bad file changes nothing.
-      // Reloads run one after the other, so that a later SIGHUP's file wins.
-      let reloading = Promise.resolve();
-      const reload = async (): Promise<void> => {
+      const startup = start(config);
+      handleSignals(startup, async () => {
         const r = loadConfig(process.argv.slice(2), { cpus: availableParallelism() });
         const problem = 'error' in r ? r.error : await findSameServer(r.config.masters, r.config.backups);
         if (problem !== null || 'error' in r) {
           log.error('reload refused; the running configuration is unchanged', { code: Code.USAGE, error: problem });
-          return;
+          return null;
         }
         setLogLevel(r.config.verbose);
-        running.reload(r.config);
-      };
-      process.on('SIGHUP', () => { reloading = reloading.then(reload); });
+        return r.config;
+      }, (signal) => log.info('stopping', { signal }));
+      await startup;
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       process.stderr.write(`mcrelay: ${e.message}\n`);
