@@ -23,6 +23,7 @@ import { DOWN, HealthTable, RECOVERING, UP, WARMING } from '../shared/health.js'
 import { S, type ServerStats } from '../shared/server-stats.js';
 import { log } from '../log.js';
 import type { Gathered, OutageJournal } from './outage-journal.js';
+import type { Placements, Pool } from './placement.js';
 import type { Restorer } from './restore.js';
 import type { Supervisor } from './supervisor.js';
 
@@ -60,6 +61,8 @@ export class Recovery {
     private readonly onRecovered: (server: number) => void = () => {},
     /** copies back what a returning server lacks (null: no other pool to copy from) */
     private readonly restorer: Restorer | null = null,
+    /** where keys live across placement changes; a server that gained keys is swept before it serves them */
+    private readonly placements: Placements | null = null,
   ) {
     this.names = serverNames(config);
     this.masterCount = config.masters.length;
@@ -126,6 +129,14 @@ export class Recovery {
       if (this.health.advance(server, RECOVERING, DOWN)) log.warn('server recovery failed; down again', { server: name });
       return;
     }
+    // Keys a placement change moved to it while it was away: swept as for a server that gained them (resettle()).
+    let moved: ((key: Buffer) => boolean) | null = null;
+    if (this.placements?.pending(this.poolOf(server), name) === true) {
+      moved = this.placements.moved(this.poolOf(server), name);
+      const swept = await this.sweep(server);
+      if (this.stopped) return;
+      if (swept === null) return;
+    }
     this.journalLost[server] = false;
     if (gathered !== null) this.journal!.recovered(server, gathered);
     if (isMaster) this.onRecovered(server);
@@ -143,6 +154,66 @@ export class Recovery {
     // An unknown identity counts as a restart here: warming and restoring a full server costs little.
     const lacks = restarted !== false || flush !== null || deleted > 0;
     if (lacks) this.restorer?.start(server);
+    else if (moved !== null) this.restorer?.start(server, moved);
+    this.settle(server, how, lacks || moved !== null, lacks ? undefined : 'outage, nothing written');
+  }
+
+  /**
+   * A reload changed the placement and keys moved to this server (main/placement.ts):
+   * it is RECOVERING (no reads from it). Its copies that may be stale are swept;
+   * then, as after an outage, a master with backups warms, and the moved keys are restored.
+   */
+  async resettle(server: number): Promise<void> {
+    const name = this.names[server]!;
+    const pool = this.poolOf(server);
+    if (this.health.state(server) !== RECOVERING || this.placements === null) return;
+    log.info('server recovering: keys moved to it by a placement change', { server: name });
+    const moved = this.placements.moved(pool, name);
+    const deleted = await this.sweep(server);
+    if (deleted === null || this.stopped) return;
+    this.restorer?.start(server, moved);
+    this.settle(server, { server: name, case: 'placement change', sweptKeys: deleted }, true, undefined);
+  }
+
+  /**
+   * A server that lost keys to a placement change, still serving the rest:
+   * what it holds of the keys that left is deleted. Tried again each retry
+   * interval while the server is up and the placement unchanged.
+   */
+  async tidy(server: number): Promise<void> {
+    const name = this.names[server]!;
+    const pool = this.poolOf(server);
+    while (!this.stopped && this.placements?.pending(pool, name) === true) {
+      if (this.health.state(server) === UP) {
+        const { ok, deleted } = await this.placements.sweep(pool, name, this.config[pool][server - (pool === 'masters' ? 0 : this.masterCount)]!, this.config.timeoutMs, () => this.stopped);
+        if (ok) { log.info('placement sweep done: keys that moved away deleted', { server: name, deleted }); return; }
+      }
+      await new Promise((r) => setTimeout(r, this.config.retryIntervalMs));
+    }
+  }
+
+  private poolOf(server: number): Pool {
+    return server < this.masterCount ? 'masters' : 'backups';
+  }
+
+  /** Sweeps the server; the keys deleted, or null when it failed (the server is DOWN again, and swept when it returns). */
+  private async sweep(server: number): Promise<number | null> {
+    const pool = this.poolOf(server);
+    const name = this.names[server]!;
+    const address = this.config[pool][server - (pool === 'masters' ? 0 : this.masterCount)]!;
+    const { ok, deleted } = await this.placements!.sweep(pool, name, address, this.config.timeoutMs, () => this.stopped);
+    if (this.stopped) return null;
+    if (!ok) {
+      if (this.health.advance(server, RECOVERING, DOWN)) log.warn('server placement sweep failed; down again', { server: name });
+      return null;
+    }
+    this.stats.block(this.stats.workers, server)[S.INVALIDATED]! += deleted;
+    return deleted;
+  }
+
+  /** RECOVERING is over: WARMING for a master with backups that lacks keys, else UP. */
+  private settle(server: number, how: Record<string, unknown>, lacks: boolean, nothingWritten: string | undefined): void {
+    const isMaster = server < this.masterCount;
     if (isMaster && lacks && this.config.backups.length > 0 && this.config.warmupSeconds > 0) {
       if (this.health.advance(server, RECOVERING, WARMING)) {
         const now = Date.now();
@@ -150,7 +221,7 @@ export class Recovery {
         log.info('server warming', how);
       }
     } else if (this.health.advance(server, RECOVERING, UP)) {
-      if (!lacks) how.case = 'outage, nothing written';
+      if (nothingWritten !== undefined) how.case = nothingWritten;
       log.info('server marked up', how);
     }
   }

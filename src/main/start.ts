@@ -11,7 +11,7 @@ import net from 'node:net';
 import util from 'node:util';
 import { backupNames, masterNames, serverNames, type Config, type IoMode } from '../config/config.js';
 import { C, Counters } from '../shared/counters.js';
-import { DOWN, HealthTable, RECOVERING, UP } from '../shared/health.js';
+import { DOWN, HealthTable, RECOVERING, UP, WARMING } from '../shared/health.js';
 import { ServerStats } from '../shared/server-stats.js';
 import { ServerFigures } from '../shared/server-figures.js';
 import * as wire from '../protocol/wire.js';
@@ -22,6 +22,7 @@ import { Prober } from './prober.js';
 import { Coverage } from './coverage.js';
 import { Recovery } from './recovery.js';
 import { Restorer } from './restore.js';
+import { Placements, placementOf, samePlacement } from './placement.js';
 import { Drains } from './drain.js';
 import type { AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
@@ -96,6 +97,7 @@ export async function start(config: Config): Promise<Running> {
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
   let health = new HealthTable(servers.length);
+  const placements = new Placements(config);
   const counters = new Counters(config.workers + 1, true);
   const mainRow = counters.row(0);
   let serverStats = new ServerStats(config.workers, servers.length);
@@ -223,7 +225,7 @@ export async function start(config: Config): Promise<Running> {
     const cut = old.restorer?.stop() ?? [];
     const rs = restorer = cfg.backups.length > 0 ? new Restorer(cfg, health, serverStats) : null;
     rs?.resume(cut);
-    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s), rs);
+    const r = recovery = new Recovery(cfg, health, serverStats, supervisor, j, (s) => p.recovered(s), rs, placements);
     if (old.recovery !== null) r.adopt(old.recovery);
     supervisor.onWorkerDied = () => r.workerDied();
     supervisor.onJournaled = (master, keys, overflowed) => j?.add(master, keys, overflowed);
@@ -286,12 +288,21 @@ export async function start(config: Config): Promise<Running> {
       // on the old numbers and stops, and the new prober starts it again.
       const oldNames = serverNames(current);
       const names = serverNames(merged);
+      const masterCount = merged.masters.length;
+      const poolKey = (i: number): string => `${i < masterCount ? 'masters' : 'backups'}:${names[i]}`;
+      // Keys moved (main/placement.ts): a server that gained some serves no reads until its stale copies are swept.
+      const placement = placementOf(merged);
+      const moved = samePlacement(placements.placement, placement) ? null : placements.change(placement);
       const nextHealth = new HealthTable(names.length);
       for (let i = 0; i < names.length; i++) {
         const j = oldNames.indexOf(names[i]!);
-        if (j < 0) continue;
+        const gains = moved?.gain.has(poolKey(i)) === true;
+        if (j < 0) {
+          if (gains) nextHealth.setState(i, RECOVERING);
+          continue;
+        }
         const state = health.state(j);
-        nextHealth.setState(i, state === RECOVERING ? DOWN : state);
+        nextHealth.setState(i, state === RECOVERING ? DOWN : gains && (state === UP || state === WARMING) ? RECOVERING : state);
         nextHealth.setAnswersMeta(i, health.answersMeta(j));
         nextHealth.setVersion(i, health.version(j));
       }
@@ -303,6 +314,12 @@ export async function start(config: Config): Promise<Running> {
       current = merged;
       supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
       watch(merged);
+      if (moved !== null) {
+        for (let i = 0; i < names.length; i++) {
+          if (moved.gain.has(poolKey(i))) void recovery!.resettle(i);
+          else if (moved.sweep.has(poolKey(i))) void recovery!.tidy(i);
+        }
+      }
       admin?.setSources(adminSources());
       log.info('configuration reloaded', { masters: masterNames(merged), backups: backupNames(merged), distribution: merged.distribution });
     },

@@ -104,8 +104,10 @@ async function scenario(state: State, kind: Kind): Promise<void> {
     await sleep(RETRY_MS);
     assert.is((await serverStats(port)).table.get(master.addr)?.get('state'), 'up', 'stats servers');
     assert.match(await metrics(admin), `mcrelay_server_state{server="${master.addr}",role="master",state="up"} 1`, '/metrics');
-    // Never changed, the master of state up has no word in the log.
-    assert.is(lastLogged(proxy, master.addr), state === 'up' ? undefined : 'up', `the log's last word on the master:\n${proxy.output}`);
+    // Never changed, the master of state up has no word in the log; unless the
+    // removed master's keys move to it, which it is swept and warmed for (placement.test.ts).
+    const quiet = state === 'up' && kind !== 'a master removed';
+    assert.is(lastLogged(proxy, master.addr), quiet ? undefined : 'up', `the log's last word on the master:\n${proxy.output}`);
     if (state !== 'up' && state !== 'down') {
       // Every key the backup holds that routes to the master now is back on it.
       const router = new Router('jump', after, [backup.addr]);

@@ -1,0 +1,226 @@
+// Where keys live, across reloads that change it (issue 20): a master or a
+// backup added, removed or moved in its list, or another distribution.
+//
+//   reload: placement P --> N
+//     every server S of N gets N appended to its chain: the placements since it
+//     was last swept; S is clean when its chain is one placement
+//     S may now own keys one of its chain gave to another server: it "gains"
+//       --> RECOVERING (no reads from it) --> swept --> WARMING (a master with
+//           backups: misses filled from the backup) and restored, the moved
+//           keys only --> UP
+//     S only loses keys --> stays UP, swept in the background
+//
+// The sweep walks S's own dump (lru_crawler metadump) and deletes every item
+// that S did not own under every placement of its chain, and whose cas is below
+// a mark taken at the switch. Those are the copies that may be stale: a key S
+// held before it went elsewhere, was written there, and came back (a change
+// reverted); or anything a server new to the list held. Items stored since the
+// switch (writes under N, warm-up fills, the restore's copies, other proxies'
+// writes) have a higher cas and stay. The dump lists what is really there, so a
+// key deleted while it lived elsewhere is found too, which a walk of the
+// backups' keys would miss.
+
+import { randomBytes } from 'node:crypto';
+import { backupNames, masterNames, type Config, type Distribution, type ServerAddress } from '../config/config.js';
+import { Router } from '../routing/router.js';
+import { exchange } from '../backend/server-request.js';
+import { log } from '../log.js';
+import { MetaClient } from './meta-client.js';
+import { metadump } from './metadump.js';
+
+/** Deletes a sweep has in flight on its connection, at most. */
+const SWEEP_INFLIGHT = 64;
+
+export interface Placement {
+  readonly distribution: Distribution;
+  readonly masters: readonly string[];
+  readonly backups: readonly string[];
+}
+
+export function placementOf(config: Config): Placement {
+  return { distribution: config.distribution, masters: masterNames(config), backups: backupNames(config) };
+}
+
+export function samePlacement(a: Placement, b: Placement): boolean {
+  return a.distribution === b.distribution && sameList(a.masters, b.masters) && sameList(a.backups, b.backups);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * The servers of one pool that may own, under `next`, keys that `old` gave to
+ * another server (or that `old`'s list did not have). From the shape of the
+ * change, not from keys: a superset where an exact answer would take a scan.
+ *   jump: a renamed slot's new server; the slots past the old count (grown);
+ *         every server (shrunk: the removed slots' keys spread over all)
+ *   magent (modulo): a renamed slot's server; every server if the count changed
+ *   ketama: added servers; every server if one was removed (its arcs go to neighbours)
+ * Another distribution: every server (but a pool of the same one server).
+ */
+export function gainers(oldDist: Distribution, old: readonly string[], nextDist: Distribution, next: readonly string[]): Set<string> {
+  const all = new Set(next);
+  // One server before and after: it owns every key under any distribution.
+  if (old.length === 1 && next.length === 1 && old[0] === next[0]) return new Set();
+  if (oldDist !== nextDist || old.length === 0) return all;
+  if (nextDist === 'ketama') {
+    if (old.some((n) => !next.includes(n))) return all;
+    return new Set(next.filter((n) => !old.includes(n)));
+  }
+  if (next.length < old.length || (nextDist === 'magent' && next.length !== old.length)) return all;
+  return new Set(next.filter((n, i) => i >= old.length || old[i] !== n));
+}
+
+/** One placement, as a key -> owner function for each pool. */
+class Owners {
+  private readonly router: Router;
+  constructor(readonly placement: Placement) {
+    this.router = new Router(placement.distribution, placement.masters, placement.backups);
+  }
+  /** The name of the key's master (pool 'masters') or backup (pool 'backups'); null if that pool is empty. */
+  owner(key: Buffer, pool: Pool): string | null {
+    this.router.route(key, 0, key.length);
+    if (pool === 'masters') return this.placement.masters[this.router.master] ?? null;
+    return this.router.backup < 0 ? null : this.placement.backups[this.router.backup]!;
+  }
+}
+
+export type Pool = 'masters' | 'backups';
+
+/** A server's placements since it was last swept (or since mcrelay started). */
+interface Chain { pool: Pool; owners: Owners[] }
+
+function chainKey(pool: Pool, name: string): string {
+  return `${pool}:${name}`;
+}
+
+export class Placements {
+  private current: Owners;
+  private readonly chains = new Map<string, Chain>();
+
+  constructor(config: Config) {
+    this.current = new Owners(placementOf(config));
+    this.reset();
+  }
+
+  get placement(): Placement { return this.current.placement; }
+
+  /** Every server of the current placement is taken as clean. */
+  private reset(): void {
+    this.chains.clear();
+    for (const pool of ['masters', 'backups'] as const) {
+      for (const name of this.current.placement[pool]) this.chains.set(chainKey(pool, name), { pool, owners: [this.current] });
+    }
+  }
+
+  /**
+   * The placement changes to `next`: each server's chain gets it. The servers
+   * that gain keys (may serve stale copies until swept), and those that only
+   * need a sweep (they lost keys), by pool and name.
+   */
+  change(next: Placement): { gain: Set<string>; sweep: Set<string> } {
+    const owners = new Owners(next);
+    const gain = new Set<string>();
+    const sweep = new Set<string>();
+    const kept = new Map<string, Chain>();
+    for (const pool of ['masters', 'backups'] as const) {
+      for (const name of next[pool]) {
+        const key = chainKey(pool, name);
+        // A server new to the list: it was clean under nothing, so it owned nothing (its chain starts with the previous placement).
+        const chain = this.chains.get(key) ?? { pool, owners: [this.current] };
+        const owners2 = [...chain.owners, owners];
+        kept.set(key, { pool, owners: owners2 });
+        for (const o of chain.owners) {
+          const p = o.placement;
+          if (gainers(p.distribution, p[pool], next.distribution, next[pool]).has(name)) gain.add(key);
+        }
+        if (!gain.has(key) && !chain.owners.every((o) => sameOwnership(o.placement, next, pool, name))) sweep.add(key);
+      }
+    }
+    this.chains.clear();
+    for (const [k, c] of kept) {
+      // A server whose keys did not move is clean under the new placement as it was under the old.
+      this.chains.set(k, gain.has(k) || sweep.has(k) ? c : { pool: c.pool, owners: [owners] });
+    }
+    this.current = owners;
+    return { gain, sweep };
+  }
+
+  /** Whether the server needs a sweep before it is clean. */
+  pending(pool: Pool, name: string): boolean {
+    return (this.chains.get(chainKey(pool, name))?.owners.length ?? 1) > 1;
+  }
+
+  /**
+   * The server owned `key` under every placement of its chain: its copy, if it
+   * has one, is not stale. False for a key it gained.
+   */
+  heldThroughout(pool: Pool, name: string, key: Buffer): boolean {
+    const chain = this.chains.get(chainKey(pool, name));
+    if (chain === undefined) return false;
+    for (const o of chain.owners) if (o.owner(key, pool) !== name) return false;
+    return true;
+  }
+
+  /** Ownership test for the restore: a key the server owns now but did not own throughout (a moved key), as a function. */
+  moved(pool: Pool, name: string): (key: Buffer) => boolean {
+    const chain = this.chains.get(chainKey(pool, name));
+    if (chain === undefined || chain.owners.length < 2) return () => false;
+    const owners = [...chain.owners];
+    return (key) => owners.some((o) => o.owner(key, pool) !== name);
+  }
+
+  /**
+   * Sweeps the server: takes a cas mark, then deletes every item below it that
+   * the server did not own throughout its chain. True when the dump was read to
+   * the end (the server is then clean under the current placement).
+   */
+  async sweep(pool: Pool, name: string, address: ServerAddress, timeoutMs: number, stopped: () => boolean): Promise<{ ok: boolean; deleted: number }> {
+    const key = chainKey(pool, name);
+    const chain = this.chains.get(key);
+    if (chain === undefined || chain.owners.length < 2) return { ok: true, deleted: 0 };
+    const owners = [...chain.owners];
+    const mark = await casMark(address, timeoutMs);
+    if (mark === null) return { ok: false, deleted: 0 };
+    const client = new MetaClient(address, timeoutMs);
+    let deleted = 0;
+    let broken = false;
+    const inflight: Array<Promise<unknown>> = [];
+    try {
+      const result = await metadump(address, stopped, async (k, cas) => {
+        if (cas >= mark || k.toString('latin1').startsWith('mcrelay:')) return true;
+        if (owners.every((o) => o.owner(k, pool) === name)) return true;
+        const token = k.toString('base64');
+        inflight.push(client.request(`md ${token} b\r\n`).then((r) => {
+          if (r === null) broken = true;
+          else if (r.line.startsWith('HD')) deleted++;
+          else if (!r.line.startsWith('NF')) broken = true;
+        }));
+        if (inflight.length >= SWEEP_INFLIGHT) await Promise.all(inflight.splice(0));
+        return !broken;
+      });
+      await Promise.all(inflight.splice(0));
+      const ok = result === 'done' && !broken && !stopped();
+      // Clean under the current placement, unless the placement changed again meanwhile (then the new chain is longer).
+      if (ok && this.chains.get(key) === chain) this.chains.set(key, { pool, owners: [owners.at(-1)!] });
+      if (result === 'unavailable') log.warn('placement sweep unavailable: the server lists no keys (lru_crawler off?)', { server: name });
+      return { ok, deleted };
+    } finally {
+      client.close();
+    }
+  }
+}
+
+/** Whether `name` owns the same keys under both placements (same pool, same distribution, same place). */
+function sameOwnership(a: Placement, b: Placement, pool: Pool, name: string): boolean {
+  return sameList(a[pool], b[pool]) && a[pool].includes(name) && (a.distribution === b.distribution || a[pool].length === 1);
+}
+
+/** The server's next cas id: an item stored from now on has at least this one. */
+async function casMark(address: ServerAddress, timeoutMs: number): Promise<bigint | null> {
+  const key = `mcrelay:mark:${randomBytes(6).toString('hex')}`;
+  const { text } = await exchange(address, `set ${key} 0 10 1\r\nx\r\ngets ${key}\r\ndelete ${key}\r\n`, timeoutMs, (t) => /(DELETED|NOT_FOUND|ERROR)\r\n$/.test(t));
+  const m = /VALUE \S+ \d+ \d+ (\d+)\r\n/.exec(text ?? '');
+  return m === null ? null : BigInt(m[1]!) + 1n;
+}

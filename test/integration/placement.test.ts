@@ -1,0 +1,216 @@
+// A reload that changes where keys live (issue 20): a master added, a master
+// removed, magent's distribution switched to jump, and a change reverted. The
+// keys written before the change stay hits (the new master warms from the
+// backup), the moved keys are restored onto their new master with their TTLs,
+// the old masters' copies of them are deleted, and a change reverted does not
+// bring back a value overwritten or deleted meanwhile. A verified load runs
+// throughout: no wrong value, nothing unanswered.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { CLI, freePort, Proc, sleep, startMemcached, waitForPort } from '../helpers/procs.js';
+import { WireClient } from '../helpers/wire.js';
+import { getMany } from '../helpers/mc.js';
+import { metaGetMany, serverStats, waitState, withDirect } from '../helpers/cluster.js';
+import { Load } from '../helpers/load.js';
+import { Router } from '../../src/routing/router.js';
+import type { Distribution } from '../../src/config/config.js';
+
+const RETRY_MS = 200;
+const WARMUP_S = 3;
+const KEYS = 2000;
+const TTL_S = 600;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcrelay-placement-'));
+const procs: Proc[] = [];
+
+test.after.each(async () => {
+  for (const p of procs) p.signal('SIGCONT');
+  await Promise.all(procs.splice(0).map((p) => p.stop()));
+});
+test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+interface Layout { masters: Proc[]; distribution: Distribution }
+
+function yaml(port: number, layout: Layout, backup: Proc): string {
+  return [
+    `listen: 127.0.0.1:${port}`, 'workers: 2', 'timeout_ms: 300', `retry_interval_ms: ${RETRY_MS}`,
+    `warmup: { seconds: ${WARMUP_S} }`, 'restore: { keys_per_second: 100000 }', `distribution: ${layout.distribution}`,
+    'masters:', ...layout.masters.map((m) => `  - ${m.addr}`), 'backups:', `  - ${backup.addr}`, '',
+  ].join('\n');
+}
+
+function ownerOf(layout: Layout, backup: Proc, key: string): Proc {
+  const r = new Router(layout.distribution, layout.masters.map((m) => m.addr), [backup.addr]);
+  r.route(Buffer.from(key), 0, key.length);
+  return layout.masters[r.master]!;
+}
+
+/** Sets the keys through the proxy with a TTL (flags 7). */
+async function setAll(c: WireClient, keys: readonly string[], value: (k: string) => string): Promise<void> {
+  for (let i = 0; i < keys.length; i += 500) {
+    const batch = keys.slice(i, i + 500);
+    c.write(batch.map((k) => `set ${k} 7 ${TTL_S} ${value(k).length}\r\n${value(k)}\r\n`).join(''));
+    const b = await c.readUntil((x) => x.toString('latin1').split('STORED\r\n').length > batch.length, 10_000);
+    assert.is(b.toString('latin1'), 'STORED\r\n'.repeat(batch.length), 'stored through the proxy');
+  }
+}
+
+interface Run { proxy: Proc; port: number; file: string; c: WireClient; backup: Proc; load: Load }
+
+async function startRun(layout: Layout, backup: Proc, name: string): Promise<Run> {
+  const port = await freePort();
+  const file = path.join(dir, `${name}.yml`);
+  fs.writeFileSync(file, yaml(port, layout, backup));
+  const proxy = new Proc(spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+  procs.push(proxy);
+  await waitForPort(port, 10_000);
+  const c = await WireClient.connect(port);
+  const load = new Load({ port, connections: 4, keysPerConnection: 40, countersPerConnection: 2, deadlineMs: 2000, pauseMs: 2, prefix: `${name}-load` });
+  return { proxy, port, file, c, backup, load };
+}
+
+/** Reads the keys through the proxy every 50 ms until `until` resolves: the wrong values and misses seen. */
+async function watchReads(c: WireClient, keys: readonly string[], expected: (k: string) => string | null, until: Promise<unknown>): Promise<{ wrong: string[]; misses: number; reads: number }> {
+  let over = false;
+  void until.finally(() => { over = true; });
+  const out = { wrong: [] as string[], misses: 0, reads: 0 };
+  do {
+    const { found, errors } = await getMany(c, keys);
+    assert.equal(errors, [], 'read errors');
+    for (const k of keys) {
+      const want = expected(k);
+      const got = found.get(k) ?? null;
+      out.reads++;
+      if (got === null) { if (want !== null) out.misses++; } else if (got !== want) out.wrong.push(`${k}: ${got}, not ${want}`);
+    }
+    await sleep(50);
+  } while (!over);
+  return out;
+}
+
+async function change(run: Run, from: Layout, to: Layout, name: string): Promise<void> {
+  const keys = Array.from({ length: KEYS }, (_, i) => `${name}:${i}`);
+  const value = (k: string): string => `v-${k}`;
+  await setAll(run.c, keys, value);
+  run.load.start();
+  await sleep(300);
+  fs.writeFileSync(run.file, yaml(run.port, to, run.backup));
+  run.proxy.signal('SIGHUP');
+  assert.ok(await run.proxy.waitForOutput('configuration reloaded', 5000), run.proxy.output);
+  // Every master of the new list back to up: warm-up over, restores done.
+  const settled = (async () => {
+    for (const m of to.masters) await waitState([run.proxy], m.addr, ['up'], WARMUP_S * 1000 + 10_000);
+  })();
+  const seen = await watchReads(run.c, keys, value, settled);
+  await settled;
+  await run.load.stop();
+  await run.load.finalCheck(run.port);
+  const v = run.load.verifier.counts;
+  assert.equal(run.load.verifier.problems.filter((p) => p.kind === 'wrong' || p.kind === 'unanswered').slice(0, 5), [], 'the verified load');
+  assert.ok(v.reads > 100, `the load read (${v.reads})`);
+  assert.equal(seen.wrong.slice(0, 5), [], 'no wrong value through the change');
+  assert.ok(seen.misses <= seen.reads / 1000, `hits through the change: ${seen.misses} misses of ${seen.reads} reads`);
+  // The moved keys are on their new master, with their flags and TTL; their old master no longer has them.
+  const moved = keys.filter((k) => ownerOf(from, run.backup, k).addr !== ownerOf(to, run.backup, k).addr);
+  assert.ok(moved.length > KEYS / 10, `keys moved: ${moved.length}`);
+  let absent = 0;
+  let stale = 0;
+  for (const m of to.masters) {
+    const its = moved.filter((k) => ownerOf(to, run.backup, k) === m);
+    const held = await withDirect(m.port, (d) => metaGetMany(d, its));
+    for (const k of its) {
+      const h = held.get(k);
+      if (h === null || h === undefined) { absent++; continue; }
+      if (h.value !== value(k) || h.flags !== 7 || Math.abs(h.ttl - TTL_S) > 2 + 30) stale++;
+    }
+  }
+  assert.ok(absent <= moved.length / 1000, `${absent} of ${moved.length} moved keys not on their new master`);
+  assert.is(stale, 0, 'moved keys hold their value, flags and TTL');
+  const stats = await serverStats(run.port);
+  for (const m of to.masters) assert.is(stats.table.get(m.addr)?.get('state'), 'up', `${m.addr} up`);
+  let leftBehind = 0;
+  for (const m of from.masters.filter((x) => to.masters.includes(x))) {
+    const left = moved.filter((k) => ownerOf(from, run.backup, k) === m && ownerOf(to, run.backup, k) !== m);
+    const deadline = Date.now() + 5000;
+    let held = left.length;
+    while (held > 0 && Date.now() < deadline) {
+      held = (await withDirect(m.port, (d) => getMany(d, left))).found.size;
+      if (held > 0) await sleep(100);
+    }
+    leftBehind += held;
+  }
+  assert.is(leftBehind, 0, 'the keys that moved away are deleted from their old master');
+}
+
+async function pool(n: number): Promise<{ masters: Proc[]; backup: Proc }> {
+  const all = await Promise.all(Array.from({ length: n + 1 }, () => startMemcached()));
+  procs.push(...all);
+  return { masters: all.slice(0, n), backup: all[n]! };
+}
+
+test('a master added (4 -> 5): hits through the change, the moved keys restored on the new master', async () => {
+  const { masters, backup } = await pool(5);
+  const from = { masters: masters.slice(0, 4), distribution: 'jump' as const };
+  const to = { masters, distribution: 'jump' as const };
+  const run = await startRun(from, backup, 'add');
+  try { await change(run, from, to, 'add'); } finally { run.c.close(); }
+});
+
+test('a master removed (5 -> 4): the remaining masters gain its keys, swept and warmed', async () => {
+  const { masters, backup } = await pool(5);
+  const from = { masters, distribution: 'jump' as const };
+  const to = { masters: masters.slice(0, 4), distribution: 'jump' as const };
+  const run = await startRun(from, backup, 'remove');
+  try { await change(run, from, to, 'remove'); } finally { run.c.close(); }
+});
+
+test('magent distribution -> jump on 4 masters', async () => {
+  const { masters, backup } = await pool(4);
+  const from = { masters, distribution: 'magent' as const };
+  const to = { masters, distribution: 'jump' as const };
+  const run = await startRun(from, backup, 'dist');
+  try { await change(run, from, to, 'dist'); } finally { run.c.close(); }
+});
+
+test('a change reverted: a key overwritten or deleted while it lived on the new master is not served stale from the old one', async () => {
+  const { masters, backup } = await pool(5);
+  const four = { masters: masters.slice(0, 4), distribution: 'jump' as const };
+  const five = { masters, distribution: 'jump' as const };
+  const run = await startRun(four, backup, 'revert');
+  try {
+    const keys = Array.from({ length: KEYS }, (_, i) => `revert:${i}`);
+    await setAll(run.c, keys, (k) => `old-${k}`);
+    const moved = keys.filter((k) => ownerOf(five, backup, k) === masters[4]);
+    assert.ok(moved.length > 100, `keys that move to the fifth master: ${moved.length}`);
+    // The old masters keep their copies: a server paused cannot be swept.
+    const olds = [...new Set(moved.map((k) => ownerOf(four, backup, k)))];
+    fs.writeFileSync(run.file, yaml(run.port, five, backup));
+    for (const m of olds) await m.pause();
+    run.proxy.signal('SIGHUP');
+    await waitState([run.proxy], masters[4]!.addr, ['up'], WARMUP_S * 1000 + 10_000);
+    // Half the moved keys overwritten, half deleted, on the fifth master (and the backup).
+    const written = moved.filter((_, i) => i % 2 === 0);
+    const deleted = moved.filter((_, i) => i % 2 === 1);
+    await setAll(run.c, written, (k) => `new-${k}`);
+    run.c.write(deleted.map((k) => `delete ${k}\r\n`).join(''));
+    await run.c.readUntil((x) => x.toString('latin1').split('\r\n').length > deleted.length, 10_000);
+    for (const m of olds) m.signal('SIGCONT');
+    // Back to four masters before any sweep of the old ones could run.
+    fs.writeFileSync(run.file, yaml(run.port, four, backup));
+    run.proxy.signal('SIGHUP');
+    const expected = (k: string): string | null => (written.includes(k) ? `new-${k}` : deleted.includes(k) ? null : `old-${k}`);
+    const settled = (async () => {
+      for (const m of four.masters) await waitState([run.proxy], m.addr, ['up'], WARMUP_S * 1000 + 15_000);
+    })();
+    const seen = await watchReads(run.c, moved, expected, settled);
+    await settled;
+    assert.equal(seen.wrong.slice(0, 5), [], `no stale value after the revert (${seen.wrong.length} wrong)`);
+    const { found } = await getMany(run.c, moved);
+    assert.equal(moved.filter((k) => (found.get(k) ?? null) !== expected(k)).slice(0, 5), [], 'every moved key as last written');
+  } finally { run.c.close(); }
+});
+
+test.run();
