@@ -16,7 +16,6 @@
 // A source without lru_crawler (-o no_lru_crawler, an error) makes the restore
 // `unavailable`: logged once, lazy warm-up carries on.
 
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { backupNames, masterNames, parseServerAddress, type Config, type ServerAddress } from '../config/config.js';
@@ -28,6 +27,7 @@ import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';
 import { exchange, lines } from '../backend/server-request.js';
+import { isProxyKey, metadump } from '../backend/metadump.js';
 
 const LOCK_PREFIX = 'mcrelay:restore:';
 const DONE_PREFIX = 'mcrelay:restored:';
@@ -37,8 +37,6 @@ const WAIT_MS = 1000;
 const PROGRESS_LOG_MS = 10_000;
 /** memcached reads an exptime above 30 days as a unix time. */
 const RELATIVE_TTL_MAX = 60 * 60 * 24 * 30;
-/** Keys read from the dump ahead of the copies, at most. */
-const READ_AHEAD = 1000;
 
 const IDLE = 0;
 const RUNNING = 1;
@@ -242,7 +240,7 @@ export class Restorer {
     const onKey = async (key: Buffer): Promise<boolean> => {
       this.router.route(key, 0, key.length);
       const owner = isMaster ? this.router.master : (this.router.backup < 0 ? -1 : this.masterCount + this.router.backup);
-      if (owner !== target || key.toString('latin1').startsWith('mcrelay:')) return !broken;
+      if (owner !== target || isProxyKey(key)) return !broken;
       await schedule(key);
       return !broken && !run.stop;
     };
@@ -267,62 +265,10 @@ export class Restorer {
     }
   }
 
-  /**
-   * Streams `lru_crawler metadump all` from a server, calling onKey for each key
-   * (decoded bytes) and waiting for it: the socket is paused while it works.
-   * onKey returning false stops the dump.
-   */
-  private dump(address: ServerAddress, run: Run, onKey: (key: Buffer) => Promise<boolean>): Promise<'done' | 'unavailable' | 'failed'> {
-    return new Promise((resolve) => {
-      const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
-      let buf = '';
-      let settled = false;
-      let busyTries = 0;
-      const queue: Buffer[] = [];
-      let working = false;
-      let ended = false;
-      const finish = (r: 'done' | 'unavailable' | 'failed'): void => {
-        if (settled) return;
-        settled = true;
-        socket.destroy();
-        resolve(r);
-      };
-      const drain = async (): Promise<void> => {
-        if (working) return;
-        working = true;
-        while (queue.length > 0) {
-          if (queue.length < READ_AHEAD / 2) socket.resume();
-          if (!(await onKey(queue.shift()!)) || run.stop) { finish('failed'); return; }
-        }
-        working = false;
-        if (ended) finish('done');
-        else socket.resume();
-      };
-      socket.on('connect', () => socket.write('lru_crawler metadump all\r\n'));
-      socket.on('data', (d: Buffer) => {
-        buf += d.toString('latin1');
-        for (;;) {
-          const nl = buf.indexOf('\n');
-          if (nl < 0) break;
-          const line = buf.slice(0, nl).replace(/\r$/, '');
-          buf = buf.slice(nl + 1);
-          if (line === 'END') { ended = true; continue; }
-          if (line.startsWith('BUSY') && busyTries++ < 30) {
-            // Another crawl is running: ask again in a moment.
-            setTimeout(() => socket.write('lru_crawler metadump all\r\n'), 1000);
-            continue;
-          }
-          if (/^(ERROR|CLIENT_ERROR|SERVER_ERROR|BUSY)/.test(line)) { finish('unavailable'); return; }
-          const m = /^key=(\S+)/.exec(line);
-          if (m === null) continue;
-          queue.push(percentDecode(m[1]!));
-        }
-        if (queue.length >= READ_AHEAD) socket.pause();
-        void drain();
-      });
-      socket.on('error', () => finish('failed'));
-      socket.on('close', () => { if (!ended) finish('failed'); else void drain(); });
-    });
+  /** A source's dump (backend/metadump.ts), ended early once the run stops. */
+  private async dump(address: ServerAddress, run: Run, onKey: (key: Buffer) => Promise<boolean>): Promise<'done' | 'unavailable' | 'failed'> {
+    const { end } = await metadump(address, async (key) => (await onKey(key)) && !run.stop);
+    return end === 'stopped' ? 'failed' : end;
   }
 }
 
@@ -336,21 +282,3 @@ async function relayServers(address: ServerAddress, timeoutMs: number): Promise<
   }
   return out;
 }
-
-/** memcached's metadump key: bytes, with %XX for those it escapes (not UTF-8: a key is any bytes). */
-function percentDecode(s: string): Buffer {
-  const out = Buffer.alloc(s.length);
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x25 && i + 2 < s.length + 0 && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) {
-      out[n++] = parseInt(s.slice(i + 1, i + 3), 16);
-      i += 2;
-    } else {
-      out[n++] = c;
-    }
-  }
-  return out.subarray(0, n);
-}
-
-
