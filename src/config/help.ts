@@ -81,8 +81,9 @@ Config file:
                             SIGHUP reads the file again
 
 Operations:
-      --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health and
-                            /ready (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off disables it
+      --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health,
+                            /ready and /config (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off
+                            disables it
       --backup-coverage-warn R
                             log a warning (at most once a minute) while a
                             backup holds less than this share of the keys its
