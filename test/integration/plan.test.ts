@@ -10,7 +10,7 @@
 // Each plan is checked against the test's own count: every key written, routed
 // by both placements with Router, per server held now / gained / lost.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -350,6 +350,26 @@ test('GET /config of the running mcrelays: their lists and distribution as confi
   } finally {
     w.close();
   }
+});
+
+test('GET /config follows a reload (SIGHUP): the plan of the next change starts from what runs now', async () => {
+  const before = { distribution: 'magent' as Distribution, masters: [M.masters[0]!.addr], backups: [] };
+  const file = configFile(before);
+  const admin = `127.0.0.1:${await freePort()}`;
+  const proxy = await startProxy(['--config', file, '--admin', admin, '--workers', '1']);
+  procs.push(proxy);
+  assert.equal(await (await fetch(`http://${admin}/config`)).json(), before);
+  const after = { distribution: 'jump' as Distribution, masters: M.masters.map((m) => m.addr), backups: [spare.addr] };
+  writeFileSync(file, readFileSync(configFile(after)));
+  proxy.signal('SIGHUP');
+  assert.ok(await proxy.waitForOutput('configuration reloaded', 10_000), proxy.output);
+  assert.equal(await (await fetch(`http://${admin}/config`)).json(), after);
+  // Planning the reloaded pool against itself: nothing moves (keys read from the spare, now its backup).
+  const p = await planJson(['--config', file, '--admin', admin]);
+  assert.equal(p.current.masters, after.masters);
+  assert.is(p.keysFrom, 'backups');
+  assert.is(p.masters.moved, 0);
+  assert.is(p.backups!.moved, 0);
 });
 
 test.run();
