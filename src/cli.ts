@@ -14,6 +14,10 @@ if (process.argv[2] === 'ctl') {
   const { ctl } = await import('./ctl.js');
   process.exit(await ctl(process.argv.slice(3)));
 }
+if (process.argv[2] === 'plan') {
+  const { plan } = await import('./plan.js');
+  process.exit(await plan(process.argv.slice(3)));
+}
 
 const parsed = parseArgv(process.argv.slice(2), { cpus: availableParallelism() });
 switch (parsed.kind) {

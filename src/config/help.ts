@@ -81,8 +81,9 @@ Config file:
                             SIGHUP reads the file again
 
 Operations:
-      --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health and
-                            /ready (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off disables it
+      --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health,
+                            /ready and /config (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off
+                            disables it
       --backup-coverage-warn R
                             log a warning (at most once a minute) while a
                             backup holds less than this share of the keys its
@@ -91,6 +92,19 @@ Operations:
       --drain-seconds N     on SIGTERM or SIGINT, stop accepting and give
                             requests in flight up to N seconds to finish
                             (default ${DEFAULTS.drainSeconds})
+
+Commands:
+  mcrelay ctl drain|undrain|status HOST:PORT [--admin HOST:PORT]
+                            planned maintenance of a master, through a running
+                            mcrelay's admin listener
+  mcrelay plan --config NEW.yml [--current OLD.yml | --admin HOST:PORT]
+               [--sample N] [--json]
+                            before a change of the server pool: the keys each
+                            server of NEW.yml would gain and lose, read from
+                            the current backups (or masters, without backups);
+                            the current pool from OLD.yml or a running
+                            mcrelay's admin listener; --sample N reads at most
+                            N keys per server and scales them up
 
 Process:
       --workers N           worker threads, 1..256 (default: the number of CPUs,

@@ -1,4 +1,4 @@
-// The admin HTTP listener (main thread): /metrics, /health, /ready.
+// The admin HTTP listener (main thread): /metrics, /health, /ready, /config.
 //
 //   GET /metrics --> Registry.metrics() --> each metric's collect() reads the
 //                    shared tables (Counters, ServerStats, HealthTable) now
@@ -7,6 +7,9 @@
 //                    a JSON body: {"status":"ready","redundancy":"full"|"degraded"|"none",
 //                    "backups":[...]}, degraded naming each backup down or under
 //                    backup_coverage_warn (still 200: clients are served)
+//   GET /config  --> 200 {"masters":[...],"backups":[...],"distribution":"jump"}:
+//                    the server lists and distribution running now (after the
+//                    last reload), names as configured; what `mcrelay plan` reads
 //
 // A scrape reads the SharedArrayBuffers the workers write; it asks no worker
 // anything, so it costs the data path nothing and answers while a worker hangs.
@@ -93,7 +96,7 @@ export async function startAdmin(
 async function respond(req: http.IncomingMessage, res: http.ServerResponse, registry: Registry, sources: AdminSources): Promise<void> {
   const q = req.url?.indexOf('?') ?? -1;
   const path = q < 0 ? (req.url ?? '/') : req.url!.slice(0, q);
-  if (path !== '/metrics' && path !== '/health' && path !== '/ready') {
+  if (path !== '/metrics' && path !== '/health' && path !== '/ready' && path !== '/config') {
     send(req, res, 404, 'not found\n');
     return;
   }
@@ -111,6 +114,11 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
     if (sources.draining()) send(req, res, 503, '{"status":"draining"}\n', JSON_TYPE);
     else if (sources.liveWorkers() === 0) send(req, res, 503, '{"status":"no live worker"}\n', JSON_TYPE);
     else send(req, res, 200, `${JSON.stringify(readiness(sources))}\n`, JSON_TYPE);
+    return;
+  }
+  if (path === '/config') {
+    const names = (role: string): string[] => sources.servers.filter((s) => s.role === role).map((s) => s.name);
+    send(req, res, 200, `${JSON.stringify({ masters: names('master'), backups: names('backup'), distribution: sources.distribution })}\n`, JSON_TYPE);
     return;
   }
   try {

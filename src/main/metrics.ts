@@ -47,6 +47,7 @@ import { C, type Counters } from '../shared/counters.js';
 import { STATE_NAMES, type HealthTable } from '../shared/health.js';
 import { ERROR_CODES, LATENCY_BUCKETS, RESTORE_STATES, S, type ServerStats } from '../shared/server-stats.js';
 import { F, figure, type PER_SERVER, type ServerFigures } from '../shared/server-figures.js';
+import type { Distribution } from '../config/config.js';
 import type { Drains } from './drain.js';
 import { VERSION } from '../version.js';
 
@@ -61,6 +62,8 @@ export interface AdminSources {
   readonly backupCoverageWarn: number;
   /** in health-table order: the masters, then the backups */
   readonly servers: ReadonlyArray<{ readonly name: string; readonly role: 'master' | 'backup' }>;
+  /** how keys map to the servers (GET /config) */
+  readonly distribution: Distribution;
   /** worker threads configured; worker i writes counters row i + 1 */
   readonly workers: number;
   /** workers started and accepting clients */

@@ -26,7 +26,7 @@ import { Router } from '../routing/router.js';
 import { exchange } from '../backend/server-request.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';
-import { metadump } from './metadump.js';
+import { isProxyKey, metadump } from '../backend/metadump.js';
 
 /** Deletes a sweep has in flight on its connection, at most. */
 const SWEEP_INFLIGHT = 64;
@@ -188,8 +188,9 @@ export class Placements {
     let broken = false;
     const inflight: Array<Promise<unknown>> = [];
     try {
-      const result = await metadump(address, stopped, async (k, cas) => {
-        if (cas >= mark || k.toString('latin1').startsWith('mcrelay:')) return true;
+      const { end } = await metadump(address, async (k, cas) => {
+        if (stopped()) return false;
+        if (cas >= mark || isProxyKey(k)) return true;
         if (owners.every((o) => o.owner(k, pool) === name)) return true;
         const token = k.toString('base64');
         inflight.push(client.request(`md ${token} b\r\n`).then((r) => {
@@ -201,10 +202,10 @@ export class Placements {
         return !broken;
       });
       await Promise.all(inflight.splice(0));
-      const ok = result === 'done' && !broken && !stopped();
+      const ok = end === 'done' && !broken && !stopped();
       // Clean under the current placement, unless the placement changed again meanwhile (then the new chain is longer).
       if (ok && this.chains.get(key) === chain) this.chains.set(key, { pool, owners: [owners.at(-1)!] });
-      if (result === 'unavailable') log.warn('placement sweep unavailable: the server lists no keys (lru_crawler off?)', { server: name });
+      if (end === 'unavailable') log.warn('placement sweep unavailable: the server lists no keys (lru_crawler off?)', { server: name });
       return { ok, deleted };
     } finally {
       client.close();

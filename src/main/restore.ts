@@ -27,7 +27,7 @@ import { codeOf } from '../errors.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';
 import { exchange, lines } from '../backend/server-request.js';
-import { metadump } from './metadump.js';
+import { isProxyKey, metadump } from '../backend/metadump.js';
 
 const LOCK_PREFIX = 'mcrelay:restore:';
 const DONE_PREFIX = 'mcrelay:restored:';
@@ -246,19 +246,19 @@ export class Restorer {
     const onKey = async (key: Buffer): Promise<boolean> => {
       this.router.route(key, 0, key.length);
       const owner = isMaster ? this.router.master : (this.router.backup < 0 ? -1 : this.masterCount + this.router.backup);
-      if (owner !== target || key.toString('latin1').startsWith('mcrelay:') || (run.only !== null && !run.only(key))) return !broken;
+      if (owner !== target || isProxyKey(key) || (run.only !== null && !run.only(key))) return !broken;
       await schedule(key);
       return !broken && !run.stop;
     };
     try {
-      let result = await metadump(this.servers[source]!, () => run.stop, onKey);
+      let result = await this.dump(this.servers[source]!, run, onKey);
       if (result === 'unavailable') {
         // An mcrelay as the source (DESIGN.md's backup relay) has no crawler of
         // its own: its servers are dumped directly, and every key still read
         // through it, which routes it.
         const inner = await relayServers(this.servers[source]!, this.config.timeoutMs);
         for (const address of inner) {
-          result = await metadump(address, () => run.stop, onKey);
+          result = await this.dump(address, run, onKey);
           if (result !== 'done') break;
         }
       }
@@ -269,6 +269,12 @@ export class Restorer {
       from.close();
       to.close();
     }
+  }
+
+  /** A source's dump (backend/metadump.ts), ended early once the run stops. */
+  private async dump(address: ServerAddress, run: Run, onKey: (key: Buffer) => Promise<boolean>): Promise<'done' | 'unavailable' | 'failed'> {
+    const { end } = await metadump(address, async (key) => (await onKey(key)) && !run.stop);
+    return end === 'stopped' ? 'failed' : end;
   }
 }
 

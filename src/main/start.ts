@@ -184,6 +184,7 @@ export async function start(config: Config): Promise<Running> {
       ...current.masters.map((s) => ({ name: s.name, role: 'master' as const })),
       ...current.backups.map((s) => ({ name: s.name, role: 'backup' as const })),
     ],
+    distribution: current.distribution,
     liveWorkers: () => supervisor.liveWorkers(),
     draining: () => draining,
     drains: () => drains,

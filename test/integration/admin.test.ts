@@ -35,6 +35,7 @@ const sources: AdminSources = {
   figures,
   backupCoverageWarn: 0.95,
   servers: [{ name: '127.0.0.1:11211', role: 'master' }, { name: '127.0.0.1:12002', role: 'backup' }],
+  distribution: 'jump',
   workers: 2,
   liveWorkers: () => live,
   draining: () => draining,
@@ -337,6 +338,27 @@ test('/ready: 200 until draining, and not without a live worker', async () => {
   assert.is((await get('/health')).status, 200);
   has(await metrics(), 'mcrelay_draining 1');
   draining = false;
+});
+
+test('/config: the running server lists and distribution; a rebuilt list shows at the next request', async () => {
+  assert.equal(await get('/config'), {
+    status: 200, type: 'application/json', body: '{"masters":["127.0.0.1:11211"],"backups":["127.0.0.1:12002"],"distribution":"jump"}\n',
+  });
+  admin!.setSources({
+    ...sources,
+    distribution: 'magent',
+    servers: [{ name: 'mc9:11211', role: 'master' }, { name: '[::1]:11300', role: 'master' }, { name: '/run/mc.sock', role: 'backup' }],
+  });
+  try {
+    assert.equal(JSON.parse((await get('/config')).body), { masters: ['mc9:11211', '[::1]:11300'], backups: ['/run/mc.sock'], distribution: 'magent' });
+    admin!.setSources({ ...sources, servers: [{ name: 'mc9:11211', role: 'master' }] });
+    assert.equal(JSON.parse((await get('/config')).body), { masters: ['mc9:11211'], backups: [], distribution: 'jump' });
+  } finally {
+    admin!.setSources(sources);
+  }
+  const post = await fetch(`${base}/config`, { method: 'POST', body: 'x' });
+  assert.is(post.status, 405);
+  await post.text();
 });
 
 test('other paths: 404; other methods: 405; HEAD: no body; a query string is ignored', async () => {

@@ -357,6 +357,8 @@ test('help: every option, defaults, the listen note, an example', () => {
     assert.match(text, /default 4096/);
     assert.match(text, /6 here/);
     assert.match(text, /mcrelay -u root -n 102400 -l 127\.0\.0\.1 -p 12000/);
+    assert.match(text, /^  mcrelay ctl drain\|undrain\|status HOST:PORT /m);
+    assert.match(text, /^  mcrelay plan --config NEW\.yml \[--current OLD\.yml \| --admin HOST:PORT\]\n {15}\[--sample N\] \[--json\]$/m);
     for (const line of text.split('\n')) assert.ok(line.length <= 80, `help line over 80 columns: ${line}`);
   }
 });
