@@ -71,6 +71,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.group = file.group ?? draft.group;
   if (file.admin !== undefined) draft.admin = file.admin;
   draft.drainSeconds = file.drainSeconds ?? draft.drainSeconds;
+  draft.switchDelaySeconds = file.switchDelaySeconds ?? draft.switchDelaySeconds;
   draft.warmupSeconds = file.warmupSeconds ?? draft.warmupSeconds;
   draft.warmupDoneRatio = file.warmupDoneRatio ?? draft.warmupDoneRatio;
   draft.journalMaxKeys = file.journalMaxKeys ?? draft.journalMaxKeys;
@@ -136,6 +137,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     verbose: draft.verbose,
     admin: draft.admin,
     drainSeconds: draft.drainSeconds,
+    switchDelaySeconds: draft.switchDelaySeconds,
     warmupSeconds: draft.warmupSeconds,
     warmupDoneRatio: draft.warmupDoneRatio,
     journalMaxKeys: draft.journalMaxKeys,

@@ -73,6 +73,8 @@ export interface Config {
   readonly admin: AdminAddress | null;
   /** on SIGTERM/SIGINT, how long in-flight requests may take before the process closes */
   readonly drainSeconds: number;
+  /** a reload that moves keys takes effect this long after the first entry proxy's reload, on every proxy at once */
+  readonly switchDelaySeconds: number;
   /** how long a returning master is warmed from the backup; 0: not at all */
   readonly warmupSeconds: number;
   /** warm-up ends early once fewer than this share (0..1) of its reads need the backup */
@@ -108,6 +110,7 @@ export const DEFAULTS = {
   io: 'fast' as IoMode,
   admin: Object.freeze({ host: '127.0.0.1', port: 9121 }) as AdminAddress,
   drainSeconds: 10,
+  switchDelaySeconds: 10,
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1_000_000,

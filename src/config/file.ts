@@ -136,6 +136,7 @@ const KEYS: Record<string, Reader> = {
   },
   backup_coverage_warn: (out, v, key, doc) => { out.backupCoverageWarn = ratio(v, key, doc); },
   drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
+  switch_delay_seconds: (out, v, key, doc) => { out.switchDelaySeconds = integer(v, key, doc, 0, MAX_SECONDS); },
   unix_socket_mode: readMode,
   user: (out, v, key, doc) => { out.user = account(v, key, doc, 'user'); },
   group: (out, v, key, doc) => { out.group = account(v, key, doc, 'group'); },

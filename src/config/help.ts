@@ -92,6 +92,11 @@ Operations:
       --drain-seconds N     on SIGTERM or SIGINT, stop accepting and give
                             requests in flight up to N seconds to finish
                             (default ${DEFAULTS.drainSeconds})
+      --switch-delay N      a reload that moves keys (servers added, removed,
+                            re-ordered, another distribution) takes effect N
+                            seconds after the first entry proxy's reload of
+                            it, on every proxy that has reloaded by then
+                            (default ${DEFAULTS.switchDelaySeconds})
 
 Commands:
   mcrelay ctl drain|undrain|status HOST:PORT [--admin HOST:PORT]

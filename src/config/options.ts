@@ -28,7 +28,7 @@ type OptionId =
   | 'port' | 'listen' | 'server' | 'backup' | 'maxConnections' | 'connectionsPerServer'
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
-  | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'warmupSeconds'
+  | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'switchDelaySeconds' | 'warmupSeconds'
   | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io';
 
 interface OptionSpec {
@@ -65,6 +65,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'config', short: null, long: ['config'], takesValue: true },
   { id: 'admin', short: null, long: ['admin'], takesValue: true },
   { id: 'drainSeconds', short: null, long: ['drain-seconds'], takesValue: true },
+  { id: 'switchDelaySeconds', short: null, long: ['switch-delay'], takesValue: true },
   { id: 'warmupSeconds', short: null, long: ['warmup-seconds'], takesValue: true },
   { id: 'warmupDoneRatio', short: null, long: ['warmup-done-ratio'], takesValue: true },
   { id: 'journalMaxKeys', short: null, long: ['journal-max-keys'], takesValue: true },
@@ -107,6 +108,7 @@ export interface Draft {
   extraListen: readonly ListenAddress[];
   admin: AdminAddress | null;
   drainSeconds: number;
+  switchDelaySeconds: number;
   warmupSeconds: number;
   warmupDoneRatio: number;
   journalMaxKeys: number;
@@ -145,6 +147,7 @@ export function defaultDraft(defaultWorkers: number): Draft {
     extraListen: [],
     admin: DEFAULTS.admin,
     drainSeconds: DEFAULTS.drainSeconds,
+    switchDelaySeconds: DEFAULTS.switchDelaySeconds,
     warmupSeconds: DEFAULTS.warmupSeconds,
     warmupDoneRatio: DEFAULTS.warmupDoneRatio,
     journalMaxKeys: DEFAULTS.journalMaxKeys,
@@ -274,10 +277,12 @@ export function apply(draft: Draft, id: OptionId, flag: string, value: string | 
       return null;
     }
     case 'drainSeconds':
+    case 'switchDelaySeconds':
     case 'warmupSeconds': {
       const n = parseInteger(v, 0, MAX_SECONDS);
       if (n === null) return invalid(flag, v, `expected an integer 0..${MAX_SECONDS}`);
       if (id === 'drainSeconds') draft.drainSeconds = n;
+      else if (id === 'switchDelaySeconds') draft.switchDelaySeconds = n;
       else draft.warmupSeconds = n;
       return null;
     }

@@ -20,13 +20,16 @@
 // key deleted while it lived elsewhere is found too, which a walk of the
 // backups' keys would miss.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { backupNames, masterNames, type Config, type Distribution, type ServerAddress } from '../config/config.js';
 import { Router } from '../routing/router.js';
 import { exchange } from '../backend/server-request.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';
 import { isProxyKey, metadump } from '../backend/metadump.js';
+
+/** A switch time stays readable this long past itself, for a proxy reloaded late. */
+const SWITCH_RECORD_EXTRA_S = 300;
 
 /** Deletes a sweep has in flight on its connection, at most. */
 const SWEEP_INFLIGHT = 64;
@@ -224,4 +227,30 @@ async function casMark(address: ServerAddress, timeoutMs: number): Promise<bigin
   const { text } = await exchange(address, `set ${key} 0 10 1\r\nx\r\ngets ${key}\r\ndelete ${key}\r\n`, timeoutMs, (t) => /(DELETED|NOT_FOUND|ERROR)\r\n$/.test(t));
   const m = /VALUE \S+ \d+ \d+ (\d+)\r\n/.exec(text ?? '');
   return m === null ? null : BigInt(m[1]!) + 1n;
+}
+
+/**
+ * When the change from `old`'s placement to `next` takes effect, agreed among
+ * the entry proxies: the first to reload it stores now + delayMs under a key
+ * named by both placements (add: the first one wins) on the first server of
+ * `old`'s backups, then masters, that answers; every other proxy reloading the
+ * same change reads it there. All of them switch at that time: until then they
+ * place keys as before, so that no two place a key differently (a proxy not
+ * reloaded by then still does: operators reload every proxy within the delay).
+ * `where` null: no server answered, and the time is now.
+ */
+export async function agreeSwitch(old: Config, next: Placement, delayMs: number): Promise<{ at: number; where: string | null; first: boolean }> {
+  const id = createHash('sha1').update(JSON.stringify([placementOf(old), next])).digest('hex').slice(0, 20);
+  const key = `mcrelay:switch:${id}`;
+  const proposed = String(Date.now() + delayMs);
+  const ttl = Math.ceil(delayMs / 1000) + SWITCH_RECORD_EXTRA_S;
+  for (const server of [...old.backups, ...old.masters]) {
+    const added = await exchange(server, `add ${key} 0 ${ttl} ${proposed.length}\r\n${proposed}\r\n`, old.timeoutMs, (t) => t.endsWith('\r\n'));
+    if (added.text === 'STORED\r\n') return { at: Number(proposed), where: server.name, first: true };
+    if (added.text !== 'NOT_STORED\r\n') continue;
+    const got = await exchange(server, `get ${key}\r\n`, old.timeoutMs, (t) => t.endsWith('END\r\n'));
+    const m = /^VALUE \S+ \d+ \d+\r\n(\d+)\r\nEND\r\n$/.exec(got.text ?? '');
+    if (m !== null) return { at: Number(m[1]), where: server.name, first: false };
+  }
+  return { at: Date.now(), where: null, first: false };
 }

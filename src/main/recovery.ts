@@ -176,8 +176,9 @@ export class Recovery {
   }
 
   /**
-   * A server that lost keys to a placement change, still serving the rest:
-   * what it holds of the keys that left is deleted. Tried again each retry
+   * A server that lost keys to a placement change, still serving the rest (or
+   * a master that gained keys with no backup pool to serve them while it is
+   * swept): its copies that may be stale are deleted. Tried again each retry
    * interval while the server is up and the placement unchanged.
    */
   async tidy(server: number): Promise<void> {
@@ -186,7 +187,7 @@ export class Recovery {
     while (!this.stopped && this.placements?.pending(pool, name) === true) {
       if (this.health.state(server) === UP) {
         const { ok, deleted } = await this.placements.sweep(pool, name, this.config[pool][server - (pool === 'masters' ? 0 : this.masterCount)]!, this.config.timeoutMs, () => this.stopped);
-        if (ok) { log.info('placement sweep done: keys that moved away deleted', { server: name, deleted }); return; }
+        if (ok) { log.info('placement sweep done: copies that may be stale deleted', { server: name, deleted }); return; }
       }
       await new Promise((r) => setTimeout(r, this.config.retryIntervalMs));
     }

@@ -22,7 +22,7 @@ import { Prober } from './prober.js';
 import { Coverage } from './coverage.js';
 import { Recovery } from './recovery.js';
 import { Restorer } from './restore.js';
-import { Placements, placementOf, samePlacement } from './placement.js';
+import { agreeSwitch, Placements, placementOf, samePlacement } from './placement.js';
 import { Drains } from './drain.js';
 import type { AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
@@ -52,6 +52,8 @@ export interface Running {
 
 /** How often keys journaled for masters are published for the other entry proxies. */
 const PUBLISH_INTERVAL_MS = 20;
+
+interface Switching { cancelled: boolean; timer: NodeJS.Timeout | null }
 
 /** Settings fixed at start: a reload keeps them. */
 const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'unixSocketMode', 'admin', 'io'] as const;
@@ -208,6 +210,8 @@ export async function start(config: Config): Promise<Running> {
   let drainTimer: NodeJS.Timeout | null = null;
   let coverage: Coverage | null = null;
   let publisher: NodeJS.Timeout | null = null;
+  /** a reload that moves keys, waiting for its switch time */
+  let switching: Switching | null = null;
   /** Starts recovery, probing and the outage news for `cfg`, taking over what the previous ones knew (a reload). */
   const watch = (cfg: Config): void => {
     const old = { recovery, prober, peers, journal, restorer, coverage };
@@ -270,6 +274,52 @@ export async function start(config: Config): Promise<Running> {
     admin: admin === null ? 'off' : `${admin.address.address}:${admin.address.port}`,
   });
 
+  /** Puts a reloaded configuration in place (at once, or at a placement change's switch time). */
+  const apply = (merged: Config): void => {
+    // New tables for the new server list; a server on both lists keeps its
+    // state, but one RECOVERING goes back to DOWN: its recovery in flight runs
+    // on the old numbers and stops, and the new prober starts it again.
+    const oldNames = serverNames(current);
+    const names = serverNames(merged);
+    const masterCount = merged.masters.length;
+    const poolKey = (i: number): string => `${i < masterCount ? 'masters' : 'backups'}:${names[i]}`;
+    // Keys moved (main/placement.ts): a server that gained some serves no reads until its stale copies are
+    // swept, its keys read from the backup meanwhile. With no backup pool nothing could serve them instead:
+    // such a master keeps serving and is swept in the background (docs/decisions/placement.md).
+    const placement = placementOf(merged);
+    const moved = samePlacement(placements.placement, placement) ? null : placements.change(placement);
+    const held = (i: number): boolean => moved?.gain.has(poolKey(i)) === true && (i >= masterCount || merged.backups.length > 0);
+    const nextHealth = new HealthTable(names.length);
+    for (let i = 0; i < names.length; i++) {
+      const j = oldNames.indexOf(names[i]!);
+      const gains = held(i);
+      if (j < 0) {
+        if (gains) nextHealth.setState(i, RECOVERING);
+        continue;
+      }
+      const state = health.state(j);
+      nextHealth.setState(i, state === RECOVERING ? DOWN : gains && (state === UP || state === WARMING) ? RECOVERING : state);
+      nextHealth.setAnswersMeta(i, health.answersMeta(j));
+      nextHealth.setVersion(i, health.version(j));
+    }
+    const nextStats = new ServerStats(merged.workers, names.length);
+    health = nextHealth;
+    serverStats = nextStats;
+    // Empty until the new prober's first poll, a moment away.
+    figures = new ServerFigures(names.length);
+    current = merged;
+    supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
+    watch(merged);
+    if (moved !== null) {
+      for (let i = 0; i < names.length; i++) {
+        if (held(i)) void recovery!.resettle(i);
+        else if (moved.gain.has(poolKey(i)) || moved.sweep.has(poolKey(i))) void recovery!.tidy(i);
+      }
+    }
+    admin?.setSources(adminSources());
+    log.info('configuration reloaded', { masters: masterNames(merged), backups: backupNames(merged), distribution: merged.distribution });
+  };
+
   return {
     supervisor,
     get health() { return health; },
@@ -277,6 +327,12 @@ export async function start(config: Config): Promise<Running> {
     get serverStats() { return serverStats; },
     addresses,
     reload(next: Config): void {
+      // A later reload replaces one still waiting for its switch time.
+      if (switching !== null) {
+        switching.cancelled = true;
+        if (switching.timer !== null) clearTimeout(switching.timer);
+        switching = null;
+      }
       const kept: string[] = [];
       const merged = { ...next } as { -readonly [K in keyof Config]: Config[K] };
       for (const key of FIXED) {
@@ -284,50 +340,35 @@ export async function start(config: Config): Promise<Running> {
         (merged as Record<string, unknown>)[key] = current[key];
       }
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
-      // New tables for the new server list; a server on both lists keeps its
-      // state, but one RECOVERING goes back to DOWN: its recovery in flight runs
-      // on the old numbers and stops, and the new prober starts it again.
-      const oldNames = serverNames(current);
-      const names = serverNames(merged);
-      const masterCount = merged.masters.length;
-      const poolKey = (i: number): string => `${i < masterCount ? 'masters' : 'backups'}:${names[i]}`;
-      // Keys moved (main/placement.ts): a server that gained some serves no reads until its stale copies are swept.
       const placement = placementOf(merged);
-      const moved = samePlacement(placements.placement, placement) ? null : placements.change(placement);
-      const nextHealth = new HealthTable(names.length);
-      for (let i = 0; i < names.length; i++) {
-        const j = oldNames.indexOf(names[i]!);
-        const gains = moved?.gain.has(poolKey(i)) === true;
-        if (j < 0) {
-          if (gains) nextHealth.setState(i, RECOVERING);
-          continue;
-        }
-        const state = health.state(j);
-        nextHealth.setState(i, state === RECOVERING ? DOWN : gains && (state === UP || state === WARMING) ? RECOVERING : state);
-        nextHealth.setAnswersMeta(i, health.answersMeta(j));
-        nextHealth.setVersion(i, health.version(j));
+      if (samePlacement(placements.placement, placement) || merged.switchDelaySeconds === 0) {
+        apply(merged);
+        return;
       }
-      const nextStats = new ServerStats(merged.workers, names.length);
-      health = nextHealth;
-      serverStats = nextStats;
-      // Empty until the new prober's first poll, a moment away.
-      figures = new ServerFigures(names.length);
-      current = merged;
-      supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
-      watch(merged);
-      if (moved !== null) {
-        for (let i = 0; i < names.length; i++) {
-          if (moved.gain.has(poolKey(i))) void recovery!.resettle(i);
-          else if (moved.sweep.has(poolKey(i))) void recovery!.tidy(i);
-        }
-      }
-      admin?.setSources(adminSources());
-      log.info('configuration reloaded', { masters: masterNames(merged), backups: backupNames(merged), distribution: merged.distribution });
+      // Keys move: every entry proxy switches at the time the first one to reload this change set (main/placement.ts).
+      const ticket: Switching = { cancelled: false, timer: null };
+      switching = ticket;
+      void agreeSwitch(current, placement, merged.switchDelaySeconds * 1000).then(({ at, where, first }) => {
+        if (ticket.cancelled) return;
+        const wait = at - Date.now();
+        if (where === null) log.warn('placement change: no server answered to agree on a switch time; switching now', {});
+        else if (wait >= 0) log.info('placement change scheduled', { switchAt: new Date(at).toISOString(), inSeconds: Math.round(wait / 100) / 10, agreedOn: where, first });
+        else log.warn('placement change: reloaded after the agreed switch time; switching now', { switchAt: new Date(at).toISOString(), lateSeconds: Math.round(-wait / 100) / 10, agreedOn: where });
+        ticket.timer = setTimeout(() => {
+          if (ticket.cancelled) return;
+          switching = null;
+          apply(merged);
+        }, Math.max(0, wait));
+      });
     },
     async stop(): Promise<void> {
       // Stop accepting, let every request already read be answered (up to
       // drainSeconds), then close what is left.
       draining = true;
+      if (switching !== null) {
+        switching.cancelled = true;
+        if (switching.timer !== null) clearTimeout(switching.timer);
+      }
       prober?.stop();
       coverage?.stop();
       recovery?.stop();

@@ -21,6 +21,8 @@ import { WireClient } from './wire.js';
 
 export interface LoadOptions {
   port: number;
+  /** several entry proxies: connection i goes to ports[i % ports.length] (port unused) */
+  ports?: readonly number[];
   connections: number;
   /** keys per connection (plain values) */
   keysPerConnection: number;
@@ -178,7 +180,8 @@ export class LoadClient {
   /** Sends and waits for n replies; null if the deadline passed (the connection is then dropped). */
   private async exchange(data: string, n: number): Promise<Reply[] | null> {
     if (this.c === null || this.c.closed) {
-      this.c = await WireClient.connect(this.opts.port).catch(() => null);
+      const ports = this.opts.ports ?? [this.opts.port];
+      this.c = await WireClient.connect(ports[this.id % ports.length]!).catch(() => null);
       if (this.c === null) return null;
     }
     const c = this.c;

@@ -29,7 +29,7 @@ let file = '';
 let c: WireClient;
 
 function yaml(masters: readonly Proc[], port: number): string {
-  return [`listen: 127.0.0.1:${port}`, 'admin: off', 'workers: 2', 'timeout_ms: 500', `retry_interval_ms: ${RETRY_MS}`,
+  return [`listen: 127.0.0.1:${port}`, 'admin: off', 'workers: 2', 'timeout_ms: 500', `retry_interval_ms: ${RETRY_MS}`, 'switch_delay_seconds: 0',
     'masters:', ...masters.map((m) => `  - ${m.addr}`), 'backups:', `  - ${backup.addr}`, ''].join('\n');
 }
 

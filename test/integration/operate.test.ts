@@ -18,7 +18,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcrelay-operate-'));
 async function proxyWithConfig(yaml: string): Promise<{ proxy: Proc; file: string }> {
   const file = path.join(dir, `c${Date.now()}.yml`);
   const port = await freePort();
-  fs.writeFileSync(file, `listen: 127.0.0.1:${port}\nadmin: "off"\n${yaml}`);
+  fs.writeFileSync(file, `listen: 127.0.0.1:${port}\nadmin: "off"\nswitch_delay_seconds: 0\n${yaml}`);
   const child = spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const proxy = new Proc(child, port);
   procs.push(proxy);
@@ -95,7 +95,7 @@ test('SIGHUP reload under load: keys that keep their server keep their values, o
     const running = loads.map((l, i) => worker(proxy.port, i, () => stopping, l));
     await progressed(loads, 20);
     // Add a master.
-    fs.writeFileSync(file, `listen: 127.0.0.1:${proxy.port}\nadmin: "off"\nworkers: 2\nmasters: [${a.addr}, ${b.addr}]\n`);
+    fs.writeFileSync(file, `listen: 127.0.0.1:${proxy.port}\nadmin: "off"\nswitch_delay_seconds: 0\nworkers: 2\nmasters: [${a.addr}, ${b.addr}]\n`);
     proxy.signal('SIGHUP');
     assert.ok(await eventually(async () => /configuration reloaded/.test(proxy.output), 5000), `no reload: ${proxy.output}`);
     await routesTo(c, b);

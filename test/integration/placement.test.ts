@@ -34,9 +34,9 @@ test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 interface Layout { masters: Proc[]; distribution: Distribution }
 
-function yaml(port: number, layout: Layout, backup: Proc): string {
+function yaml(port: number, layout: Layout, backup: Proc, switchDelayS = 0): string {
   return [
-    `listen: 127.0.0.1:${port}`, 'workers: 2', 'timeout_ms: 300', `retry_interval_ms: ${RETRY_MS}`,
+    `listen: 127.0.0.1:${port}`, 'workers: 2', 'timeout_ms: 300', `retry_interval_ms: ${RETRY_MS}`, `switch_delay_seconds: ${switchDelayS}`,
     `warmup: { seconds: ${WARMUP_S} }`, 'restore: { keys_per_second: 100000 }', `distribution: ${layout.distribution}`,
     'masters:', ...layout.masters.map((m) => `  - ${m.addr}`), 'backups:', `  - ${backup.addr}`, '',
   ].join('\n');
@@ -58,18 +58,28 @@ async function setAll(c: WireClient, keys: readonly string[], value: (k: string)
   }
 }
 
-interface Run { proxy: Proc; port: number; file: string; c: WireClient; backup: Proc; load: Load }
+interface Entry { proxy: Proc; port: number; file: string; c: WireClient }
+/** Entry proxies on one layout (the first is `proxy`, `port`, `file`, `c`), and a verified load spread over them. */
+interface Run extends Entry { entries: Entry[]; backup: Proc; load: Load; switchDelayS: number }
 
-async function startRun(layout: Layout, backup: Proc, name: string): Promise<Run> {
-  const port = await freePort();
-  const file = path.join(dir, `${name}.yml`);
-  fs.writeFileSync(file, yaml(port, layout, backup));
-  const proxy = new Proc(spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }), port);
-  procs.push(proxy);
-  await waitForPort(port, 10_000);
-  const c = await WireClient.connect(port);
-  const load = new Load({ port, connections: 4, keysPerConnection: 40, countersPerConnection: 2, deadlineMs: 2000, pauseMs: 2, prefix: `${name}-load` });
-  return { proxy, port, file, c, backup, load };
+async function startRun(layout: Layout, backup: Proc, name: string, proxies = 1, switchDelayS = 0): Promise<Run> {
+  const entries: Entry[] = [];
+  for (let i = 0; i < proxies; i++) {
+    const port = await freePort();
+    const file = path.join(dir, `${name}-${i}.yml`);
+    fs.writeFileSync(file, yaml(port, layout, backup, switchDelayS));
+    const proxy = new Proc(spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+    procs.push(proxy);
+    await waitForPort(port, 10_000);
+    entries.push({ proxy, port, file, c: await WireClient.connect(port) });
+  }
+  const ports = entries.map((e) => e.port);
+  const load = new Load({ port: ports[0]!, ports, connections: 4 * proxies, keysPerConnection: 40, countersPerConnection: 2, deadlineMs: 2000, pauseMs: 2, prefix: `${name}-load` });
+  return { ...entries[0]!, entries, backup, load, switchDelayS };
+}
+
+function closeRun(run: Run): void {
+  for (const e of run.entries) e.c.close();
 }
 
 /** Reads the keys through the proxy every 50 ms until `until` resolves: the wrong values and misses seen. */
@@ -91,28 +101,38 @@ async function watchReads(c: WireClient, keys: readonly string[], expected: (k: 
   return out;
 }
 
-async function change(run: Run, from: Layout, to: Layout, name: string): Promise<void> {
+/**
+ * The change from `from` to `to`, reloaded on each entry proxy `gapMs` after
+ * the one before, under the verified load and reads of keys written before it.
+ */
+async function change(run: Run, from: Layout, to: Layout, name: string, gapMs = 0): Promise<void> {
   const keys = Array.from({ length: KEYS }, (_, i) => `${name}:${i}`);
   const value = (k: string): string => `v-${k}`;
   await setAll(run.c, keys, value);
   run.load.start();
   await sleep(300);
-  fs.writeFileSync(run.file, yaml(run.port, to, run.backup));
-  run.proxy.signal('SIGHUP');
-  assert.ok(await run.proxy.waitForOutput('configuration reloaded', 5000), run.proxy.output);
-  // Every master of the new list back to up: warm-up over, restores done.
+  const proxies = run.entries.map((e) => e.proxy);
+  // Every master of the new list back to up on every proxy: switched, warm-up over, restores done.
   const settled = (async () => {
-    for (const m of to.masters) await waitState([run.proxy], m.addr, ['up'], WARMUP_S * 1000 + 10_000);
+    for (const [i, e] of run.entries.entries()) {
+      if (i > 0) await sleep(gapMs);
+      fs.writeFileSync(e.file, yaml(e.port, to, run.backup, run.switchDelayS));
+      e.proxy.signal('SIGHUP');
+    }
+    for (const p of proxies) assert.ok(await p.waitForOutput('configuration reloaded', run.switchDelayS * 1000 + 5000), p.output);
+    for (const m of to.masters) await waitState(proxies, m.addr, ['up'], WARMUP_S * 1000 + 10_000);
   })();
-  const seen = await watchReads(run.c, keys, value, settled);
+  const seen = await Promise.all(run.entries.map((e) => watchReads(e.c, keys, value, settled)));
   await settled;
   await run.load.stop();
   await run.load.finalCheck(run.port);
   const v = run.load.verifier.counts;
   assert.equal(run.load.verifier.problems.filter((p) => p.kind === 'wrong' || p.kind === 'unanswered').slice(0, 5), [], 'the verified load');
   assert.ok(v.reads > 100, `the load read (${v.reads})`);
-  assert.equal(seen.wrong.slice(0, 5), [], 'no wrong value through the change');
-  assert.ok(seen.misses <= seen.reads / 1000, `hits through the change: ${seen.misses} misses of ${seen.reads} reads`);
+  for (const [i, s] of seen.entries()) {
+    assert.equal(s.wrong.slice(0, 5), [], `no wrong value through the change, through proxy ${i}`);
+    assert.ok(s.misses <= s.reads / 1000, `hits through the change, through proxy ${i}: ${s.misses} misses of ${s.reads} reads`);
+  }
   // The moved keys are on their new master, with their flags and TTL; their old master no longer has them.
   const moved = keys.filter((k) => ownerOf(from, run.backup, k).addr !== ownerOf(to, run.backup, k).addr);
   assert.ok(moved.length > KEYS / 10, `keys moved: ${moved.length}`);
@@ -129,8 +149,10 @@ async function change(run: Run, from: Layout, to: Layout, name: string): Promise
   }
   assert.ok(absent <= moved.length / 1000, `${absent} of ${moved.length} moved keys not on their new master`);
   assert.is(stale, 0, 'moved keys hold their value, flags and TTL');
-  const stats = await serverStats(run.port);
-  for (const m of to.masters) assert.is(stats.table.get(m.addr)?.get('state'), 'up', `${m.addr} up`);
+  for (const e of run.entries) {
+    const stats = await serverStats(e.port);
+    for (const m of to.masters) assert.is(stats.table.get(m.addr)?.get('state'), 'up', `${m.addr} up`);
+  }
   let leftBehind = 0;
   for (const m of from.masters.filter((x) => to.masters.includes(x))) {
     const left = moved.filter((k) => ownerOf(from, run.backup, k) === m && ownerOf(to, run.backup, k) !== m);
@@ -156,7 +178,29 @@ test('a master added (4 -> 5): hits through the change, the moved keys restored 
   const from = { masters: masters.slice(0, 4), distribution: 'jump' as const };
   const to = { masters, distribution: 'jump' as const };
   const run = await startRun(from, backup, 'add');
-  try { await change(run, from, to, 'add'); } finally { run.c.close(); }
+  try { await change(run, from, to, 'add'); } finally { closeRun(run); }
+});
+
+test('two entry proxies reloaded 2 s apart (4 -> 5): both switch at the time the first agreed, with hits and no wrong value through either', async () => {
+  const { masters, backup } = await pool(5);
+  const from = { masters: masters.slice(0, 4), distribution: 'jump' as const };
+  const to = { masters, distribution: 'jump' as const };
+  const run = await startRun(from, backup, 'two', 2, 5);
+  try {
+    await change(run, from, to, 'two', 2000);
+    const logged = (p: Proc, msg: string): Record<string, string> => JSON.parse(p.output.split('\n').find((l) => l.includes(`"msg":"${msg}"`)) ?? 'null') as Record<string, string>;
+    const [a, b] = run.entries.map((e) => e.proxy) as [Proc, Proc];
+    const planned = [logged(a, 'placement change scheduled'), logged(b, 'placement change scheduled')];
+    assert.ok(planned[0] !== null && planned[1] !== null, `both scheduled the switch:\n${a.output}\n${b.output}`);
+    assert.is(planned[1]!.switchAt, planned[0]!.switchAt, 'the second proxy switches at the time the first agreed');
+    assert.is(planned[0]!.first, true);
+    assert.is(planned[1]!.first, false);
+    for (const p of [a, b]) {
+      const at = Date.parse(logged(p, 'configuration reloaded').time!);
+      const due = Date.parse(planned[0]!.switchAt!);
+      assert.ok(at >= due && at < due + 1000, `switched at ${new Date(at).toISOString()}, agreed ${planned[0]!.switchAt}`);
+    }
+  } finally { closeRun(run); }
 });
 
 test('a master removed (5 -> 4): the remaining masters gain its keys, swept and warmed', async () => {
@@ -164,7 +208,7 @@ test('a master removed (5 -> 4): the remaining masters gain its keys, swept and 
   const from = { masters, distribution: 'jump' as const };
   const to = { masters: masters.slice(0, 4), distribution: 'jump' as const };
   const run = await startRun(from, backup, 'remove');
-  try { await change(run, from, to, 'remove'); } finally { run.c.close(); }
+  try { await change(run, from, to, 'remove'); } finally { closeRun(run); }
 });
 
 test('magent distribution -> jump on 4 masters', async () => {
@@ -172,7 +216,7 @@ test('magent distribution -> jump on 4 masters', async () => {
   const from = { masters, distribution: 'magent' as const };
   const to = { masters, distribution: 'jump' as const };
   const run = await startRun(from, backup, 'dist');
-  try { await change(run, from, to, 'dist'); } finally { run.c.close(); }
+  try { await change(run, from, to, 'dist'); } finally { closeRun(run); }
 });
 
 test('a change reverted: a key overwritten or deleted while it lived on the new master is not served stale from the old one', async () => {
@@ -210,7 +254,7 @@ test('a change reverted: a key overwritten or deleted while it lived on the new 
     assert.equal(seen.wrong.slice(0, 5), [], `no stale value after the revert (${seen.wrong.length} wrong)`);
     const { found } = await getMany(run.c, moved);
     assert.equal(moved.filter((k) => (found.get(k) ?? null) !== expected(k)).slice(0, 5), [], 'every moved key as last written');
-  } finally { run.c.close(); }
+  } finally { closeRun(run); }
 });
 
 test.run();

@@ -95,7 +95,7 @@ let files = 0;
 function configFile(l: Layout): string {
   const f = path.join(dir, `c${files++}.yml`);
   const list = (xs: string[]): string => `[${xs.map((x) => `"${x}"`).join(', ')}]`;
-  writeFileSync(f, `distribution: ${l.distribution}\nmasters: ${list(l.masters)}\n${l.backups.length > 0 ? `backups: ${list(l.backups)}\n` : ''}`);
+  writeFileSync(f, `switch_delay_seconds: 0\ndistribution: ${l.distribution}\nmasters: ${list(l.masters)}\n${l.backups.length > 0 ? `backups: ${list(l.backups)}\n` : ''}`);
   return f;
 }
 

@@ -44,6 +44,7 @@ const DEFAULT_CONFIG: Config = {
   verbose: 0,
   admin: { host: '127.0.0.1', port: 9121 },
   drainSeconds: 10,
+  switchDelaySeconds: 10,
   warmupSeconds: 300,
   warmupDoneRatio: 0.01,
   journalMaxKeys: 1000000,
@@ -330,7 +331,7 @@ const LONG_NAMES = [
   '--connections-per-server', '--ketama', '--unix-socket', '--user', '--group',
   '--foreground', '--verbose', '--help', '--version', '--workers', '--timeout',
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
-  '--config', '--admin', '--drain-seconds', '--warmup-seconds', '--warmup-done-ratio',
+  '--config', '--admin', '--drain-seconds', '--switch-delay', '--warmup-seconds', '--warmup-done-ratio',
   '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes', '--backup-coverage-warn',
   '--io',
 ];

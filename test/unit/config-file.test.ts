@@ -56,6 +56,7 @@ journal:
 backup_coverage_warn: 0.5
 admin: 0.0.0.0:9200
 drain_seconds: 3
+switch_delay_seconds: 4
 unix_socket_mode: '0600'
 user: nobody
 group: 65534
@@ -85,6 +86,7 @@ test('a file with every key gives every setting', () => {
     verbose: 1,
     admin: { host: '0.0.0.0', port: 9200 },
     drainSeconds: 3,
+    switchDelaySeconds: 4,
     warmupSeconds: 60,
     warmupDoneRatio: 0.05,
     journalMaxKeys: 5000,
@@ -184,7 +186,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, unix_socket_mode, user, group, verbose, io)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, io)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
@@ -294,7 +296,7 @@ test('the example file parses, documents every key, and gives the defaults it cl
   // Every other value it shows is the default.
   const defaults = configOf(['-s', 'a']);
   for (const k of ['distribution', 'timeoutMs', 'retryIntervalMs', 'failureLimit', 'maxConnections', 'connectionsPerServer',
-    'maxItemSize', 'maxPendingBytes', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'verbose', 'user', 'group', 'backupCoverageWarn'] as const) {
+    'maxItemSize', 'maxPendingBytes', 'warmupSeconds', 'warmupDoneRatio', 'journalMaxKeys', 'drainSeconds', 'switchDelaySeconds', 'verbose', 'user', 'group', 'backupCoverageWarn'] as const) {
     assert.equal(c[k], defaults[k], k);
   }
   assert.equal(plain(c.admin), plain(defaults.admin));
