@@ -190,23 +190,29 @@ export function buildRegistry(get: Get): Registry {
     ['restore_keys_copied', 'Keys copied into the server by its last restore, from the other pool', S.RESTORE_COPIED],
     ['restore_keys_skipped', 'Keys its last restore found present already, gone, or changed during the copy', S.RESTORE_SKIPPED],
     ['restore_seconds', "How long the server's last (or current) restore has run", S.RESTORE_SECONDS],
+    ['sweep_keys_walked', "Items of the server's dump its last (or current) placement sweep has walked", S.SWEEP_WALKED],
+    ['sweep_keys_deleted', 'Copies its last placement sweep deleted: keys it did not own under every placement since the one before', S.SWEEP_DELETED],
   ] as const) {
     new Gauge({
       name: `mcrelay_server_${name}`, help, labelNames: serverLabels, registers,
       collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, field))); },
     });
   }
-  new Gauge({
-    name: 'mcrelay_server_restore_state', help: 'Restore of a returning server: 1 for its current state, 0 for the others',
-    labelNames: [...serverLabels, 'state'], registers,
-    collect() {
-      this.reset();
-      eachServer((labels, i, s) => {
-        const now = s.serverStats.sum(i, S.RESTORE_STATE);
-        RESTORE_STATES.forEach((state, k) => this.set({ ...labels, state }, k === now ? 1 : 0));
-      });
-    },
-  });
+  for (const [name, help, field] of [
+    ['restore_state', 'Restore of a returning server: 1 for its current state, 0 for the others', S.RESTORE_STATE],
+    ['sweep_state', 'Placement sweep of a server that gained or lost keys by a reload: 1 for its current state, 0 for the others', S.SWEEP_STATE],
+  ] as const) {
+    new Gauge({
+      name: `mcrelay_server_${name}`, help, labelNames: [...serverLabels, 'state'], registers,
+      collect() {
+        this.reset();
+        eachServer((labels, i, s) => {
+          const now = s.serverStats.sum(i, field);
+          RESTORE_STATES.forEach((state, k) => this.set({ ...labels, state }, k === now ? 1 : 0));
+        });
+      },
+    });
+  }
   new Gauge({
     name: 'mcrelay_server_inflight', help: 'Requests sent to the server and not yet answered', labelNames: serverLabels, registers,
     collect() { this.reset(); eachServer((labels, i, s) => this.set(labels, s.serverStats.sum(i, S.INFLIGHT))); },

@@ -27,6 +27,7 @@ import { exchange } from '../backend/server-request.js';
 import { log } from '../log.js';
 import { MetaClient } from './meta-client.js';
 import { isProxyKey, metadump } from '../backend/metadump.js';
+import { DONE, FAILED, RUNNING, S, UNAVAILABLE } from '../shared/server-stats.js';
 
 /** A switch time stays readable this long past itself, for a proxy reloaded late. */
 const SWITCH_RECORD_EXTRA_S = 300;
@@ -179,13 +180,16 @@ export class Placements {
    * the server did not own throughout its chain. True when the dump was read to
    * the end (the server is then clean under the current placement).
    */
-  async sweep(pool: Pool, name: string, address: ServerAddress, timeoutMs: number, stopped: () => boolean): Promise<{ ok: boolean; deleted: number }> {
+  async sweep(pool: Pool, name: string, address: ServerAddress, timeoutMs: number, stopped: () => boolean, figures: Float64Array): Promise<{ ok: boolean; deleted: number }> {
     const key = chainKey(pool, name);
     const chain = this.chains.get(key);
     if (chain === undefined || chain.owners.length < 2) return { ok: true, deleted: 0 };
     const owners = [...chain.owners];
+    figures[S.SWEEP_STATE] = RUNNING;
+    figures[S.SWEEP_WALKED] = 0;
+    figures[S.SWEEP_DELETED] = 0;
     const mark = await casMark(address, timeoutMs);
-    if (mark === null) return { ok: false, deleted: 0 };
+    if (mark === null) { figures[S.SWEEP_STATE] = FAILED; return { ok: false, deleted: 0 }; }
     const client = new MetaClient(address, timeoutMs);
     let deleted = 0;
     let broken = false;
@@ -193,12 +197,13 @@ export class Placements {
     try {
       const { end } = await metadump(address, async (k, cas) => {
         if (stopped()) return false;
+        figures[S.SWEEP_WALKED]!++;
         if (cas >= mark || isProxyKey(k)) return true;
         if (owners.every((o) => o.owner(k, pool) === name)) return true;
         const token = k.toString('base64');
         inflight.push(client.request(`md ${token} b\r\n`).then((r) => {
           if (r === null) broken = true;
-          else if (r.line.startsWith('HD')) deleted++;
+          else if (r.line.startsWith('HD')) figures[S.SWEEP_DELETED] = ++deleted;
           else if (!r.line.startsWith('NF')) broken = true;
         }));
         if (inflight.length >= SWEEP_INFLIGHT) await Promise.all(inflight.splice(0));
@@ -209,6 +214,7 @@ export class Placements {
       // Clean under the current placement, unless the placement changed again meanwhile (then the new chain is longer).
       if (ok && this.chains.get(key) === chain) this.chains.set(key, { pool, owners: [owners.at(-1)!] });
       if (end === 'unavailable') log.warn('placement sweep unavailable: the server lists no keys (lru_crawler off?)', { server: name });
+      figures[S.SWEEP_STATE] = ok ? DONE : end === 'unavailable' ? UNAVAILABLE : FAILED;
       return { ok, deleted };
     } finally {
       client.close();

@@ -18,7 +18,7 @@
 // (worker/warm-up.ts); it ends after --warmup-seconds, or sooner once fewer than
 // --warmup-done-ratio of the master's reads still needed the backup over a window.
 
-import { serverNames, type Config } from '../config/config.js';
+import { serverNames, type Config, type ServerAddress } from '../config/config.js';
 import { DOWN, HealthTable, RECOVERING, UP, WARMING } from '../shared/health.js';
 import { S, type ServerStats } from '../shared/server-stats.js';
 import { log } from '../log.js';
@@ -184,9 +184,10 @@ export class Recovery {
   async tidy(server: number): Promise<void> {
     const name = this.names[server]!;
     const pool = this.poolOf(server);
+    if (this.placements?.pending(pool, name) === true) log.info('placement sweep: deleting copies that may be stale, while the server serves', { server: name });
     while (!this.stopped && this.placements?.pending(pool, name) === true) {
       if (this.health.state(server) === UP) {
-        const { ok, deleted } = await this.placements.sweep(pool, name, this.config[pool][server - (pool === 'masters' ? 0 : this.masterCount)]!, this.config.timeoutMs, () => this.stopped);
+        const { ok, deleted } = await this.placements.sweep(pool, name, this.address(server), this.config.timeoutMs, () => this.stopped, this.stats.block(this.stats.workers, server));
         if (ok) { log.info('placement sweep done: copies that may be stale deleted', { server: name, deleted }); return; }
       }
       await new Promise((r) => setTimeout(r, this.config.retryIntervalMs));
@@ -197,18 +198,20 @@ export class Recovery {
     return server < this.masterCount ? 'masters' : 'backups';
   }
 
+  private address(server: number): ServerAddress {
+    return server < this.masterCount ? this.config.masters[server]! : this.config.backups[server - this.masterCount]!;
+  }
+
   /** Sweeps the server; the keys deleted, or null when it failed (the server is DOWN again, and swept when it returns). */
   private async sweep(server: number): Promise<number | null> {
     const pool = this.poolOf(server);
     const name = this.names[server]!;
-    const address = this.config[pool][server - (pool === 'masters' ? 0 : this.masterCount)]!;
-    const { ok, deleted } = await this.placements!.sweep(pool, name, address, this.config.timeoutMs, () => this.stopped);
+    const { ok, deleted } = await this.placements!.sweep(pool, name, this.address(server), this.config.timeoutMs, () => this.stopped, this.stats.block(this.stats.workers, server));
     if (this.stopped) return null;
     if (!ok) {
       if (this.health.advance(server, RECOVERING, DOWN)) log.warn('server placement sweep failed; down again', { server: name });
       return null;
     }
-    this.stats.block(this.stats.workers, server)[S.INVALIDATED]! += deleted;
     return deleted;
   }
 

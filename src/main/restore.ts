@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { backupNames, masterNames, parseServerAddress, type Config, type ServerAddress } from '../config/config.js';
 import { Router } from '../routing/router.js';
 import { DOWN, type HealthTable } from '../shared/health.js';
-import { S, type ServerStats } from '../shared/server-stats.js';
+import { DONE, FAILED, IDLE, RUNNING, S, UNAVAILABLE, type ServerStats } from '../shared/server-stats.js';
 import { validKey } from '../protocol/request-rules.js';
 import { codeOf } from '../errors.js';
 import { log } from '../log.js';
@@ -37,12 +37,6 @@ const WAIT_MS = 1000;
 const PROGRESS_LOG_MS = 10_000;
 /** memcached reads an exptime above 30 days as a unix time. */
 const RELATIVE_TTL_MAX = 60 * 60 * 24 * 30;
-
-const IDLE = 0;
-const RUNNING = 1;
-const DONE = 2;
-const FAILED = 3;
-const UNAVAILABLE = 4;
 
 interface Run {
   token: string;

@@ -66,12 +66,24 @@ export const S = {
   ERRORS_BY_CODE: 19,
   /** what a histogram's _sum needs besides the buckets (ms) */
   LATENCY_SUM: 24,
+  /** LATENCY_BUCKETS slots */
   LATENCY: 25,
+  /** the placement sweep of this server (main/placement.ts): RESTORE_STATES index */
+  SWEEP_STATE: 49,
+  /** items its last (or current) sweep walked in the server's dump, and the stale copies it deleted */
+  SWEEP_WALKED: 50,
+  SWEEP_DELETED: 51,
 } as const;
 
+/** The states of a restore, and of a placement sweep (RESTORE_STATE, SWEEP_STATE), by index. */
 export const RESTORE_STATES = ['idle', 'running', 'done', 'failed', 'unavailable'] as const;
+export const IDLE = 0;
+export const RUNNING = 1;
+export const DONE = 2;
+export const FAILED = 3;
+export const UNAVAILABLE = 4;
 export const LATENCY_BUCKETS = 24;
-const FIELDS = S.LATENCY + LATENCY_BUCKETS;
+const FIELDS = S.SWEEP_DELETED + 1;
 /** A block's length in float64s: blocks start on 128-byte boundaries, so no two threads' blocks share a cache line (as counters.ts). */
 const STRIDE = Math.ceil(FIELDS / 16) * 16;
 
