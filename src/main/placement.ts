@@ -8,17 +8,21 @@
 //       --> RECOVERING (no reads from it) --> swept --> WARMING (a master with
 //           backups: misses filled from the backup) and restored, the moved
 //           keys only --> UP
-//     S only loses keys --> stays UP, swept in the background
+//     S only loses keys (or gains some with no backup pool to read them from)
+//       --> stays UP, swept in the background
 //
 // The sweep walks S's own dump (lru_crawler metadump) and deletes every item
 // that S did not own under every placement of its chain, and whose cas is below
-// a mark taken at the switch. Those are the copies that may be stale: a key S
-// held before it went elsewhere, was written there, and came back (a change
-// reverted); or anything a server new to the list held. Items stored since the
-// switch (writes under N, warm-up fills, the restore's copies, other proxies'
-// writes) have a higher cas and stay. The dump lists what is really there, so a
-// key deleted while it lived elsewhere is found too, which a walk of the
-// backups' keys would miss.
+// a mark taken on S before the switch (takeMarks()). Those are the copies that
+// may be stale: a key S held before it went elsewhere, was written there, and
+// came back (a change reverted); or anything a server new to the list held.
+// Items stored since the mark (writes under N, warm-up fills, the restore's
+// copies, other proxies' writes) stay; one written under P between the mark
+// and the switch is either still S's under N or not served by S, and deleted
+// by the sweep of any later change that gives it back to S (the key is then
+// not S's under every placement of that chain). The dump lists what is really
+// there, so a key deleted while it lived elsewhere is found too, which a walk
+// of the backups' keys would miss.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { backupNames, masterNames, type Config, type Distribution, type ServerAddress } from '../config/config.js';
@@ -99,9 +103,14 @@ function chainKey(pool: Pool, name: string): string {
   return `${pool}:${name}`;
 }
 
+/** Cas marks taken before a switch, by chainKey: an item stored on the server since has at least its mark. */
+export type Marks = ReadonlyMap<string, bigint>;
+
 export class Placements {
   private current: Owners;
   private readonly chains = new Map<string, Chain>();
+  /** the marks taken before the last switch, for the servers not swept since */
+  private marks: Map<string, bigint> = new Map();
 
   constructor(config: Config) {
     this.current = new Owners(placementOf(config));
@@ -121,9 +130,13 @@ export class Placements {
   /**
    * The placement changes to `next`: each server's chain gets it. The servers
    * that gain keys (may serve stale copies until swept), and those that only
-   * need a sweep (they lost keys), by pool and name.
+   * need a sweep (they lost keys), by pool and name. `marks`: taken on the
+   * servers before this proxy placed any key by `next` (takeMarks()); a
+   * sweep deletes only below them, and a server without one takes its own.
    */
-  change(next: Placement): { gain: Set<string>; sweep: Set<string> } {
+  change(next: Placement, marks: Marks): { gain: Set<string>; sweep: Set<string> } {
+    // Only the latest marks: an item written since an earlier one, under the placement between, may be stale under the next.
+    this.marks = new Map(marks);
     const owners = new Owners(next);
     const gain = new Set<string>();
     const sweep = new Set<string>();
@@ -188,7 +201,7 @@ export class Placements {
     figures[S.SWEEP_STATE] = RUNNING;
     figures[S.SWEEP_WALKED] = 0;
     figures[S.SWEEP_DELETED] = 0;
-    const mark = await casMark(address, timeoutMs);
+    const mark = this.marks.get(key) ?? await casMark(address, timeoutMs);
     if (mark === null) { figures[S.SWEEP_STATE] = FAILED; return { ok: false, deleted: 0 }; }
     const client = new MetaClient(address, timeoutMs);
     let deleted = 0;
@@ -201,10 +214,11 @@ export class Placements {
         if (cas >= mark || isProxyKey(k)) return true;
         if (owners.every((o) => o.owner(k, pool) === name)) return true;
         const token = k.toString('base64');
-        inflight.push(client.request(`md ${token} b\r\n`).then((r) => {
+        // Only the item the dump listed: one written since (a write that raced the dump) has another cas (EX) and stays.
+        inflight.push(client.request(`md ${token} b C${cas}\r\n`).then((r) => {
           if (r === null) broken = true;
           else if (r.line.startsWith('HD')) figures[S.SWEEP_DELETED] = ++deleted;
-          else if (!r.line.startsWith('NF')) broken = true;
+          else if (!r.line.startsWith('NF') && !r.line.startsWith('EX')) broken = true;
         }));
         if (inflight.length >= SWEEP_INFLIGHT) await Promise.all(inflight.splice(0));
         return !broken;
@@ -212,7 +226,10 @@ export class Placements {
       await Promise.all(inflight.splice(0));
       const ok = end === 'done' && !broken && !stopped();
       // Clean under the current placement, unless the placement changed again meanwhile (then the new chain is longer).
-      if (ok && this.chains.get(key) === chain) this.chains.set(key, { pool, owners: [owners.at(-1)!] });
+      if (ok && this.chains.get(key) === chain) {
+        this.chains.set(key, { pool, owners: [owners.at(-1)!] });
+        this.marks.delete(key);
+      }
       if (end === 'unavailable') log.warn('placement sweep unavailable: the server lists no keys (lru_crawler off?)', { server: name });
       figures[S.SWEEP_STATE] = ok ? DONE : end === 'unavailable' ? UNAVAILABLE : FAILED;
       return { ok, deleted };
@@ -225,6 +242,21 @@ export class Placements {
 /** Whether `name` owns the same keys under both placements (same pool, same distribution, same place). */
 function sameOwnership(a: Placement, b: Placement, pool: Pool, name: string): boolean {
   return sameList(a[pool], b[pool]) && a[pool].includes(name) && (a.distribution === b.distribution || a[pool].length === 1);
+}
+
+/**
+ * A cas mark on every server of `config`, taken before the switch to its
+ * placement: items below one were stored before any key was placed by it here.
+ * A server that does not answer has none (its sweep takes its own).
+ */
+export async function takeMarks(config: Config): Promise<Marks> {
+  const servers = [...config.masters.map((s) => ['masters', s] as const), ...config.backups.map((s) => ['backups', s] as const)];
+  const marks = new Map<string, bigint>();
+  await Promise.all(servers.map(async ([pool, server]) => {
+    const mark = await casMark(server, config.timeoutMs);
+    if (mark !== null) marks.set(chainKey(pool, server.name), mark);
+  }));
+  return marks;
 }
 
 /** The server's next cas id: an item stored from now on has at least this one. */

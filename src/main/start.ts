@@ -22,7 +22,7 @@ import { Prober } from './prober.js';
 import { Coverage } from './coverage.js';
 import { Recovery } from './recovery.js';
 import { Restorer } from './restore.js';
-import { agreeSwitch, Placements, placementOf, samePlacement } from './placement.js';
+import { agreeSwitch, Placements, placementOf, samePlacement, takeMarks, type Marks } from './placement.js';
 import { Drains } from './drain.js';
 import type { AdminSources } from './admin.js';
 import { Supervisor } from './supervisor.js';
@@ -275,7 +275,7 @@ export async function start(config: Config): Promise<Running> {
   });
 
   /** Puts a reloaded configuration in place (at once, or at a placement change's switch time). */
-  const apply = (merged: Config): void => {
+  const apply = (merged: Config, marks: Marks | null): void => {
     // New tables for the new server list; a server on both lists keeps its
     // state, but one RECOVERING goes back to DOWN: its recovery in flight runs
     // on the old numbers and stops, and the new prober starts it again.
@@ -287,7 +287,7 @@ export async function start(config: Config): Promise<Running> {
     // swept, its keys read from the backup meanwhile. With no backup pool nothing could serve them instead:
     // such a master keeps serving and is swept in the background (docs/decisions/placement.md).
     const placement = placementOf(merged);
-    const moved = samePlacement(placements.placement, placement) ? null : placements.change(placement);
+    const moved = marks === null || samePlacement(placements.placement, placement) ? null : placements.change(placement, marks);
     const held = (i: number): boolean => moved?.gain.has(poolKey(i)) === true && (i >= masterCount || merged.backups.length > 0);
     const nextHealth = new HealthTable(names.length);
     for (let i = 0; i < names.length; i++) {
@@ -341,25 +341,34 @@ export async function start(config: Config): Promise<Running> {
       }
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
       const placement = placementOf(merged);
-      if (samePlacement(placements.placement, placement) || merged.switchDelaySeconds === 0) {
-        apply(merged);
+      if (samePlacement(placements.placement, placement)) {
+        apply(merged, null);
         return;
       }
       // Keys move: every entry proxy switches at the time the first one to reload this change set (main/placement.ts).
       const ticket: Switching = { cancelled: false, timer: null };
       switching = ticket;
-      void agreeSwitch(current, placement, merged.switchDelaySeconds * 1000).then(({ at, where, first }) => {
+      void (async () => {
+        let at = Date.now();
+        if (merged.switchDelaySeconds > 0) {
+          const agreed = await agreeSwitch(current, placement, merged.switchDelaySeconds * 1000);
+          if (ticket.cancelled) return;
+          at = agreed.at;
+          const wait = at - Date.now();
+          const switchAt = new Date(at).toISOString();
+          if (agreed.where === null) log.warn('placement change: no server answered to agree on a switch time; switching now', {});
+          else if (wait >= 0) log.info('placement change scheduled', { switchAt, inSeconds: Math.round(wait / 100) / 10, agreedOn: agreed.where, first: agreed.first });
+          else log.warn('placement change: reloaded after the agreed switch time; switching now', { switchAt, lateSeconds: Math.round(-wait / 100) / 10, agreedOn: agreed.where });
+        }
+        // The sweeps' cas marks, taken before this proxy places any key by the new placement.
+        const marks = await takeMarks(merged);
         if (ticket.cancelled) return;
-        const wait = at - Date.now();
-        if (where === null) log.warn('placement change: no server answered to agree on a switch time; switching now', {});
-        else if (wait >= 0) log.info('placement change scheduled', { switchAt: new Date(at).toISOString(), inSeconds: Math.round(wait / 100) / 10, agreedOn: where, first });
-        else log.warn('placement change: reloaded after the agreed switch time; switching now', { switchAt: new Date(at).toISOString(), lateSeconds: Math.round(-wait / 100) / 10, agreedOn: where });
         ticket.timer = setTimeout(() => {
           if (ticket.cancelled) return;
           switching = null;
-          apply(merged);
-        }, Math.max(0, wait));
-      });
+          apply(merged, marks);
+        }, Math.max(0, at - Date.now()));
+      })();
     },
     async stop(): Promise<void> {
       // Stop accepting, let every request already read be answered (up to

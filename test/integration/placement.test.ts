@@ -286,6 +286,42 @@ test('a backup added (1 -> 2): the keys that move to it are restored from the ma
   } finally { closeRun(run); }
 });
 
+test('no backup pool: a master added keeps serving, and what it held from before is swept while it does', async () => {
+  const [a, b] = await Promise.all([startMemcached(), startMemcached()]);
+  procs.push(a, b);
+  const port = await freePort();
+  const file = path.join(dir, 'nobackup.yml');
+  const write = (masters: Proc[]): void => fs.writeFileSync(file, [`listen: 127.0.0.1:${port}`, 'admin: "off"', 'workers: 2', 'switch_delay_seconds: 0',
+    `retry_interval_ms: ${RETRY_MS}`, 'masters:', ...masters.map((m) => `  - ${m.addr}`), ''].join('\n'));
+  write([a]);
+  const proxy = new Proc(spawn(process.execPath, [CLI, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+  procs.push(proxy);
+  await waitForPort(port, 10_000);
+  const c = await WireClient.connect(port);
+  try {
+    // Left on b by an earlier pool: all of them stale once b serves them again.
+    const keys = Array.from({ length: KEYS }, (_, i) => `nb:${i}`);
+    await withDirect(b.port, (d) => setAll(d, keys, (k) => `stale-${k}`));
+    await setAll(c, keys, (k) => `v-${k}`);
+    const two = { masters: [a, b], distribution: 'jump' as const };
+    const toB = keys.filter((k) => ownerOf(two, a, k) === b);
+    write([a, b]);
+    proxy.signal('SIGHUP');
+    assert.ok(await proxy.waitForOutput('configuration reloaded', 5000), proxy.output);
+    // b serves at once: never recovering (nothing could serve its keys meanwhile).
+    assert.is((await serverStats(port)).table.get(b.addr)?.get('state'), 'up', 'b up right after the reload');
+    // Written while b is swept (each also stale on b): the sweep must not take them.
+    const fresh = toB.slice(0, 50);
+    await setAll(c, fresh, (k) => `new-${k}`);
+    let state: string | undefined;
+    for (let i = 0; i < 100 && (state = (await serverStats(port)).table.get(b.addr)?.get('sweep_state')) !== 'done'; i++) await sleep(50);
+    assert.is(state, 'done', `b's background sweep:\n${proxy.output}`);
+    const { found } = await getMany(c, toB);
+    assert.equal(toB.filter((k) => found.get(k) === `stale-${k}`).slice(0, 5), [], 'no copy from before served once swept');
+    assert.equal(fresh.filter((k) => found.get(k) !== `new-${k}`).map((k) => `${k}=${found.get(k)}`), [], 'keys written after the switch kept');
+  } finally { c.close(); }
+});
+
 test('a change reverted: a key overwritten or deleted while it lived on the new master is not served stale from the old one', async () => {
   const { masters, backup } = await pool(5);
   const four = { masters: masters.slice(0, 4), distribution: 'jump' as const };
