@@ -33,7 +33,7 @@ const SUITE_TIMEOUT_MS = 30 * 60 * 1000;
  * Files that take a minute or more (measured on Node 22 and 24); with --jobs
  * they start first so that none is left alone at the end. Only the order.
  */
-const SLOW_FIRST = ['reload-recovery', 'warm-recovery', 'warm-race', 'idle-recovery', 'limits', 'backup-conformance'];
+const SLOW_FIRST = ['reload-recovery', 'warm-recovery', 'warm-race', 'idle-recovery', 'limits', 'backup-conformance', 'placement'];
 
 interface Unit { node: string; label: string; suite: string; file?: string; env?: NodeJS.ProcessEnv }
 interface Outcome { passed: number; failed: number; detail: string }
