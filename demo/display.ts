@@ -81,8 +81,9 @@ export function narrative(c: Colors, atSeconds: number, text: string, color = 'y
 export const LEGEND = [
   'Columns: ops/s and hit% are what the clients saw (hit% = gets that found their key; every key was',
   'set before the load began, so anything under 100% is a lost cache entry). master N: its state as the',
-  'entries see it (up, DOWN, recov = clearing values that may be stale, warm = misses filled from the',
-  'backup) and the requests/s the entries sent it. backup relay: requests/s the entries sent to the',
-  'backup mcrelay (a copy of every set, plus reads), of which "failover" are reads of a DOWN master\'s',
-  'keys, and "fills" the keys copied from the backup into a warming master.',
+  'entries see it (up, DOWN, recov = no reads until values that may be stale are cleared on it, warm =',
+  'misses filled from the backup) and the requests/s the entries sent it; a master added during the run',
+  'has a column once the entries switch to it. backup relay: requests/s the entries sent to the backup',
+  'mcrelay (a copy of every set, plus reads), of which "failover" are reads of keys whose master is DOWN',
+  'or recov, and "fills" the keys copied from the backup into a warming master.',
 ];

@@ -19,6 +19,9 @@ export function setLogDir(dir: string): void {
 export class Child {
   /** The last output of the process (stdout and stderr), for when it dies unexpectedly. */
   private tail = '';
+  /** Told each whole line of stderr (mcrelay's JSON log lines), see onLogLine(). */
+  private readonly logListeners: Array<(line: string) => void> = [];
+  private partialLine = '';
   readonly exited: Promise<void>;
   /** Set when the demo stops the process on purpose. */
   expectedExit = false;
@@ -32,6 +35,12 @@ export class Child {
     child.once('exit', () => file?.end());
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);
+    child.stderr?.on('data', (d: Buffer) => {
+      if (this.logListeners.length === 0) return;
+      const lines = (this.partialLine + d.toString()).split('\n');
+      this.partialLine = lines.pop()!;
+      for (const line of lines) for (const fn of this.logListeners) fn(line);
+    });
     this.exited = new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) resolve();
       else child.once('exit', () => resolve());
@@ -42,6 +51,11 @@ export class Child {
   get addr(): string { return `${HOST}:${this.port}`; }
   get alive(): boolean { return this.child.exitCode === null && this.child.signalCode === null; }
   get output(): string { return this.tail; }
+
+  /** Calls fn with each line the process writes to stderr from now on (mcrelay logs there). */
+  onLogLine(fn: (line: string) => void): void {
+    this.logListeners.push(fn);
+  }
 
   signal(sig: NodeJS.Signals): void {
     if (!this.alive) return;

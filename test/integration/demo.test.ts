@@ -1,9 +1,12 @@
 // npm run demo, shortened: it runs the deployment, shows the kill and the warm
-// recovery, exits 0, and leaves none of the processes it started behind; Ctrl-C
-// stops it early, also cleanly; without memcached it says how to install it.
+// recovery, then adds a fifth master (both entries reloaded, one switch) with
+// the hits kept, exits 0, and leaves none of the processes it started behind,
+// nor its config files; Ctrl-C stops it early, also cleanly; without memcached
+// it says how to install it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,27 +44,48 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
-test('demo: kill and restart a master, failover and warm recovery shown, exit 0, nothing left running', async () => {
-  const r = await runDemo(['--seconds', '12', '--kill-at', '3', '--restart-at', '6']);
+test('demo: kill and restart a master, then add a fifth; failover, warm recovery and the switch shown, exit 0, nothing left', async () => {
+  const r = await runDemo(['--seconds', '18', '--kill-at', '3', '--restart-at', '6', '--add-master-at', '10']);
   assert.is(r.code, 0, `exit status; stderr:\n${r.err}\nstdout:\n${r.out}`);
   assert.match(r.out, /killed master 2 \(127\.0\.0\.1:\d+, pid \d+\) with kill -9/);
   assert.match(r.out, /marked master 2 DOWN/);
   assert.match(r.out, /restarted master 2 on 127\.0\.0\.1:\d+ \(pid \d+\), empty/);
   assert.match(r.out, /master 2 back: warming/);
-  // One row a second, with the dead master shown as such.
+  // The add: master 5 started, both entries reloaded, one switch time, master 5 serving.
+  assert.match(r.out, /added master 5 on 127\.0\.0\.1:\d+ \(pid \d+\), empty/);
+  assert.match(r.out, /reloaded entry 1 \(kill -HUP \d+\)/);
+  assert.match(r.out, /reloaded entry 2 \(kill -HUP \d+\)/);
+  const scheduled = [...r.out.matchAll(/entry (\d): placement change scheduled, it switches at ([\d.]+) s/g)];
+  assert.equal(scheduled.map((m) => m[1]).sort(), ['1', '2'], r.out);
+  assert.is(scheduled[0]![2], scheduled[1]![2], `one switch time: ${r.out}`);
+  assert.match(r.out, /entry 1 switched to 5 masters/);
+  assert.match(r.out, /entry 2 switched to 5 masters/);
+  assert.match(r.out, /master 5 (serves its keys \(.*\): warming|warm: up)/);
+  // One row a second, with the dead master shown as such, and a fifth master column from the switch on.
   const rows = r.out.split('\n').filter((l) => /^\s+\d+s\s/.test(l));
-  assert.is(rows.length, 12, r.out);
+  assert.is(rows.length, 18, r.out);
   assert.ok(rows.some((l) => /\|.*DOWN/.test(l)), r.out);
   assert.ok(rows.some((l) => /\|.*warm/.test(l)), r.out);
-  // The backup kept the dead master's keys: the clients saw (almost) no miss.
+  assert.match(r.out, /^ time .* master 4 +master 5 +\| backup relay$/m);
+  assert.is(rows[0]!.split('|')[1]!.trim().split(/\s+/).length, 8, rows[0]);
+  assert.is(rows.at(-1)!.split('|')[1]!.trim().split(/\s+/).length, 10, rows.at(-1));
+  // The backup kept the dead master's keys, and the moved keys: the clients saw (almost) no miss.
   const summary = /(\d+) gets, ([\d.]+)% hits/.exec(r.out);
   assert.ok(summary !== null, r.out);
-  assert.ok(Number(summary[1]) > 1000, summary[0]);
+  assert.ok(Number(summary[1]) > 1500, summary[0]);
   assert.ok(Number(summary[2]) >= 99, summary[0]);
+  const change = /during the change \(master 5 added at 10 s, .*\): (\d+) gets, ([\d.]+)% hits/.exec(r.out);
+  assert.ok(change !== null, r.out);
+  assert.ok(Number(change[1]) > 700, change[0]);
+  assert.ok(Number(change[2]) >= 99, change[0]);
+  assert.match(r.out, /keys \([\d.]+%\) moved to master 5: \d+ were restored onto it/);
   const pids = printedPids(r.out);
-  // 6 memcached, 3 mcrelay, the restarted master.
-  assert.ok(pids.length >= 10, `pids: ${pids.join(' ')}`);
+  // 6 memcached, 3 mcrelay, the restarted master, master 5.
+  assert.ok(pids.length >= 11, `pids: ${pids.join(' ')}`);
   assert.equal(pids.filter(alive), [], 'processes left running');
+  const dir = /--config (\S+)\/entry-<n>\.yml/.exec(r.out)?.[1];
+  assert.ok(dir !== undefined, r.out);
+  assert.not.ok(fs.existsSync(dir), `${dir} left behind`);
 });
 
 test('demo: Ctrl-C stops it and everything it started', async () => {
