@@ -4,10 +4,11 @@
 // not --quick) also writes bench/results/latest.md.
 //
 //   node dist/bench/run.js [--quick] [--scenario NAME]... [--rounds N] [--seconds N]
-//                          [--warmup N] [--targets id,id] [--mcproxy PATH] [--only micro|e2e] [--report FILE]
+//                          [--warmup N] [--targets id,id] [--mcproxy PATH] [--only micro|e2e|restore|placement] [--report FILE]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALL_TARGETS, compare, type CompareResult } from './e2e/compare.js';
+import { percent, placementBench, troubleNote, type PlacementResult } from './e2e/placement.js';
 import { restoreBench, type RestoreResult } from './e2e/restore.js';
 import { COLUMNS_NOTE, formatGoals, formatScenario, goals } from './e2e/report.js';
 import { defaultRounds, DEFAULT_ROUNDS, findScenario, GOAL_ROUNDS, GOAL_SCENARIOS, HEADLINE, SCENARIOS, type Scenario } from './e2e/scenarios.js';
@@ -19,6 +20,9 @@ import { responseParserBench } from './micro/response-parser.bench.js';
 import { routingBench } from './micro/routing.bench.js';
 import { DEFAULT_MICRO, formatMicroTable, markdownMicroTable, type MicroOptions, type MicroRow } from './micro/suite.js';
 
+const ONLY = ['micro', 'e2e', 'restore', 'placement'] as const;
+type Only = typeof ONLY[number];
+
 interface Args {
   quick: boolean;
   scenarios: string[];
@@ -27,7 +31,7 @@ interface Args {
   seconds: number;
   warmup: number;
   targets: TargetId[];
-  only: 'micro' | 'e2e' | 'restore' | null;
+  only: Only | null;
   /** re-render latest.md from this results JSON instead of running */
   report: string | null;
 }
@@ -42,8 +46,9 @@ const USAGE = `usage: npm run bench -- [options]
   --targets LIST     comma-separated subset of: ${ALL_TARGETS.join(', ')}
   --mcproxy PATH     the memcached built with --enable-proxy for the mcproxy targets
                      (default: memcached-proxy on PATH; without one they are skipped)
-  --only micro|e2e|restore
-                     run only the micro-benchmarks, the end-to-end comparison, or the restore line
+  --only micro|e2e|restore|placement
+                     run only the micro-benchmarks, the end-to-end comparison, the restore line
+                     or the placement line (magent -> jump on 4 masters)
   --report FILE      write latest.md from a stored full run (bench/results/<timestamp>.json), run nothing
 `;
 
@@ -76,8 +81,8 @@ function parse(argv: readonly string[]): Args {
       }
       case '--only': {
         const v = value();
-        if (v !== 'micro' && v !== 'e2e' && v !== 'restore') throw new Error(`--only takes micro, e2e or restore, not '${v}'`);
-        a.only = v;
+        if (!ONLY.includes(v as Only)) throw new Error(`--only takes ${ONLY.join(', ')}, not '${v}'`);
+        a.only = v as Only;
         break;
       }
       case '--report': a.report = value(); break;
@@ -122,7 +127,9 @@ function roundsNote(c: CompareResult): string {
   return counts.map((n, i) => i === counts.length - 1 ? `${n} for the others` : `${n} rounds for ${byCount.get(n)!.join(', ')}`).join('; ');
 }
 
-function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: MicroRow[] | null, restore: RestoreResult | null = null): string {
+function latestMarkdown(
+  env: Environment, a: Args, c: CompareResult, microRows: MicroRow[] | null, restore: RestoreResult | null = null, placement: PlacementResult | null = null,
+): string {
   const out: string[] = [];
   out.push('# mcrelay benchmark: latest full run', '');
   out.push(`- date: ${env.date}`);
@@ -144,11 +151,22 @@ function latestMarkdown(env: Environment, a: Args, c: CompareResult, microRows: 
       `${restore.seconds.toFixed(1)} s (${Math.round(restore.keysPerSecond)} keys/s); the headline load ran at ${Math.round(restore.opsDuring)} ops/s ` +
       `during it, ${(100 * restore.share).toFixed(0)} % of the ${Math.round(restore.opsBefore)} ops/s before.`, '');
   }
+  if (placement !== null) out.push('## A placement change: magent -> jump on 4 masters', '', placementSentence(placement), '');
   if (microRows !== null) {
     out.push('## Micro-benchmarks', '', `ns/op is per request (parser), per reply (response parser), per key (routing) or per read (health table); ops/s and ns/op are the median of ${DEFAULT_MICRO.rounds} rounds (each task sampled ${DEFAULT_MICRO.time / 1000} s per round, the tasks of a suite alternating); ± % is half the range of the rounds, in % of the median.`, '');
     out.push(markdownMicroTable(microRows));
   }
   return out.join('\n');
+}
+
+function placementSentence(p: PlacementResult): string {
+  return `${p.keys.toLocaleString('en-US')} keys on ${p.masters} masters and a backup, mcrelay --workers 1 reloaded (SIGHUP) from \`distribution: magent\` ` +
+    `to \`jump\` (\`switch_delay_seconds: 0\`, restore at its default ${p.restoreKeysPerSecondSetting} keys/s per server): ${p.keysMoved} keys moved ` +
+    `to another master; ${p.keysCopied} were restored from the backup (${p.keysSkipped} skipped: already there, written by the load or filled by warm-up), every restore over ` +
+    `${p.seconds.toFixed(1)} s after the SIGHUP (${Math.round(p.keysPerSecond)} keys/s; the longest restore ${p.longestRestoreSeconds.toFixed(1)} s). ` +
+    `The headline load ran at ${Math.round(p.opsDuring)} ops/s during it, ${(100 * p.share).toFixed(0)} % of the ${Math.round(p.opsBefore)} ops/s before; ` +
+    `hits ${percent(p.hitRatioDuring)} of the keys it read (before: ${percent(p.hitRatioBefore)}).` +
+    (troubleNote(p) !== '' ? ` **${troubleNote(p)}.**` : '');
 }
 
 /**
@@ -160,7 +178,11 @@ function notMeasured(_key: string, v: unknown): unknown {
   return typeof v === 'number' && Number.isNaN(v) ? undefined : v;
 }
 
-interface Stored { environment: Environment; options: Args; micro: MicroRow[] | null; e2e: CompareResult | null }
+interface Stored {
+  environment: Environment; options: Args; micro: MicroRow[] | null; e2e: CompareResult | null;
+  /** absent in runs from before the line */
+  restore?: RestoreResult | null; placement?: PlacementResult | null;
+}
 
 function rerender(file: string): void {
   const stored = JSON.parse(readFileSync(file, 'utf8')) as Stored;
@@ -168,7 +190,7 @@ function rerender(file: string): void {
   // Runs from before per-scenario rounds stored one count in the options.
   for (const r of stored.e2e.scenarios) r.rounds ??= stored.options.rounds;
   const md = join(repoRoot(), 'bench', 'results', 'latest.md');
-  writeFileSync(md, latestMarkdown(stored.environment, stored.options, stored.e2e, stored.micro));
+  writeFileSync(md, latestMarkdown(stored.environment, stored.options, stored.e2e, stored.micro, stored.restore ?? null, stored.placement ?? null));
   process.stdout.write(`latest: ${md} (from ${file})\n`);
 }
 
@@ -178,7 +200,7 @@ async function main(): Promise<void> {
   const env = environment();
   process.stdout.write(`mcrelay bench: commit ${env.commit}, ${env.nproc} CPUs (${env.cpuModel}), node ${env.node}\n\n`);
 
-  const microRows = a.only === 'e2e' || a.only === 'restore' ? null : await micro(a.quick ? { time: 300, warmupTime: 100, rounds: 1 } : DEFAULT_MICRO);
+  const microRows = a.only !== null && a.only !== 'micro' ? null : await micro(a.quick ? { time: 300, warmupTime: 100, rounds: 1 } : DEFAULT_MICRO);
 
   let c: CompareResult | null = null;
   if (a.only === null || a.only === 'e2e') {
@@ -189,19 +211,21 @@ async function main(): Promise<void> {
     });
     process.stdout.write(`${loadToolNote(c)}\n\n${COLUMNS_NOTE}\n\n`);
   }
-  if (a.only !== 'restore') process.stdout.write(formatGoals(goals(c, microRows), 'text'));
-  const restore = (a.only === null && !a.quick) || a.only === 'restore' ? await restoreBench((line) => process.stdout.write(`${line}\n`)) : null;
+  if (a.only !== 'restore' && a.only !== 'placement') process.stdout.write(formatGoals(goals(c, microRows), 'text'));
+  const line = (l: string): void => { process.stdout.write(`${l}\n`); };
+  const restore = (a.only === null && !a.quick) || a.only === 'restore' ? await restoreBench(line) : null;
+  const placement = (a.only === null && !a.quick) || a.only === 'placement' ? await placementBench(line) : null;
 
   const dir = join(repoRoot(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = env.date.replace(/[:.]/g, '-');
   const jsonFile = join(dir, `${stamp}.json`);
-  writeFileSync(jsonFile, JSON.stringify({ environment: env, options: a, micro: microRows, e2e: c, restore }, notMeasured, 2) + '\n');
+  writeFileSync(jsonFile, JSON.stringify({ environment: env, options: a, micro: microRows, e2e: c, restore, placement }, notMeasured, 2) + '\n');
   process.stdout.write(`\nresults: ${jsonFile}\n`);
   const full = c !== null && microRows !== null && !a.quick && a.scenarios.length === 0 && a.targets.length === ALL_TARGETS.length;
   if (full) {
     const md = join(dir, 'latest.md');
-    writeFileSync(md, latestMarkdown(env, a, c!, microRows, restore));
+    writeFileSync(md, latestMarkdown(env, a, c!, microRows, restore, placement));
     process.stdout.write(`latest: ${md}\n`);
   }
 }

@@ -144,8 +144,11 @@ export async function waitForReply(port: number, request: string, expect: string
     (p !== undefined ? `\n${logTail(p)}` : ''));
 }
 
-/** One request on a fresh connection; resolves with what arrived up to the first CRLF-terminated reply. */
-export function exchange(port: number, request: string, timeoutMs: number): Promise<string> {
+/**
+ * One request on a fresh connection; resolves with what arrived once `complete`
+ * says it is all there (by default: it ends in CRLF, a one-line reply), or the server closed.
+ */
+export function exchange(port: number, request: string, timeoutMs: number, complete = (got: string): boolean => got.endsWith('\r\n')): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1');
     let got = '';
@@ -153,7 +156,7 @@ export function exchange(port: number, request: string, timeoutMs: number): Prom
     s.on('connect', () => s.write(request));
     s.on('data', (d) => {
       got += d.toString('latin1');
-      if (got.endsWith('\r\n')) { clearTimeout(timer); s.destroy(); resolve(got); }
+      if (complete(got)) { clearTimeout(timer); s.destroy(); resolve(got); }
     });
     s.on('error', (err) => { clearTimeout(timer); reject(err); });
     s.on('close', () => { clearTimeout(timer); resolve(got); });

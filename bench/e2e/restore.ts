@@ -25,9 +25,16 @@ export interface RestoreResult {
   share: number;
 }
 
+/** mcrelay's `stats servers`, whole (up to its END): "host:port:field" -> value. */
+export async function serverFigures(port: number): Promise<Map<string, string>> {
+  const text = await exchange(port, 'stats servers\r\n', 3000, (got) => got.endsWith('END\r\n'));
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^STAT (\S+) (\S+)\r$/gm)) out.set(m[1]!, m[2]!);
+  return out;
+}
+
 async function figure(port: number, server: string, field: string): Promise<string | undefined> {
-  const text = await exchange(port, 'stats servers\r\n', 3000);
-  return new RegExp(`^STAT ${server.replace(/[.]/g, '\\.')}:${field} (\\S+)\\r$`, 'm').exec(text)?.[1];
+  return (await serverFigures(port)).get(`${server}:${field}`);
 }
 
 export async function restoreBench(log: (line: string) => void): Promise<RestoreResult> {

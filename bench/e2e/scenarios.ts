@@ -85,13 +85,13 @@ export function findScenario(name: string): Scenario {
   return s;
 }
 
-/** memtier_benchmark arguments for a timed run of `s` against 127.0.0.1:port. */
-export function loadArgs(s: Scenario, port: number, seconds: number): string[] {
+/** memtier_benchmark arguments for a timed run of `s` against 127.0.0.1:port, over the keys KEY_MIN..keyMax. */
+export function loadArgs(s: Scenario, port: number, seconds: number, keyMax = KEY_MAX): string[] {
   const args = [
     `--protocol=${s.protocol}`, '-s', '127.0.0.1', '-p', String(port),
     '-t', String(s.threads), '-c', String(s.clients), `--pipeline=${s.pipeline}`,
     `--ratio=${s.ratio}`, `--data-size=${s.dataSize}`,
-    `--key-minimum=${KEY_MIN}`, `--key-maximum=${KEY_MAX}`, '--key-pattern=R:R', '--distinct-client-seed',
+    `--key-minimum=${KEY_MIN}`, `--key-maximum=${keyMax}`, '--key-pattern=R:R', '--distinct-client-seed',
     `--test-time=${seconds}`, '--hide-histogram',
   ];
   if (s.multiKeyGet > 0) args.push(`--multi-key-get=${s.multiKeyGet}`);
@@ -105,11 +105,11 @@ export function describeArgs(s: Scenario, seconds: number): string {
   return args.join(' ');
 }
 
-/** Arguments that store every key once (8 connections, each its own slice, pipelined). */
-export function fillArgs(dataSize: number, port: number): string[] {
+/** Arguments that store every key KEY_MIN..keyMax once (8 connections, each its own slice, pipelined). */
+export function fillArgs(dataSize: number, port: number, keyMax = KEY_MAX): string[] {
   return [
     '--protocol=memcache_text', '-s', '127.0.0.1', '-p', String(port),
     '-t', '1', '-c', '8', '--pipeline=32', '--ratio=1:0', `--data-size=${dataSize}`,
-    `--key-minimum=${KEY_MIN}`, `--key-maximum=${KEY_MAX}`, '--key-pattern=P:P', '-n', 'allkeys', '--hide-histogram',
+    `--key-minimum=${KEY_MIN}`, `--key-maximum=${keyMax}`, '--key-pattern=P:P', '-n', 'allkeys', '--hide-histogram',
   ];
 }

@@ -100,9 +100,29 @@ export function startMcrelay(
   name: string, masterPort: number, backupPort: number | null, workers: number, logDir: string, nodeFlags: readonly string[] = [],
   flags: readonly string[] = [],
 ): Promise<{ port: number; proc: Started }> {
+  const servers = ['-s', `127.0.0.1:${masterPort}`, ...(backupPort !== null ? ['-b', `127.0.0.1:${backupPort}`] : [])];
+  return launchMcrelay(name, () => [...servers, '--workers', String(workers), ...flags], logDir, nodeFlags);
+}
+
+/**
+ * mcrelay --workers `workers` --config FILE, the file written by `config(port)`
+ * for the port it listens on (given as -l/-p too). SIGHUP re-reads the file.
+ */
+export function startMcrelayWithConfig(
+  name: string, file: string, config: (port: number) => string, workers: number, logDir: string,
+): Promise<{ port: number; proc: Started }> {
+  return launchMcrelay(name, (port) => {
+    writeFileSync(file, config(port));
+    return ['--config', file, '--workers', String(workers)];
+  }, logDir);
+}
+
+/** mcrelay on a free loopback port, admin listener off, `flags(port)` after those; resolves once a get reaches a backend. */
+function launchMcrelay(
+  name: string, flags: (port: number) => string[], logDir: string, nodeFlags: readonly string[] = [],
+): Promise<{ port: number; proc: Started }> {
   return onFreePort(async (port) => {
-    const args = [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '-s', `127.0.0.1:${masterPort}`, '--workers', String(workers), '--admin', 'off', ...flags];
-    if (backupPort !== null) args.push('-b', `127.0.0.1:${backupPort}`);
+    const args = [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '--admin', 'off', ...flags(port)];
     const proc = startProcess(name, process.execPath, args, logDir);
     // A get reaches the backend, so this also waits for the worker and its backend connection.
     await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc);
