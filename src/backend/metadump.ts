@@ -37,11 +37,38 @@ export interface DumpOptions {
 }
 
 /**
+ * The last dump asked of each server by this process. While a dump's reader
+ * pauses (a restore pacing its copies), memcached's crawler waits on that
+ * client holding its lock, and a second `lru_crawler metadump` blocks the
+ * worker thread that reads it (with -t 1, the whole server) for up to a
+ * second, again at each retry: requests to it time out, it is marked down,
+ * and the restores reading it fail (the bench's placement line: four
+ * restores from one backup). So dumps of one server run one after another.
+ */
+const lastDump = new Map<string, Promise<unknown>>();
+
+/**
  * Streams `lru_crawler metadump all` from a server, calling onKey for each key
  * (decoded bytes) and its cas id, and waiting for it: the socket is paused while it works.
- * onKey returning false stops the dump.
+ * onKey returning false stops the dump. A dump of the same server by this
+ * process still running is waited for first.
  */
-export function metadump(address: ServerAddress, onKey: (key: Buffer, cas: bigint) => boolean | Promise<boolean>, opts: DumpOptions = {}): Promise<DumpResult> {
+export async function metadump(address: ServerAddress, onKey: (key: Buffer, cas: bigint) => boolean | Promise<boolean>, opts: DumpOptions = {}): Promise<DumpResult> {
+  const id = address.path ?? `${address.host}:${address.port}`;
+  const before = lastDump.get(id);
+  const mine = (async () => {
+    await before?.then(() => undefined, () => undefined);
+    return dumpNow(address, onKey, opts);
+  })();
+  lastDump.set(id, mine);
+  try {
+    return await mine;
+  } finally {
+    if (lastDump.get(id) === mine) lastDump.delete(id);
+  }
+}
+
+function dumpNow(address: ServerAddress, onKey: (key: Buffer, cas: bigint) => boolean | Promise<boolean>, opts: DumpOptions): Promise<DumpResult> {
   return new Promise((resolve) => {
     const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
     let buf = '';
