@@ -114,4 +114,20 @@ test('cas with the cas id gets gave: stored, as memcached stores it', async () =
   assert.is(after.mcrelay, after.memcached);
 });
 
+test('incr and decr over an old copy on the master (a warm-up fill that raced a write): counted on from the backup\'s value', async () => {
+  // A fill reads the backup, and its add can land on the master after an incr
+  // of the key went to both: the master then holds the value from before it.
+  const m = await WireClient.connect(M!.port);
+  try {
+    for (const [cmd, expected] of [['incr', '42'], ['decr', '40']] as const) {
+      const k = await onBackupOnly(cmd, '41');
+      await directSet(m, k, '17', 5, 600);
+      await same((x) => `${cmd} ${x} 1`, k);
+      assert.is(await p.request(`${cmd} ${k} 1\r\n`), `${cmd === 'incr' ? Number(expected) + 1 : Number(expected) - 1}\r\n`, 'and the next one');
+    }
+  } finally {
+    m.close();
+  }
+});
+
 test.run();
