@@ -274,6 +274,13 @@ export async function start(config: Config): Promise<Running> {
     admin: admin === null ? 'off' : `${admin.address.address}:${admin.address.port}`,
   });
 
+  const cancelSwitch = (): void => {
+    if (switching === null) return;
+    switching.cancelled = true;
+    if (switching.timer !== null) clearTimeout(switching.timer);
+    switching = null;
+  };
+
   /** Puts a reloaded configuration in place (at once, or at a placement change's switch time). */
   const apply = (merged: Config, marks: Marks | null): void => {
     // New tables for the new server list; a server on both lists keeps its
@@ -328,11 +335,7 @@ export async function start(config: Config): Promise<Running> {
     addresses,
     reload(next: Config): void {
       // A later reload replaces one still waiting for its switch time.
-      if (switching !== null) {
-        switching.cancelled = true;
-        if (switching.timer !== null) clearTimeout(switching.timer);
-        switching = null;
-      }
+      cancelSwitch();
       const kept: string[] = [];
       const merged = { ...next } as { -readonly [K in keyof Config]: Config[K] };
       for (const key of FIXED) {
@@ -374,10 +377,7 @@ export async function start(config: Config): Promise<Running> {
       // Stop accepting, let every request already read be answered (up to
       // drainSeconds), then close what is left.
       draining = true;
-      if (switching !== null) {
-        switching.cancelled = true;
-        if (switching.timer !== null) clearTimeout(switching.timer);
-      }
+      cancelSwitch();
       prober?.stop();
       coverage?.stop();
       recovery?.stop();

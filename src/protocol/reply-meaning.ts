@@ -105,3 +105,9 @@ export function isHD(line: Buffer): boolean {
 export function isVA(line: Buffer): boolean {
   return line[0] === 0x56 && line[1] === 0x41;
 }
+
+/** The reply of an incr or decr that found a number: its new value */
+export function isCount(line: Buffer): boolean {
+  const c = line[0];
+  return c !== undefined && c >= 0x30 && c <= 0x39;
+}

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
 import { META_QUIET } from '../protocol/meta-request.js';
 import { bytesEqual } from '../io/buffers.js';
-import { isErrorReply, isHD, isMissReply, isVA, sameMeaning } from '../protocol/reply-meaning.js';
+import { isCount, isErrorReply, isHD, isMissReply, isVA, sameMeaning } from '../protocol/reply-meaning.js';
 import * as wire from '../protocol/wire.js';
 import { NONE, recovering, shadowTarget, warming, writable } from '../routing/policy.js';
 import { C } from '../shared/counters.js';
@@ -191,11 +191,6 @@ export class WritePair {
 function quieted(req: Request, line: Buffer): boolean {
   if ((req.metaFlags & META_QUIET) === 0) return false;
   return isHD(line) || (req.cmd === Cmd.MA && isVA(line));
-}
-
-/** The reply of an incr or decr that found a number: its new value. */
-function isCount(line: Buffer): boolean {
-  return line.length > 0 && line[0]! >= 0x30 && line[0]! <= 0x39;
 }
 
 function isDelete(r: Request): boolean {
