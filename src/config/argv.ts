@@ -29,6 +29,7 @@ import { resolve as resolvePath } from 'node:path';
 
 import { MAX_WORKERS, serverKey, type Config, type ListenAddress, type ServerAddress } from './config.js';
 import { loadConfigFile, type FileConfig } from './file.js';
+import { finishTls } from './tls.js';
 import { apply, BY_LONG, BY_SHORT, defaultDraft, error, unexpected, unknown, type Draft, type ParseResult } from './options.js';
 
 export { parseServerAddress } from './config.js';
@@ -79,6 +80,10 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.restoreMaxInflight = file.restoreMaxInflight ?? draft.restoreMaxInflight;
   draft.backupCoverageWarn = file.backupCoverageWarn ?? draft.backupCoverageWarn;
   draft.io = file.io ?? draft.io;
+  if (file.tls !== undefined) {
+    draft.tls = { ...file.tls, listen: file.tls.listen === null ? null : [...file.tls.listen] };
+    draft.tlsListenFromFile = file.tls.listen !== null;
+  }
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -110,6 +115,11 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
   }
 
   const listen: ListenAddress = Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket });
+  const tls = finishTls(draft.tls);
+  if (typeof tls === 'string') return error(tls);
+  const plainTcp = [listen, ...draft.extraListen].filter((a) => a.path === null && a.port !== 0);
+  const clash = tls?.listen.find((t) => plainTcp.some((p) => p.port === t.port && (p.host === t.host || isWildcard(p.host) || isWildcard(t.host))));
+  if (clash !== undefined) return error(`--tls-listen ${clash.host}:${clash.port} is also a plain listener's port: TLS needs a port of its own (without --tls-listen, every TCP listener speaks TLS)`);
   // -p or -f over the file's list can make its first address equal a later one.
   const extraListen = draft.extraListen.filter((a) => (a.path === null
     ? !(listen.port === a.port && listen.host.toLowerCase() === a.host.toLowerCase())
@@ -145,6 +155,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     restoreMaxInflight: draft.restoreMaxInflight,
     backupCoverageWarn: draft.backupCoverageWarn,
     io: draft.io,
+    tls,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
   };
   return { kind: 'run', config: Object.freeze(config) };
@@ -160,6 +171,10 @@ export function loadConfig(argv: readonly string[], env?: { cpus: number }): Loa
   if (r.kind === 'run') return { config: r.config };
   if (r.kind === 'error') return { error: r.message };
   return { error: 'mcrelay: the command line asks for --help or --version, not a configuration' };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '';
 }
 
 /** Applies every flag of argv, in order, to the draft; returns a result that ends parsing, or null. */

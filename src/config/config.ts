@@ -3,6 +3,7 @@
 // immutable once built. The value syntax both sources share lives here too, so a
 // setting reads the same whether it was typed as a flag or written in the file.
 
+import type { ClientTls } from './tls.js';
 import { isIPv6 } from 'node:net';
 
 export type Distribution = 'jump' | 'ketama' | 'magent';
@@ -92,6 +93,8 @@ export interface Config {
    * are missing); portable: net.Socket, and a reusePort listener per worker
    */
   readonly io: IoMode;
+  /** TLS toward clients (config/tls.ts); null: every listener is plain */
+  readonly tls: ClientTls | null;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
 }

@@ -21,6 +21,7 @@ import {
   isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
+import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type TlsDraft } from './tls.js';
 
 /**
  * What a file sets; a key it leaves out is absent. listen is the first listen
@@ -28,7 +29,7 @@ import {
  * -p and -f would give it, so those flags override it field by field);
  * extraListen holds the rest of the list.
  */
-export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath'>]?: Config[K] };
+export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath' | 'tls'>]?: Config[K] } & { tls?: TlsDraft };
 
 export type FileResult = { config: FileConfig } | { error: string };
 
@@ -141,6 +142,7 @@ const KEYS: Record<string, Reader> = {
   user: (out, v, key, doc) => { out.user = account(v, key, doc, 'user'); },
   group: (out, v, key, doc) => { out.group = account(v, key, doc, 'group'); },
   verbose: (out, v, key, doc) => { out.verbose = integer(v, key, doc, 0, MAX_INT); },
+  tls: readTls,
   io: (out, v, key, doc) => {
     const s = string(v, key, doc, 'fast or portable');
     if (s !== 'fast' && s !== 'portable') throw new FileError(key, `${IO_EXPECTED}, got ${describe(v)}`, v);
@@ -212,6 +214,42 @@ function readListen(out: FileConfig, v: Node | null, key: string, doc: Document)
     path,
   });
   out.extraListen = Object.freeze(extra);
+}
+
+/** The client listeners' TLS: file paths and choices; config/tls.ts reads the files. */
+function readTls(out: FileConfig, v: Node | null, key: string, doc: Document): void {
+  const t = emptyTlsDraft();
+  const path = (n: Node | null, k: string): string => {
+    const s = string(n, k, doc, 'a file path');
+    if (s === '') throw new FileError(k, 'expected a file path, got an empty string', n);
+    return s;
+  };
+  section(v, key, doc, {
+    cert: (n, k) => { t.cert = path(n, k); },
+    key: (n, k) => { t.key = path(n, k); },
+    ca: (n, k) => { t.ca = path(n, k); },
+    client_auth: (n, k) => {
+      const a = parseClientAuth(string(n, k, doc, 'none, optional or require'));
+      if (a === null) throw new FileError(k, `${CLIENT_AUTH_EXPECTED}, got ${describe(n)}`, n);
+      t.clientAuth = a;
+    },
+    min_version: (n, k) => {
+      const m = parseTlsVersion(string(n, k, doc, 'TLSv1.2 or TLSv1.3'));
+      if (m === null) throw new FileError(k, `${TLS_VERSION_EXPECTED}, got ${describe(n)}`, n);
+      t.minVersion = m;
+    },
+    listen: (n, k) => {
+      const items = isSeq(n) ? n.items.map((item, i) => [deref(item as Node, doc, `${k}[${i}]`), `${k}[${i}]`] as const) : [[n, k] as const];
+      t.listen = [];
+      for (const [node, name] of items) {
+        const a = parseListenAddress(string(node, name, doc, 'host:port'), false);
+        if (typeof a === 'string') throw new FileError(name, `${a}, got ${describe(node)}`, node);
+        if (t.listen.some((l) => l.port === a.port && l.host.toLowerCase() === a.host.toLowerCase())) throw new FileError(name, `${describe(node)} is listed twice`, node);
+        t.listen.push(a);
+      }
+    },
+  });
+  out.tls = t;
 }
 
 /** A byte count, as a number or a string with a k or m suffix (2m), MIN_ITEM_SIZE..max. */

@@ -29,6 +29,22 @@ Listening:
                             0${DEFAULTS.unixSocketMode.toString(8)}: the -u user and its group may connect)
   -n, --max-connections N   most client connections at once (default ${DEFAULTS.maxConnections})
 
+TLS (toward clients):
+      --tls-cert FILE       the listeners' certificate (PEM; with the chain
+                            after it). Read again on SIGHUP: new connections
+                            get the new one, open ones carry on
+      --tls-key FILE        its private key (PEM, not encrypted)
+      --tls-ca FILE         the CA that client certificates must chain to
+      --tls-client-auth MODE
+                            none (default), optional (a certificate presented
+                            must verify) or require (a client without one the
+                            CA signed is refused in the handshake)
+      --tls-min-version V   TLSv1.2 (default) or TLSv1.3
+      --tls-listen HOST:PORT
+                            a TLS listener beside the plain ones; repeat for
+                            each. Without it, every TCP listener (-l/-p)
+                            speaks TLS and none plain. A unix socket stays plain
+
 Servers:
   -s, --server HOST:PORT    a master memcached server; repeat for each one.
       --master HOST:PORT    The list order is part of the hash: give every proxy

@@ -14,6 +14,7 @@ import {
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 import { quoteless } from './file.js';
+import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type TlsDraft } from './tls.js';
 import { helpText } from './help.js';
 import { VERSION } from '../version.js';
 
@@ -29,7 +30,8 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'switchDelaySeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io'
+  | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'tlsClientAuth' | 'tlsMinVersion' | 'tlsListen';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -73,6 +75,12 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
   { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
   { id: 'io', short: null, long: ['io'], takesValue: true },
+  { id: 'tlsCert', short: null, long: ['tls-cert'], takesValue: true },
+  { id: 'tlsKey', short: null, long: ['tls-key'], takesValue: true },
+  { id: 'tlsCa', short: null, long: ['tls-ca'], takesValue: true },
+  { id: 'tlsClientAuth', short: null, long: ['tls-client-auth'], takesValue: true },
+  { id: 'tlsMinVersion', short: null, long: ['tls-min-version'], takesValue: true },
+  { id: 'tlsListen', short: null, long: ['tls-listen'], takesValue: true },
 ];
 
 export const BY_SHORT = new Map<string, OptionSpec>();
@@ -116,6 +124,10 @@ export interface Draft {
   restoreMaxInflight: number;
   backupCoverageWarn: number;
   io: IoMode;
+  /** the client listeners' TLS (config/tls.ts), files not read yet */
+  tls: TlsDraft;
+  /** set while tls.listen is still the file's: the first --tls-listen replaces it */
+  tlsListenFromFile: boolean;
   /** --config as given */
   configPath: string | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
@@ -155,6 +167,8 @@ export function defaultDraft(defaultWorkers: number): Draft {
     restoreMaxInflight: DEFAULTS.restoreMaxInflight,
     backupCoverageWarn: DEFAULTS.backupCoverageWarn,
     io: DEFAULTS.io,
+    tls: emptyTlsDraft(),
+    tlsListenFromFile: false,
     configPath: null,
     mastersFromFile: false,
     backupsFromFile: false,
@@ -306,6 +320,34 @@ export function apply(draft: Draft, id: OptionId, flag: string, value: string | 
       if (v !== 'fast' && v !== 'portable') return invalid(flag, v, IO_EXPECTED);
       draft.io = v;
       return null;
+    case 'tlsCert':
+    case 'tlsKey':
+    case 'tlsCa':
+      if (v === '') return invalid(flag, v, 'expected a file path');
+      if (id === 'tlsCert') draft.tls.cert = v;
+      else if (id === 'tlsKey') draft.tls.key = v;
+      else draft.tls.ca = v;
+      return null;
+    case 'tlsClientAuth': {
+      const a = parseClientAuth(v);
+      if (a === null) return invalid(flag, v, CLIENT_AUTH_EXPECTED);
+      draft.tls.clientAuth = a;
+      return null;
+    }
+    case 'tlsMinVersion': {
+      const t = parseTlsVersion(v);
+      if (t === null) return invalid(flag, v, TLS_VERSION_EXPECTED);
+      draft.tls.minVersion = t;
+      return null;
+    }
+    case 'tlsListen': {
+      const a = parseListenAddress(v, false);
+      if (typeof a === 'string') return invalid(flag, v, a);
+      if (draft.tlsListenFromFile || draft.tls.listen === null) draft.tls.listen = [];
+      draft.tlsListenFromFile = false;
+      if (!draft.tls.listen.some((l) => l.port === a.port && l.host.toLowerCase() === a.host.toLowerCase())) draft.tls.listen.push(a);
+      return null;
+    }
     case 'journalMaxKeys': {
       const n = parseInteger(v, 1, MAX_INT);
       if (n === null) return invalid(flag, v, `expected an integer 1..${MAX_INT}`);

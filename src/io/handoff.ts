@@ -164,12 +164,12 @@ export class HandoffServer {
    * thread's copy. Returns false if the pipe is gone (the worker died); the
    * caller then closes the handle.
    */
-  send(handle: AcceptedHandle): boolean {
+  send(handle: AcceptedHandle, tls: boolean): boolean {
     const ipc = this.ipc;
     if (ipc === null) return false;
     const req = new (internals().WriteWrap)<HandoffWrite>();
     req.oncomplete = () => { handle.close(); };
-    const err = ipc.writeUtf8String(req, 'S', handle);
+    const err = ipc.writeUtf8String(req, tls ? TLS_CLIENT : PLAIN_CLIENT, handle);
     if (err !== 0) return false;
     // A synchronous write already handed the descriptor to the kernel.
     if (!lastWriteWasAsync()) handle.close();
@@ -183,12 +183,18 @@ export class HandoffServer {
   }
 }
 
+// The byte sent with each socket: whether its listener speaks TLS. The kernel
+// ends a read at a message carrying descriptors, so each read is one socket's byte.
+const PLAIN_CLIENT = 'S';
+const TLS_CLIENT = 'T';
+const TLS_BYTE = TLS_CLIENT.charCodeAt(0);
+
 /** Worker-thread end: connects to the main thread's pipe and receives sockets. */
 export class HandoffReceiver {
   private readonly pipe: PipeHandle;
 
   /** onClosed: the pipe could not connect (status < 0) or the main thread closed it (0). */
-  constructor(path: string, token: string, onSocket: (handle: object) => void, onClosed: (status: number) => void) {
+  constructor(path: string, token: string, onSocket: (handle: object, tls: boolean) => void, onClosed: (status: number) => void) {
     const { Pipe, pipeTypes, PipeConnectWrap, WriteWrap } = internals();
     const pipe = new Pipe<PipeHandle>(pipeTypes.IPC);
     this.pipe = pipe;
@@ -198,12 +204,16 @@ export class HandoffReceiver {
       const hello = new WriteWrap<HandoffWrite>();
       hello.oncomplete = () => {};
       if (pipe.writeUtf8String(hello, token) !== 0) { onClosed(-1); return; }
+      const bytes = new Uint8Array(64);
+      pipe.useUserBuffer(bytes);
       pipe.onread = () => {
         const handle = pipe.pendingHandle;
         pipe.pendingHandle = null;
-        if (handle !== null && handle !== undefined) onSocket(handle);
+        const n = readResult();
+        // The last byte read came with the descriptor (the read ended at its message).
+        if (handle !== null && handle !== undefined) onSocket(handle, n > 0 && bytes[n - 1] === TLS_BYTE);
         // A negative count is EOF or an error: the main thread is gone.
-        if (readResult() < 0) { pipe.readStop(); onClosed(0); }
+        if (n < 0) { pipe.readStop(); onClosed(0); }
       };
       pipe.readStart();
     };

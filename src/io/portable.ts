@@ -166,6 +166,8 @@ const SILENT: StreamOwner = { receive: noop, drained: noop, ended: noop, closed:
 export interface ListenAt {
   readonly host: string;
   readonly port: number;
+  /** the listener speaks TLS (config/tls.ts) */
+  readonly tls: boolean;
 }
 
 /**
@@ -173,11 +175,13 @@ export interface ListenAt {
  * listener on the same port and the kernel spreads new connections over them.
  * Rejects with the address that failed.
  */
-export async function listenShared(addresses: readonly ListenAt[], onSocket: (socket: net.Socket) => void, onError: (err: Error) => void): Promise<net.Server[]> {
+export async function listenShared(
+  addresses: readonly ListenAt[], onSocket: (socket: net.Socket, tls: boolean) => void, onError: (err: Error) => void,
+): Promise<net.Server[]> {
   const servers: net.Server[] = [];
   try {
     for (const a of addresses) {
-      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onSocket);
+      const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => onSocket(socket, a.tls));
       servers.push(server);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

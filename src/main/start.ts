@@ -86,10 +86,18 @@ function chooseIo(config: Config, identity: Identity): IoMode {
 /** --io portable: the TCP addresses every worker listens on, each free now, port 0 resolved to one port for all. */
 async function sharedListeners(config: Config): Promise<ListenAt[]> {
   const out: ListenAt[] = [];
-  for (const l of [config.listen, ...config.extraListen]) {
-    if (l.path !== null && l.port === 0) continue;
-    out.push({ host: l.host, port: await claimPort(l.host, l.port) });
-  }
+  for (const l of tcpListeners(config)) out.push({ host: l.host, port: await claimPort(l.host, l.port), tls: l.tls });
+  return out;
+}
+
+/** Every TCP address to listen on, and whether it speaks TLS (config/tls.ts: which listeners do). */
+function tcpListeners(config: Config): Array<{ host: string; port: number; tls: boolean }> {
+  const tls = config.tls;
+  const plainAreTls = tls !== null && tls.listen.length === 0;
+  const out = [config.listen, ...config.extraListen]
+    .filter((l) => l.path === null || l.port !== 0)
+    .map((l) => ({ host: l.host, port: l.port, tls: plainAreTls }));
+  for (const l of tls?.listen ?? []) out.push({ host: l.host, port: l.port, tls: true });
   return out;
 }
 
@@ -114,16 +122,18 @@ export async function start(config: Config): Promise<Running> {
     throw err;
   }
 
-  const onConnection = (handle: AcceptedHandle): void => {
+  const onConnection = (handle: AcceptedHandle, tls: boolean): void => {
     if (supervisor.connections() >= config.maxConnections) {
-      // memcached's answer when it is out of connections, then close.
       mainRow[C.REJECTED_CONNECTIONS]!++;
+      // A TLS client could not read the plain answer: it sees the close.
+      if (tls) { handle.close(); return; }
+      // memcached's answer when it is out of connections, then close.
       const socket = new net.Socket({ handle, readable: true, writable: true } as net.SocketConstructorOpts);
       socket.on('error', () => socket.destroy());
       socket.end(wire.ERROR_TOO_MANY_CONNECTIONS);
       return;
     }
-    if (!supervisor.handOff(handle)) {
+    if (!supervisor.handOff(handle, tls)) {
       handle.close();
       return;
     }
@@ -138,30 +148,30 @@ export async function start(config: Config): Promise<Running> {
   const sockets: BoundSocket[] = [];
   // The socket belongs to the user mcrelay becomes, so that it can remove it at exit.
   const owner = willDrop(identity) ? { uid: identity.uid ?? process.getuid!(), gid: identity.gid ?? process.getgid!() } : null;
-  const accepting = (server: net.Server): void => {
+  const accepting = (server: net.Server, tls: boolean): void => {
     server.on('error', (err) => log.error('listener error', { error: err.message }));
     // takeAccepts has the accepted handles; no net.Socket is made for them.
-    takeAccepts(server, onConnection, onAcceptError);
+    takeAccepts(server, (handle) => onConnection(handle, tls), onAcceptError);
     listeners.push(server);
   };
-  const listenTcp = (host: string, port: number): Promise<void> =>
+  const listenTcp = (host: string, port: number, tls: boolean): Promise<void> =>
     new Promise((resolve, reject) => {
       const server = net.createServer();
       server.once('error', reject);
       server.listen({ host, port, backlog: 1024 }, () => {
         server.off('error', reject);
-        accepting(server);
+        accepting(server, tls);
         resolve();
       });
     });
   try {
+    // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
+    for (const l of own === null ? tcpListeners(config) : []) await listenTcp(l.host, l.port, l.tls);
     for (const l of own === null ? [config.listen, ...config.extraListen] : []) {
-      // Port 0 with no unix socket (in-process use, tests) binds an ephemeral port.
-      if (l.port > 0 || l.path === null) await listenTcp(l.host, l.port);
       if (l.path !== null) {
         const server = net.createServer();
         sockets.push(await listenUnix(server, l.path, config.unixSocketMode, 1024, owner));
-        accepting(server);
+        accepting(server, false);
       }
     }
   } catch (err) {
@@ -263,9 +273,11 @@ export async function start(config: Config): Promise<Running> {
       const a = s.address()!;
       return typeof a === 'string' ? sockets[unixSeen++]!.path : a;
     });
+  const tlsPorts = new Set(tcpListeners(config).filter((l) => l.tls).map((l) => l.port));
+  const speaksTls = (a: net.AddressInfo | string): boolean => typeof a !== 'string' && (tlsPorts.has(a.port) || (tlsPorts.has(0) && config.tls!.listen.length === 0));
   log.info('mcrelay started', {
     version: VERSION,
-    listen: addresses,
+    listen: addresses.map((a) => (speaksTls(a) ? { ...(a as net.AddressInfo), tls: true } : a)),
     masters: masterNames(config),
     backups: backupNames(config),
     distribution: config.distribution,
@@ -341,6 +353,11 @@ export async function start(config: Config): Promise<Running> {
       for (const key of FIXED) {
         if (JSON.stringify(next[key]) !== JSON.stringify(current[key])) kept.push(key);
         (merged as Record<string, unknown>)[key] = current[key];
+      }
+      // The certificate and the TLS settings reload; which listeners speak TLS does not.
+      if ((next.tls === null) !== (current.tls === null) || JSON.stringify(next.tls?.listen) !== JSON.stringify(current.tls?.listen)) {
+        kept.push('tls');
+        merged.tls = current.tls;
       }
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
       const placement = placementOf(merged);

@@ -249,8 +249,8 @@ export class Supervisor {
     });
   }
 
-  /** Hands an accepted connection to the live worker holding the fewest clients (--io fast). */
-  handOff(handle: AcceptedHandle): boolean {
+  /** Hands an accepted connection to the live worker holding the fewest clients (--io fast); `tls`: it came to a TLS listener. */
+  handOff(handle: AcceptedHandle, tls: boolean): boolean {
     let best: Slot | null = null;
     let bestLoad = Infinity;
     for (const slot of this.slots) {
@@ -264,7 +264,7 @@ export class Supervisor {
     // with it and is answered at once must find itself in curr_connections.
     const row = this.row(best);
     row[C.HANDED_CONNECTIONS]!++;
-    if (best.handoff!.send(handle)) return true;
+    if (best.handoff!.send(handle, tls)) return true;
     row[C.HANDED_CONNECTIONS]!--;
     return false;
   }

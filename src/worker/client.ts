@@ -27,6 +27,8 @@ import { ReplyQueue, type ClientWorker } from './reply-queue.js';
 import { adoptStream } from '../io/open-stream.js';
 import { debugEnabled, log } from '../log.js';
 
+/** The first byte of a TLS ClientHello (a handshake record): no memcached command starts with it. */
+const TLS_HANDSHAKE_RECORD = 0x16;
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
 /** Requests in flight per client before its input stops being parsed and read. */
@@ -99,6 +101,13 @@ export class ClientConnection extends ReplyQueue {
   private parseInput(): void {
     const input = this.input;
     if (this.binary === null && input.end > input.pos) {
+      // A TLS client on a plain listener: its hello would read as lines of junk.
+      // Closing at once lets it fail its handshake now rather than on a timeout.
+      if (input.buf[input.pos] === TLS_HANDSHAKE_RECORD) {
+        if (debugEnabled()) log.debug('a TLS handshake on a plain listener: closed', { client: this.id });
+        this.destroy();
+        return;
+      }
       this.binary = input.buf[input.pos] === MAGIC_REQUEST ? new BinaryParser(this.ctx.parser.maxItemSize) : false;
     }
     if (this.binary) {

@@ -25,6 +25,7 @@ import { FlushScheduler } from './flush-scheduler.js';
 import { Pools } from './request.js';
 import { LocalCommands } from './local.js';
 import { Sequencer } from './sequencer.js';
+import { TlsClients } from './tls-clients.js';
 import { StripeTable } from '../shared/stripes.js';
 import { PendingBytes, pendingShare } from './pending-bytes.js';
 import type { Sampled } from './write-sampler.js';
@@ -131,10 +132,16 @@ const local = new LocalCommands(init.config, counters, row, init.startedAt, new 
 setTimeout(shareSamples, init.config.retryIntervalMs).unref();
 
 let draining = false;
-const accepted = (handle: object): void => {
-  const client = new ClientConnection(handle, ctx, local);
+const serve = (connection: object): void => {
+  const client = new ClientConnection(connection, ctx, local);
   local.clientOpened(client);
   if (draining) client.drain();
+};
+/** TLS listeners' clients: served once their handshake completes; one refused is counted closed at once. */
+const tlsClients = init.config.tls === null ? null : new TlsClients(init.config.tls, serve, () => { row[C.CLOSED_CONNECTIONS]!++; });
+const accepted = (connection: object, tls: boolean): void => {
+  if (tls && tlsClients !== null) tlsClients.accept(connection);
+  else serve(connection);
 };
 
 /**
@@ -142,7 +149,7 @@ const accepted = (handle: object): void => {
  * thread does for the clients it hands over (the limit is read across every
  * worker's row, so workers accepting at the same moment may pass it by one each).
  */
-function ownAccept(socket: net.Socket): void {
+function ownAccept(socket: net.Socket, tls: boolean): void {
   const rows = counters.rows;
   let open = 0;
   for (let r = 1; r < rows; r++) {
@@ -152,12 +159,14 @@ function ownAccept(socket: net.Socket): void {
   if (open >= ctx.dispatcher.config.maxConnections) {
     row[C.REJECTED_CONNECTIONS]!++;
     socket.on('error', () => socket.destroy());
-    socket.end(wire.ERROR_TOO_MANY_CONNECTIONS);
+    // A TLS client could not read the plain answer: it sees the close.
+    if (tls) socket.destroy();
+    else socket.end(wire.ERROR_TOO_MANY_CONNECTIONS);
     return;
   }
   row[C.HANDED_CONNECTIONS]!++;
   row[C.TOTAL_CONNECTIONS]!++;
-  accepted(socket);
+  accepted(socket, tls);
 }
 
 let receiver: HandoffReceiver | null = null;
@@ -204,6 +213,7 @@ parentPort!.on('message', (m: ToWorker) => {
     ctx.parser = new RequestParser(config.maxItemSize);
     ctx.pending.limit = pendingShare(config);
     local.reconfigure(config, new HealthTable(m.health), serverStats, new ServerFigures(m.figures));
+    if (config.tls !== null) tlsClients?.update(config.tls);
     setLogLevel(config.verbose);
   } else if (m.type === 'drain') {
     draining = true;

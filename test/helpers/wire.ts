@@ -1,5 +1,6 @@
 // A raw text-protocol client for tests: sends literal bytes, collects the reply.
 import net from 'node:net';
+import tls from 'node:tls';
 
 export class WireClient {
   readonly socket: net.Socket;
@@ -44,12 +45,19 @@ export class WireClient {
     return WireClient.open(() => net.connect(path));
   }
 
-  private static open(connect: () => net.Socket): Promise<WireClient> {
+  /** A TLS client: resolves once the handshake completed, rejects with its error (tls.connect's options: ca, cert, key...). */
+  static connectTls(port: number, options: tls.ConnectionOptions = {}): Promise<WireClient> {
+    return WireClient.open(() => tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...options }), 'secureConnect');
+  }
+
+  private static open(connect: () => net.Socket, ready: 'connect' | 'secureConnect' = 'connect'): Promise<WireClient> {
     return new Promise((resolve, reject) => {
       const s = connect();
       s.setNoDelay(true);
-      s.once('connect', () => resolve(new WireClient(s)));
+      s.once(ready, () => resolve(new WireClient(s)));
       s.once('error', reject);
+      // A TLS peer that closes without an alert ends the handshake with no error.
+      s.once('close', () => reject(new Error('closed before the connection was ready')));
     });
   }
 

@@ -52,6 +52,7 @@ const DEFAULT_CONFIG: Config = {
   restoreMaxInflight: 32,
   backupCoverageWarn: 0.95,
   io: 'fast',
+  tls: null,
   configPath: null,
 };
 
@@ -333,7 +334,7 @@ const LONG_NAMES = [
   '--retry-interval', '--failure-limit', '--max-item-size', '--distribution',
   '--config', '--admin', '--drain-seconds', '--switch-delay', '--warmup-seconds', '--warmup-done-ratio',
   '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes', '--backup-coverage-warn',
-  '--io',
+  '--io', '--tls-cert', '--tls-key', '--tls-ca', '--tls-client-auth', '--tls-min-version', '--tls-listen',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

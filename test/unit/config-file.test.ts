@@ -95,6 +95,7 @@ test('a file with every key gives every setting', () => {
     io: 'portable',
     maxPendingBytes: 32 * 1024 * 1024,
     backupCoverageWarn: 0.5,
+    tls: null,
     configPath: file,
   });
   assert.ok(Object.isFrozen(c));
@@ -186,12 +187,18 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, io)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, tls, io)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
   ['port: 12000\n', ':1: port: unknown key (did you mean listen?)'],
   ['warmup: { seconds: 1, ratio: 0.1 }\n', ':1: warmup.ratio: unknown key (known: seconds, done_ratio)'],
+  ['tls: { certificate: a.pem }\n', ':1: tls.certificate: unknown key (known: cert, key, ca, client_auth, min_version, listen)'],
+  ['tls: { client_auth: yes }\n', ":1: tls.client_auth: expected none, optional or require, got 'yes'"],
+  ['tls:\n  min_version: TLSv1.1\n', ":2: tls.min_version: expected TLSv1.2 or TLSv1.3, got 'TLSv1.1'"],
+  ['tls: { listen: [127.0.0.1] }\n', ":1: tls.listen[0]: expected host:port (the port is required), got '127.0.0.1'"],
+  ['tls: { listen: [/tmp/s.sock] }\n', ":1: tls.listen[0]: expected host:port, got '/tmp/s.sock'"],
+  ['tls: { cert: "" }\n', ":1: tls.cert: expected a file path, got an empty string"],
   ['workers: "4"\n', ":1: workers: expected an integer 1..256, got '4'"],
   ['workers: 0\n', ':1: workers: expected an integer 1..256, got 0'],
   ['workers: 2.5\n', ':1: workers: expected an integer 1..256, got 2.5'],

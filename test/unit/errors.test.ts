@@ -159,7 +159,7 @@ test('a port already taken, claimed or listened on with reusePort: MCRELAY_LISTE
   assert.is(codeOf(claim), 'MCRELAY_LISTEN_FAILED');
   assert.is(codeOf(claim.cause), 'EADDRINUSE');
   assert.match(claim.message, new RegExp(`^listen 127\\.0\\.0\\.1:${port}: listen EADDRINUSE`));
-  const shared = await listenShared([{ host: '127.0.0.1', port }], (s) => s.destroy(), () => {}).then((servers) => {
+  const shared = await listenShared([{ host: '127.0.0.1', port, tls: false }], (s) => s.destroy(), () => {}).then((servers) => {
     for (const s of servers) s.close();
     return null;
   }, (err: unknown) => err);

@@ -1,0 +1,149 @@
+// TLS toward clients (issue 18): the settings as the flags and the file give
+// them, and the certificate files read and checked, at start and at each reload.
+//
+//   --tls-cert/--tls-key/--tls-ca/--tls-client-auth/--tls-min-version/--tls-listen,
+//   or the file's `tls:` section --> TlsDraft --finishTls (reads the files)--> ClientTls
+//
+// Which listeners speak TLS: the addresses of `tls.listen` (--tls-listen) when
+// given, each a listener of its own beside the plain ones; without it, every TCP
+// listener (-l/-p, `listen:`) speaks TLS and none plain. A unix socket stays
+// plain: only processes the file's mode lets in reach it.
+//
+// The files' contents travel in the Config to the workers, which make their own
+// secure context (a context cannot cross threads); Config is never logged whole.
+
+import { readFileSync } from 'node:fs';
+import type { SecureContextOptions } from 'node:tls';
+
+/** A TCP address to listen on (config.ts's ListenAddress without a socket path; imported the other way). */
+export interface TlsAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type ClientAuth = 'none' | 'optional' | 'require';
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+export const CLIENT_AUTH_EXPECTED = 'expected none, optional or require';
+export const TLS_VERSION_EXPECTED = 'expected TLSv1.2 or TLSv1.3';
+
+export function parseClientAuth(s: string): ClientAuth | null {
+  return s === 'none' || s === 'optional' || s === 'require' ? s : null;
+}
+
+export function parseTlsVersion(s: string): TlsVersion | null {
+  return s === 'TLSv1.2' || s === 'TLSv1.3' ? s : null;
+}
+
+/** What the flags and the file set, before the files are read; null: not given. */
+export interface TlsDraft {
+  cert: string | null;
+  key: string | null;
+  ca: string | null;
+  clientAuth: ClientAuth | null;
+  minVersion: TlsVersion | null;
+  listen: TlsAddress[] | null;
+}
+
+export function emptyTlsDraft(): TlsDraft {
+  return { cert: null, key: null, ca: null, clientAuth: null, minVersion: null, listen: null };
+}
+
+/** The client listeners' TLS, files read and checked. */
+export interface ClientTls {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** the CA that client certificates must chain to; null: the system's roots */
+  readonly caFile: string | null;
+  readonly clientAuth: ClientAuth;
+  readonly minVersion: TlsVersion;
+  /** the TCP addresses that speak TLS; empty: every TCP listener does */
+  readonly listen: readonly TlsAddress[];
+  /** PEM text of the files */
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string | null;
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+};
+
+/** The settings with their files read and checked; a string is the one-line error (it names the file). */
+export function finishTls(d: TlsDraft): ClientTls | null | string {
+  const given = d.cert !== null || d.key !== null || d.ca !== null || d.clientAuth !== null || d.minVersion !== null || d.listen !== null;
+  if (!given) return null;
+  if (d.cert === null || d.key === null) return 'TLS needs both a certificate and its key (--tls-cert and --tls-key, or tls.cert and tls.key)';
+  const clientAuth = d.clientAuth ?? 'none';
+  if (clientAuth !== 'none' && d.ca === null) return `--tls-client-auth ${clientAuth} needs the CA that signs client certificates (--tls-ca or tls.ca)`;
+  const cert = readPem(d.cert, 'certificate');
+  if (!cert.ok) return cert.error;
+  const key = readPem(d.key, 'private key');
+  if (!key.ok) return key.error;
+  const ca = d.ca === null ? null : readPem(d.ca, 'CA certificate');
+  if (ca !== null && !ca.ok) return ca.error;
+  const problem = checkMaterial(d.cert, cert.text, d.key, key.text, d.ca, ca?.text ?? null);
+  if (problem !== null) return problem;
+  return Object.freeze({
+    certFile: d.cert,
+    keyFile: d.key,
+    caFile: d.ca,
+    clientAuth,
+    minVersion: d.minVersion ?? 'TLSv1.2',
+    listen: Object.freeze((d.listen ?? []).map((a) => Object.freeze({ host: a.host, port: a.port }))),
+    cert: cert.text,
+    key: key.text,
+    ca: ca?.text ?? null,
+  });
+}
+
+function readPem(path: string, what: string): { ok: true; text: string } | { ok: false; error: string } {
+  try {
+    return { ok: true, text: readFileSync(path, 'utf8') };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { ok: false, error: `${path}: cannot read the TLS ${what}: ${READ_ERRORS[e.code ?? ''] ?? e.message}` };
+  }
+}
+
+/** Each file alone, then the key against the certificate: OpenSSL's messages do not say which file they mean. */
+function checkMaterial(certFile: string, cert: string, keyFile: string, key: string, caFile: string | null, ca: string | null): string | null {
+  const tls = process.getBuiltinModule('node:tls');
+  const attempt = (file: string, what: string, options: SecureContextOptions): string | null => {
+    try {
+      tls.createSecureContext(options);
+      return null;
+    } catch (err) {
+      return `${file}: not a usable TLS ${what}: ${(err as Error).message}`;
+    }
+  };
+  return attempt(certFile, 'certificate (PEM)', { cert })
+    ?? attempt(keyFile, 'private key (PEM, not encrypted)', { key })
+    ?? (caFile !== null ? caProblem(caFile, ca!) : null)
+    ?? attempt(keyFile, `private key for ${certFile}`, { cert, key });
+}
+
+/** createSecureContext takes a file without any certificate as an empty CA list: parse it. */
+function caProblem(file: string, ca: string): string | null {
+  const { X509Certificate } = process.getBuiltinModule('node:crypto');
+  try {
+    new X509Certificate(ca);
+    return null;
+  } catch (err) {
+    return `${file}: not a usable TLS CA certificate (PEM): ${(err as Error).message}`;
+  }
+}
+
+/** What a worker's tls.Server takes from the settings. */
+export function serverOptions(t: ClientTls): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
+  return {
+    cert: t.cert,
+    key: t.key,
+    ...(t.ca !== null ? { ca: t.ca } : {}),
+    minVersion: t.minVersion,
+    requestCert: t.clientAuth !== 'none',
+    rejectUnauthorized: t.clientAuth === 'require',
+  };
+}
