@@ -186,12 +186,12 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
     this.lost(new BackendClosedError('connection closed by server'));
   }
 
-  /** @internal */ closed(status: number): void {
+  /** @internal */ closed(status: number, detail?: string): void {
     if (this.state === CONNECTING) {
-      this.fail(Failure.CONNECTION, status === 0 ? new ConnectError('connection closed') : causedBy(ConnectError, streamError('connect', status, this.address.name)));
+      this.fail(Failure.CONNECTION, status === 0 ? new ConnectError('connection closed') : causedBy(ConnectError, streamError('connect', status, this.address.name, detail)));
       return;
     }
-    this.lost(status === 0 ? new BackendClosedError('connection closed') : causedBy(BackendClosedError, streamError('connection', status, this.address.name)));
+    this.lost(status === 0 ? new BackendClosedError('connection closed') : causedBy(BackendClosedError, streamError('connection', status, this.address.name, detail)));
   }
 
   /** The server closed or reset an open connection. */

@@ -7,7 +7,7 @@
 //     --> onKey(decoded key bytes, cas), awaited: the socket is paused while the
 //         keys read ahead wait for it
 
-import net from 'node:net';
+import { connectServer } from '../io/server-socket.js';
 import type { ServerAddress } from '../config/config.js';
 
 /** Keys read from the dump ahead of onKey, at most. */
@@ -70,7 +70,7 @@ export async function metadump(address: ServerAddress, onKey: (key: Buffer, cas:
 
 function dumpNow(address: ServerAddress, onKey: (key: Buffer, cas: bigint) => boolean | Promise<boolean>, opts: DumpOptions): Promise<DumpResult> {
   return new Promise((resolve) => {
-    const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
+    const { socket, ready } = connectServer(address);
     let buf = '';
     let settled = false;
     let busyTries = 0;
@@ -96,7 +96,7 @@ function dumpNow(address: ServerAddress, onKey: (key: Buffer, cas: bigint) => bo
       if (ended) finish('done');
       else socket.resume();
     };
-    socket.on('connect', () => socket.write('lru_crawler metadump all\r\n'));
+    socket.on(ready, () => socket.write('lru_crawler metadump all\r\n'));
     socket.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
       for (;;) {

@@ -3,7 +3,7 @@
 // drain, restore, coverage, peers) and a worker's `stats <server>`, forwarded
 // (worker/local.ts). Nothing here is on the data path.
 
-import net from 'node:net';
+import { connectServer } from '../io/server-socket.js';
 import type { ServerAddress } from '../config/config.js';
 
 export interface Answer {
@@ -24,17 +24,20 @@ export interface Answer {
  */
 export function exchange(address: ServerAddress, request: string | Buffer, timeoutMs: number, complete: (text: string) => boolean): Promise<Answer> {
   return new Promise((resolve) => {
-    const socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
+    const { socket, ready } = connectServer(address);
     let got = '';
     let sent = false;
     let error: string | null = null;
     const done = (closed: boolean, timedOut = false): void => {
       clearTimeout(timer);
       socket.destroy();
-      resolve({ text: got === '' ? null : got, refused: closed && sent && got === '', timedOut, error });
+      // Over TLS an error after the request went out is the handshake failing late
+      // (TLS 1.3: a refused client certificate), not a server that closes on a command.
+      const failed = error !== null && address.tls !== undefined;
+      resolve({ text: got === '' ? null : got, refused: closed && sent && got === '' && !failed, timedOut, error });
     };
     const timer = setTimeout(() => done(false, true), timeoutMs);
-    socket.on('connect', () => { sent = true; socket.write(request); });
+    socket.on(ready, () => { sent = true; socket.write(request); });
     socket.on('data', (d: Buffer) => {
       got += d.toString('latin1');
       if (complete(got) || /^(ERROR|CLIENT_ERROR|SERVER_ERROR)[^\n]*\r\n/.test(got)) done(false);

@@ -29,7 +29,7 @@ import { resolve as resolvePath } from 'node:path';
 
 import { MAX_WORKERS, serverKey, type Config, type ListenAddress, type ServerAddress } from './config.js';
 import { loadConfigFile, type FileConfig } from './file.js';
-import { finishTls } from './tls.js';
+import { finishServerTls, finishTls, type ServerTlsDraft } from './tls.js';
 import { apply, BY_LONG, BY_SHORT, defaultDraft, error, unexpected, unknown, type Draft, type ParseResult } from './options.js';
 
 export { parseServerAddress } from './config.js';
@@ -84,6 +84,8 @@ function overlay(draft: Draft, file: FileConfig): void {
     draft.tls = { ...file.tls, listen: file.tls.listen === null ? null : [...file.tls.listen] };
     draft.tlsListenFromFile = file.tls.listen !== null;
   }
+  draft.mastersTls = file.mastersTls ?? null;
+  draft.backupsTls = file.backupsTls ?? null;
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -125,13 +127,22 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     ? !(listen.port === a.port && listen.host.toLowerCase() === a.host.toLowerCase())
     : a.path !== listen.path));
 
+  // Each pool's TLS rides on its TCP servers' addresses, for every connection made to them.
+  const pools: Array<[ServerAddress[], ServerTlsDraft | null, string]> = [[draft.masters, draft.mastersTls, 'masters_tls'], [draft.backups, draft.backupsTls, 'backups_tls']];
+  const servers: ServerAddress[][] = [];
+  for (const [list, d, key] of pools) {
+    const serverTls = d === null ? null : finishServerTls(d, key);
+    if (typeof serverTls === 'string') return error(serverTls);
+    servers.push(serverTls === null ? list : list.map((s) => (s.path === null ? Object.freeze({ ...s, tls: serverTls }) : s)));
+  }
+
   const config: Config = {
     // With -f, magent also kept listening on TCP unless given -p 0; port keeps
     // that choice (0 = TCP off) for whoever opens the listeners.
     listen,
     extraListen: Object.freeze(extraListen),
-    masters: Object.freeze(draft.masters),
-    backups: Object.freeze(draft.backups),
+    masters: Object.freeze(servers[0]!),
+    backups: Object.freeze(servers[1]!),
     distribution: draft.distribution,
     workers: draft.workers,
     maxConnections: draft.maxConnections,

@@ -3,7 +3,7 @@
 // immutable once built. The value syntax both sources share lives here too, so a
 // setting reads the same whether it was typed as a flag or written in the file.
 
-import type { ClientTls } from './tls.js';
+import type { ClientTls, ServerTls } from './tls.js';
 import { isIPv6 } from 'node:net';
 
 export type Distribution = 'jump' | 'ketama' | 'magent';
@@ -19,6 +19,8 @@ export interface ServerAddress {
   readonly port: number;
   /** set for unix sockets */
   readonly path: string | null;
+  /** TLS toward this server (its pool's masters_tls or backups_tls); absent: plain */
+  readonly tls?: ServerTls;
 }
 
 export interface ListenAddress {

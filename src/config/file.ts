@@ -18,10 +18,13 @@ import {
 
 import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
-  isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
+  isAccountName, isHostName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
-import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type TlsDraft } from './tls.js';
+import {
+  CLIENT_AUTH_EXPECTED, emptyServerTlsDraft, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED,
+  type ServerTlsDraft, type TlsDraft, type TlsVersion,
+} from './tls.js';
 
 /**
  * What a file sets; a key it leaves out is absent. listen is the first listen
@@ -29,7 +32,8 @@ import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, 
  * -p and -f would give it, so those flags override it field by field);
  * extraListen holds the rest of the list.
  */
-export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath' | 'tls'>]?: Config[K] } & { tls?: TlsDraft };
+export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath' | 'tls'>]?: Config[K] }
+  & { tls?: TlsDraft; mastersTls?: ServerTlsDraft; backupsTls?: ServerTlsDraft };
 
 export type FileResult = { config: FileConfig } | { error: string };
 
@@ -143,6 +147,8 @@ const KEYS: Record<string, Reader> = {
   group: (out, v, key, doc) => { out.group = account(v, key, doc, 'group'); },
   verbose: (out, v, key, doc) => { out.verbose = integer(v, key, doc, 0, MAX_INT); },
   tls: readTls,
+  masters_tls: (out, v, key, doc) => { out.mastersTls = readServerTls(v, key, doc); },
+  backups_tls: (out, v, key, doc) => { out.backupsTls = readServerTls(v, key, doc); },
   io: (out, v, key, doc) => {
     const s = string(v, key, doc, 'fast or portable');
     if (s !== 'fast' && s !== 'portable') throw new FileError(key, `${IO_EXPECTED}, got ${describe(v)}`, v);
@@ -219,25 +225,16 @@ function readListen(out: FileConfig, v: Node | null, key: string, doc: Document)
 /** The client listeners' TLS: file paths and choices; config/tls.ts reads the files. */
 function readTls(out: FileConfig, v: Node | null, key: string, doc: Document): void {
   const t = emptyTlsDraft();
-  const path = (n: Node | null, k: string): string => {
-    const s = string(n, k, doc, 'a file path');
-    if (s === '') throw new FileError(k, 'expected a file path, got an empty string', n);
-    return s;
-  };
   section(v, key, doc, {
-    cert: (n, k) => { t.cert = path(n, k); },
-    key: (n, k) => { t.key = path(n, k); },
-    ca: (n, k) => { t.ca = path(n, k); },
+    cert: (n, k) => { t.cert = filePath(n, k, doc); },
+    key: (n, k) => { t.key = filePath(n, k, doc); },
+    ca: (n, k) => { t.ca = filePath(n, k, doc); },
     client_auth: (n, k) => {
       const a = parseClientAuth(string(n, k, doc, 'none, optional or require'));
       if (a === null) throw new FileError(k, `${CLIENT_AUTH_EXPECTED}, got ${describe(n)}`, n);
       t.clientAuth = a;
     },
-    min_version: (n, k) => {
-      const m = parseTlsVersion(string(n, k, doc, 'TLSv1.2 or TLSv1.3'));
-      if (m === null) throw new FileError(k, `${TLS_VERSION_EXPECTED}, got ${describe(n)}`, n);
-      t.minVersion = m;
-    },
+    min_version: (n, k) => { t.minVersion = tlsVersion(n, k, doc); },
     listen: (n, k) => {
       const items = isSeq(n) ? n.items.map((item, i) => [deref(item as Node, doc, `${k}[${i}]`), `${k}[${i}]`] as const) : [[n, k] as const];
       t.listen = [];
@@ -250,6 +247,35 @@ function readTls(out: FileConfig, v: Node | null, key: string, doc: Document): v
     },
   });
   out.tls = t;
+}
+
+/** A pool's TLS toward its servers (masters_tls, backups_tls). */
+function readServerTls(v: Node | null, key: string, doc: Document): ServerTlsDraft {
+  const t = emptyServerTlsDraft();
+  section(v, key, doc, {
+    ca: (n, k) => { t.ca = filePath(n, k, doc); },
+    cert: (n, k) => { t.cert = filePath(n, k, doc); },
+    key: (n, k) => { t.key = filePath(n, k, doc); },
+    servername: (n, k) => {
+      const s = string(n, k, doc, 'a host name');
+      if (!isHostName(s)) throw new FileError(k, `expected a host name, got ${describe(n)}`, n);
+      t.servername = s;
+    },
+    min_version: (n, k) => { t.minVersion = tlsVersion(n, k, doc); },
+  });
+  return t;
+}
+
+function filePath(n: Node | null, k: string, doc: Document): string {
+  const s = string(n, k, doc, 'a file path');
+  if (s === '') throw new FileError(k, 'expected a file path, got an empty string', n);
+  return s;
+}
+
+function tlsVersion(n: Node | null, k: string, doc: Document): TlsVersion {
+  const m = parseTlsVersion(string(n, k, doc, 'TLSv1.2 or TLSv1.3'));
+  if (m === null) throw new FileError(k, `${TLS_VERSION_EXPECTED}, got ${describe(n)}`, n);
+  return m;
 }
 
 /** A byte count, as a number or a string with a k or m suffix (2m), MIN_ITEM_SIZE..max. */

@@ -14,7 +14,7 @@ import {
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 import { quoteless } from './file.js';
-import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type TlsDraft } from './tls.js';
+import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type ServerTlsDraft, type TlsDraft } from './tls.js';
 import { helpText } from './help.js';
 import { VERSION } from '../version.js';
 
@@ -128,6 +128,9 @@ export interface Draft {
   tls: TlsDraft;
   /** set while tls.listen is still the file's: the first --tls-listen replaces it */
   tlsListenFromFile: boolean;
+  /** the pools' TLS toward their servers (the file's masters_tls, backups_tls) */
+  mastersTls: ServerTlsDraft | null;
+  backupsTls: ServerTlsDraft | null;
   /** --config as given */
   configPath: string | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
@@ -169,6 +172,8 @@ export function defaultDraft(defaultWorkers: number): Draft {
     io: DEFAULTS.io,
     tls: emptyTlsDraft(),
     tlsListenFromFile: false,
+    mastersTls: null,
+    backupsTls: null,
     configPath: null,
     mastersFromFile: false,
     backupsFromFile: false,

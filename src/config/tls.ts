@@ -1,5 +1,6 @@
-// TLS toward clients (issue 18): the settings as the flags and the file give
-// them, and the certificate files read and checked, at start and at each reload.
+// TLS toward clients and toward the memcached servers (issue 18): the settings
+// as the flags and the file give them, and the certificate files read and
+// checked, at start and at each reload.
 //
 //   --tls-cert/--tls-key/--tls-ca/--tls-client-auth/--tls-min-version/--tls-listen,
 //   or the file's `tls:` section --> TlsDraft --finishTls (reads the files)--> ClientTls
@@ -134,6 +135,69 @@ function caProblem(file: string, ca: string): string | null {
   } catch (err) {
     return `${file}: not a usable TLS CA certificate (PEM): ${(err as Error).message}`;
   }
+}
+
+/** A pool's TLS toward its servers (the file's masters_tls, backups_tls), files not read yet. */
+export interface ServerTlsDraft {
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
+  servername: string | null;
+  minVersion: TlsVersion | null;
+}
+
+export function emptyServerTlsDraft(): ServerTlsDraft {
+  return { ca: null, cert: null, key: null, servername: null, minVersion: null };
+}
+
+/** TLS toward a server: its certificate verified against `ca` (else the system's roots), a client certificate optional. */
+export interface ServerTls {
+  readonly caFile: string | null;
+  readonly certFile: string | null;
+  readonly keyFile: string | null;
+  /** the name its certificate must carry; null: the server's host */
+  readonly servername: string | null;
+  readonly minVersion: TlsVersion;
+  readonly ca: string | null;
+  readonly cert: string | null;
+  readonly key: string | null;
+}
+
+/** A pool's server TLS with its files read and checked; `key`: the file's key, for messages. */
+export function finishServerTls(d: ServerTlsDraft, key: string): ServerTls | string {
+  if ((d.cert === null) !== (d.key === null)) return `${key}: a client certificate needs both cert and key`;
+  const cert = d.cert === null ? null : readPem(d.cert, 'certificate');
+  if (cert !== null && !cert.ok) return cert.error;
+  const pkey = d.key === null ? null : readPem(d.key, 'private key');
+  if (pkey !== null && !pkey.ok) return pkey.error;
+  const ca = d.ca === null ? null : readPem(d.ca, 'CA certificate');
+  if (ca !== null && !ca.ok) return ca.error;
+  const problem = (d.ca !== null ? caProblem(d.ca, ca!.text) : null)
+    ?? (d.cert !== null ? checkMaterial(d.cert, cert!.text, d.key!, pkey!.text, null, null) : null);
+  if (problem !== null) return problem;
+  return Object.freeze({
+    caFile: d.ca,
+    certFile: d.cert,
+    keyFile: d.key,
+    servername: d.servername,
+    minVersion: d.minVersion ?? 'TLSv1.2',
+    ca: ca?.text ?? null,
+    cert: cert?.text ?? null,
+    key: pkey?.text ?? null,
+  });
+}
+
+/** What tls.connect takes to reach `host:port` with these settings. */
+export function clientOptions(t: ServerTls, host: string, port: number): import('node:tls').ConnectionOptions {
+  return {
+    host,
+    port,
+    ...(t.ca !== null ? { ca: t.ca } : {}),
+    ...(t.cert !== null ? { cert: t.cert, key: t.key! } : {}),
+    ...(t.servername !== null ? { servername: t.servername } : {}),
+    minVersion: t.minVersion,
+    rejectUnauthorized: true,
+  };
 }
 
 /** What a worker's tls.Server takes from the settings. */

@@ -23,5 +23,7 @@ export function adoptStream(handle: object, owner: StreamOwner): ByteStream {
 
 /** Opens a connection (to a memcached server); the owner hears connected(), or closed() with the error. */
 export function connectStream(address: StreamAddress, owner: ConnectingOwner): ByteStream {
+  // TLS runs in Node's TLS socket on either path.
+  if (address.tls !== undefined) return PortableStream.connectTls(address, address.tls, owner);
   return portable ? PortableStream.connect(address, owner) : RawStream.connect(address, owner);
 }

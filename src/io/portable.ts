@@ -16,6 +16,7 @@
 
 import net from 'node:net';
 import { ListenError } from '../errors.js';
+import { clientOptions, type ServerTls } from '../config/tls.js';
 import { readArena } from './buffers.js';
 import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddress, type StreamOwner } from './stream.js';
 
@@ -32,6 +33,8 @@ export class PortableStream implements ByteStream {
   private connecting: boolean;
   /** the error that closed it, as a negative errno */
   private status = 0;
+  /** the code of an error that has no errno (UV_UNKNOWN), such as a TLS failure */
+  private detail: string | null = null;
   private done = false;
 
   /** Takes over a connected socket (an accepted client), or from connect() one still connecting. */
@@ -69,6 +72,21 @@ export class PortableStream implements ByteStream {
     return s;
   }
 
+  /** Opens a TLS connection (a pool's masters_tls / backups_tls); the owner hears connected() once the handshake is done. */
+  static connectTls(address: StreamAddress, settings: ServerTls, owner: ConnectingOwner): PortableStream {
+    const socket = process.getBuiltinModule('node:tls').connect(clientOptions(settings, address.host, address.port));
+    socket.setNoDelay(true);
+    const s = new PortableStream(socket, owner, false);
+    socket.once('secureConnect', () => {
+      if (s.socket === null) return;
+      s.connecting = false;
+      socket.on('data', (chunk: Buffer) => s.received(chunk));
+      s.reading = true;
+      owner.connected();
+    });
+    return s;
+  }
+
   get pending(): number {
     return this.socket === null ? 0 : this.socket.writableLength;
   }
@@ -99,6 +117,8 @@ export class PortableStream implements ByteStream {
   private failed(err: NodeJS.ErrnoException): void {
     if (this.status === 0) {
       this.status = typeof err.errno === 'number' ? err.errno : err.code === 'ENOTFOUND' ? UV_EAI_NONAME : UV_UNKNOWN;
+      // An error without an errno (a TLS alert, a certificate that does not verify): its own code says what happened.
+      if (this.status === UV_UNKNOWN) this.detail = err.code ?? err.message;
     }
     // Node destroys the socket after an error; 'close' follows.
     this.socket = null;
@@ -108,7 +128,7 @@ export class PortableStream implements ByteStream {
     this.socket = null;
     if (this.done) return;
     this.done = true;
-    this.owner.closed(this.status);
+    this.owner.closed(this.status, this.detail ?? undefined);
   }
 
   pause(): void {

@@ -8,6 +8,7 @@
 //              owner.closed(status) once, never inside a read or a write
 
 import { getSystemErrorName } from 'node:util';
+import type { ServerTls } from '../config/tls.js';
 import type { Writable } from './buffers.js';
 
 /** What a stream's owner hears from it. */
@@ -18,8 +19,12 @@ export interface StreamOwner {
   drained(): void;
   /** the peer shut its side (EOF); reading has stopped, writing may go on */
   ended(): void;
-  /** the stream is closed; called once. `status` is the libuv error (negative errno) that closed it, 0 if none. */
-  closed(status: number): void;
+  /**
+   * the stream is closed; called once. `status` is the libuv error (negative
+   * errno) that closed it, 0 if none; `detail`, for an error without an errno
+   * (a TLS failure), its code
+   */
+  closed(status: number, detail?: string): void;
 }
 
 /** The owner of a stream this side opens. */
@@ -33,6 +38,8 @@ export interface StreamAddress {
   readonly host: string;
   readonly port: number;
   readonly path: string | null;
+  /** set: the connection speaks TLS (io/portable.ts connectTls) */
+  readonly tls?: ServerTls;
 }
 
 /** A connection as its owner drives it. */
@@ -55,7 +62,7 @@ export const UV_EAI_NONAME = -3008;
 const UV_EAI_NODATA = -3007;
 
 /** An Error for a libuv status, worded like Node's own: "connect ECONNREFUSED 127.0.0.1:11211". */
-export function streamError(what: string, status: number, where: string): Error {
-  const code = status === UV_EAI_NONAME || status === UV_EAI_NODATA ? 'ENOTFOUND' : getSystemErrorName(status);
+export function streamError(what: string, status: number, where: string, detail?: string): Error {
+  const code = detail ?? (status === UV_EAI_NONAME || status === UV_EAI_NODATA ? 'ENOTFOUND' : getSystemErrorName(status));
   return Object.assign(new Error(`${what} ${code} ${where}`), { code, errno: status });
 }

@@ -3,7 +3,8 @@
 // order, each a whole meta reply (a line; VA with its data block). Not the
 // data path: a Promise per request is fine at the restore's rate.
 
-import net from 'node:net';
+import type net from 'node:net';
+import { connectServer } from '../io/server-socket.js';
 import type { ServerAddress } from '../config/config.js';
 
 interface Pending { resolve: (reply: MetaReply | null) => void; at: number }
@@ -23,7 +24,7 @@ export class MetaClient {
   private readonly timer: NodeJS.Timeout;
 
   constructor(address: ServerAddress, private readonly timeoutMs: number) {
-    this.socket = address.path !== null ? net.connect(address.path) : net.connect(address.port, address.host);
+    this.socket = connectServer(address).socket;
     this.socket.setNoDelay(true);
     this.socket.on('data', (d: Buffer) => this.receive(d));
     this.socket.on('error', () => this.close());

@@ -187,7 +187,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, tls, io)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, tls, masters_tls, backups_tls, io)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
@@ -199,6 +199,8 @@ const FILE_ERRORS: [string, string][] = [
   ['tls: { listen: [127.0.0.1] }\n', ":1: tls.listen[0]: expected host:port (the port is required), got '127.0.0.1'"],
   ['tls: { listen: [/tmp/s.sock] }\n', ":1: tls.listen[0]: expected host:port, got '/tmp/s.sock'"],
   ['tls: { cert: "" }\n', ":1: tls.cert: expected a file path, got an empty string"],
+  ['masters_tls: { verify: no }\n', ':1: masters_tls.verify: unknown key (known: ca, cert, key, servername, min_version)'],
+  ['backups_tls: { servername: "a b" }\n', ":1: backups_tls.servername: expected a host name, got 'a b'"],
   ['workers: "4"\n', ":1: workers: expected an integer 1..256, got '4'"],
   ['workers: 0\n', ':1: workers: expected an integer 1..256, got 0'],
   ['workers: 2.5\n', ':1: workers: expected an integer 1..256, got 2.5'],

@@ -76,4 +76,21 @@ test('refusals: one line, naming the flag or the file', () => {
   for (const r of [refusal(['--tls-cert', certs.serverCert, '--tls-key', certs.clientKey])]) assert.not.match(r, /\n/);
 });
 
+test('masters_tls and backups_tls ride on their pool\'s TCP servers; a unix socket server stays plain', () => {
+  const file = path.join(certs.dir, 'servers.yml');
+  writeFileSync(file, `masters: [127.0.0.1:11211, /tmp/mc.sock]\nbackups: [127.0.0.1:11212]\nmasters_tls: { ca: ${certs.caCert}, cert: ${certs.clientCert}, key: ${certs.clientKey}, servername: cache.internal }\n`);
+  const r = parseArgv(['--config', file], ENV);
+  assert.is(r.kind, 'run');
+  const c = (r as { config: Config }).config;
+  const t = c.masters[0]!.tls!;
+  assert.is(t.servername, 'cache.internal');
+  assert.match(t.ca!, /BEGIN CERTIFICATE/);
+  assert.match(t.key!, /PRIVATE KEY/);
+  assert.is(c.masters[1]!.tls, undefined, 'the unix socket server');
+  assert.is(c.backups[0]!.tls, undefined, 'the backups have no backups_tls');
+  writeFileSync(file, `masters: [127.0.0.1:11211]\nbackups_tls: { cert: ${certs.clientCert} }\n`);
+  assert.is(parseArgv(['--config', file], ENV).kind, 'error');
+  assert.equal(parseArgv(['--config', file], ENV), { kind: 'error', message: 'mcrelay: backups_tls: a client certificate needs both cert and key' });
+});
+
 test.run();

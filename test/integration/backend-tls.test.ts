@@ -1,0 +1,137 @@
+// TLS toward the memcached servers (issue 18 item 2): memcached started with
+// -Z, mcrelay's pools given masters_tls / backups_tls in the file.
+//
+//   client --plain--> mcrelay --TLS (server certificate verified, client certificate if asked)--> memcached -Z
+//
+// What a client sees: the cache works through a TLS server; a server whose
+// certificate does not verify, or that wants a client certificate mcrelay does
+// not have, is marked down (its keys answer as for any server that is down);
+// a TLS backup serves a master's outage.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { makeCerts, type Certs } from '../helpers/certs.js';
+import { stateOf, waitState } from '../helpers/cluster.js';
+import { startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { WireClient } from '../helpers/wire.js';
+
+let certs: Certs;
+const procs: Proc[] = [];
+
+test.before(async () => { certs = await makeCerts(); });
+test.after(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  rmSync(certs.dir, { recursive: true, force: true });
+});
+
+function tlsMemcached(extra: string[] = []): Promise<Proc> {
+  const p = startMemcached({ extraArgs: ['-Z', '-o', [`ssl_chain_cert=${certs.serverCert}`, `ssl_key=${certs.serverKey}`, ...extra].join(',')] });
+  return p.then((m) => { procs.push(m); return m; });
+}
+
+let files = 0;
+async function proxyWith(yaml: string, flags: string[] = []): Promise<Proc> {
+  const file = path.join(certs.dir, `backend-tls-${files++}.yml`);
+  writeFileSync(file, yaml);
+  const p = await startProxy(['--config', file, '--workers', '1', '--retry-interval', '100', '--timeout', '500', ...flags]);
+  procs.push(p);
+  return p;
+}
+
+/** What memcached -Z itself holds under key, asked over TLS. */
+async function direct(m: Proc, key: string): Promise<string> {
+  const c = await WireClient.connectTls(m.port, { ca: readFileSync(certs.caCert), cert: readFileSync(certs.clientCert), key: readFileSync(certs.clientKey) });
+  try { return await c.request(`get ${key}\r\n`, 'END\r\n'); } finally { c.close(); }
+}
+
+test('a master over TLS: sets and gets through it, its certificate verified against the CA', async () => {
+  const m = await tlsMemcached();
+  const p = await proxyWith(`masters: [${m.addr}]\nmasters_tls:\n  ca: ${certs.caCert}\n`);
+  await waitState([p], m.addr, ['up'], 5000);
+  const c = await WireClient.connect(p.port);
+  assert.is(await c.request('set btls:a 3 0 2\r\nok\r\n'), 'STORED\r\n');
+  assert.is(await c.request('get btls:a\r\n', 'END\r\n'), 'VALUE btls:a 3 2\r\nok\r\nEND\r\n');
+  assert.is(await c.request('mg btls:a v f\r\n'), 'VA 2 f3\r\nok\r\n');
+  c.close();
+  assert.is(await direct(m, 'btls:a'), 'VALUE btls:a 3 2\r\nok\r\nEND\r\n', 'the value is on the TLS server');
+});
+
+test('a server whose certificate another CA signed is marked down, with the reason in the log', async () => {
+  const m = await tlsMemcached();
+  const p = await proxyWith(`masters: [${m.addr}]\nmasters_tls:\n  ca: ${certs.otherCaCert}\n`);
+  await waitState([p], m.addr, ['down'], 5000);
+  const c = await WireClient.connect(p.port);
+  // Its keys answer as any down server's without a backup: a miss.
+  assert.is(await c.request('get btls:b\r\n'), 'END\r\n');
+  c.close();
+  assert.match(p.output, /UNABLE_TO_VERIFY_LEAF_SIGNATURE|unable to verify the first certificate/);
+});
+
+test('a server that requires a client certificate: down without one, up and serving with it', async () => {
+  const m = await tlsMemcached(['ssl_verify_mode=3', `ssl_ca_cert=${certs.caCert}`]);
+  const without = await proxyWith(`masters: [${m.addr}]\nmasters_tls: { ca: ${certs.caCert} }\n`);
+  const withCert = await proxyWith(`masters: [${m.addr}]\nmasters_tls: { ca: ${certs.caCert}, cert: ${certs.clientCert}, key: ${certs.clientKey} }\n`);
+  await waitState([withCert], m.addr, ['up'], 5000);
+  await waitState([without], m.addr, ['down'], 5000);
+  // memcached refuses it with TLS 1.3's certificate-required alert: the log says so.
+  assert.match(without.output, /"msg":"server marked down"/);
+  assert.match(without.output, /CERTIFICATE_REQUIRED/);
+  const c = await WireClient.connect(withCert.port);
+  assert.is(await c.request('set btls:c 0 0 1\r\nc\r\n'), 'STORED\r\n');
+  assert.is(await c.request('get btls:c\r\n', 'END\r\n'), 'VALUE btls:c 0 1\r\nc\r\nEND\r\n');
+  c.close();
+});
+
+test('a TLS backup serves the keys of a plain master while it is down', async () => {
+  const master = await startMemcached();
+  procs.push(master);
+  const backup = await tlsMemcached();
+  const p = await proxyWith(`masters: [${master.addr}]\nbackups: [${backup.addr}]\nbackups_tls: { ca: ${certs.caCert}, servername: localhost }\n`);
+  await waitState([p], backup.addr, ['up'], 5000);
+  const c = await WireClient.connect(p.port);
+  for (let i = 0; i < 20; i++) assert.is(await c.request(`set btls:f${i} 0 0 2\r\nv${i % 10}\r\n`), 'STORED\r\n');
+  assert.is(await direct(backup, 'btls:f7'), 'VALUE btls:f7 0 2\r\nv7\r\nEND\r\n', 'written to the backup over TLS');
+  await master.stop();
+  await waitState([p], master.addr, ['down'], 5000);
+  for (let i = 0; i < 20; i++) assert.is(await c.request(`get btls:f${i}\r\n`, 'END\r\n'), `VALUE btls:f${i} 0 2\r\nv${i % 10}\r\nEND\r\n`);
+  assert.is(await stateOf(p.port, backup.addr), 'up');
+  c.close();
+});
+
+test('a TLS master that comes back empty is restored from its TLS backup (the main thread\'s dump and copies over TLS)', async () => {
+  const master = await tlsMemcached();
+  const backup = await tlsMemcached();
+  const tlsConf = `{ ca: ${certs.caCert} }`;
+  const p = await proxyWith(`masters: [${master.addr}]\nbackups: [${backup.addr}]\nmasters_tls: ${tlsConf}\nbackups_tls: ${tlsConf}\n`);
+  await waitState([p], master.addr, ['up'], 5000);
+  const c = await WireClient.connect(p.port);
+  for (let i = 0; i < 50; i++) assert.is(await c.request(`set btls:r${i} 0 0 3\r\nr${String(i).padStart(2, '0')}\r\n`), 'STORED\r\n');
+  c.close();
+  await master.stop();
+  await waitState([p], master.addr, ['down'], 5000);
+  const again = await startMemcached({ port: master.port, extraArgs: ['-Z', '-o', `ssl_chain_cert=${certs.serverCert},ssl_key=${certs.serverKey}`] });
+  procs.push(again);
+  await waitState([p], master.addr, ['warming', 'up'], 20_000);
+  // No client read: only the restore (dump of the backup, copies onto the master) brings them back.
+  let held = 0;
+  for (let t = 0; t < 100; t++) {
+    held = 0;
+    for (let i = 0; i < 50; i += 7) if ((await direct(again, `btls:r${i}`)).startsWith('VALUE')) held++;
+    if (held === 8) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.is(held, 8, 'sampled keys back on the master');
+});
+
+test('a bad file for a pool\'s TLS: one line naming it, exit status 2', async () => {
+  const file = path.join(certs.dir, 'bad-backend-tls.yml');
+  const missing = path.join(certs.dir, 'missing-ca.pem');
+  writeFileSync(file, `masters: [127.0.0.1:1]\nbackups_tls: { ca: ${missing} }\n`);
+  const p = startProxy(['--config', file]);
+  const err = await p.then(() => null, (e: Error) => e.message);
+  assert.ok(err !== null, 'started with a missing CA file');
+  assert.match(err!, new RegExp(`exited with 2: mcrelay: ${missing}: cannot read the TLS CA certificate: no such file\\n$`));
+});
+
+test.run();
