@@ -94,6 +94,37 @@ export interface Config {
   readonly io: IoMode;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
+  // The admin listener's security (issue 18; README "Securing the admin listener").
+  /** file holding the bearer token every admin endpoint but /health requires (absolute path; re-read on SIGHUP), or null: none */
+  readonly adminTokenFile: string | null;
+  /** HTTPS on the admin listener (its files re-read on SIGHUP), or null: plain HTTP */
+  readonly adminTls: AdminTlsSettings | null;
+  /** `admin_insecure: true`: the admin listener may be on a non-loopback address without a token */
+  readonly adminInsecure: boolean;
+}
+
+// ---- The admin listener's security settings ----
+
+export type ClientAuth = 'none' | 'optional' | 'require';
+export type TlsMinVersion = 'TLSv1.2' | 'TLSv1.3';
+export const CLIENT_AUTH_EXPECTED = 'expected none, optional or require';
+export const MIN_VERSION_EXPECTED = 'expected TLSv1.2 or TLSv1.3';
+
+/** TLS files and policy, in the shape the client listeners' `tls:` takes; paths absolute. */
+export interface AdminTlsSettings {
+  readonly cert: string;
+  readonly key: string;
+  /** CA bundle client certificates are checked against; required unless clientAuth is none */
+  readonly ca: string | null;
+  /** none: no client certificate asked; optional: one is checked if sent; require: a handshake without one fails */
+  readonly clientAuth: ClientAuth;
+  readonly minVersion: TlsMinVersion;
+}
+
+/** The admin address needs no token: only this host can reach 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 export const DEFAULTS = {

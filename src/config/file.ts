@@ -19,6 +19,7 @@ import {
 import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseListenAddress, parseMode, parseServerAddress, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
+  CLIENT_AUTH_EXPECTED, MIN_VERSION_EXPECTED, type ClientAuth, type TlsMinVersion,
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 
@@ -133,6 +134,34 @@ const KEYS: Record<string, Reader> = {
     const a = parseListenAddress(s, false);
     if (typeof a === 'string') throw new FileError(key, `${a} (or off), got ${describe(v)}`, v);
     out.admin = Object.freeze({ host: a.host, port: a.port }) satisfies AdminAddress;
+  },
+  // The admin listener's security (issue 18): paths as written, made absolute by argv.ts.
+  admin_token_file: (out, v, key, doc) => { out.adminTokenFile = filePath(v, key, doc); },
+  admin_insecure: (out, v, key) => {
+    if (!isScalar(v) || typeof v.value !== 'boolean') throw new FileError(key, `expected true or false, got ${describe(v)}`, v);
+    out.adminInsecure = v.value;
+  },
+  admin_tls: (out, v, key, doc) => {
+    const t: { cert?: string; key?: string; ca?: string | null; clientAuth?: ClientAuth; minVersion?: TlsMinVersion } = {};
+    section(v, key, doc, {
+      cert: (n, k) => { t.cert = filePath(n, k, doc); },
+      key: (n, k) => { t.key = filePath(n, k, doc); },
+      ca: (n, k) => { t.ca = filePath(n, k, doc); },
+      client_auth: (n, k) => {
+        const s = string(n, k, doc, 'none, optional or require');
+        if (s !== 'none' && s !== 'optional' && s !== 'require') throw new FileError(k, `${CLIENT_AUTH_EXPECTED}, got ${describe(n)}`, n);
+        t.clientAuth = s;
+      },
+      min_version: (n, k) => {
+        const s = string(n, k, doc, 'TLSv1.2 or TLSv1.3');
+        if (s !== 'TLSv1.2' && s !== 'TLSv1.3') throw new FileError(k, `${MIN_VERSION_EXPECTED}, got ${describe(n)}`, n);
+        t.minVersion = s;
+      },
+    });
+    if (t.cert === undefined || t.key === undefined) throw new FileError(key, 'expected both cert and key', v);
+    const clientAuth = t.clientAuth ?? 'none';
+    if (clientAuth !== 'none' && t.ca === undefined) throw new FileError(key, `client_auth: ${clientAuth} needs ca (the CA client certificates are checked against)`, v);
+    out.adminTls = Object.freeze({ cert: t.cert, key: t.key, ca: t.ca ?? null, clientAuth, minVersion: t.minVersion ?? 'TLSv1.2' });
   },
   backup_coverage_warn: (out, v, key, doc) => { out.backupCoverageWarn = ratio(v, key, doc); },
   drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
@@ -298,6 +327,13 @@ function deref(node: Node | null | undefined, doc: Document, key: string): Node 
     throw new FileError(key, `tag ${quoteless(tag)} not allowed (the file holds plain values only)`, n);
   }
   return n;
+}
+
+/** A file's path: a non-empty string. */
+function filePath(v: Node | null, key: string, doc: Document): string {
+  const s = string(v, key, doc, 'a file path');
+  if (s === '') throw new FileError(key, 'expected a file path, got an empty string', v);
+  return s;
 }
 
 function string(v: Node | null, key: string, doc: Document, expected: string): string {

@@ -11,6 +11,7 @@ import {
   DEFAULTS, MAX_INT, MAX_ITEM_SIZE, MAX_PENDING_BYTES, MAX_SECONDS, MAX_WORKERS, MIN_ITEM_SIZE, PENDING_EXPECTED, SIZE_EXPECTED,
   isAccountName, parseInteger, parseListenAddress, parseListenHost, parseRatio, parseServerAddress,
   parseMode, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
+  CLIENT_AUTH_EXPECTED, MIN_VERSION_EXPECTED, type ClientAuth, type TlsMinVersion,
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 import { quoteless } from './file.js';
@@ -29,7 +30,12 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'switchDelaySeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io'
+  | AdminSecurityId;
+
+/** The admin listener's security options (issue 18). */
+type AdminSecurityId =
+  | 'adminTokenFile' | 'adminInsecure' | 'adminTlsCert' | 'adminTlsKey' | 'adminTlsCa' | 'adminTlsClientAuth' | 'adminTlsMinVersion';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -73,6 +79,14 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
   { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
   { id: 'io', short: null, long: ['io'], takesValue: true },
+  // The admin listener's security (issue 18).
+  { id: 'adminTokenFile', short: null, long: ['admin-token-file'], takesValue: true },
+  { id: 'adminInsecure', short: null, long: ['admin-insecure'], takesValue: false },
+  { id: 'adminTlsCert', short: null, long: ['admin-tls-cert'], takesValue: true },
+  { id: 'adminTlsKey', short: null, long: ['admin-tls-key'], takesValue: true },
+  { id: 'adminTlsCa', short: null, long: ['admin-tls-ca'], takesValue: true },
+  { id: 'adminTlsClientAuth', short: null, long: ['admin-tls-client-auth'], takesValue: true },
+  { id: 'adminTlsMinVersion', short: null, long: ['admin-tls-min-version'], takesValue: true },
 ];
 
 export const BY_SHORT = new Map<string, OptionSpec>();
@@ -118,6 +132,14 @@ export interface Draft {
   io: IoMode;
   /** --config as given */
   configPath: string | null;
+  // The admin listener's security, as given (paths made absolute by argv.ts); admin_tls field by field.
+  adminTokenFile: string | null;
+  adminInsecure: boolean;
+  adminTlsCert: string | null;
+  adminTlsKey: string | null;
+  adminTlsCa: string | null;
+  adminTlsClientAuth: ClientAuth | null;
+  adminTlsMinVersion: TlsMinVersion | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
   mastersFromFile: boolean;
   backupsFromFile: boolean;
@@ -156,6 +178,13 @@ export function defaultDraft(defaultWorkers: number): Draft {
     backupCoverageWarn: DEFAULTS.backupCoverageWarn,
     io: DEFAULTS.io,
     configPath: null,
+    adminTokenFile: null,
+    adminInsecure: false,
+    adminTlsCert: null,
+    adminTlsKey: null,
+    adminTlsCa: null,
+    adminTlsClientAuth: null,
+    adminTlsMinVersion: null,
     mastersFromFile: false,
     backupsFromFile: false,
     verboseFromFile: false,
@@ -312,6 +341,32 @@ export function apply(draft: Draft, id: OptionId, flag: string, value: string | 
       draft.journalMaxKeys = n;
       return null;
     }
+    default:
+      return applyAdminSecurity(draft, id, flag, v);
+  }
+}
+
+/** The admin listener's security options (issue 18). */
+function applyAdminSecurity(draft: Draft, id: AdminSecurityId, flag: string, v: string): ParseResult | null {
+  switch (id) {
+    case 'adminInsecure':
+      draft.adminInsecure = true;
+      return null;
+    case 'adminTlsClientAuth':
+      if (v !== 'none' && v !== 'optional' && v !== 'require') return invalid(flag, v, CLIENT_AUTH_EXPECTED);
+      draft.adminTlsClientAuth = v;
+      return null;
+    case 'adminTlsMinVersion':
+      if (v !== 'TLSv1.2' && v !== 'TLSv1.3') return invalid(flag, v, MIN_VERSION_EXPECTED);
+      draft.adminTlsMinVersion = v;
+      return null;
+    default:
+      if (v === '') return invalid(flag, v, 'expected a file path');
+      if (id === 'adminTokenFile') draft.adminTokenFile = v;
+      else if (id === 'adminTlsCert') draft.adminTlsCert = v;
+      else if (id === 'adminTlsKey') draft.adminTlsKey = v;
+      else draft.adminTlsCa = v;
+      return null;
   }
 }
 
