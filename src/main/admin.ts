@@ -87,8 +87,10 @@ export async function startAdmin(
     // trickling its headers would otherwise hold a connection four times as long.
     connectionsCheckingInterval: Math.max(1, Math.min(1000, timeout >> 2)),
   };
+  const refusals = new Refusals();
   const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (authorize !== null && pathOf(req) !== '/health' && !authorize(req.headers.authorization)) {
+      refusals.add(req.socket.remoteAddress ?? '');
       res.setHeader('WWW-Authenticate', 'Bearer');
       send(req, res, 401, 'unauthorized\n');
       return;
@@ -132,6 +134,26 @@ export async function startAdmin(
       });
     },
   };
+}
+
+/** How often, at most, requests refused for want of the token are logged (a scanner would fill the log). */
+const REFUSALS_LOG_EVERY_MS = 60_000;
+
+/** Requests refused for want of the token: the first logged at once, the rest counted and logged at most once a minute. */
+class Refusals {
+  private count = 0;
+  private lastLogged = 0;
+  private lastPeer = '';
+
+  add(peer: string): void {
+    this.count++;
+    this.lastPeer = peer;
+    const now = Date.now();
+    if (now - this.lastLogged < REFUSALS_LOG_EVERY_MS) return;
+    this.lastLogged = now;
+    log.warn('admin listener: requests refused without the right token', { refused: this.count, lastFrom: this.lastPeer });
+    this.count = 0;
+  }
 }
 
 /**

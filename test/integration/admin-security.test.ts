@@ -114,6 +114,8 @@ test('with a token: 401 and WWW-Authenticate: Bearer without it or with a wrong 
   assert.is((await request(port, '/metrics', { header: `bearer  ${TOKEN}` })).status, 200, 'the scheme is case-insensitive');
   const status = await request(port, `/servers/${server}`, { token: TOKEN });
   assert.is(status.status, 200, status.body);
+  assert.match(p.output, /"refused":1,"lastFrom":"127\.0\.0\.1","msg":"admin listener: requests refused without the right token"/);
+  assert.is(p.output.split('requests refused').length, 2, 'logged once a minute at most');
   assert.not.ok(p.output.includes(TOKEN), 'the token is never logged');
 });
 
