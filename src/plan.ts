@@ -24,9 +24,9 @@ import { parseServerAddress, serverKey, type Distribution, type ServerAddress } 
 import { isProxyKey, metadump } from './backend/metadump.js';
 import { endsWithEnd, exchange } from './backend/server-request.js';
 import { Router } from './routing/router.js';
-import { adminRequest, DEFAULT_ADMIN, parseAdmin } from './admin-client.js';
+import { ADMIN_ACCESS_USAGE, adminRequest, DEFAULT_ADMIN, noAdminAccess, parseAdmin, takeAdminAccess, type AdminAccess } from './admin-client.js';
 
-const USAGE = 'usage: mcrelay plan --config NEW.yml [--current OLD.yml | --admin HOST:PORT] [--sample N] [--json]';
+const USAGE = `usage: mcrelay plan --config NEW.yml [--current OLD.yml | --admin HOST:PORT] [--sample N] [--json] ${ADMIN_ACCESS_USAGE}`;
 /** A source that sends nothing for this long (a hung server) is given up. */
 const IDLE_MS = 10_000;
 
@@ -97,7 +97,7 @@ export interface Plan {
   readonly unreadable: string[];
 }
 
-interface Args { config: string; current: string | null; admin: string; sample: number | null; json: boolean }
+interface Args { config: string; current: string | null; admin: string; sample: number | null; json: boolean; access: AdminAccess }
 
 export async function plan(argv: readonly string[]): Promise<number> {
   const args = parseArgs(argv);
@@ -114,7 +114,7 @@ export async function plan(argv: readonly string[]): Promise<number> {
     if (typeof c === 'string') { process.stderr.write(`mcrelay plan: ${c}\n`); return 2; }
     current = c;
   } else {
-    const c = await fromAdmin(args.admin);
+    const c = await fromAdmin(args.admin, args.access);
     if (typeof c === 'string') { process.stderr.write(`mcrelay plan: ${c}\n`); return 1; }
     current = c;
   }
@@ -134,10 +134,14 @@ function parseArgs(argv: readonly string[]): Args | string {
   let admin: string | null = null;
   let sample: number | null = null;
   let json = false;
+  const access = noAdminAccess();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '-h' || a === '--help') return 'help';
     if (a === '--json') { json = true; continue; }
+    const took = takeAdminAccess(argv, i, access);
+    if (typeof took === 'string') return `${took} (${USAGE})`;
+    if (took !== null) { i = took; continue; }
     const eq = a.indexOf('=');
     const name = a.startsWith('--') && eq > 0 ? a.slice(0, eq) : a;
     if (name !== '--config' && name !== '--current' && name !== '--admin' && name !== '--sample') {
@@ -159,7 +163,7 @@ function parseArgs(argv: readonly string[]): Args | string {
   if (current !== null && admin !== null) return '--current and --admin both name the current placement: give one';
   admin ??= DEFAULT_ADMIN;
   if (parseAdmin(admin) === null) return `--admin wants HOST:PORT, got '${admin}'`;
-  return { config, current, admin, sample, json };
+  return { config, current, admin, sample, json, access };
 }
 
 /** A config file as mcrelay reads it; or the problem, naming the file. */
@@ -173,15 +177,16 @@ function fromFile(path: string, flag: string): Placement | string {
 }
 
 /** What a running mcrelay serves now, from its admin listener's GET /config. */
-async function fromAdmin(admin: string): Promise<Placement | string> {
+async function fromAdmin(admin: string, access: AdminAccess): Promise<Placement | string> {
   const where = `admin listener ${admin}`;
   let answer: { status: number; body: string };
   try {
-    answer = await adminRequest(parseAdmin(admin)!, 'GET', '/config');
+    answer = await adminRequest(parseAdmin(admin)!, 'GET', '/config', access);
   } catch (err) {
     return `${where}: ${(err as Error).message} (or name the current config with --current OLD.yml)`;
   }
   if (answer.status === 404) return `${where} has no /config (an mcrelay older than mcrelay plan?): name the current config with --current OLD.yml`;
+  if (answer.status === 401) return `${where} wants its token: --admin-token-file FILE`;
   if (answer.status !== 200) return `${where} answered ${answer.status} to GET /config`;
   let body: { masters?: unknown; backups?: unknown; distribution?: unknown };
   try { body = JSON.parse(answer.body) as typeof body; } catch { return `${where}: GET /config is not JSON`; }

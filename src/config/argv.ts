@@ -27,7 +27,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 
-import { MAX_WORKERS, serverKey, type Config, type ListenAddress, type ServerAddress } from './config.js';
+import { MAX_WORKERS, isLoopbackHost, serverKey, type AdminTlsSettings, type Config, type ListenAddress, type ServerAddress } from './config.js';
 import { loadConfigFile, type FileConfig } from './file.js';
 import { finishServerTls, finishTls, type ServerTlsDraft } from './tls.js';
 import { apply, BY_LONG, BY_SHORT, defaultDraft, error, unexpected, unknown, type Draft, type ParseResult } from './options.js';
@@ -86,6 +86,16 @@ function overlay(draft: Draft, file: FileConfig): void {
   }
   draft.mastersTls = file.mastersTls ?? null;
   draft.backupsTls = file.backupsTls ?? null;
+  // The admin listener's security (issue 18).
+  draft.adminTokenFile = file.adminTokenFile ?? draft.adminTokenFile;
+  draft.adminInsecure = file.adminInsecure ?? draft.adminInsecure;
+  if (file.adminTls != null) {
+    draft.adminTlsCert = file.adminTls.cert;
+    draft.adminTlsKey = file.adminTls.key;
+    draft.adminTlsCa = file.adminTls.ca;
+    draft.adminTlsClientAuth = file.adminTls.clientAuth;
+    draft.adminTlsMinVersion = file.adminTls.minVersion;
+  }
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -115,6 +125,9 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
   if (draft.port === 0 && draft.unixSocket === null) {
     return error('-p 0 turns TCP off, so a unix socket to listen on (-f path) is required');
   }
+
+  const adminSecurity = adminSecuritySettings(draft);
+  if (typeof adminSecurity === 'string') return error(adminSecurity);
 
   const listen: ListenAddress = Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket });
   const tls = finishTls(draft.tls);
@@ -168,8 +181,34 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     io: draft.io,
     tls,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
+    ...adminSecurity,
   };
   return { kind: 'run', config: Object.freeze(config) };
+}
+
+/**
+ * The admin listener's security settings (issue 18), paths made absolute (the
+ * files are read again on SIGHUP, from wherever mcrelay then stands), or why
+ * they cannot be used. An admin listener any other host can reach needs a
+ * token, or `admin_insecure: true` written out.
+ */
+function adminSecuritySettings(draft: Draft): Pick<Config, 'adminTokenFile' | 'adminTls' | 'adminInsecure'> | string {
+  const file = (p: string | null): string | null => (p === null ? null : resolvePath(p));
+  let adminTls: AdminTlsSettings | null = null;
+  const clientAuth = draft.adminTlsClientAuth ?? 'none';
+  if (draft.adminTlsCert !== null || draft.adminTlsKey !== null) {
+    if (draft.adminTlsCert === null || draft.adminTlsKey === null) return 'admin_tls needs both cert and key (--admin-tls-cert, --admin-tls-key)';
+    if (clientAuth !== 'none' && draft.adminTlsCa === null) return `admin_tls client_auth ${clientAuth} needs ca (--admin-tls-ca): the CA client certificates are checked against`;
+    adminTls = Object.freeze({ cert: file(draft.adminTlsCert)!, key: file(draft.adminTlsKey)!, ca: file(draft.adminTlsCa), clientAuth, minVersion: draft.adminTlsMinVersion ?? 'TLSv1.2' });
+  } else if (draft.adminTlsCa !== null || draft.adminTlsClientAuth !== null || draft.adminTlsMinVersion !== null) {
+    return 'admin_tls settings without cert and key (--admin-tls-cert, --admin-tls-key)';
+  }
+  const a = draft.admin;
+  if (a !== null && draft.adminTokenFile === null && !draft.adminInsecure && !isLoopbackHost(a.host)) {
+    const at = a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+    return `the admin listener ${at} is not on a loopback address and has no token: set admin_token_file (--admin-token-file), or write admin_insecure: true (--admin-insecure) to serve it to anyone who can reach it`;
+  }
+  return { adminTokenFile: file(draft.adminTokenFile), adminTls, adminInsecure: draft.adminInsecure };
 }
 
 /**

@@ -3,7 +3,7 @@
 // immutable once built. The value syntax both sources share lives here too, so a
 // setting reads the same whether it was typed as a flag or written in the file.
 
-import type { ClientTls, ServerTls } from './tls.js';
+import type { ClientAuth, ClientTls, ServerTls, TlsVersion } from './tls.js';
 import { isIPv6 } from 'node:net';
 
 export type Distribution = 'jump' | 'ketama' | 'magent';
@@ -99,6 +99,32 @@ export interface Config {
   readonly tls: ClientTls | null;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
+  // The admin listener's security (issue 18; README "Securing the admin listener").
+  /** file holding the bearer token every admin endpoint but /health requires (absolute path; re-read on SIGHUP), or null: none */
+  readonly adminTokenFile: string | null;
+  /** HTTPS on the admin listener (its files re-read on SIGHUP), or null: plain HTTP */
+  readonly adminTls: AdminTlsSettings | null;
+  /** `admin_insecure: true`: the admin listener may be on a non-loopback address without a token */
+  readonly adminInsecure: boolean;
+}
+
+// ---- The admin listener's security settings ----
+
+/** TLS files and policy, in the shape the client listeners' `tls:` takes; paths absolute. */
+export interface AdminTlsSettings {
+  readonly cert: string;
+  readonly key: string;
+  /** CA bundle client certificates are checked against; required unless clientAuth is none */
+  readonly ca: string | null;
+  /** none: no client certificate asked; optional: one is checked if sent; require: a handshake without one fails */
+  readonly clientAuth: ClientAuth;
+  readonly minVersion: TlsVersion;
+}
+
+/** The admin address needs no token: only this host can reach 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 export const DEFAULTS = {

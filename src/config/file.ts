@@ -23,7 +23,7 @@ import {
 } from './config.js';
 import {
   CLIENT_AUTH_EXPECTED, emptyServerTlsDraft, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED,
-  type ServerTlsDraft, type TlsDraft, type TlsVersion,
+  type ClientAuth, type ServerTlsDraft, type TlsDraft, type TlsVersion,
 } from './tls.js';
 
 /**
@@ -139,6 +139,26 @@ const KEYS: Record<string, Reader> = {
     if (typeof a === 'string') throw new FileError(key, `${a} (or off), got ${describe(v)}`, v);
     out.admin = Object.freeze({ host: a.host, port: a.port }) satisfies AdminAddress;
   },
+  // The admin listener's security (issue 18): paths as written, made absolute by argv.ts.
+  admin_token_file: (out, v, key, doc) => { out.adminTokenFile = filePath(v, key, doc); },
+  admin_insecure: (out, v, key) => {
+    if (!isScalar(v) || typeof v.value !== 'boolean') throw new FileError(key, `expected true or false, got ${describe(v)}`, v);
+    out.adminInsecure = v.value;
+  },
+  admin_tls: (out, v, key, doc) => {
+    const t: { cert?: string; key?: string; ca?: string | null; clientAuth?: ClientAuth; minVersion?: TlsVersion } = {};
+    section(v, key, doc, {
+      cert: (n, k) => { t.cert = filePath(n, k, doc); },
+      key: (n, k) => { t.key = filePath(n, k, doc); },
+      ca: (n, k) => { t.ca = filePath(n, k, doc); },
+      client_auth: (n, k) => { t.clientAuth = readClientAuth(n, k, doc); },
+      min_version: (n, k) => { t.minVersion = tlsVersion(n, k, doc); },
+    });
+    if (t.cert === undefined || t.key === undefined) throw new FileError(key, 'expected both cert and key', v);
+    const clientAuth = t.clientAuth ?? 'none';
+    if (clientAuth !== 'none' && t.ca === undefined) throw new FileError(key, `client_auth: ${clientAuth} needs ca (the CA client certificates are checked against)`, v);
+    out.adminTls = Object.freeze({ cert: t.cert, key: t.key, ca: t.ca ?? null, clientAuth, minVersion: t.minVersion ?? 'TLSv1.2' });
+  },
   backup_coverage_warn: (out, v, key, doc) => { out.backupCoverageWarn = ratio(v, key, doc); },
   drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
   switch_delay_seconds: (out, v, key, doc) => { out.switchDelaySeconds = integer(v, key, doc, 0, MAX_SECONDS); },
@@ -229,11 +249,7 @@ function readTls(out: FileConfig, v: Node | null, key: string, doc: Document): v
     cert: (n, k) => { t.cert = filePath(n, k, doc); },
     key: (n, k) => { t.key = filePath(n, k, doc); },
     ca: (n, k) => { t.ca = filePath(n, k, doc); },
-    client_auth: (n, k) => {
-      const a = parseClientAuth(string(n, k, doc, 'none, optional or require'));
-      if (a === null) throw new FileError(k, `${CLIENT_AUTH_EXPECTED}, got ${describe(n)}`, n);
-      t.clientAuth = a;
-    },
+    client_auth: (n, k) => { t.clientAuth = readClientAuth(n, k, doc); },
     min_version: (n, k) => { t.minVersion = tlsVersion(n, k, doc); },
     listen: (n, k) => {
       const items = isSeq(n) ? n.items.map((item, i) => [deref(item as Node, doc, `${k}[${i}]`), `${k}[${i}]`] as const) : [[n, k] as const];
@@ -266,10 +282,10 @@ function readServerTls(v: Node | null, key: string, doc: Document): ServerTlsDra
   return t;
 }
 
-function filePath(n: Node | null, k: string, doc: Document): string {
-  const s = string(n, k, doc, 'a file path');
-  if (s === '') throw new FileError(k, 'expected a file path, got an empty string', n);
-  return s;
+function readClientAuth(n: Node | null, k: string, doc: Document): ClientAuth {
+  const a = parseClientAuth(string(n, k, doc, 'none, optional or require'));
+  if (a === null) throw new FileError(k, `${CLIENT_AUTH_EXPECTED}, got ${describe(n)}`, n);
+  return a;
 }
 
 function tlsVersion(n: Node | null, k: string, doc: Document): TlsVersion {
@@ -362,6 +378,13 @@ function deref(node: Node | null | undefined, doc: Document, key: string): Node 
     throw new FileError(key, `tag ${quoteless(tag)} not allowed (the file holds plain values only)`, n);
   }
   return n;
+}
+
+/** A file's path: a non-empty string. */
+function filePath(v: Node | null, key: string, doc: Document): string {
+  const s = string(v, key, doc, 'a file path');
+  if (s === '') throw new FileError(key, 'expected a file path, got an empty string', v);
+  return s;
 }
 
 function string(v: Node | null, key: string, doc: Document, expected: string): string {

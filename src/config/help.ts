@@ -100,6 +100,21 @@ Operations:
       --admin HOST:PORT|off HTTP listener for /metrics (Prometheus), /health,
                             /ready and /config (default ${DEFAULTS.admin.host}:${DEFAULTS.admin.port}); off
                             disables it
+      --admin-token-file FILE
+                            every admin endpoint but /health requires
+                            "Authorization: Bearer <token>", the token read
+                            from FILE (not readable by others; read again on
+                            SIGHUP). Required for an admin address off
+                            loopback, unless --admin-insecure
+      --admin-insecure      allow an admin address off loopback without a token
+      --admin-tls-cert FILE, --admin-tls-key FILE
+                            serve the admin listener over HTTPS (PEM files,
+                            read again on SIGHUP)
+      --admin-tls-ca FILE   CA that client certificates are checked against
+      --admin-tls-client-auth none|optional|require
+                            ask for a client certificate (default none)
+      --admin-tls-min-version TLSv1.2|TLSv1.3
+                            oldest TLS version taken (default TLSv1.2)
       --backup-coverage-warn R
                             log a warning (at most once a minute) while a
                             backup holds less than this share of the keys its
@@ -116,6 +131,8 @@ Operations:
 
 Commands:
   mcrelay ctl drain|undrain|status HOST:PORT [--admin HOST:PORT]
+              [--admin-token-file FILE] [--admin-ca FILE]
+              [--admin-cert FILE --admin-key FILE]
                             planned maintenance of a master, through a running
                             mcrelay's admin listener
   mcrelay plan --config NEW.yml [--current OLD.yml | --admin HOST:PORT]
@@ -126,6 +143,9 @@ Commands:
                             the current pool from OLD.yml or a running
                             mcrelay's admin listener; --sample N reads at most
                             N keys per server and scales them up
+  ctl and plan take the admin listener's token from --admin-token-file FILE;
+  --admin-ca FILE makes them use HTTPS, checking its certificate against FILE,
+  and --admin-cert and --admin-key give them a client certificate
 
 Process:
       --workers N           worker threads, 1..256 (default: the number of CPUs,

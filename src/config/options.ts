@@ -14,7 +14,7 @@ import {
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
 import { quoteless } from './file.js';
-import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type ServerTlsDraft, type TlsDraft } from './tls.js';
+import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type ClientAuth, type ServerTlsDraft, type TlsDraft, type TlsVersion } from './tls.js';
 import { helpText } from './help.js';
 import { VERSION } from '../version.js';
 
@@ -31,7 +31,12 @@ type OptionId =
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'switchDelaySeconds' | 'warmupSeconds'
   | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io'
-  | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'tlsClientAuth' | 'tlsMinVersion' | 'tlsListen';
+  | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'tlsClientAuth' | 'tlsMinVersion' | 'tlsListen'
+  | AdminSecurityId;
+
+/** The admin listener's security options (issue 18). */
+type AdminSecurityId =
+  | 'adminTokenFile' | 'adminInsecure' | 'adminTlsCert' | 'adminTlsKey' | 'adminTlsCa' | 'adminTlsClientAuth' | 'adminTlsMinVersion';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -81,6 +86,14 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'tlsClientAuth', short: null, long: ['tls-client-auth'], takesValue: true },
   { id: 'tlsMinVersion', short: null, long: ['tls-min-version'], takesValue: true },
   { id: 'tlsListen', short: null, long: ['tls-listen'], takesValue: true },
+  // The admin listener's security (issue 18).
+  { id: 'adminTokenFile', short: null, long: ['admin-token-file'], takesValue: true },
+  { id: 'adminInsecure', short: null, long: ['admin-insecure'], takesValue: false },
+  { id: 'adminTlsCert', short: null, long: ['admin-tls-cert'], takesValue: true },
+  { id: 'adminTlsKey', short: null, long: ['admin-tls-key'], takesValue: true },
+  { id: 'adminTlsCa', short: null, long: ['admin-tls-ca'], takesValue: true },
+  { id: 'adminTlsClientAuth', short: null, long: ['admin-tls-client-auth'], takesValue: true },
+  { id: 'adminTlsMinVersion', short: null, long: ['admin-tls-min-version'], takesValue: true },
 ];
 
 export const BY_SHORT = new Map<string, OptionSpec>();
@@ -133,6 +146,14 @@ export interface Draft {
   backupsTls: ServerTlsDraft | null;
   /** --config as given */
   configPath: string | null;
+  // The admin listener's security, as given (paths made absolute by argv.ts); admin_tls field by field.
+  adminTokenFile: string | null;
+  adminInsecure: boolean;
+  adminTlsCert: string | null;
+  adminTlsKey: string | null;
+  adminTlsCa: string | null;
+  adminTlsClientAuth: ClientAuth | null;
+  adminTlsMinVersion: TlsVersion | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
   mastersFromFile: boolean;
   backupsFromFile: boolean;
@@ -175,6 +196,13 @@ export function defaultDraft(defaultWorkers: number): Draft {
     mastersTls: null,
     backupsTls: null,
     configPath: null,
+    adminTokenFile: null,
+    adminInsecure: false,
+    adminTlsCert: null,
+    adminTlsKey: null,
+    adminTlsCa: null,
+    adminTlsClientAuth: null,
+    adminTlsMinVersion: null,
     mastersFromFile: false,
     backupsFromFile: false,
     verboseFromFile: false,
@@ -359,6 +387,36 @@ export function apply(draft: Draft, id: OptionId, flag: string, value: string | 
       draft.journalMaxKeys = n;
       return null;
     }
+    default:
+      return applyAdminSecurity(draft, id, flag, v);
+  }
+}
+
+/** The admin listener's security options (issue 18). */
+function applyAdminSecurity(draft: Draft, id: AdminSecurityId, flag: string, v: string): ParseResult | null {
+  switch (id) {
+    case 'adminInsecure':
+      draft.adminInsecure = true;
+      return null;
+    case 'adminTlsClientAuth': {
+      const a = parseClientAuth(v);
+      if (a === null) return invalid(flag, v, CLIENT_AUTH_EXPECTED);
+      draft.adminTlsClientAuth = a;
+      return null;
+    }
+    case 'adminTlsMinVersion': {
+      const t = parseTlsVersion(v);
+      if (t === null) return invalid(flag, v, TLS_VERSION_EXPECTED);
+      draft.adminTlsMinVersion = t;
+      return null;
+    }
+    default:
+      if (v === '') return invalid(flag, v, 'expected a file path');
+      if (id === 'adminTokenFile') draft.adminTokenFile = v;
+      else if (id === 'adminTlsCert') draft.adminTlsCert = v;
+      else if (id === 'adminTlsKey') draft.adminTlsKey = v;
+      else draft.adminTlsCa = v;
+      return null;
   }
 }
 

@@ -11,6 +11,14 @@
 //                    the server lists and distribution running now (after the
 //                    last reload), names as configured; what `mcrelay plan` reads
 //
+// Securing it (issue 18; main/admin-secrets.ts reads the files):
+//   a token (admin_token_file): every request but /health without
+//     "Authorization: Bearer <token>" gets 401 and WWW-Authenticate: Bearer,
+//     whatever its path; drain and undrain are then answered on any address
+//   TLS (admin_tls): HTTPS, optionally asking for a client certificate
+//   SIGHUP (reload()): the token and the certificate are read again; new
+//     requests need the new token, new connections get the new certificate
+//
 // A scrape reads the SharedArrayBuffers the workers write; it asks no worker
 // anything, so it costs the data path nothing and answers while a worker hangs.
 // What a scrape reads and the metrics' names: main/metrics.ts.
@@ -20,7 +28,9 @@ import type { AddressInfo } from 'node:net';
 
 import type { Registry } from 'prom-client';
 
-import type { AdminAddress } from '../config/config.js';
+import type { AdminAddress, AdminTlsSettings, Config } from '../config/config.js';
+import { log } from '../log.js';
+import type { AdminSecrets, TlsFiles } from './admin-secrets.js';
 import { STATE_NAMES } from '../shared/health.js';
 import { F } from '../shared/server-figures.js';
 import { buildRegistry, type AdminSources } from './metrics.js';
@@ -31,6 +41,11 @@ export interface Admin {
   readonly address: AddressInfo;
   /** After a reload that rebuilt the tables or the server list: read these from now on. */
   setSources(sources: AdminSources): void;
+  /**
+   * SIGHUP: reads the token file and the TLS files again (admin_tls itself
+   * is fixed at start). A file that cannot be used keeps what was in use, with an error logged.
+   */
+  reload(config: Pick<Config, 'adminTokenFile' | 'adminTls'>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,28 +64,41 @@ export interface AdminLimits {
  * null, i.e. --admin off). Rejects when the address cannot be bound.
  */
 export async function startAdmin(
-  config: { readonly admin: AdminAddress | null },
+  config: { readonly admin: AdminAddress | null; readonly adminTls?: AdminTlsSettings | null },
   sources: AdminSources,
   limits: AdminLimits = { headersTimeoutMs: HEADERS_TIMEOUT_MS, maxConnections: MAX_CONNECTIONS },
+  secrets: AdminSecrets = { authorize: null, tls: null },
 ): Promise<Admin> {
   const at = config.admin;
   if (at === null) throw new Error('the admin listener is off (--admin off)');
+  const tlsSettings = config.adminTls ?? null;
+  if ((tlsSettings === null) !== (secrets.tls === null)) throw new Error('admin_tls and its files go together');
   let current = sources;
+  let authorize = secrets.authorize;
   const registry = buildRegistry(() => current);
 
   const timeout = limits.headersTimeoutMs;
-  // Write endpoints only where nobody but this host can reach them.
+  // Write endpoints only where nobody but this host can reach them, or to whoever has the token.
   const loopbackOnly = isLoopback(at.host);
-  const server = http.createServer({
+  const options = {
     headersTimeout: timeout,
     requestTimeout: timeout,
     // Node checks these timeouts only this often (30 s by default): a client
     // trickling its headers would otherwise hold a connection four times as long.
     connectionsCheckingInterval: Math.max(1, Math.min(1000, timeout >> 2)),
-  }, (req, res) => {
-    if (req.url?.startsWith('/servers/') === true) void control(req, res, current, loopbackOnly);
+  };
+  const refusals = new Refusals();
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (authorize !== null && pathOf(req) !== '/health' && !authorize(req.headers.authorization)) {
+      refusals.add(req.socket.remoteAddress ?? '');
+      res.setHeader('WWW-Authenticate', 'Bearer');
+      send(req, res, 401, 'unauthorized\n');
+      return;
+    }
+    if (req.url?.startsWith('/servers/') === true) void control(req, res, current, loopbackOnly, authorize !== null);
     else void respond(req, res, registry, current);
-  });
+  };
+  const server = tlsSettings === null ? http.createServer(options, handle) : await httpsServer(options, tlsSettings, secrets.tls!, timeout, handle);
   server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -83,6 +111,21 @@ export async function startAdmin(
   return {
     address: server.address() as AddressInfo,
     setSources(next: AdminSources): void { current = next; },
+    async reload(next): Promise<void> {
+      if (next.adminTokenFile === null && tlsSettings === null) {
+        authorize = null;
+        return;
+      }
+      try {
+        const { readAdminSecrets } = await import('./admin-secrets.js');
+        // admin_tls is fixed at start (an HTTP listener cannot turn HTTPS): its files are read again.
+        const fresh = readAdminSecrets({ adminTokenFile: next.adminTokenFile, adminTls: tlsSettings });
+        if (fresh.tls !== null) (server as import('node:https').Server).setSecureContext(secureContextOptions(tlsSettings!, fresh.tls));
+        authorize = fresh.authorize;
+      } catch (err) {
+        log.error('reload: the admin listener keeps its token and certificate', { error: (err as Error).message });
+      }
+    },
     close(): Promise<void> {
       return new Promise((resolve) => {
         server.close(() => resolve());
@@ -93,9 +136,63 @@ export async function startAdmin(
   };
 }
 
-async function respond(req: http.IncomingMessage, res: http.ServerResponse, registry: Registry, sources: AdminSources): Promise<void> {
+/** How often, at most, requests refused for want of the token are logged (a scanner would fill the log). */
+const REFUSALS_LOG_EVERY_MS = 60_000;
+
+/** Requests refused for want of the token: the first logged at once, the rest counted and logged at most once a minute. */
+class Refusals {
+  private count = 0;
+  private lastLogged = 0;
+  private lastPeer = '';
+
+  add(peer: string): void {
+    this.count++;
+    this.lastPeer = peer;
+    const now = Date.now();
+    if (now - this.lastLogged < REFUSALS_LOG_EVERY_MS) return;
+    this.lastLogged = now;
+    log.warn('admin listener: requests refused without the right token', { refused: this.count, lastFrom: this.lastPeer });
+    this.count = 0;
+  }
+}
+
+/**
+ * The HTTPS server (node:https loaded only then). client_auth optional asks for
+ * a certificate and takes a handshake without one; one that was sent must be
+ * signed by ca, or the connection is closed before any request is read.
+ */
+async function httpsServer(
+  options: http.ServerOptions, t: AdminTlsSettings, files: TlsFiles, timeout: number,
+  handle: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<http.Server> {
+  const https = await import('node:https');
+  const server = https.createServer({
+    ...options,
+    ...secureContextOptions(t, files),
+    requestCert: t.clientAuth !== 'none',
+    rejectUnauthorized: t.clientAuth === 'require',
+    // A client that stalls its handshake is dropped as one that stalls its headers.
+    handshakeTimeout: timeout,
+  }, handle);
+  if (t.clientAuth === 'optional') {
+    server.on('secureConnection', (socket: import('node:tls').TLSSocket) => {
+      if (!socket.authorized && Object.keys(socket.getPeerCertificate()).length > 0) socket.destroy();
+    });
+  }
+  return server as unknown as http.Server;
+}
+
+function secureContextOptions(t: AdminTlsSettings, files: TlsFiles): import('node:tls').SecureContextOptions {
+  return { cert: files.cert, key: files.key, ...(files.ca === null ? {} : { ca: files.ca }), minVersion: t.minVersion };
+}
+
+function pathOf(req: http.IncomingMessage): string {
   const q = req.url?.indexOf('?') ?? -1;
-  const path = q < 0 ? (req.url ?? '/') : req.url!.slice(0, q);
+  return q < 0 ? (req.url ?? '/') : req.url!.slice(0, q);
+}
+
+async function respond(req: http.IncomingMessage, res: http.ServerResponse, registry: Registry, sources: AdminSources): Promise<void> {
+  const path = pathOf(req);
   if (path !== '/metrics' && path !== '/health' && path !== '/ready' && path !== '/config') {
     send(req, res, 404, 'not found\n');
     return;
@@ -133,7 +230,7 @@ async function respond(req: http.IncomingMessage, res: http.ServerResponse, regi
  * Planned maintenance: POST /servers/<host:port>/drain or /undrain, GET
  * /servers/<host:port> for its state; JSON answers.
  */
-async function control(req: http.IncomingMessage, res: http.ServerResponse, sources: AdminSources, loopbackOnly: boolean): Promise<void> {
+async function control(req: http.IncomingMessage, res: http.ServerResponse, sources: AdminSources, loopbackOnly: boolean, tokenChecked: boolean): Promise<void> {
   const json = (status: number, body: unknown): void => send(req, res, status, `${JSON.stringify(body)}\n`, 'application/json');
   const m = /^\/servers\/([^/?]+)(?:\/(drain|undrain))?$/.exec(req.url!.split('?')[0]!);
   if (m === null) { json(404, { error: 'not found' }); return; }
@@ -148,7 +245,7 @@ async function control(req: http.IncomingMessage, res: http.ServerResponse, sour
     return;
   }
   if (req.method !== 'POST') { res.setHeader('Allow', 'POST'); json(405, { error: 'method not allowed' }); return; }
-  if (!loopbackOnly || !isLoopback(req.socket.remoteAddress ?? '')) {
+  if (!tokenChecked && (!loopbackOnly || !isLoopback(req.socket.remoteAddress ?? ''))) {
     json(403, { error: 'drain and undrain are answered only on a loopback admin address' });
     return;
   }

@@ -56,7 +56,7 @@ const PUBLISH_INTERVAL_MS = 20;
 interface Switching { cancelled: boolean; timer: NodeJS.Timeout | null }
 
 /** Settings fixed at start: a reload keeps them. */
-const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'unixSocketMode', 'admin', 'io'] as const;
+const FIXED = ['listen', 'extraListen', 'workers', 'user', 'group', 'unixSocketMode', 'admin', 'io', 'adminTls', 'adminInsecure'] as const;
 
 /**
  * The I/O path to run: --io portable as asked; the fast path when this Node has
@@ -104,6 +104,10 @@ function tcpListeners(config: Config): Array<{ host: string; port: number; tls: 
 export async function start(config: Config): Promise<Running> {
   // Before anything binds: an unknown -u or -g ends the start here (UsageError).
   const identity = resolveIdentity(config.user, config.group);
+  // The admin listener's token and TLS files: one that cannot be used ends the start here too (UsageError).
+  const adminSecrets = config.admin !== null && (config.adminTokenFile !== null || config.adminTls !== null)
+    ? (await import('./admin-secrets.js')).readAdminSecrets(config)
+    : undefined;
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
   let health = new HealthTable(servers.length);
@@ -203,7 +207,7 @@ export async function start(config: Config): Promise<Running> {
   });
   let current = config;
   // The admin stack (node:http and prom-client, about 20 MB of RSS) is loaded only when it listens.
-  const admin = config.admin === null ? null : await import('./admin.js').then(({ startAdmin }) => startAdmin(config, adminSources())).catch((err: Error) => {
+  const admin = config.admin === null ? null : await import('./admin.js').then(({ startAdmin }) => startAdmin(config, adminSources(), undefined, adminSecrets)).catch((err: Error) => {
     // Several mcrelays on one host (the entry proxies and the backup of DESIGN.md)
     // would all want the default port: the proxy runs on, and says so.
     log.error('admin listener not started', { admin: `${config.admin!.host}:${config.admin!.port}`, error: err.message });
@@ -360,6 +364,8 @@ export async function start(config: Config): Promise<Running> {
         merged.tls = current.tls;
       }
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
+      // The token and the certificate are read again whatever else the reload does.
+      void admin?.reload(merged);
       const placement = placementOf(merged);
       if (samePlacement(placements.placement, placement)) {
         apply(merged, null);

@@ -9,7 +9,7 @@
 // Keys are EC P-256 without a passphrase: quick to make, and every TLS client
 // the suite uses takes them.
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
@@ -64,11 +64,12 @@ extendedKeyUsage = clientAuth
 `;
 
 /**
- * Makes the certificates in dir (a new temporary folder when not given) and
+ * Makes the certificates in dir (made if missing; a new temporary folder when not given) and
  * returns their paths, all PEM. The caller removes the folder.
  */
 export async function makeCerts(dir?: string): Promise<Certs> {
   const at = dir ?? await mkdtemp(path.join(tmpdir(), 'mcrelay-certs-'));
+  await mkdir(at, { recursive: true });
   await writeFile(path.join(at, 'ext.cnf'), EXTENSIONS);
   await Promise.all([makeCa(at, 'ca', 'mcrelay-test-ca'), makeCa(at, 'other-ca', 'mcrelay-test-other-ca')]);
   // One after another: -CAcreateserial writes ca.srl.

@@ -78,7 +78,7 @@ test('drain on a non-loopback admin address: 403; unknown server: 404; bad usage
     let admin = 0;
     for (let attempt = 1; admin === 0; attempt++) {
       const port = await freePort();
-      const p = await startProxy(['-s', m0.addr, '-b', b0.addr, '--workers', '1', '--admin', `0.0.0.0:${port}`]);
+      const p = await startProxy(['-s', m0.addr, '-b', b0.addr, '--workers', '1', '--admin', `0.0.0.0:${port}`, '--admin-insecure']);
       procs.push(p);
       try {
         await waitForPort(port, 2000);

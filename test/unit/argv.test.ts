@@ -54,6 +54,9 @@ const DEFAULT_CONFIG: Config = {
   io: 'fast',
   tls: null,
   configPath: null,
+  adminTokenFile: null,
+  adminTls: null,
+  adminInsecure: false,
 };
 
 test('magent example command line keeps magent meaning', () => {
@@ -335,6 +338,8 @@ const LONG_NAMES = [
   '--config', '--admin', '--drain-seconds', '--switch-delay', '--warmup-seconds', '--warmup-done-ratio',
   '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes', '--backup-coverage-warn',
   '--io', '--tls-cert', '--tls-key', '--tls-ca', '--tls-client-auth', '--tls-min-version', '--tls-listen',
+  '--admin-token-file', '--admin-insecure', '--admin-tls-cert', '--admin-tls-key', '--admin-tls-ca',
+  '--admin-tls-client-auth', '--admin-tls-min-version',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

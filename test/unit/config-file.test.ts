@@ -55,6 +55,9 @@ journal:
   max_keys: 5000
 backup_coverage_warn: 0.5
 admin: 0.0.0.0:9200
+admin_token_file: /etc/mcrelay/admin.token
+admin_tls: { cert: /etc/mcrelay/admin.pem, key: /etc/mcrelay/admin.key, ca: /etc/mcrelay/ca.pem, client_auth: require, min_version: TLSv1.3 }
+admin_insecure: false
 drain_seconds: 3
 switch_delay_seconds: 4
 unix_socket_mode: '0600'
@@ -97,6 +100,9 @@ test('a file with every key gives every setting', () => {
     backupCoverageWarn: 0.5,
     tls: null,
     configPath: file,
+    adminTokenFile: '/etc/mcrelay/admin.token',
+    adminTls: { cert: '/etc/mcrelay/admin.pem', key: '/etc/mcrelay/admin.key', ca: '/etc/mcrelay/ca.pem', clientAuth: 'require', minVersion: 'TLSv1.3' },
+    adminInsecure: false,
   });
   assert.ok(Object.isFrozen(c));
 });
@@ -187,7 +193,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, tls, masters_tls, backups_tls, io)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, admin_token_file, admin_insecure, admin_tls, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, tls, masters_tls, backups_tls, io)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
@@ -231,6 +237,13 @@ const FILE_ERRORS: [string, string][] = [
   ['listen: 12000\n', ':1: listen: expected host:port, a socket path, or a list of them, got 12000'],
   ['admin: on\n', ":1: admin: expected host:port (the port is required) (or off), got 'on'"],
   ['admin: /run/admin.sock\n', ":1: admin: expected host:port (or off), got '/run/admin.sock'"],
+  ['admin_token_file: ""\n', ':1: admin_token_file: expected a file path, got an empty string'],
+  ['admin_insecure: yes\n', ":1: admin_insecure: expected true or false, got 'yes'"],
+  ['admin_tls: { cert: a.pem }\n', ':1: admin_tls: expected both cert and key'],
+  ['admin_tls: { cert: a.pem, key: a.key, client_auth: require }\n', ':1: admin_tls: client_auth: require needs ca (the CA client certificates are checked against)'],
+  ['admin_tls: { cert: a.pem, key: a.key, client_auth: yes }\n', ":1: admin_tls.client_auth: expected none, optional or require, got 'yes'"],
+  ['admin_tls: { cert: a.pem, key: a.key, min_version: TLSv1.1 }\n', ":1: admin_tls.min_version: expected TLSv1.2 or TLSv1.3, got 'TLSv1.1'"],
+  ['admin_tls: { cert: a.pem, key: a.key, sni: x }\n', ':1: admin_tls.sni: unknown key (known: cert, key, ca, client_auth, min_version)'],
   ['unix_socket_mode: 0660\n', ":1: unix_socket_mode: expected an octal mode 000..777, e.g. 0660, quoted ('0660') or as 0o660; got 0660"],
   ['unix_socket_mode: "rw"\n', ":1: unix_socket_mode: expected an octal mode 000..777, e.g. 0660, quoted ('0660') or as 0o660; got 'rw'"],
   ['user: -root\n', ":1: user: expected a user name or numeric id, got '-root'"],
@@ -273,8 +286,32 @@ test('new flags: exact errors', () => {
     [['--warmup-done-ratio', '1.5'], "mcrelay: invalid value '1.5' for --warmup-done-ratio: expected a number 0..1 (e.g. 0.01)"],
     [['--warmup-done-ratio', '1e-2'], "mcrelay: invalid value '1e-2' for --warmup-done-ratio: expected a number 0..1 (e.g. 0.01)"],
     [['--journal-max-keys', '0'], "mcrelay: invalid value '0' for --journal-max-keys: expected an integer 1..2147483647"],
+    [['--admin-token-file='], "mcrelay: invalid value '' for --admin-token-file: expected a file path"],
+    [['--admin-tls-client-auth', 'yes'], "mcrelay: invalid value 'yes' for --admin-tls-client-auth: expected none, optional or require"],
+    [['--admin-tls-min-version', '1.3'], "mcrelay: invalid value '1.3' for --admin-tls-min-version: expected TLSv1.2 or TLSv1.3"],
+    [['--admin-tls-cert', 'a.pem'], 'mcrelay: admin_tls needs both cert and key (--admin-tls-cert, --admin-tls-key)'],
+    [['--admin-tls-ca', 'ca.pem'], 'mcrelay: admin_tls settings without cert and key (--admin-tls-cert, --admin-tls-key)'],
+    [['--admin-tls-cert', 'a.pem', '--admin-tls-key', 'a.key', '--admin-tls-client-auth', 'optional'],
+      'mcrelay: admin_tls client_auth optional needs ca (--admin-tls-ca): the CA client certificates are checked against'],
   ];
   for (const [argv, message] of ERRORS) assert.equal(parseArgv(['-s', 'a', ...argv], ENV), { kind: 'error', message }, argv.join(' '));
+});
+
+test('an admin listener off loopback needs a token, or admin_insecure written out', () => {
+  const refused = (at: string): string => `mcrelay: the admin listener ${at} is not on a loopback address and has no token: set admin_token_file (--admin-token-file), or write admin_insecure: true (--admin-insecure) to serve it to anyone who can reach it`;
+  assert.equal(parseArgv(['-s', 'a', '--admin', '0.0.0.0:9121'], ENV), { kind: 'error', message: refused('0.0.0.0:9121') });
+  assert.equal(parseArgv(['-s', 'a', '--admin', '[::]:9121'], ENV), { kind: 'error', message: refused('[::]:9121') });
+  assert.equal(parseArgv(['-s', 'a', '--admin', '10.1.2.3:9121'], ENV), { kind: 'error', message: refused('10.1.2.3:9121') });
+  assert.equal(parseArgv(['-s', 'a', '--admin', 'admin.example.com:9121'], ENV), { kind: 'error', message: refused('admin.example.com:9121') });
+  const insecure = write('insecure.yml', 'masters: [a:1]\nadmin: 0.0.0.0:9121\nadmin_insecure: true\n');
+  assert.is(configOf(['--config', insecure]).adminInsecure, true);
+  assert.is(configOf(['-s', 'a', '--admin', '0.0.0.0:9121', '--admin-insecure']).adminInsecure, true);
+  const token = configOf(['-s', 'a', '--admin', '0.0.0.0:9121', '--admin-token-file', 'admin.token']);
+  assert.is(token.adminTokenFile, path.resolve('admin.token'), 'a relative path is taken from the working directory');
+  for (const at of ['127.0.0.1:9121', '127.9.8.7:9121', '[::1]:9121', 'localhost:9121', 'off']) {
+    assert.is(parseArgv(['-s', 'a', '--admin', at], ENV).kind, 'run', at);
+  }
+  assert.is(configOf(['-s', 'a']).adminTokenFile, null, 'the default admin listener needs no token');
 });
 
 test('loadConfig (SIGHUP): reads the file again under the same flags', () => {

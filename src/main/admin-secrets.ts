@@ -1,0 +1,119 @@
+// The admin listener's secrets (issue 18): the bearer token and the TLS files,
+// read at start and again on SIGHUP.
+//
+//   admin_token_file --read, checked--> sha256(token) --> authorize(Authorization header)
+//   admin_tls cert/key/ca --read, parsed, key matched to cert--> TlsFiles --> https / setSecureContext
+//
+// At start a file that cannot be used stops mcrelay before anything binds: a
+// UsageError (exit status 2) whose one line names the setting and the file. On
+// SIGHUP the caller keeps what it had and logs the same line. No message holds
+// the token: only the file's path and what is wrong with it.
+//
+// Loaded only when a token or TLS is configured (node:crypto and node:tls then
+// come with it; docs/decisions/memory.md).
+
+import { createHash, createPrivateKey, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import tls from 'node:tls';
+
+import type { AdminTlsSettings, Config } from '../config/config.js';
+import { UsageError } from '../errors.js';
+
+/** Shorter tokens are refused: a guessable token is no lock. */
+export const MIN_TOKEN_LENGTH = 16;
+
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly ca: Buffer | null;
+}
+
+export interface AdminSecrets {
+  /** Whether an Authorization header carries the token; null: no token configured, every request passes. */
+  readonly authorize: ((authorization: string | undefined) => boolean) | null;
+  readonly tls: TlsFiles | null;
+}
+
+/** Reads the token file and the TLS files the configuration names; throws a UsageError naming the file when one cannot be used. */
+export function readAdminSecrets(config: Pick<Config, 'adminTokenFile' | 'adminTls'>): AdminSecrets {
+  return {
+    authorize: config.adminTokenFile === null ? null : authorizer(readToken(config.adminTokenFile)),
+    tls: config.adminTls === null ? null : readTlsFiles(config.adminTls),
+  };
+}
+
+/** The token's digest is compared, not the token: equal lengths for timingSafeEqual whatever was sent. */
+function authorizer(token: string): (authorization: string | undefined) => boolean {
+  const want = createHash('sha256').update(token).digest();
+  return (authorization) => {
+    const m = authorization === undefined ? null : BEARER.exec(authorization);
+    const got = createHash('sha256').update(m === null ? '' : m[1]!).digest();
+    // Compared even without a match, so a missing header takes as long as a wrong one.
+    return timingSafeEqual(got, want) && m !== null;
+  };
+}
+
+/** RFC 6750's header: the scheme is case-insensitive, the token visible ASCII. */
+const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
+
+function readToken(path: string): string {
+  const where = `admin_token_file ${path}`;
+  const text = readFile(where, path).toString('utf8');
+  const mode = statSync(path).mode;
+  if ((mode & 0o007) !== 0) {
+    throw new UsageError(`${where}: readable or writable by others (mode ${(mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 or 640 it`);
+  }
+  const token = text.replace(/\r?\n$/, '');
+  if (token === '') throw new UsageError(`${where}: empty; put a token in it (e.g. openssl rand -hex 32 > FILE)`);
+  if (!/^[\x21-\x7e]+$/.test(token)) throw new UsageError(`${where}: the token holds a space, a control character or a second line; it must be one word of printable ASCII`);
+  if (token.length < MIN_TOKEN_LENGTH) throw new UsageError(`${where}: the token is shorter than ${MIN_TOKEN_LENGTH} characters (e.g. openssl rand -hex 32 > FILE)`);
+  return token;
+}
+
+function readTlsFiles(t: AdminTlsSettings): TlsFiles {
+  const cert = readFile(`admin_tls.cert ${t.cert}`, t.cert);
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new UsageError(`admin_tls.cert ${t.cert}: not a PEM certificate`);
+  }
+  const key = readFile(`admin_tls.key ${t.key}`, t.key);
+  let keyObject: KeyObject;
+  try {
+    keyObject = createPrivateKey(key);
+  } catch {
+    throw new UsageError(`admin_tls.key ${t.key}: not a PEM private key without a passphrase`);
+  }
+  if (!x509.checkPrivateKey(keyObject)) throw new UsageError(`admin_tls.key ${t.key}: not the key of admin_tls.cert ${t.cert}`);
+  let ca: Buffer | null = null;
+  if (t.ca !== null) {
+    ca = readFile(`admin_tls.ca ${t.ca}`, t.ca);
+    try {
+      new X509Certificate(ca);
+    } catch {
+      throw new UsageError(`admin_tls.ca ${t.ca}: not a PEM certificate`);
+    }
+  }
+  try {
+    tls.createSecureContext({ cert, key, ...(ca === null ? {} : { ca }), minVersion: t.minVersion });
+  } catch (err) {
+    throw new UsageError(`admin_tls.cert ${t.cert}: refused by TLS: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return { cert, key, ca };
+}
+
+const READ_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+};
+
+function readFile(where: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`${where}: cannot read it: ${READ_ERRORS[e.code ?? ''] ?? e.message}`);
+  }
+}
