@@ -5,7 +5,8 @@
 //      properties of request-check.ts / response-check.ts; spread over worker
 //      threads by input index;
 //   2. a differential run against real servers (differential.ts): memcached
-//      directly versus mcrelay in front of a second memcached.
+//      directly versus mcrelay in front of a second memcached;
+//   3. mangled TLS ClientHellos sent to mcrelay's TLS listener (tls-handshake.ts).
 //
 // Options:
 //   --seed N            the seed (default: a new one, printed); input i of seed N
@@ -13,9 +14,10 @@
 //   --inputs N          inputs per parser (default 1000000)
 //   --seconds S         time limit per parser (default 300)
 //   --workers N         threads (default: the number of CPUs, at most 8)
-//   --only request|response|differential
+//   --only request|response|differential|tls
 //   --differential N    streams for the differential run (default 2000; 0: none)
-//   --replay T:I        print input I of target T (request, response, differential) and its check
+//   --tls N             mangled TLS hellos sent to a TLS listener (default 5000; 0: none)
+//   --replay T:I        print input I of target T (request, response, differential, tls) and its check
 //
 // Exit status 1 when any property fails or any stream is answered differently.
 import os from 'node:os';
@@ -23,6 +25,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { fileURLToPath } from 'node:url';
 import { formatReport, fuzzRequests, fuzzResponses, mergeReports, requestInput, responseInput, type Budget, type Report, type Target } from './engine.js';
 import { diffInput, formatDiffReport, runDifferential } from './differential.js';
+import { formatHandshakeReport, handshakeInput, recordClientHello, runHandshakeFuzz } from './tls-handshake.js';
 import { RequestChecker } from './request-check.js';
 import { ResponseChecker } from './response-check.js';
 import { RequestModel } from './request-model.js';
@@ -76,6 +79,11 @@ function replay(spec: string, seed: number): void {
     console.log(`response input ${index} of seed ${seed} (${kind}), kinds ${JSON.stringify(input.kinds)}, cut at ${JSON.stringify(cuts)}:\n${JSON.stringify(input.text)}`);
     const f = new ResponseChecker().check(input, cuts);
     console.log(f === null ? 'all properties hold' : `${f.property}\n${f.detail}`);
+  } else if (target === 'tls') {
+    void recordClientHello('TLSv1.3').then(async (h13) => {
+      const input = handshakeInput(seed, index, [h13, await recordClientHello('TLSv1.2')]);
+      console.log(`tls input ${index} of seed ${seed} (${input.kind}), written cut at ${JSON.stringify(input.cuts)}:\n${input.bytes.toString('hex')}`);
+    });
   } else {
     const d = diffInput(seed, index);
     console.log(`differential stream ${index} of seed ${seed}, written cut at ${JSON.stringify(d.cuts)}, left out: ${JSON.stringify(d.dropped)}\n${JSON.stringify(d.stream)}`);
@@ -111,6 +119,19 @@ async function main(): Promise<void> {
     console.log(`\n${formatDiffReport(report, seed)}`);
     if (report.mismatches.length > 0) failed = true;
     await Promise.all([proxy.stop(), a.stop(), b.stop()]);
+  }
+  const tlsCount = Number(option('tls') ?? 5000);
+  if (tlsCount > 0 && (only === undefined || only === 'tls')) {
+    const { startMemcached, startProxy } = await import('../helpers/procs.js');
+    const { makeCerts } = await import('../helpers/certs.js');
+    const certs = await makeCerts();
+    const mc = await startMemcached();
+    const proxy = await startProxy(['-s', mc.addr, '--workers', '1', '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey]);
+    const report = await runHandshakeFuzz(proxy.port, seed, tlsCount, Date.now() + seconds * 1000);
+    console.log(`\n${formatHandshakeReport(report, seed)}`);
+    if (report.problems.length > 0) failed = true;
+    await Promise.all([proxy.stop(), mc.stop()]);
+    (await import('node:fs')).rmSync(certs.dir, { recursive: true, force: true });
   }
   console.log(failed ? '\nfuzz: FAILED' : '\nfuzz: all properties held');
   process.exitCode = failed ? 1 : 0;
