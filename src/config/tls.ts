@@ -79,14 +79,8 @@ export function finishTls(d: TlsDraft): ClientTls | null | string {
   if (d.cert === null || d.key === null) return 'TLS needs both a certificate and its key (--tls-cert and --tls-key, or tls.cert and tls.key)';
   const clientAuth = d.clientAuth ?? 'none';
   if (clientAuth !== 'none' && d.ca === null) return `--tls-client-auth ${clientAuth} needs the CA that signs client certificates (--tls-ca or tls.ca)`;
-  const cert = readPem(d.cert, 'certificate');
-  if (!cert.ok) return cert.error;
-  const key = readPem(d.key, 'private key');
-  if (!key.ok) return key.error;
-  const ca = d.ca === null ? null : readPem(d.ca, 'CA certificate');
-  if (ca !== null && !ca.ok) return ca.error;
-  const problem = checkMaterial(d.cert, cert.text, d.key, key.text, d.ca, ca?.text ?? null);
-  if (problem !== null) return problem;
+  const files = readTlsFiles(d, 'tls');
+  if (typeof files === 'string') return files;
   return Object.freeze({
     certFile: d.cert,
     keyFile: d.key,
@@ -94,47 +88,52 @@ export function finishTls(d: TlsDraft): ClientTls | null | string {
     clientAuth,
     minVersion: d.minVersion ?? 'TLSv1.2',
     listen: Object.freeze((d.listen ?? []).map((a) => Object.freeze({ host: a.host, port: a.port }))),
-    cert: cert.text,
-    key: key.text,
-    ca: ca?.text ?? null,
+    cert: files.cert!,
+    key: files.key!,
+    ca: files.ca,
   });
 }
 
-function readPem(path: string, what: string): { ok: true; text: string } | { ok: false; error: string } {
-  try {
-    return { ok: true, text: readFileSync(path, 'utf8') };
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return { ok: false, error: `${path}: cannot read the TLS ${what}: ${READ_ERRORS[e.code ?? ''] ?? e.message}` };
-  }
+/** The PEM text of a certificate, its key and a CA (or their paths), each given or not. */
+export interface TlsFiles {
+  cert: string | null;
+  key: string | null;
+  ca: string | null;
 }
 
-/** Each file alone, then the key against the certificate: OpenSSL's messages do not say which file they mean. */
-function checkMaterial(certFile: string, cert: string, keyFile: string, key: string, caFile: string | null, ca: string | null): string | null {
-  const tls = process.getBuiltinModule('node:tls');
-  const attempt = (file: string, what: string, options: SecureContextOptions): string | null => {
+/**
+ * Reads the files `paths` names and checks each: a certificate, a private key
+ * without a passphrase that is the certificate's, a CA certificate. A string is
+ * the one-line error, naming the setting and the file ("tls.key /etc/x.key: not
+ * the key of tls.cert /etc/x.pem"). `setting`: tls, admin_tls, masters_tls...
+ */
+export function readTlsFiles(paths: TlsFiles, setting: string): TlsFiles | string {
+  const { X509Certificate, createPrivateKey } = process.getBuiltinModule('node:crypto');
+  const out: TlsFiles = { cert: null, key: null, ca: null };
+  for (const which of ['cert', 'key', 'ca'] as const) {
+    const path = paths[which];
+    if (path === null) continue;
     try {
-      tls.createSecureContext(options);
-      return null;
+      out[which] = readFileSync(path, 'utf8');
     } catch (err) {
-      return `${file}: not a usable TLS ${what}: ${(err as Error).message}`;
+      const e = err as NodeJS.ErrnoException;
+      return `${setting}.${which} ${path}: cannot read it: ${READ_ERRORS[e.code ?? ''] ?? e.message}`;
     }
-  };
-  return attempt(certFile, 'certificate (PEM)', { cert })
-    ?? attempt(keyFile, 'private key (PEM, not encrypted)', { key })
-    ?? (caFile !== null ? caProblem(caFile, ca!) : null)
-    ?? attempt(keyFile, `private key for ${certFile}`, { cert, key });
-}
-
-/** createSecureContext takes a file without any certificate as an empty CA list: parse it. */
-function caProblem(file: string, ca: string): string | null {
-  const { X509Certificate } = process.getBuiltinModule('node:crypto');
-  try {
-    new X509Certificate(ca);
-    return null;
-  } catch (err) {
-    return `${file}: not a usable TLS CA certificate (PEM): ${(err as Error).message}`;
   }
+  const parsed = <T>(parse: () => T): T | null => { try { return parse(); } catch { return null; } };
+  const cert = out.cert === null ? null : parsed(() => new X509Certificate(out.cert!));
+  if (out.cert !== null && cert === null) return `${setting}.cert ${paths.cert}: not a PEM certificate`;
+  const key = out.key === null ? null : parsed(() => createPrivateKey(out.key!));
+  if (out.key !== null && key === null) return `${setting}.key ${paths.key}: not a PEM private key without a passphrase`;
+  if (cert !== null && key !== null && !cert.checkPrivateKey(key)) return `${setting}.key ${paths.key}: not the key of ${setting}.cert ${paths.cert}`;
+  // createSecureContext takes a file without any certificate as an empty CA list: parse it.
+  if (out.ca !== null && parsed(() => new X509Certificate(out.ca!)) === null) return `${setting}.ca ${paths.ca}: not a PEM certificate`;
+  try {
+    process.getBuiltinModule('node:tls').createSecureContext({ ...(out.cert !== null ? { cert: out.cert, key: out.key! } : {}), ...(out.ca !== null ? { ca: out.ca } : {}) });
+  } catch (err) {
+    return `${setting}.cert ${paths.cert}: refused by TLS: ${(err as Error).message.split('\n')[0]}`;
+  }
+  return out;
 }
 
 /** A pool's TLS toward its servers (the file's masters_tls, backups_tls), files not read yet. */
@@ -166,24 +165,17 @@ export interface ServerTls {
 /** A pool's server TLS with its files read and checked; `key`: the file's key, for messages. */
 export function finishServerTls(d: ServerTlsDraft, key: string): ServerTls | string {
   if ((d.cert === null) !== (d.key === null)) return `${key}: a client certificate needs both cert and key`;
-  const cert = d.cert === null ? null : readPem(d.cert, 'certificate');
-  if (cert !== null && !cert.ok) return cert.error;
-  const pkey = d.key === null ? null : readPem(d.key, 'private key');
-  if (pkey !== null && !pkey.ok) return pkey.error;
-  const ca = d.ca === null ? null : readPem(d.ca, 'CA certificate');
-  if (ca !== null && !ca.ok) return ca.error;
-  const problem = (d.ca !== null ? caProblem(d.ca, ca!.text) : null)
-    ?? (d.cert !== null ? checkMaterial(d.cert, cert!.text, d.key!, pkey!.text, null, null) : null);
-  if (problem !== null) return problem;
+  const files = readTlsFiles(d, key);
+  if (typeof files === 'string') return files;
   return Object.freeze({
     caFile: d.ca,
     certFile: d.cert,
     keyFile: d.key,
     servername: d.servername,
     minVersion: d.minVersion ?? 'TLSv1.2',
-    ca: ca?.text ?? null,
-    cert: cert?.text ?? null,
-    key: pkey?.text ?? null,
+    ca: files.ca,
+    cert: files.cert,
+    key: files.key,
   });
 }
 

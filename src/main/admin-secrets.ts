@@ -12,21 +12,15 @@
 // Loaded only when a token or TLS is configured (node:crypto and node:tls then
 // come with it; docs/decisions/memory.md).
 
-import { createHash, createPrivateKey, timingSafeEqual, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import tls from 'node:tls';
 
 import type { AdminTlsSettings, Config } from '../config/config.js';
+import { readTlsFiles, type TlsFiles } from '../config/tls.js';
 import { UsageError } from '../errors.js';
 
 /** Shorter tokens are refused: a guessable token is no lock. */
 export const MIN_TOKEN_LENGTH = 16;
-
-export interface TlsFiles {
-  readonly cert: Buffer;
-  readonly key: Buffer;
-  readonly ca: Buffer | null;
-}
 
 export interface AdminSecrets {
   /** Whether an Authorization header carries the token; null: no token configured, every request passes. */
@@ -38,7 +32,7 @@ export interface AdminSecrets {
 export function readAdminSecrets(config: Pick<Config, 'adminTokenFile' | 'adminTls'>): AdminSecrets {
   return {
     authorize: config.adminTokenFile === null ? null : authorizer(readToken(config.adminTokenFile)),
-    tls: config.adminTls === null ? null : readTlsFiles(config.adminTls),
+    tls: config.adminTls === null ? null : readAdminTls(config.adminTls),
   };
 }
 
@@ -70,37 +64,10 @@ function readToken(path: string): string {
   return token;
 }
 
-function readTlsFiles(t: AdminTlsSettings): TlsFiles {
-  const cert = readFile(`admin_tls.cert ${t.cert}`, t.cert);
-  let x509: X509Certificate;
-  try {
-    x509 = new X509Certificate(cert);
-  } catch {
-    throw new UsageError(`admin_tls.cert ${t.cert}: not a PEM certificate`);
-  }
-  const key = readFile(`admin_tls.key ${t.key}`, t.key);
-  let keyObject: KeyObject;
-  try {
-    keyObject = createPrivateKey(key);
-  } catch {
-    throw new UsageError(`admin_tls.key ${t.key}: not a PEM private key without a passphrase`);
-  }
-  if (!x509.checkPrivateKey(keyObject)) throw new UsageError(`admin_tls.key ${t.key}: not the key of admin_tls.cert ${t.cert}`);
-  let ca: Buffer | null = null;
-  if (t.ca !== null) {
-    ca = readFile(`admin_tls.ca ${t.ca}`, t.ca);
-    try {
-      new X509Certificate(ca);
-    } catch {
-      throw new UsageError(`admin_tls.ca ${t.ca}: not a PEM certificate`);
-    }
-  }
-  try {
-    tls.createSecureContext({ cert, key, ...(ca === null ? {} : { ca }), minVersion: t.minVersion });
-  } catch (err) {
-    throw new UsageError(`admin_tls.cert ${t.cert}: refused by TLS: ${(err as Error).message.split('\n')[0]}`);
-  }
-  return { cert, key, ca };
+function readAdminTls(t: AdminTlsSettings): TlsFiles {
+  const files = readTlsFiles({ cert: t.cert, key: t.key, ca: t.ca }, 'admin_tls');
+  if (typeof files === 'string') throw new UsageError(files);
+  return files;
 }
 
 const READ_ERRORS: Record<string, string> = {

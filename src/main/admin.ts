@@ -30,7 +30,8 @@ import type { Registry } from 'prom-client';
 
 import type { AdminAddress, AdminTlsSettings, Config } from '../config/config.js';
 import { log } from '../log.js';
-import type { AdminSecrets, TlsFiles } from './admin-secrets.js';
+import type { AdminSecrets } from './admin-secrets.js';
+import type { TlsFiles } from '../config/tls.js';
 import { STATE_NAMES } from '../shared/health.js';
 import { F } from '../shared/server-figures.js';
 import { buildRegistry, type AdminSources } from './metrics.js';
@@ -183,7 +184,7 @@ async function httpsServer(
 }
 
 function secureContextOptions(t: AdminTlsSettings, files: TlsFiles): import('node:tls').SecureContextOptions {
-  return { cert: files.cert, key: files.key, ...(files.ca === null ? {} : { ca: files.ca }), minVersion: t.minVersion };
+  return { cert: files.cert!, key: files.key!, ...(files.ca === null ? {} : { ca: files.ca }), minVersion: t.minVersion };
 }
 
 function pathOf(req: http.IncomingMessage): string {

@@ -131,7 +131,7 @@ test('a bad file for a pool\'s TLS: one line naming it, exit status 2', async ()
   const p = startProxy(['--config', file]);
   const err = await p.then(() => null, (e: Error) => e.message);
   assert.ok(err !== null, 'started with a missing CA file');
-  assert.match(err!, new RegExp(`exited with 2: mcrelay: ${missing}: cannot read the TLS CA certificate: no such file\\n$`));
+  assert.match(err!, new RegExp(`exited with 2: mcrelay: backups_tls.ca ${missing}: cannot read it: no such file\\n$`));
 });
 
 test.run();
