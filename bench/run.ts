@@ -11,7 +11,7 @@ import { ALL_TARGETS, compare, type CompareResult } from './e2e/compare.js';
 import { percent, placementBench, troubleNote, type PlacementResult } from './e2e/placement.js';
 import { restoreBench, type RestoreResult } from './e2e/restore.js';
 import { COLUMNS_NOTE, formatGoals, formatScenario, goals } from './e2e/report.js';
-import { defaultRounds, DEFAULT_ROUNDS, findScenario, GOAL_ROUNDS, GOAL_SCENARIOS, HEADLINE, SCENARIOS, type Scenario } from './e2e/scenarios.js';
+import { BINARY, defaultRounds, DEFAULT_ROUNDS, findScenario, GOAL_ROUNDS, GOAL_SCENARIOS, HEADLINE, SCENARIOS, TLS, type Scenario } from './e2e/scenarios.js';
 import { useMcproxy, type TargetId } from './e2e/targets.js';
 import { environment, repoRoot, type Environment } from './environment.js';
 import { healthBench } from './micro/health.bench.js';
@@ -39,7 +39,7 @@ interface Args {
 const USAGE = `usage: npm run bench -- [options]
   --quick            the headline scenario only, short rounds (${DEFAULT_ROUNDS} x 2 s), short micro runs
   --scenario NAME    run only this scenario (repeatable); one of: ${SCENARIOS.map((s) => s.name).join(', ')}
-  --rounds N         rounds per scenario (default ${DEFAULT_ROUNDS}, ${GOAL_ROUNDS} for ${GOAL_SCENARIOS.join(' and ')}, which the goals read;
+  --rounds N         rounds per scenario (default ${DEFAULT_ROUNDS}, ${GOAL_ROUNDS} for ${[...GOAL_SCENARIOS, BINARY, TLS].join(', ')}, which the goals read;
                      at least 3 for a median and spread)
   --seconds N        seconds per target per round (default 5)
   --warmup N         seconds of unrecorded load per target before the rounds (default 1)

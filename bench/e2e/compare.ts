@@ -4,14 +4,21 @@
 // all of them alike; stop everything before the next scenario.
 //
 //   scenario -> backends + targets -> fill -> warm-up -> rounds x targets -> summaries
+//
+// The tls scenario first makes a CA and a server certificate in the log folder
+// (certs.ts); the master then also listens for TLS, and the targets are TLS_TARGETS.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { makeBenchCerts } from './certs.js';
 import { chooseLoadTool, loadgen, type LoadTool } from './load.js';
 import { atInterrupt, cpuMicros, installHooks, killAllNow, machineBusyMicros, ownCpuMicros, rssBytes } from './processes.js';
-import { describeArgs, fillArgs, loadArgs, type Scenario } from './scenarios.js';
+import { describeArgs, fillArgs, KEY_MAX, loadArgs, type Scenario } from './scenarios.js';
 import { addRatios, median, summarize, type RoundSample, type TargetSummary } from './summary.js';
-import { mcproxyCommand, nutcrackerCommand, startBackends, startTargets, startWorkersSweep, stopAll, TARGETS, TEXT_ONLY, type Backends, type Running, type TargetId } from './targets.js';
+import {
+  mcproxyCommand, nutcrackerCommand, startBackends, startTargets, startWorkersSweep, stopAll, TARGETS, TEXT_ONLY, TLS_TARGETS,
+  type Backends, type Running, type TargetId,
+} from './targets.js';
 import { formatScenario } from './report.js';
 
 export interface CompareOptions {
@@ -23,6 +30,10 @@ export interface CompareOptions {
   targets: readonly TargetId[];
   /** progress lines go here */
   log: (line: string) => void;
+  /** default: memtier_benchmark if on PATH, else loadgen (tests choose) */
+  loadTool?: LoadTool;
+  /** keys 1..keys are filled and loaded; default KEY_MAX (tests make it small) */
+  keys?: number;
 }
 
 export interface ScenarioResult {
@@ -77,22 +88,27 @@ async function measure(tool: LoadTool, t: Running, b: Backends, args: string[], 
 async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDir: string): Promise<{ result: ScenarioResult; check: LoadgenCheck | null }> {
   let backends: Backends | null = null;
   let targets: Running[] = [];
+  const keys = o.keys ?? KEY_MAX;
+  const certs = s.tls === true ? makeBenchCerts(join(logDir, `certs-${s.name}`)) : null;
+  const args = (port: number, seconds: number): string[] => loadArgs(s, port, seconds, keys, certs?.ca ?? null);
   try {
-    backends = await startBackends(logDir);
-    // twemproxy and memcached's proxy take no binary protocol from clients.
+    backends = await startBackends(logDir, certs);
+    // twemproxy and memcached's proxy take no binary protocol (nor TLS) from clients.
+    const ids = s.protocol === 'memcache_binary' ? o.targets.filter((t) => !TEXT_ONLY.includes(t))
+      : certs !== null ? o.targets.filter((t) => TLS_TARGETS.includes(t)) : o.targets;
     if (s.workersSweep !== undefined) targets = await startWorkersSweep(s.workersSweep, backends, logDir);
-    else targets = await startTargets(s.protocol === 'memcache_binary' ? o.targets.filter((t) => !TEXT_ONLY.includes(t)) : o.targets, backends, logDir);
-    // Every key stored once on both servers, so gets hit as in a warm cache.
-    await loadgen.run(fillArgs(s.dataSize, backends.master.port), logDir);
-    await loadgen.run(fillArgs(s.dataSize, backends.backup.port), logDir);
+    else targets = await startTargets(ids, backends, logDir, certs);
+    // Every key stored once on both servers (on their plain listeners), so gets hit as in a warm cache.
+    await loadgen.run(fillArgs(s.dataSize, backends.master.port, keys), logDir);
+    await loadgen.run(fillArgs(s.dataSize, backends.backup.port, keys), logDir);
     if (o.warmupSeconds > 0) {
-      for (const t of targets) await tool.run(loadArgs(s, t.port, o.warmupSeconds), logDir);
+      for (const t of targets) await tool.run(args(t.port, o.warmupSeconds), logDir);
     }
     const rounds = o.rounds(s);
     const samples = new Map<TargetId, RoundSample[]>(targets.map((t) => [t.spec.id, []]));
     for (let round = 1; round <= rounds; round++) {
       for (const t of targets) {
-        const sample = await measure(tool, t, backends, loadArgs(s, t.port, o.seconds), round, logDir);
+        const sample = await measure(tool, t, backends, args(t.port, o.seconds), round, logDir);
         samples.get(t.spec.id)!.push(sample);
         const bad = sample.errors + sample.connectionErrors > 0 || sample.interrupted ? ' (ERRORS)' : '';
         o.log(`  ${s.name} round ${round}/${rounds} ${t.spec.label.padEnd(32)} ${Math.round(sample.opsPerSec).toString().padStart(8)} ops/s` +
@@ -107,22 +123,22 @@ async function runScenario(s: Scenario, tool: LoadTool, o: CompareOptions, logDi
         const m: number[] = [];
         const l: number[] = [];
         for (let round = 1; round <= rounds; round++) {
-          m.push((await tool.run(loadArgs(s, direct.port, o.seconds), logDir)).opsPerSec);
-          l.push((await loadgen.run(loadArgs(s, direct.port, o.seconds), logDir)).opsPerSec);
+          m.push((await tool.run(args(direct.port, o.seconds), logDir)).opsPerSec);
+          l.push((await loadgen.run(args(direct.port, o.seconds), logDir)).opsPerSec);
         }
         check = { scenario: s.name, memtierOpsPerSec: median(m), loadgenOpsPerSec: median(l), ratio: median(l) / median(m) };
       }
     }
     const rows = targets.map((t) => summarize(t.spec.id, t.spec.label, samples.get(t.spec.id)!));
     addRatios(rows);
-    return { result: { scenario: s, loadArgs: describeArgs(s, o.seconds), rounds, targets: rows }, check };
+    return { result: { scenario: s, loadArgs: describeArgs(s, o.seconds, keys), rounds, targets: rows }, check };
   } finally {
     await stopAll(targets, backends);
   }
 }
 
 export async function compare(o: CompareOptions): Promise<CompareResult> {
-  const tool = chooseLoadTool();
+  const tool = o.loadTool ?? chooseLoadTool();
   const twemAvailable = nutcrackerCommand() !== null;
   const wantsTwem = o.targets.includes('twemproxy');
   o.log(`load generator: ${tool.name}${tool === loadgen ? ' (memtier_benchmark is not on PATH)' : ` (${tool.path})`}`);

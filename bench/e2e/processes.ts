@@ -7,6 +7,7 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import tls from 'node:tls';
 
 export interface Started {
   name: string;
@@ -122,9 +123,10 @@ export async function onFreePort<T>(start: (port: number) => Promise<T>, attempt
 
 /**
  * Sends `request` until `expect` comes back (a server is up and, for a proxy,
- * reaches its backend), or throws after timeoutMs.
+ * reaches its backend), or throws after timeoutMs. With `ca` (a PEM file), over
+ * TLS to a server whose certificate that CA signed for 127.0.0.1.
  */
-export async function waitForReply(port: number, request: string, expect: string, timeoutMs: number, p?: Started): Promise<void> {
+export async function waitForReply(port: number, request: string, expect: string, timeoutMs: number, p?: Started, ca?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
@@ -132,7 +134,7 @@ export async function waitForReply(port: number, request: string, expect: string
       throw new Error(`${p.name} exited during start-up:\n${logTail(p)}`);
     }
     try {
-      const reply = await exchange(port, request, 1000);
+      const reply = await exchange(port, request, 1000, undefined, ca);
       if (reply.includes(expect)) return;
       lastError = `unexpected reply ${JSON.stringify(reply.slice(0, 80))}`;
     } catch (err) {
@@ -145,15 +147,18 @@ export async function waitForReply(port: number, request: string, expect: string
 }
 
 /**
- * One request on a fresh connection; resolves with what arrived once `complete`
- * says it is all there (by default: it ends in CRLF, a one-line reply), or the server closed.
+ * One request on a fresh connection (over TLS with `ca`, as waitForReply);
+ * resolves with what arrived once `complete` says it is all there (by default:
+ * it ends in CRLF, a one-line reply), or the server closed.
  */
-export function exchange(port: number, request: string, timeoutMs: number, complete = (got: string): boolean => got.endsWith('\r\n')): Promise<string> {
+export function exchange(
+  port: number, request: string, timeoutMs: number, complete = (got: string): boolean => got.endsWith('\r\n'), ca?: string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
+    const s = ca === undefined ? net.connect(port, '127.0.0.1') : tls.connect({ port, host: '127.0.0.1', ca: readFileSync(ca) });
     let got = '';
     const timer = setTimeout(() => { s.destroy(); reject(new Error('timeout')); }, timeoutMs);
-    s.on('connect', () => s.write(request));
+    s.on(ca === undefined ? 'connect' : 'secureConnect', () => s.write(request));
     s.on('data', (d) => {
       got += d.toString('latin1');
       if (complete(got)) { clearTimeout(timer); s.destroy(); resolve(got); }

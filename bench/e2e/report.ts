@@ -4,7 +4,7 @@
 import type { MicroRow } from '../micro/suite.js';
 import { int, markdownTable, num, textTable } from '../table.js';
 import type { CompareResult, ScenarioResult } from './compare.js';
-import { BINARY, CONNS1000, HEADLINE } from './scenarios.js';
+import { BINARY, CONNS1000, HEADLINE, TLS } from './scenarios.js';
 import type { TargetSummary } from './summary.js';
 
 const HEAD = [
@@ -65,7 +65,8 @@ function find(c: CompareResult, scenario: string, id: string): TargetSummary | u
 /**
  * The speed goals one bench run can check: issue 17 (against twemproxy, by
  * memtier's count) and issue 19 (against memcached's own proxy), both for
- * mcrelay --workers 1; the binary one of issue 14; the micro ones of issue 3.
+ * mcrelay --workers 1; the binary one of issue 14; the TLS one of issue 18; the
+ * micro ones of issue 3.
  */
 export function goals(c: CompareResult | null, micro: readonly MicroRow[] | null): Goal[] {
   const out: Goal[] = [];
@@ -100,6 +101,8 @@ export function goals(c: CompareResult | null, micro: readonly MicroRow[] | null
     check('pipeline16 ops/s > 1.0x memcached proxy (19)', w1('pipeline16')?.opsVsMcproxy ?? NaN, (v) => v > 1.0, ratio);
     check('mget10 ops/s > 1.0x memcached proxy (19)', w1('mget10')?.opsVsMcproxy ?? NaN, (v) => v > 1.0, ratio);
     check('binary ops/s >= 0.9x text, same run (14)', of(w1(BINARY), h, ops), atLeast(0.9), ratio);
+    // Both over TLS in the tls scenario: x memcached is to memcached -Z, same client, same run.
+    check('tls: mcrelay over TLS >= 0.8x memcached over TLS (18)', w1(TLS)?.opsVsMemcached ?? NaN, atLeast(0.8), ratio);
   }
   if (micro !== null) {
     const ops = (task: string): number => micro.find((m) => m.task === task)?.opsPerSec ?? NaN;

@@ -18,6 +18,8 @@ export interface Scenario {
   protocol: 'memcache_text' | 'memcache_binary';
   /** instead of the targets: mcrelay --workers 1..this many, side by side */
   workersSweep?: number;
+  /** the load speaks TLS to the targets (memcached -Z, mcrelay --tls-cert), which are only those of TLS_TARGETS */
+  tls?: boolean;
 }
 
 /** The scaling curve goes up to one worker per CPU of the machine it runs on. */
@@ -54,16 +56,21 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   // twemproxy does not speak the binary protocol: it is left out of this one.
   { ...base, name: 'binary', description: 'the headline in the binary protocol (GetK and Set)', protocol: 'memcache_binary' },
+  // Only memcached -Z and mcrelay --workers 1 take TLS from clients here.
+  { ...base, name: 'tls', description: 'the headline over TLS: memcached -Z, and mcrelay --workers 1 --tls-cert in front of it (plain to memcached)', tls: true },
 ];
 
 /** Compared with the headline in the goals (issue 14: >= 0.9x the text headline's ops/s). */
 export const BINARY = 'binary';
 
+/** Compared with memcached direct over TLS in the goals (issue 18: >= 0.8x). */
+export const TLS = 'tls';
+
 export const HEADLINE = 'headline';
 
 export const CONNS1000 = 'conns1000';
 
-/** The scenarios the goals table of issue 3 reads. */
+/** The scenarios the goals table of issue 3 reads (binary and tls are read too, for issues 14 and 18). */
 export const GOAL_SCENARIOS: readonly string[] = [HEADLINE, 'pipeline16'];
 
 /**
@@ -76,7 +83,7 @@ export const DEFAULT_ROUNDS = 3;
 export const GOAL_ROUNDS = 7;
 
 export function defaultRounds(s: Scenario): number {
-  return GOAL_SCENARIOS.includes(s.name) || s.name === BINARY ? GOAL_ROUNDS : DEFAULT_ROUNDS;
+  return GOAL_SCENARIOS.includes(s.name) || s.name === BINARY || s.name === TLS ? GOAL_ROUNDS : DEFAULT_ROUNDS;
 }
 
 export function findScenario(name: string): Scenario {
@@ -85,8 +92,11 @@ export function findScenario(name: string): Scenario {
   return s;
 }
 
-/** memtier_benchmark arguments for a timed run of `s` against 127.0.0.1:port, over the keys KEY_MIN..keyMax. */
-export function loadArgs(s: Scenario, port: number, seconds: number, keyMax = KEY_MAX): string[] {
+/**
+ * memtier_benchmark arguments for a timed run of `s` against 127.0.0.1:port, over the keys KEY_MIN..keyMax;
+ * for a TLS scenario, `ca` is the CA the server's certificate must chain to.
+ */
+export function loadArgs(s: Scenario, port: number, seconds: number, keyMax = KEY_MAX, ca: string | null = null): string[] {
   const args = [
     `--protocol=${s.protocol}`, '-s', '127.0.0.1', '-p', String(port),
     '-t', String(s.threads), '-c', String(s.clients), `--pipeline=${s.pipeline}`,
@@ -95,12 +105,16 @@ export function loadArgs(s: Scenario, port: number, seconds: number, keyMax = KE
     `--test-time=${seconds}`, '--hide-histogram',
   ];
   if (s.multiKeyGet > 0) args.push(`--multi-key-get=${s.multiKeyGet}`);
+  if (s.tls === true) {
+    if (ca === null) throw new Error(`scenario ${s.name} speaks TLS: its load needs the CA file`);
+    args.push('--tls', `--cacert=${ca}`);
+  }
   return args;
 }
 
-/** The arguments of a run as text, the port left open. */
-export function describeArgs(s: Scenario, seconds: number): string {
-  const args = loadArgs(s, 1, seconds);
+/** The arguments of a run as text, the port (and a TLS scenario's CA file) left open. */
+export function describeArgs(s: Scenario, seconds: number, keyMax = KEY_MAX): string {
+  const args = loadArgs(s, 1, seconds, keyMax, 'CA.pem');
   args[args.indexOf('-p') + 1] = 'PORT';
   return args.join(' ');
 }

@@ -2,6 +2,12 @@
 // ports. All targets of a scenario share one memcached (the "master"); the
 // backup-pool variant of mcrelay also writes to a second one.
 //
+// In the tls scenario the master is memcached -Z with two listeners, TLS and
+// plain (notls:); only two targets run:
+//
+//   load --TLS--> memcached -Z (direct) ..................... the master's TLS listener
+//   load --TLS--> mcrelay --workers 1 --tls-cert --plain--> the master's plain listener
+//
 //   loadgen --> memcached (direct)                     --.
 //   loadgen --> mcrelay --workers 1 ------------------->  |
 //   loadgen --> mcrelay --workers 2 ------------------->  +--> memcached "master"
@@ -14,6 +20,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BenchCerts } from './certs.js';
 import { freePort, onFreePort, startProcess, stopProcess, waitForReply, which, type Started } from './processes.js';
 
 export type TargetId = 'memcached' | 'mcrelay-w1' | 'mcrelay-portable-w1' | 'mcrelay-w2' | 'mcrelay-w1-backup' | 'twemproxy' | 'mcproxy' | 'mcproxy-backup'
@@ -37,6 +44,13 @@ export const TARGETS: readonly TargetSpec[] = [
 
 /** Targets that speak only the text protocol to clients: left out of the binary scenario. */
 export const TEXT_ONLY: readonly TargetId[] = ['twemproxy', 'mcproxy', 'mcproxy-backup'];
+
+/**
+ * The targets of the tls scenario: twemproxy and memcached's proxy (as built
+ * here) take no TLS from clients; the other mcrelay variants differ from
+ * mcrelay --workers 1 in what the plain scenarios already measure.
+ */
+export const TLS_TARGETS: readonly TargetId[] = ['memcached', 'mcrelay-w1'];
 
 export interface Running {
   spec: TargetSpec;
@@ -84,14 +98,33 @@ export function mcproxyCommand(): string | null {
   return mcproxyFound;
 }
 
-/** memcached -t 1 on a free port; -u root only when running as root (memcached refuses root otherwise). */
-export function startMemcached(name: string, logDir: string): Promise<{ port: number; proc: Started }> {
+export interface StartedMemcached {
+  /** its plain listener */
+  port: number;
+  /** with certificates: its TLS listener (-Z); else null */
+  tlsPort: number | null;
+  proc: Started;
+}
+
+/**
+ * memcached -t 1 on a free port; -u root only when running as root (memcached
+ * refuses root otherwise). With `certs`, TLS (-Z) on a second port, the first
+ * kept plain (-l notls:).
+ */
+export function startMemcached(name: string, logDir: string, certs: BenchCerts | null = null): Promise<StartedMemcached> {
   return onFreePort(async (port) => {
+    let tlsPort: number | null = null;
     const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-t', '1', '-m', '1024', '-c', '4096'];
+    if (certs !== null) {
+      tlsPort = await freePort();
+      while (tlsPort === port) tlsPort = await freePort();
+      args.splice(0, 2, '-l', `notls:127.0.0.1:${port},127.0.0.1:${tlsPort}`, '-Z', '-o', `ssl_chain_cert=${certs.cert},ssl_key=${certs.key}`);
+    }
     if (process.getuid?.() === 0) args.push('-u', 'root');
     const proc = startProcess(name, memcachedCommand(), args, logDir);
     await waitForReply(port, 'version\r\n', 'VERSION', READY_MS, proc);
-    return { port, proc };
+    if (tlsPort !== null) await waitForReply(tlsPort, 'version\r\n', 'VERSION', READY_MS, proc, certs!.ca);
+    return { port, tlsPort, proc };
   });
 }
 
@@ -102,6 +135,12 @@ export function startMcrelay(
 ): Promise<{ port: number; proc: Started }> {
   const servers = ['-s', `127.0.0.1:${masterPort}`, ...(backupPort !== null ? ['-b', `127.0.0.1:${backupPort}`] : [])];
   return launchMcrelay(name, () => [...servers, '--workers', String(workers), ...flags], logDir, nodeFlags);
+}
+
+/** mcrelay --workers 1 serving its clients over TLS (every TCP listener: --tls-cert without --tls-listen), plain to the master. */
+export function startMcrelayTls(name: string, masterPort: number, certs: BenchCerts, logDir: string): Promise<{ port: number; proc: Started }> {
+  const flags = ['-s', `127.0.0.1:${masterPort}`, '--workers', '1', '--tls-cert', certs.cert, '--tls-key', certs.key];
+  return launchMcrelay(name, () => flags, logDir, [], certs.ca);
 }
 
 /**
@@ -117,15 +156,18 @@ export function startMcrelayWithConfig(
   }, logDir);
 }
 
-/** mcrelay on a free loopback port, admin listener off, `flags(port)` after those; resolves once a get reaches a backend. */
+/**
+ * mcrelay on a free loopback port, admin listener off, `flags(port)` after those; resolves once a get
+ * reaches a backend (asked over TLS with `ca`, the CA of its certificate).
+ */
 function launchMcrelay(
-  name: string, flags: (port: number) => string[], logDir: string, nodeFlags: readonly string[] = [],
+  name: string, flags: (port: number) => string[], logDir: string, nodeFlags: readonly string[] = [], ca?: string,
 ): Promise<{ port: number; proc: Started }> {
   return onFreePort(async (port) => {
     const args = [...nodeFlags, CLI, '-l', '127.0.0.1', '-p', String(port), '--admin', 'off', ...flags(port)];
     const proc = startProcess(name, process.execPath, args, logDir);
     // A get reaches the backend, so this also waits for the worker and its backend connection.
-    await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc);
+    await waitForReply(port, 'get bench:ready\r\n', 'END\r\n', READY_MS, proc, ca);
     return { port, proc };
   });
 }
@@ -181,18 +223,24 @@ export function startMcproxy(path: string, masterPort: number, backupPort: numbe
 }
 
 export interface Backends {
-  master: { port: number; proc: Started };
-  backup: { port: number; proc: Started };
+  master: StartedMemcached;
+  backup: StartedMemcached;
 }
 
-export async function startBackends(logDir: string): Promise<Backends> {
-  const master = await startMemcached('memcached-master', logDir);
+/** The master and the backup; with `certs` the master also serves TLS (its tlsPort). */
+export async function startBackends(logDir: string, certs: BenchCerts | null = null): Promise<Backends> {
+  const master = await startMemcached('memcached-master', logDir, certs);
   const backup = await startMemcached('memcached-backup', logDir);
   return { master, backup };
 }
 
-/** Starts every target in `ids` (twemproxy only if nutcracker is installed, memcached's proxy only if found). */
-export async function startTargets(ids: readonly TargetId[], b: Backends, logDir: string): Promise<Running[]> {
+/**
+ * Starts every target in `ids` (twemproxy only if nutcracker is installed, memcached's proxy only if found).
+ * With `certs`, the TLS ones of TLS_TARGETS only, each labelled ", TLS": memcached direct is the
+ * master's TLS listener, mcrelay takes TLS from clients and speaks plain to the master.
+ */
+export async function startTargets(ids: readonly TargetId[], b: Backends, logDir: string, certs: BenchCerts | null = null): Promise<Running[]> {
+  if (certs !== null) return startTlsTargets(ids, b, certs, logDir);
   const twem = nutcrackerCommand();
   const mcproxy = ids.includes('mcproxy') || ids.includes('mcproxy-backup') ? mcproxyCommand() : null;
   const running: Running[] = [];
@@ -235,6 +283,21 @@ export async function startTargets(ids: readonly TargetId[], b: Backends, logDir
         running.push({ spec, port: r.port, proxy: r.proc });
         break;
       }
+    }
+  }
+  return running;
+}
+
+async function startTlsTargets(ids: readonly TargetId[], b: Backends, certs: BenchCerts, logDir: string): Promise<Running[]> {
+  const running: Running[] = [];
+  for (const spec of TARGETS) {
+    if (!ids.includes(spec.id) || !TLS_TARGETS.includes(spec.id)) continue;
+    const label = { ...spec, label: `${spec.label}, TLS` };
+    if (spec.id === 'memcached') {
+      running.push({ spec: label, port: b.master.tlsPort!, proxy: null });
+    } else if (spec.id === 'mcrelay-w1') {
+      const r = await startMcrelayTls(`${spec.id}-tls`, b.master.port, certs, logDir);
+      running.push({ spec: label, port: r.port, proxy: r.proc });
     }
   }
   return running;

@@ -3,10 +3,14 @@
 // out of the thread's shared read buffer, and records one latency sample per reply. Nothing on this path allocates per request:
 // requests are written into a shared slab, the FIFO of outstanding requests is a
 // set of typed-array rings, and replies are never turned into strings.
+// Over TLS (--tls) replies come as the TLS socket's 'data' chunks instead of
+// into the shared read buffer; the parser is the same.
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { Histogram } from 'hdr-histogram-js';
 import { KeyGenerator } from './keygen.js';
 import type { LoadOptions } from './options.js';
+import { connectTls } from './tls.js';
 
 const LF = 10;
 const SP = 32;
@@ -111,6 +115,8 @@ export class ThreadContext {
     readonly slab: WriteSlab,
     readonly readBuffer: Buffer,
     readonly stats: ThreadStats,
+    /** --tls: the thread's context (loadSecureContext); null for plain connections */
+    readonly secureContext: tls.SecureContext | null = null,
   ) {}
 }
 
@@ -207,6 +213,11 @@ export class LoadConnection {
     this.types = new Uint8Array(this.cap);
     this.nkeys = new Uint16Array(this.cap);
     this.reqSize = new Uint32Array(this.cap);
+    if (ctx.secureContext !== null) {
+      this.socket = connectTls(o, ctx.secureContext);
+      this.socket.on('data', (chunk: Buffer) => this.onRead(chunk.length, chunk));
+      return;
+    }
     this.socket = net.connect({
       host: o.server,
       port: o.port,
@@ -221,12 +232,12 @@ export class LoadConnection {
     });
   }
 
-  /** Resolves once connected; rejects with the connect error. */
+  /** Resolves once connected (over TLS: once the handshake is done); rejects with the connect or handshake error. */
   ready(): Promise<void> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       this.socket.once('error', onError);
-      this.socket.once('connect', () => {
+      this.socket.once(this.ctx.secureContext !== null ? 'secureConnect' : 'connect', () => {
         this.socket.off('error', onError);
         this.connected = true;
         this.socket.on('error', () => this.fail());

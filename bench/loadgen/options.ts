@@ -6,7 +6,11 @@
 // - --protocol defaults to memcache_text (memtier: redis); memcache_binary is the
 //   other one accepted (gets as GetK, sets as Set; no multi-key gets);
 // - -p/--port defaults to 11211 (memtier: 6379, the redis port);
-// - --safety-cap=SECS is ours: the hard upper bound of any run.
+// - --safety-cap=SECS is ours: the hard upper bound of any run;
+// - the TLS options (--cacert, --cert, --key, --tls-skip-verify, --sni) are
+//   refused without --tls, and --key without --cert (memtier ignores them);
+//   without --cacert the server's certificate is checked against Node's root
+//   CAs (memtier loads none).
 
 export type KeyPattern = 'R' | 'S' | 'G' | 'P';
 export type Protocol = 'memcache_text' | 'memcache_binary';
@@ -48,6 +52,17 @@ export interface LoadOptions {
   jsonOutFile: string | null;
   /** Hard limit on the whole run, in seconds (connect + run + drain). */
   safetyCapSeconds: number;
+  /** --tls: every connection speaks TLS (bench/loadgen/tls.ts). */
+  tls: boolean;
+  /** --cacert: PEM file of the CAs the server's certificate must chain to (its name is not checked, as memtier does not). */
+  tlsCacert: string | null;
+  /** --cert / --key: a client certificate (chain) and its key; the key defaults to the --cert file, as memtier's. */
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** --tls-skip-verify: accept any server certificate. */
+  tlsSkipVerify: boolean;
+  /** --sni: the server name sent in the hello; none without it. */
+  tlsSni: string | null;
 }
 
 export class LoadOptionsError extends Error {
@@ -81,6 +96,12 @@ export const DEFAULTS: Readonly<LoadOptions> = Object.freeze({
   hideHistogram: false,
   jsonOutFile: null,
   safetyCapSeconds: 0,
+  tls: false,
+  tlsCacert: null,
+  tlsCert: null,
+  tlsKey: null,
+  tlsSkipVerify: false,
+  tlsSni: null,
 });
 
 /** memtier's default run when neither --test-time nor --requests is given. */
@@ -144,6 +165,10 @@ export function resolveOptions(input: Partial<LoadOptions> = {}): LoadOptions {
   }
   if (!(o.safetyCapSeconds > 0)) fail('safety-cap must be greater than zero.');
   if (o.keyPrefix.length > 200 || /[\s\x00-\x1f]/.test(o.keyPrefix)) fail('key-prefix must be at most 200 printable characters without spaces.');
+  if (!o.tls && (o.tlsCacert !== null || o.tlsCert !== null || o.tlsKey !== null || o.tlsSkipVerify || o.tlsSni !== null)) {
+    fail('--cacert, --cert, --key, --tls-skip-verify and --sni need --tls.');
+  }
+  if (o.tlsKey !== null && o.tlsCert === null) fail('--key needs --cert.');
   return o;
 }
 
@@ -219,6 +244,12 @@ const OPTIONS: Record<string, [string, boolean, Setter]> = {
   'hide-histogram': ['', false, (o) => { o.hideHistogram = true; }],
   'json-out-file': ['', true, (o, v) => { o.jsonOutFile = v; }],
   'safety-cap': ['', true, (o, v) => { o.safetyCapSeconds = uint('safety-cap')(v); }],
+  tls: ['', false, (o) => { o.tls = true; }],
+  cacert: ['', true, (o, v) => { o.tlsCacert = v; }],
+  cert: ['', true, (o, v) => { o.tlsCert = v; }],
+  key: ['', true, (o, v) => { o.tlsKey = v; }],
+  'tls-skip-verify': ['', false, (o) => { o.tlsSkipVerify = true; }],
+  sni: ['', true, (o, v) => { o.tlsSni = v; }],
 };
 
 const SHORT: Record<string, string> = {};
@@ -300,6 +331,13 @@ Connection and General Options:
       --json-out-file=FILE       Name of JSON output file, if not set, will not print to json
       --hide-histogram           Don't print detailed latency histogram
       --safety-cap=SECS          Hard limit of the whole run (default: test-time + 30, or 600)
+      --tls                      Enable SSL/TLS transport security
+      --cert=FILE                Use specified client certificate for TLS
+      --key=FILE                 Use specified private key for TLS (default: the --cert file)
+      --cacert=FILE              Use specified CA certs bundle for TLS (default: Node's root CAs;
+                                 the certificate's chain is checked, not its name, as in memtier)
+      --tls-skip-verify          Skip verification of server certificate
+      --sni=STRING               Add an SNI header
       --help                     Display this help
 
 Test Options:

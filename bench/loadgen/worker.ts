@@ -5,6 +5,7 @@ import { encodeIntoCompressedBase64 } from 'hdr-histogram-js';
 import { LoadConnection, ThreadContext, ThreadStats, Wire, WriteSlab } from './connection.js';
 import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
 import { newLatencyHistogram } from './stats.js';
+import { loadSecureContext } from './tls.js';
 
 const READ_BUFFER_BYTES = 256 * 1024;
 const SLAB_BYTES = 1024 * 1024;
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
   const stats = new ThreadStats(newLatencyHistogram(), newLatencyHistogram());
   const wire = new Wire(options);
   const slab = new WriteSlab(Math.max(SLAB_BYTES, 4 * options.pipeline * wire.maxRequest));
-  const ctx = new ThreadContext(options, wire, slab, Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), stats);
+  const ctx = new ThreadContext(options, wire, slab, Buffer.allocUnsafeSlow(READ_BUFFER_BYTES), stats, loadSecureContext(options));
 
   const conns: LoadConnection[] = [];
   for (let i = 0; i < options.clients; i++) conns.push(new LoadConnection(ctx, threadIndex * options.clients + i));

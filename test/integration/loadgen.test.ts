@@ -1,11 +1,14 @@
 // The load generator against a real memcached: what it counts must be what the
 // server saw (memcached's own stats), and its summary must be self-consistent.
+// Over TLS too: memcached -Z, its stats read on a plain (notls:) listener.
+import { rmSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { runLoad, type LoadResult } from '../../bench/loadgen/run.js';
 import { toMemtierJson } from '../../bench/loadgen/report.js';
 import { parseArgs } from '../../bench/loadgen/options.js';
-import { startMemcached, type Proc } from '../helpers/procs.js';
+import { makeCerts } from '../helpers/certs.js';
+import { freePort, startMemcached, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 
 let mc: Proc | undefined;
@@ -111,6 +114,41 @@ test('--protocol=memcache_binary --pipeline 8: GetK and Set counted as memcached
   assert.is(after['get_hits']! - before['get_hits']!, r.gets.hits, 'server hits = our hits');
   assert.is(after['cmd_get']! - before['cmd_get']!, r.gets.hits + r.gets.misses, 'server gets = our gets');
   assert.throws(() => parseArgs(['-P', 'memcache_binary', '--multi-key-get=4']), /not supported with memcache_binary/);
+});
+
+test('--tls --cacert against memcached -Z: counted as memcached counted them; an unverifiable server is refused, --tls-skip-verify takes it', async () => {
+  const certs = await makeCerts();
+  let tlsMc: Proc | undefined;
+  try {
+    const plain = await freePort();
+    tlsMc = await startMemcached({
+      memoryMb: 64,
+      extraArgs: ['-Z', '-o', `ssl_chain_cert=${certs.serverCert},ssl_key=${certs.serverKey}`, '-l', `notls:127.0.0.1:${plain}`],
+    });
+    const port = tlsMc.port;
+    const args = ['-p', String(port), '-t', '1', '-c', '4', '--pipeline=2', '--ratio=1:4', '-d', '100',
+      '--key-minimum=1', '--key-maximum=300', '--test-time=1', '--hide-histogram'];
+    const before = await serverStats(plain);
+    const r = await runLoad(parseArgs([...args, '--tls', `--cacert=${certs.caCert}`]).options);
+    const after = await serverStats(plain);
+    assertConsistent(r);
+    assert.is(after['cmd_set']! - before['cmd_set']!, r.sets.ops, 'server saw every set');
+    assert.is(after['get_hits']! - before['get_hits']!, r.gets.hits, 'server hits = our hits');
+    assert.is(after['cmd_get']! - before['cmd_get']!, r.gets.hits + r.gets.misses, 'server gets = our gets');
+
+    // The CA that did not sign the server's certificate: the connect fails, naming the reason.
+    const wrongCa = runLoad(parseArgs([...args, '--tls', `--cacert=${certs.otherCaCert}`]).options);
+    await wrongCa.then(() => assert.unreachable('a server the CA did not sign was accepted'),
+      (err: Error) => assert.match(err.message, /certificate/));
+    const skip = await runLoad(parseArgs([...args, '--tls', '--tls-skip-verify']).options);
+    assert.is(skip.connectionErrors + skip.errors, 0);
+    assert.ok(skip.totals.ops > 0);
+    assert.throws(() => parseArgs([...args, `--cacert=${certs.caCert}`]), /need --tls/);
+    assert.throws(() => parseArgs([...args, '--tls', `--key=${certs.clientKey}`]), /--key needs --cert/);
+  } finally {
+    await tlsMc?.stop();
+    rmSync(certs.dir, { recursive: true, force: true });
+  }
 });
 
 test.run();
