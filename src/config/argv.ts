@@ -28,7 +28,8 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 
 import { MAX_WORKERS, serverKey, type Config, type ListenAddress, type ServerAddress } from './config.js';
-import { loadConfigFile, type FileConfig } from './file.js';
+import { loadConfigFile, type AuthPaths, type FileConfig } from './file.js';
+import { loadAuthFile, type AuthFile } from './auth-file.js';
 import { apply, BY_LONG, BY_SHORT, defaultDraft, error, unexpected, unknown, type Draft, type ParseResult } from './options.js';
 
 export { parseServerAddress } from './config.js';
@@ -79,6 +80,7 @@ function overlay(draft: Draft, file: FileConfig): void {
   draft.restoreMaxInflight = file.restoreMaxInflight ?? draft.restoreMaxInflight;
   draft.backupCoverageWarn = file.backupCoverageWarn ?? draft.backupCoverageWarn;
   draft.io = file.io ?? draft.io;
+  draft.auth = { authFile: file.authFile, backendAuthFile: file.backendAuthFile, mastersAuthFile: file.mastersAuthFile, backupsAuthFile: file.backupsAuthFile };
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -108,6 +110,9 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
   if (draft.port === 0 && draft.unixSocket === null) {
     return error('-p 0 turns TCP off, so a unix socket to listen on (-f path) is required');
   }
+
+  const auth = readAuthFiles(draft.auth);
+  if ('error' in auth) return error(auth.error);
 
   const listen: ListenAddress = Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket });
   // -p or -f over the file's list can make its first address equal a later one.
@@ -146,8 +151,27 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     backupCoverageWarn: draft.backupCoverageWarn,
     io: draft.io,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
+    ...auth,
   };
   return { kind: 'run', config: Object.freeze(config) };
+}
+
+/**
+ * The password files named, read now (at start, and again at each SIGHUP):
+ * backend_auth_file is for both pools unless masters_auth_file or
+ * backups_auth_file names another for one.
+ */
+function readAuthFiles(paths: AuthPaths): Pick<Config, 'clientAuth' | 'mastersAuth' | 'backupsAuth'> | { error: string } {
+  const read = (path: string | undefined, setting: string): AuthFile | string | null => {
+    if (path === undefined) return null;
+    const r = loadAuthFile(path, setting);
+    return 'error' in r ? r.error : r.file;
+  };
+  const clientAuth = read(paths.authFile, 'auth_file');
+  const mastersAuth = read(paths.mastersAuthFile ?? paths.backendAuthFile, paths.mastersAuthFile !== undefined ? 'masters_auth_file' : 'backend_auth_file');
+  const backupsAuth = read(paths.backupsAuthFile ?? paths.backendAuthFile, paths.backupsAuthFile !== undefined ? 'backups_auth_file' : 'backend_auth_file');
+  for (const r of [clientAuth, mastersAuth, backupsAuth]) if (typeof r === 'string') return { error: r };
+  return { clientAuth: clientAuth as AuthFile | null, mastersAuth: mastersAuth as AuthFile | null, backupsAuth: backupsAuth as AuthFile | null };
 }
 
 /**

@@ -4,6 +4,7 @@
 // setting reads the same whether it was typed as a flag or written in the file.
 
 import { isIPv6 } from 'node:net';
+import type { AuthFile } from './auth-file.js';
 
 export type Distribution = 'jump' | 'ketama' | 'magent';
 
@@ -94,6 +95,12 @@ export interface Config {
   readonly io: IoMode;
   /** the --config file as an absolute path (what SIGHUP re-reads), or null */
   readonly configPath: string | null;
+  // ---- authentication (memcached's -Y ASCII authentication) ----
+  /** auth_file / --auth-file: the users clients authenticate as; null: clients are not asked */
+  readonly clientAuth: AuthFile | null;
+  /** backend_auth_file (or masters_auth_file / backups_auth_file): its first user is sent to each server of the pool; null: none */
+  readonly mastersAuth: AuthFile | null;
+  readonly backupsAuth: AuthFile | null;
 }
 
 export const DEFAULTS = {

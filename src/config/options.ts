@@ -13,7 +13,7 @@ import {
   parseMode, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
-import { quoteless } from './file.js';
+import { quoteless, type AuthPaths } from './file.js';
 import { helpText } from './help.js';
 import { VERSION } from '../version.js';
 
@@ -29,7 +29,11 @@ type OptionId =
   | 'ketama' | 'unixSocket' | 'user' | 'group' | 'foreground' | 'verbose' | 'help'
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'switchDelaySeconds' | 'warmupSeconds'
-  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io';
+  | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io'
+  | AuthOptionId;
+
+/** The password file options (config/auth-file.ts): each takes a path. */
+type AuthOptionId = 'authFile' | 'backendAuthFile' | 'mastersAuthFile' | 'backupsAuthFile';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -73,6 +77,10 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
   { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
   { id: 'io', short: null, long: ['io'], takesValue: true },
+  { id: 'authFile', short: null, long: ['auth-file'], takesValue: true },
+  { id: 'backendAuthFile', short: null, long: ['backend-auth-file'], takesValue: true },
+  { id: 'mastersAuthFile', short: null, long: ['masters-auth-file'], takesValue: true },
+  { id: 'backupsAuthFile', short: null, long: ['backups-auth-file'], takesValue: true },
 ];
 
 export const BY_SHORT = new Map<string, OptionSpec>();
@@ -122,6 +130,8 @@ export interface Draft {
   mastersFromFile: boolean;
   backupsFromFile: boolean;
   verboseFromFile: boolean;
+  /** password file paths as given (read once the settings are all known) */
+  auth: AuthPaths;
 }
 
 export function defaultDraft(defaultWorkers: number): Draft {
@@ -159,6 +169,7 @@ export function defaultDraft(defaultWorkers: number): Draft {
     mastersFromFile: false,
     backupsFromFile: false,
     verboseFromFile: false,
+    auth: {},
   };
 }
 
@@ -305,6 +316,13 @@ export function apply(draft: Draft, id: OptionId, flag: string, value: string | 
     case 'io':
       if (v !== 'fast' && v !== 'portable') return invalid(flag, v, IO_EXPECTED);
       draft.io = v;
+      return null;
+    case 'authFile':
+    case 'backendAuthFile':
+    case 'mastersAuthFile':
+    case 'backupsAuthFile':
+      if (v === '') return invalid(flag, v, 'expected the path of a user:password file');
+      draft.auth[id] = v;
       return null;
     case 'journalMaxKeys': {
       const n = parseInteger(v, 1, MAX_INT);

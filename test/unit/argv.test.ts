@@ -53,6 +53,9 @@ const DEFAULT_CONFIG: Config = {
   backupCoverageWarn: 0.95,
   io: 'fast',
   configPath: null,
+  clientAuth: null,
+  mastersAuth: null,
+  backupsAuth: null,
 };
 
 test('magent example command line keeps magent meaning', () => {
@@ -334,6 +337,7 @@ const LONG_NAMES = [
   '--config', '--admin', '--drain-seconds', '--switch-delay', '--warmup-seconds', '--warmup-done-ratio',
   '--journal-max-keys', '--unix-socket-mode', '--restore-keys-per-second', '--restore-max-inflight', '--max-pending-bytes', '--backup-coverage-warn',
   '--io',
+  '--auth-file', '--backend-auth-file', '--masters-auth-file', '--backups-auth-file',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [
