@@ -1,10 +1,13 @@
-// Password files (config/auth-file.ts): tables of literal file texts.
+// Password files (config/auth-file.ts) and a client's auth `set` as the worker
+// reads it (worker/auth.ts): tables of literal file texts and wire strings, each
+// auth request fed whole and cut at every offset.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadAuthFile, parseAuthText, type AuthFile } from '../../src/config/auth-file.js';
+import { Auth, ClientAuth } from '../../src/worker/auth.js';
 
 const parse = (text: string): AuthFile | string => {
   const r = parseAuthText(text, 'users.txt', 'auth_file');
@@ -51,6 +54,56 @@ test('auth file: an unreadable file is one line naming it', () => {
   const good = path.join(dir, 'users.txt');
   fs.writeFileSync(good, 'alice:secret\n');
   assert.equal(loadAuthFile(good, 'auth_file'), { file: { path: good, users: [{ user: 'alice', password: 'secret' }] } });
+});
+
+const auth = new ClientAuth({ path: 'users.txt', users: [{ user: 'alice', password: 'secret' }, { user: 'bob', password: 'pw two' }] });
+
+/** What the reader does with `wire`: the outcome, the reply, and where the input goes on. */
+function read(wire: string): [number, string | null, number] {
+  const buf = Buffer.from(wire, 'latin1');
+  const r = auth.read(buf, 0, buf.length);
+  return [r, auth.reply === null ? null : auth.reply.toString('latin1'), r === Auth.OK ? auth.next : -1];
+}
+
+test('auth set: the answers of memcached -Y (proto_text.c), for each first request', () => {
+  const OK = Auth.OK;
+  const NO = Auth.REFUSED;
+  const cases: Array<[string, number, string | null, number]> = [
+    ['set x 0 0 12\r\nalice secret\r\n', OK, 'STORED\r\n', 28],
+    ['set x 0 0 12\r\nalice secret\r\nget k\r\n', OK, 'STORED\r\n', 28],
+    ['set x 0 0 10\r\nbob pw two\r\n', OK, 'STORED\r\n', 26],
+    // key, flags, exptime and a noreply are not looked at
+    ['set anykey 7 -1 12 noreply\r\nalice secret\r\n', OK, 'STORED\r\n', 42],
+    ['set  x 0 0 12\nalice secret\r\n', OK, 'STORED\r\n', 28],
+    ['set x 0 0 12\r\nalice secreT\r\n', NO, 'CLIENT_ERROR authentication failure\r\n', -1],
+    ['set x 0 0 11\r\nalice secre\r\n', NO, 'CLIENT_ERROR authentication failure\r\n', -1],
+    ['set x 0 0 13\r\nalice secrets\r\n', NO, 'CLIENT_ERROR authentication failure\r\n', -1],
+    ['set x 0 0 10\r\nbob secret\r\n', NO, 'CLIENT_ERROR authentication failure\r\n', -1],
+    ['set x 0 0 11\r\nalicesecret\r\n', NO, 'CLIENT_ERROR bad authentication token format\r\n', -1],
+    ['set x 0 0 12\r\nalice secretXY', NO, 'CLIENT_ERROR bad command line termination\r\n', -1],
+    ['set x 0 0 99999\r\n', NO, 'CLIENT_ERROR auth token too long\r\n', -1],
+    ['get k\r\n', NO, 'CLIENT_ERROR unauthenticated\r\n', -1],
+    ['mg k v\r\n', NO, 'CLIENT_ERROR unauthenticated\r\n', -1],
+    ['version\r\n', NO, 'CLIENT_ERROR unauthenticated\r\n', -1],
+    ['settle x 0 0 12\r\nalice secret\r\n', NO, 'CLIENT_ERROR unauthenticated\r\n', -1],
+    ['set x 0 12\r\nalice secret\r\n', NO, 'CLIENT_ERROR unauthenticated\r\n', -1],
+    ['set x 0 0 abc\r\n', NO, 'CLIENT_ERROR unauthenticated\r\n', -1],
+    ['\r\n', NO, 'CLIENT_ERROR unauthenticated\r\n', -1],
+    // no newline within 2048 bytes: closed without a word
+    [`set x 0 0 1${' '.repeat(2100)}`, NO, null, -1],
+  ];
+  for (const [wire, outcome, reply, next] of cases) assert.equal(read(wire), [outcome, reply, next], JSON.stringify(wire));
+});
+
+test('auth set: cut at every offset, it waits for the rest and then answers the same', () => {
+  for (const wire of ['set x 0 0 12\r\nalice secret\r\n', 'set x 0 0 12\r\nalice wrong!\r\n', 'get k\r\n']) {
+    const whole = read(wire);
+    for (let cut = 0; cut < wire.length; cut++) {
+      const [outcome] = read(wire.slice(0, cut));
+      assert.is(outcome, Auth.NEED_MORE, `${JSON.stringify(wire)} cut at ${cut}`);
+    }
+    assert.equal(read(wire), whole);
+  }
 });
 
 test.run();
