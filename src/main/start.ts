@@ -33,6 +33,7 @@ import { VERSION } from '../version.js';
 import { UsageError } from '../errors.js';
 import { dropPrivileges, resolveIdentity, willDrop, type Identity } from './privileges.js';
 import { listenUnix, removeUnix, type BoundSocket } from './unix-socket.js';
+import { setBackendAuth } from '../backend/auth.js';
 
 export interface Running {
   readonly supervisor: Supervisor;
@@ -96,6 +97,7 @@ async function sharedListeners(config: Config): Promise<ListenAt[]> {
 export async function start(config: Config): Promise<Running> {
   // Before anything binds: an unknown -u or -g ends the start here (UsageError).
   const identity = resolveIdentity(config.user, config.group);
+  setBackendAuth(config);
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
   let health = new HealthTable(servers.length);
@@ -315,6 +317,7 @@ export async function start(config: Config): Promise<Running> {
     // Empty until the new prober's first poll, a moment away.
     figures = new ServerFigures(names.length);
     current = merged;
+    setBackendAuth(merged);
     supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
     watch(merged);
     if (moved !== null) {
@@ -343,6 +346,8 @@ export async function start(config: Config): Promise<Running> {
         (merged as Record<string, unknown>)[key] = current[key];
       }
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
+      // Until the switch, the servers of both configurations are read and written (placement.ts).
+      setBackendAuth(current, merged);
       const placement = placementOf(merged);
       if (samePlacement(placements.placement, placement)) {
         apply(merged, null);

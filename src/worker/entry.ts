@@ -29,6 +29,7 @@ import { StripeTable } from '../shared/stripes.js';
 import { PendingBytes, pendingShare } from './pending-bytes.js';
 import type { Sampled } from './write-sampler.js';
 import { ClientAuth } from './auth.js';
+import { setBackendAuth } from '../backend/auth.js';
 
 export interface WorkerInit {
   id: number;
@@ -85,6 +86,8 @@ const tell = (m: FromWorker): void => parentPort!.postMessage(m);
 const init = workerData as WorkerInit;
 setLogLevel(init.config.verbose);
 useIo(init.clients.io);
+
+setBackendAuth(init.config);
 
 function clientAuth(config: Config): ClientAuth | null {
   return config.clientAuth === null ? null : new ClientAuth(config.clientAuth);
@@ -211,6 +214,7 @@ parentPort!.on('message', (m: ToWorker) => {
     ctx.pending.limit = pendingShare(config);
     // New clients authenticate against the new file; those already in stay in.
     ctx.auth = clientAuth(config);
+    setBackendAuth(config);
     local.reconfigure(config, new HealthTable(m.health), serverStats, new ServerFigures(m.figures));
     setLogLevel(config.verbose);
   } else if (m.type === 'drain') {

@@ -1,6 +1,7 @@
-// memcached's ASCII authentication (-Y), toward clients.
+// memcached's ASCII authentication (-Y), on both sides of mcrelay.
 //
 //   client --auth set--> mcrelay --auth_file--> STORED | CLIENT_ERROR ... + close
+//   mcrelay --backend_auth_file: auth set first on every connection--> memcached -Y
 //
 // The replies a client gets before it has authenticated are compared with
 // those of a memcached started with -Y on the same file, in the same test;
@@ -216,6 +217,73 @@ test('an unreadable or malformed auth file at start: one line naming the file, e
     assert.is(code, 2);
     assert.is(err, message);
   }
+});
+
+test('backend auth: mcrelay in front of memcached -Y serves gets and sets, and its probes get through', async () => {
+  const secret = path.join(dir, 'backend.txt');
+  fs.writeFileSync(secret, `svc:${PASSWORD}\n`);
+  const master = await started(startMemcached({ extraArgs: ['-Y', secret] }));
+  const backup = await started(startMemcached({ extraArgs: ['-Y', secret] }));
+  const proxy = await started(startProxy(['-s', master.addr, '-b', backup.addr, '--backend-auth-file', secret, '--workers', '2', '--retry-interval', '200', '--timeout', '300']));
+  const c = await WireClient.connect(proxy.port);
+  assert.is(await c.request('set k 3 0 2\r\nhi\r\n'), 'STORED\r\n');
+  assert.is(await c.request('get k\r\n', 'END\r\n'), 'VALUE k 3 2\r\nhi\r\nEND\r\n');
+  assert.is(await c.request('mg k v f\r\n', '\r\nhi\r\n'), 'VA 2 f3\r\nhi\r\n');
+  // The prober's stats polls authenticate too: the servers' own figures show, and nothing is marked down.
+  const polled = await eventually(async () => (await c.request('stats servers\r\n', 'END\r\n')).includes(`STAT ${master.addr}:curr_items `), 3000, 100);
+  assert.ok(polled, 'the main thread reads the servers\' stats');
+  await sleep(600);
+  const servers = await c.request('stats servers\r\n', 'END\r\n');
+  assert.ok(servers.includes(`STAT ${master.addr}:state up\r\n`) && servers.includes(`STAT ${backup.addr}:state up\r\n`), servers);
+  assert.not.ok(proxy.output.includes('marked down'), proxy.output);
+  c.close();
+});
+
+test('backend auth: a master of -Y servers restarted empty is restored from the backup (metadump and copies authenticate)', async () => {
+  const secret = path.join(dir, 'backend-restore.txt');
+  fs.writeFileSync(secret, `svc:${PASSWORD}\n`);
+  const master = await started(startMemcached({ extraArgs: ['-Y', secret] }));
+  const backup = await started(startMemcached({ extraArgs: ['-Y', secret] }));
+  const proxy = await started(startProxy(['-s', master.addr, '-b', backup.addr, '--backend-auth-file', secret, '--workers', '1',
+    '--retry-interval', '200', '--timeout', '300', '--warmup-seconds', '0']));
+  const c = await WireClient.connect(proxy.port);
+  const N = 50;
+  for (let i = 0; i < N; i++) assert.is(await c.request(`set r${i} 0 0 3\r\nv${String(i).padStart(2, '0')}\r\n`), 'STORED\r\n');
+  await master.stop();
+  const again = await started(startMemcached({ port: master.port, extraArgs: ['-Y', secret] }));
+  const state = (text: string, field: string): string | undefined => new RegExp(`^STAT ${again.addr}:${field} (\\S+)\\r$`, 'm').exec(text)?.[1];
+  const done = await eventually(async () => state(await c.request('stats servers\r\n', 'END\r\n'), 'restore_state') === 'done', 10_000, 100);
+  const servers = await c.request('stats servers\r\n', 'END\r\n');
+  assert.ok(done, `restore done: ${servers.split('\r\n').filter((l) => l.includes(`${again.addr}:`) && /state|restore/.test(l)).join(' | ')}\n${proxy.output}`);
+  assert.is(state(servers, 'restore_keys_copied'), String(N));
+  // Read on the server itself, authenticated.
+  const direct = await WireClient.connect(again.port);
+  assert.is(await direct.request(`set auth 0 0 ${4 + PASSWORD.length}\r\nsvc ${PASSWORD}\r\n`), 'STORED\r\n');
+  assert.is(await direct.request('get r0 r49\r\n', 'END\r\n'), 'VALUE r0 0 3\r\nv00\r\nVALUE r49 0 3\r\nv49\r\nEND\r\n');
+  direct.close();
+  c.close();
+});
+
+test('backend auth refused: the server is marked down, the log says why and never the password', async () => {
+  const secret = path.join(dir, 'backend-right.txt');
+  fs.writeFileSync(secret, `svc:${PASSWORD}\n`);
+  const wrong = path.join(dir, 'backend-wrong.txt');
+  fs.writeFileSync(wrong, 'svc:Not-The-Password\n');
+  const master = await started(startMemcached({ extraArgs: ['-Y', secret] }));
+  const proxy = await started(startProxy(['-s', master.addr, '--backend-auth-file', wrong, '--workers', '1', '--retry-interval', '200', '--timeout', '300']));
+  const c = await WireClient.connect(proxy.port);
+  // Whichever comes first (this request or the prober's poll) finds the server refusing.
+  await c.request('get k\r\n', 'END\r\n');
+  assert.ok(await proxy.waitForOutput('server marked down', 3000), proxy.output);
+  const line = proxy.output.split('\n').find((l) => l.includes('server marked down'))!;
+  assert.ok(line.includes('backend authentication refused: CLIENT_ERROR'), line);
+  assert.ok(line.includes('MCRELAY_BACKEND_AUTH'), line);
+  assert.is(await c.request('set k 0 0 2\r\nhi\r\n'), 'SERVER_ERROR backend unavailable\r\n');
+  const servers = await c.request('stats servers\r\n', 'END\r\n');
+  assert.ok(servers.includes(`STAT ${master.addr}:state down\r\n`), servers);
+  await sleep(500);
+  assert.not.ok(proxy.output.includes('Not-The-Password'), proxy.output);
+  c.close();
 });
 
 test.run();

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadAuthFile, parseAuthText, type AuthFile } from '../../src/config/auth-file.js';
+import { authAnswer, authRefusal, authRequest } from '../../src/backend/auth.js';
 import { Auth, ClientAuth } from '../../src/worker/auth.js';
 
 const parse = (text: string): AuthFile | string => {
@@ -104,6 +105,15 @@ test('auth set: cut at every offset, it waits for the rest and then answers the 
     }
     assert.equal(read(wire), whole);
   }
+});
+
+test('backend auth set: one line memcached -Y takes, expired at once on a server without -Y', () => {
+  const req = authRequest({ path: 'b.txt', users: [{ user: 'svc', password: 'p w' }, { user: 'other', password: 'x' }] });
+  assert.is(req.toString('latin1'), 'set mcrelay:auth 0 -1 7\r\nsvc p w\r\n');
+  assert.is(authAnswer('STORED\r\nVERSION 1.6.18\r\n'), 8);
+  assert.is(authAnswer('STOR'), 0);
+  assert.is(authAnswer('CLIENT_ERROR authentication failure\r\n'), -1);
+  assert.is(authRefusal('CLIENT_ERROR authentication failure\r\nCLIENT_ERROR unauthenticated\r\n'), 'backend authentication refused: CLIENT_ERROR authentication failure');
 });
 
 test.run();
