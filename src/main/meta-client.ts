@@ -7,6 +7,7 @@ import net from 'node:net';
 import type { ServerAddress } from '../config/config.js';
 import { authAnswer, authRefusal, backendAuth } from '../backend/auth.js';
 import { log } from '../log.js';
+import { Code } from '../errors.js';
 
 interface Pending { resolve: (reply: MetaReply | null) => void; at: number }
 
@@ -62,7 +63,7 @@ export class MetaClient {
       const a = authAnswer(head);
       if (a === 0) return;
       if (a < 0) {
-        log.warn('restore connection refused', { server: this.address.name, reason: authRefusal(head) });
+        log.warn('server refused a connection of restore or sweep', { server: this.address.name, code: Code.BACKEND_AUTH, reason: authRefusal(head) });
         this.close();
         return;
       }

@@ -283,6 +283,14 @@ test('backend auth refused: the server is marked down, the log says why and neve
   assert.ok(servers.includes(`STAT ${master.addr}:state down\r\n`), servers);
   await sleep(500);
   assert.not.ok(proxy.output.includes('Not-The-Password'), proxy.output);
+  // The right password, read on SIGHUP: the server is probed back up and serves.
+  fs.writeFileSync(wrong, `svc:${PASSWORD}\n`);
+  proxy.signal('SIGHUP');
+  assert.ok(await proxy.waitForOutput('configuration reloaded'), proxy.output);
+  const back = await eventually(async () => (await c.request('stats servers\r\n', 'END\r\n')).includes(`STAT ${master.addr}:state up\r\n`), 5000, 100);
+  assert.ok(back, proxy.output);
+  assert.is(await c.request('set k 0 0 2\r\nhi\r\n'), 'STORED\r\n');
+  assert.is(await c.request('get k\r\n', 'END\r\n'), 'VALUE k 0 2\r\nhi\r\nEND\r\n');
   c.close();
 });
 
