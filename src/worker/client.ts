@@ -69,6 +69,8 @@ export class ClientConnection extends ReplyQueue {
   private binOpaque = 0;
   /** auth_file is set and this client has not authenticated yet */
   private authenticating: boolean;
+  /** the users in force when it connected: what judges it if a reload turns authentication off before it is in */
+  private readonly gate: ClientAuth | null;
 
   constructor(
     /** the connection: a libuv handle received from the main thread, or a net.Socket (--io portable) */
@@ -77,6 +79,7 @@ export class ClientConnection extends ReplyQueue {
     local: LocalCommands,
   ) {
     super(ctx, local);
+    this.gate = ctx.auth;
     this.authenticating = ctx.auth !== null;
     this.socket = adoptStream(handle, this);
   }
@@ -175,12 +178,10 @@ export class ClientConnection extends ReplyQueue {
    * they are incomplete, or when it is refused and closes.
    */
   private authenticate(): boolean {
-    const auth: ClientAuth | null = this.ctx.auth;
-    // A reload that turned authentication off lets in whoever is waiting.
-    if (auth === null) {
-      this.authenticating = false;
-      return true;
-    }
+    // The file in force now; if a reload has turned authentication off, the
+    // one it connected under (else a half-sent auth set would be read as a
+    // set, and store the password).
+    const auth = this.ctx.auth ?? this.gate!;
     const input = this.input;
     const buf = input.buf;
     const pos = input.pos;

@@ -150,6 +150,10 @@ test('refusals are counted: auth_failures in stats and mcrelay_auth_failures_tot
   const adminPort = await freePort();
   const proxy = await started(startProxy(['-s', backend.addr, '--auth-file', users, '--workers', '2', '-vv', '--admin', `127.0.0.1:${adminPort}`]));
   assert.is(await stat(proxy.port, 'auth_failures'), '0');
+  const settings = await WireClient.connect(proxy.port);
+  assert.is(await settings.request(AUTH_ALICE), 'STORED\r\n');
+  assert.ok((await settings.request('stats settings\r\n', 'END\r\n')).includes(`STAT auth_enabled_ascii ${users}\r\n`), 'stats settings names the file, as memcached does');
+  settings.close();
   await answer(proxy.port, WRONG);
   await answer(proxy.port, `set auth 0 0 ${7 + PASSWORD.length}\r\nalicex ${PASSWORD}\r\n`);
   await answer(proxy.port, 'get k\r\n');
@@ -199,6 +203,22 @@ test('SIGHUP reads the auth file again: a new user gets in, a removed one is ref
   assert.ok(proxy.output.includes(`${file}:1: auth_file: expected user:password`), proxy.output);
   assert.not.ok(proxy.output.includes('carol-without-colon'));
   assert.is((await answer(port, 'set a 0 0 10\r\ncarol new1\r\n')).reply.toString('latin1'), 'STORED\r\n');
+
+  // auth_file taken out: new clients are served unasked; one that was half way
+  // through its auth set finishes it as an auth set, its password stored nowhere.
+  const waiting = await WireClient.connect(port);
+  waiting.write('set pw 0 0 10\r\n');
+  await sleep(100);
+  fs.writeFileSync(config, `listen: 127.0.0.1:${port}\nadmin: "off"\nworkers: 2\nmasters: [${backend.addr}]\n`);
+  const reloads = proxy.output.split('configuration reloaded').length;
+  proxy.signal('SIGHUP');
+  assert.ok(await eventually(async () => proxy.output.split('configuration reloaded').length > reloads, 5000, 20), proxy.output);
+  assert.is(await waiting.request('carol new1\r\n'), 'STORED\r\n');
+  assert.is(await waiting.request('get k\r\n', 'END\r\n'), 'VALUE k 0 2\r\nhi\r\nEND\r\n');
+  const open = await WireClient.connect(port);
+  assert.is(await open.request('get k pw\r\n', 'END\r\n'), 'VALUE k 0 2\r\nhi\r\nEND\r\n', 'served unasked, and no key pw');
+  open.close();
+  waiting.close();
   inside.close();
 });
 
