@@ -24,6 +24,8 @@ export const Code = {
   BACKEND_UNPARSEABLE: 'MCRELAY_BACKEND_UNPARSEABLE',
   /** a backend server sent a reply no request asked for */
   BACKEND_UNEXPECTED_REPLY: 'MCRELAY_BACKEND_UNEXPECTED_REPLY',
+  /** a backend server refused mcrelay's credentials (backend_auth_file) */
+  BACKEND_AUTH: 'MCRELAY_BACKEND_AUTH',
   /** the pipe that hands accepted sockets from the main thread to a worker could not be set up (io/handoff.ts) */
   HANDOFF_FAILED: 'MCRELAY_HANDOFF_FAILED',
   /** --io fast needs Node internals this Node lacks or refuses (io/internals.ts) */
@@ -59,6 +61,7 @@ export class BackendClosedError extends kind(Code.BACKEND_CLOSED) {}
 export class BackendTimeoutError extends kind(Code.BACKEND_TIMEOUT) {}
 export class BackendUnparseableError extends kind(Code.BACKEND_UNPARSEABLE) {}
 export class BackendUnexpectedReplyError extends kind(Code.BACKEND_UNEXPECTED_REPLY) {}
+export class BackendAuthError extends kind(Code.BACKEND_AUTH) {}
 export class HandoffError extends kind(Code.HANDOFF_FAILED) {}
 export class IoInternalsError extends kind(Code.IO_INTERNALS) {}
 

@@ -22,6 +22,7 @@ import { availableParallelism } from 'node:os';
 import { loadConfig } from './config/argv.js';
 import { parseServerAddress, serverKey, type Distribution, type ServerAddress } from './config/config.js';
 import { isProxyKey, metadump } from './backend/metadump.js';
+import { addBackendAuth } from './backend/auth.js';
 import { endsWithEnd, exchange } from './backend/server-request.js';
 import { Router } from './routing/router.js';
 import { ADMIN_ACCESS_USAGE, adminRequest, DEFAULT_ADMIN, noAdminAccess, parseAdmin, takeAdminAccess, type AdminAccess } from './admin-client.js';
@@ -173,6 +174,7 @@ function fromFile(path: string, flag: string): Placement | string {
     const message = r.error.replace(/^mcrelay: /, '');
     return message.startsWith(path) ? `${flag} ${message}` : `${flag} ${path}: ${message}`;
   }
+  addBackendAuth(r.config);
   return { distribution: r.config.distribution, masters: r.config.masters, backups: r.config.backups, from: `file ${path}` };
 }
 

@@ -15,6 +15,10 @@
 // handler says every one may be sent again (reads, once), so that a request
 // racing an idle close is retried on a new connection instead of marking the
 // server down.
+//
+// A server of a pool with credentials (backend_auth_file) gets the auth set
+// (backend/auth.ts) first on each new connection; its STORED is read before
+// any reply, and anything else fails the connection: the server is down.
 
 import { performance } from 'node:perf_hooks';
 import type { ServerAddress } from '../config/config.js';
@@ -24,9 +28,10 @@ import { connectStream } from '../io/open-stream.js';
 import { streamError, type ByteStream, type ConnectingOwner } from '../io/stream.js';
 import { countError, recordLatency, S } from '../shared/server-stats.js';
 import {
-  BackendClosedError, BackendConnectionLimitError, BackendTimeoutError, BackendUnexpectedReplyError, BackendUnparseableError, ConnectError, codeOf,
+  BackendAuthError, BackendClosedError, BackendConnectionLimitError, BackendTimeoutError, BackendUnexpectedReplyError, BackendUnparseableError, ConnectError, codeOf,
 } from '../errors.js';
 import { debugEnabled, log } from '../log.js';
+import { backendAuth } from './auth.js';
 
 /** Why a connection failed its ops; decides what health does with the server. */
 export const Failure = {
@@ -51,6 +56,8 @@ const BYTES_PER_MS = 16 * 1024;
 
 /** memcached's greeting to a connection past its -c limit, just before it closes it */
 const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
+/** memcached -Y's acceptance of the auth set */
+const STORED = Buffer.from('STORED\r\n');
 
 /**
  * What the connection needs of a request queued on it; the worker's Op
@@ -108,6 +115,8 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
   private backoffMs = 0;
   /** connected, and no reply read yet: the server may still be refusing us */
   private fresh = false;
+  /** the auth set went first on this connection and its STORED has not been read yet */
+  private authing = false;
   /** when the head op became the head (the one before it was answered), performance.now() */
   private headSince = 0;
   /** when the last bytes arrived */
@@ -179,6 +188,9 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
     this.state = OPEN;
     this.backoffMs = 0;
     this.fresh = true;
+    const auth = backendAuth(this.address);
+    this.authing = auth !== null;
+    if (auth !== null) this.socket!.write(auth);
     this.outbox.flush(this.socket!);
   }
 
@@ -229,6 +241,15 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
         return this.fail(Failure.CONNECTION, new BackendConnectionLimitError('too many open connections'));
       }
       if (end - pos >= TOO_MANY_CONNECTIONS.length || buf[end - 1] === 0x0a) this.fresh = false;
+    }
+    if (this.authing) {
+      const nl = buf.indexOf(0x0a, pos);
+      if (nl < 0 || nl >= end) return;
+      if (!bytesEqual(buf, pos, STORED, 0, STORED.length) || nl !== pos + STORED.length - 1) {
+        return this.fail(Failure.CONNECTION, new BackendAuthError(`backend authentication refused: ${buf.toString('latin1', pos, Math.min(nl, pos + 100)).replace(/\r$/, '')}`));
+      }
+      this.authing = false;
+      pos = nl + 1;
     }
     while (pos < end) {
       const op = this.ring[this.head];
@@ -291,6 +312,7 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
     this.socket = null;
     this.state = IDLE;
     this.fresh = false;
+    this.authing = false;
     socket?.abandon();
     if (this.timer !== null) { clearInterval(this.timer); this.timer = null; }
     this.outbox.clear();

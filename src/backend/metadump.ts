@@ -9,6 +9,7 @@
 
 import { connectServer } from '../io/server-socket.js';
 import type { ServerAddress } from '../config/config.js';
+import { authAnswer, authRefusal, backendAuth } from './auth.js';
 
 /** Keys read from the dump ahead of onKey, at most. */
 const READ_AHEAD = 1000;
@@ -96,9 +97,21 @@ function dumpNow(address: ServerAddress, onKey: (key: Buffer, cas: bigint) => bo
       if (ended) finish('done');
       else socket.resume();
     };
-    socket.on(ready, () => socket.write('lru_crawler metadump all\r\n'));
+    const auth = backendAuth(address);
+    let authing = auth !== null;
+    // memcached refuses a metadump pipelined behind another request ("ERROR cannot
+    // pipeline other commands before metadump"): it goes once the auth set is answered.
+    socket.on(ready, () => socket.write(auth ?? 'lru_crawler metadump all\r\n'));
     socket.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
+      if (authing) {
+        const a = authAnswer(buf);
+        if (a === 0) return;
+        if (a < 0) { finish('failed', authRefusal(buf)); return; }
+        authing = false;
+        buf = buf.slice(a);
+        socket.write('lru_crawler metadump all\r\n');
+      }
       for (;;) {
         const nl = buf.indexOf('\n');
         if (nl < 0) break;

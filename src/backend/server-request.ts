@@ -5,6 +5,7 @@
 
 import { connectServer } from '../io/server-socket.js';
 import type { ServerAddress } from '../config/config.js';
+import { authAnswer, authRefusal, backendAuth } from './auth.js';
 
 export interface Answer {
   /** what the server sent (latin1), or null if nothing came */
@@ -15,6 +16,8 @@ export interface Answer {
   timedOut: boolean;
   /** the socket error's code (ECONNREFUSED, ENOTFOUND...), if one ended the exchange */
   error: string | null;
+  /** the server refused our credentials (backend_auth_file): why, in words for a log line; text is then null */
+  authRefused: string | null;
 }
 
 /**
@@ -28,18 +31,30 @@ export function exchange(address: ServerAddress, request: string | Buffer, timeo
     let got = '';
     let sent = false;
     let error: string | null = null;
+    // With credentials for this server, they go first and its STORED is read before the answer.
+    const auth = backendAuth(address);
+    let authing = auth !== null;
+    let authRefused: string | null = null;
     const done = (closed: boolean, timedOut = false): void => {
       clearTimeout(timer);
       socket.destroy();
       // Over TLS an error after the request went out is the handshake failing late
       // (TLS 1.3: a refused client certificate), not a server that closes on a command.
       const failed = error !== null && address.tls !== undefined;
-      resolve({ text: got === '' ? null : got, refused: closed && sent && got === '' && !failed, timedOut, error });
+      resolve({ text: got === '' || authing ? null : got, refused: closed && sent && got === '' && !failed, timedOut, error, authRefused });
     };
     const timer = setTimeout(() => done(false, true), timeoutMs);
-    socket.on(ready, () => { sent = true; socket.write(request); });
+    socket.on(ready, () => { sent = true; socket.write(auth === null ? request : Buffer.concat([auth, Buffer.from(request)])); });
     socket.on('data', (d: Buffer) => {
       got += d.toString('latin1');
+      if (authing) {
+        const a = authAnswer(got);
+        if (a === 0) return;
+        if (a < 0) { authRefused = authRefusal(got); done(false); return; }
+        authing = false;
+        got = got.slice(a);
+        if (got === '') return;
+      }
       if (complete(got) || /^(ERROR|CLIENT_ERROR|SERVER_ERROR)[^\n]*\r\n/.test(got)) done(false);
     });
     socket.on('error', (err: NodeJS.ErrnoException) => { error = err.code ?? err.message; done(true); });

@@ -28,8 +28,9 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 
 import { MAX_WORKERS, isLoopbackHost, serverKey, type AdminTlsSettings, type Config, type ListenAddress, type ServerAddress } from './config.js';
-import { loadConfigFile, type FileConfig } from './file.js';
+import { loadConfigFile, type AuthPaths, type FileConfig } from './file.js';
 import { finishServerTls, finishTls, type ServerTlsDraft } from './tls.js';
+import { loadAuthFile, type AuthFile } from './auth-file.js';
 import { apply, BY_LONG, BY_SHORT, defaultDraft, error, unexpected, unknown, type Draft, type ParseResult } from './options.js';
 
 export { parseServerAddress } from './config.js';
@@ -96,6 +97,7 @@ function overlay(draft: Draft, file: FileConfig): void {
     draft.adminTlsClientAuth = file.adminTls.clientAuth;
     draft.adminTlsMinVersion = file.adminTls.minVersion;
   }
+  draft.auth = { authFile: file.authFile, backendAuthFile: file.backendAuthFile, mastersAuthFile: file.mastersAuthFile, backupsAuthFile: file.backupsAuthFile };
 }
 
 export function parseArgv(argv: readonly string[], env?: { cpus: number }): ParseResult {
@@ -128,6 +130,8 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
 
   const adminSecurity = adminSecuritySettings(draft);
   if (typeof adminSecurity === 'string') return error(adminSecurity);
+  const auth = readAuthFiles(draft.auth);
+  if ('error' in auth) return error(auth.error);
 
   const listen: ListenAddress = Object.freeze({ host: draft.listenHost, port: draft.port, path: draft.unixSocket });
   const tls = finishTls(draft.tls);
@@ -182,6 +186,7 @@ export function parseArgv(argv: readonly string[], env?: { cpus: number }): Pars
     tls,
     configPath: draft.configPath === null ? null : resolvePath(draft.configPath),
     ...adminSecurity,
+    ...auth,
   };
   return { kind: 'run', config: Object.freeze(config) };
 }
@@ -209,6 +214,24 @@ function adminSecuritySettings(draft: Draft): Pick<Config, 'adminTokenFile' | 'a
     return `the admin listener ${at} is not on a loopback address and has no token: set admin_token_file (--admin-token-file), or write admin_insecure: true (--admin-insecure) to serve it to anyone who can reach it`;
   }
   return { adminTokenFile: file(draft.adminTokenFile), adminTls, adminInsecure: draft.adminInsecure };
+}
+
+/**
+ * The password files named, read now (at start, and again at each SIGHUP):
+ * backend_auth_file is for both pools unless masters_auth_file or
+ * backups_auth_file names another for one.
+ */
+function readAuthFiles(paths: AuthPaths): Pick<Config, 'clientAuth' | 'mastersAuth' | 'backupsAuth'> | { error: string } {
+  const read = (path: string | undefined, setting: string): AuthFile | string | null => {
+    if (path === undefined) return null;
+    const r = loadAuthFile(path, setting);
+    return 'error' in r ? r.error : r.file;
+  };
+  const clientAuth = read(paths.authFile, 'auth_file');
+  const mastersAuth = read(paths.mastersAuthFile ?? paths.backendAuthFile, paths.mastersAuthFile !== undefined ? 'masters_auth_file' : 'backend_auth_file');
+  const backupsAuth = read(paths.backupsAuthFile ?? paths.backendAuthFile, paths.backupsAuthFile !== undefined ? 'backups_auth_file' : 'backend_auth_file');
+  for (const r of [clientAuth, mastersAuth, backupsAuth]) if (typeof r === 'string') return { error: r };
+  return { clientAuth: clientAuth as AuthFile | null, mastersAuth: mastersAuth as AuthFile | null, backupsAuth: backupsAuth as AuthFile | null };
 }
 
 /**

@@ -5,6 +5,7 @@
 
 import type { ClientAuth, ClientTls, ServerTls, TlsVersion } from './tls.js';
 import { isIPv6 } from 'node:net';
+import type { AuthFile } from './auth-file.js';
 
 export type Distribution = 'jump' | 'ketama' | 'magent';
 
@@ -106,6 +107,12 @@ export interface Config {
   readonly adminTls: AdminTlsSettings | null;
   /** `admin_insecure: true`: the admin listener may be on a non-loopback address without a token */
   readonly adminInsecure: boolean;
+  // ---- authentication (memcached's -Y ASCII authentication) ----
+  /** auth_file / --auth-file: the users clients authenticate as; null: clients are not asked */
+  readonly clientAuth: AuthFile | null;
+  /** backend_auth_file (or masters_auth_file / backups_auth_file): its first user is sent to each server of the pool; null: none */
+  readonly mastersAuth: AuthFile | null;
+  readonly backupsAuth: AuthFile | null;
 }
 
 // ---- The admin listener's security settings ----

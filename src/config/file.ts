@@ -32,8 +32,17 @@ import {
  * -p and -f would give it, so those flags override it field by field);
  * extraListen holds the rest of the list.
  */
-export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath' | 'tls'>]?: Config[K] }
-  & { tls?: TlsDraft; mastersTls?: ServerTlsDraft; backupsTls?: ServerTlsDraft };
+export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath' | 'tls' | AuthKeys>]?: Config[K] }
+  & { tls?: TlsDraft; mastersTls?: ServerTlsDraft; backupsTls?: ServerTlsDraft } & AuthPaths;
+
+/** The password files are named in the file and read once every setting is known (config/auth-file.ts). */
+type AuthKeys = 'clientAuth' | 'mastersAuth' | 'backupsAuth';
+export interface AuthPaths {
+  authFile?: string;
+  backendAuthFile?: string;
+  mastersAuthFile?: string;
+  backupsAuthFile?: string;
+}
 
 export type FileResult = { config: FileConfig } | { error: string };
 
@@ -174,7 +183,18 @@ const KEYS: Record<string, Reader> = {
     if (s !== 'fast' && s !== 'portable') throw new FileError(key, `${IO_EXPECTED}, got ${describe(v)}`, v);
     out.io = s satisfies IoMode;
   },
+  // ---- authentication: paths of password files (memcached -Y format) ----
+  auth_file: (out, v, key, doc) => { out.authFile = authPath(v, key, doc); },
+  backend_auth_file: (out, v, key, doc) => { out.backendAuthFile = authPath(v, key, doc); },
+  masters_auth_file: (out, v, key, doc) => { out.mastersAuthFile = authPath(v, key, doc); },
+  backups_auth_file: (out, v, key, doc) => { out.backupsAuthFile = authPath(v, key, doc); },
 };
+
+function authPath(v: Node | null, key: string, doc: Document): string {
+  const s = string(v, key, doc, 'the path of a user:password file');
+  if (s === '') throw new FileError(key, 'expected the path of a user:password file, got an empty string', v);
+  return s;
+}
 
 /** The key an operator may have meant, for an unknown key that is a flag's name or a near miss. */
 const HINTS: Record<string, string> = {

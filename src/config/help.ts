@@ -129,6 +129,18 @@ Operations:
                             it, on every proxy that has reloaded by then
                             (default ${DEFAULTS.switchDelaySeconds})
 
+Authentication (memcached -Y's; FILE holds user:password lines):
+      --auth-file FILE      clients must first send the auth set (set <key> 0 0
+                            <n>, data "user password") of a user in FILE;
+                            others are answered as memcached -Y answers and
+                            closed. Read again on SIGHUP
+      --backend-auth-file FILE
+                            send the first user of FILE as the auth set on
+                            every connection to the servers (memcached -Y); a
+                            server that refuses it is marked down
+      --masters-auth-file FILE, --backups-auth-file FILE
+                            the same for one pool, over --backend-auth-file
+
 Commands:
   mcrelay ctl drain|undrain|status HOST:PORT [--admin HOST:PORT]
               [--admin-token-file FILE] [--admin-ca FILE]

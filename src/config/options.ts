@@ -13,7 +13,7 @@ import {
   parseMode, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
-import { quoteless } from './file.js';
+import { quoteless, type AuthPaths } from './file.js';
 import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type ClientAuth, type ServerTlsDraft, type TlsDraft, type TlsVersion } from './tls.js';
 import { helpText } from './help.js';
 import { VERSION } from '../version.js';
@@ -32,11 +32,14 @@ type OptionId =
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'switchDelaySeconds' | 'warmupSeconds'
   | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io'
   | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'tlsClientAuth' | 'tlsMinVersion' | 'tlsListen'
-  | AdminSecurityId;
+  | AdminSecurityId | AuthOptionId;
 
 /** The admin listener's security options (issue 18). */
 type AdminSecurityId =
   | 'adminTokenFile' | 'adminInsecure' | 'adminTlsCert' | 'adminTlsKey' | 'adminTlsCa' | 'adminTlsClientAuth' | 'adminTlsMinVersion';
+
+/** The password file options (config/auth-file.ts): each takes a path. */
+type AuthOptionId = 'authFile' | 'backendAuthFile' | 'mastersAuthFile' | 'backupsAuthFile';
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -94,6 +97,10 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'adminTlsCa', short: null, long: ['admin-tls-ca'], takesValue: true },
   { id: 'adminTlsClientAuth', short: null, long: ['admin-tls-client-auth'], takesValue: true },
   { id: 'adminTlsMinVersion', short: null, long: ['admin-tls-min-version'], takesValue: true },
+  { id: 'authFile', short: null, long: ['auth-file'], takesValue: true },
+  { id: 'backendAuthFile', short: null, long: ['backend-auth-file'], takesValue: true },
+  { id: 'mastersAuthFile', short: null, long: ['masters-auth-file'], takesValue: true },
+  { id: 'backupsAuthFile', short: null, long: ['backups-auth-file'], takesValue: true },
 ];
 
 export const BY_SHORT = new Map<string, OptionSpec>();
@@ -158,6 +165,8 @@ export interface Draft {
   mastersFromFile: boolean;
   backupsFromFile: boolean;
   verboseFromFile: boolean;
+  /** password file paths as given (read once the settings are all known) */
+  auth: AuthPaths;
 }
 
 export function defaultDraft(defaultWorkers: number): Draft {
@@ -206,6 +215,7 @@ export function defaultDraft(defaultWorkers: number): Draft {
     mastersFromFile: false,
     backupsFromFile: false,
     verboseFromFile: false,
+    auth: {},
   };
 }
 
@@ -381,6 +391,13 @@ export function apply(draft: Draft, id: OptionId, flag: string, value: string | 
       if (!draft.tls.listen.some((l) => l.port === a.port && l.host.toLowerCase() === a.host.toLowerCase())) draft.tls.listen.push(a);
       return null;
     }
+    case 'authFile':
+    case 'backendAuthFile':
+    case 'mastersAuthFile':
+    case 'backupsAuthFile':
+      if (v === '') return invalid(flag, v, 'expected the path of a user:password file');
+      draft.auth[id] = v;
+      return null;
     case 'journalMaxKeys': {
       const n = parseInteger(v, 1, MAX_INT);
       if (n === null) return invalid(flag, v, `expected an integer 1..${MAX_INT}`);

@@ -6,6 +6,9 @@
 import type net from 'node:net';
 import { connectServer } from '../io/server-socket.js';
 import type { ServerAddress } from '../config/config.js';
+import { authAnswer, authRefusal, backendAuth } from '../backend/auth.js';
+import { log } from '../log.js';
+import { Code } from '../errors.js';
 
 interface Pending { resolve: (reply: MetaReply | null) => void; at: number }
 
@@ -22,9 +25,14 @@ export class MetaClient {
   private input: Buffer = Buffer.alloc(0);
   private closed = false;
   private readonly timer: NodeJS.Timeout;
+  /** the auth set went first (backend_auth_file) and its STORED has not come yet */
+  private authing: boolean;
 
-  constructor(address: ServerAddress, private readonly timeoutMs: number) {
+  constructor(private readonly address: ServerAddress, private readonly timeoutMs: number) {
     this.socket = connectServer(address).socket;
+    const auth = backendAuth(address);
+    this.authing = auth !== null;
+    if (auth !== null) this.socket.write(auth);
     this.socket.setNoDelay(true);
     this.socket.on('data', (d: Buffer) => this.receive(d));
     this.socket.on('error', () => this.close());
@@ -51,6 +59,18 @@ export class MetaClient {
   private receive(d: Buffer): void {
     this.input = this.input.length === 0 ? d : Buffer.concat([this.input, d]);
     let pos = 0;
+    if (this.authing) {
+      const head = this.input.toString('latin1', 0, Math.min(this.input.length, 200));
+      const a = authAnswer(head);
+      if (a === 0) return;
+      if (a < 0) {
+        log.warn('server refused a connection of restore or sweep', { server: this.address.name, code: Code.BACKEND_AUTH, reason: authRefusal(head) });
+        this.close();
+        return;
+      }
+      this.authing = false;
+      pos = a;
+    }
     for (;;) {
       const nl = this.input.indexOf('\r\n', pos);
       if (nl < 0) break;

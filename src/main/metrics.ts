@@ -106,6 +106,7 @@ export function buildRegistry(get: Get): Registry {
   total('backend_errors_total', 'Backend connection failures and protocol errors', C.BACKEND_ERRORS);
   total('backend_timeouts_total', 'Backend requests that timed out', C.BACKEND_TIMEOUTS);
   total('backup_repairs_total', 'Writes repaired on a backup', C.BACKUP_REPAIRS);
+  total('auth_failures_total', 'Clients refused before they authenticated (auth_file): wrong credentials, a malformed auth set, or another command first', C.AUTH_FAILURES);
 
   new Gauge({
     name: 'mcrelay_connections_current', help: 'Client connections open now', registers,

@@ -132,7 +132,7 @@ export class Prober {
       if (this.health.state(i) === UP) this.returning[i] = undefined;
       if (this.polling[i]) continue;
       this.polling[i] = true;
-      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, text, version }) => {
+      void identity(this.servers[i]!, this.timeoutMs).then(({ id, failed, timedOut, error, text, version, authRefused }) => {
         this.polling[i] = false;
         if (this.health.state(i) === DOWN) return;
         if (version !== 0) this.health.setVersion(i, version);
@@ -142,8 +142,8 @@ export class Prober {
         if ((failed && !timedOut) || this.silent[i]! >= this.failureLimit) {
           this.silent[i] = 0;
           const name = this.servers[i]!.name;
-          const reason = timedOut ? `${this.failureLimit} probes timed out` : `probe failed: connect ${error ?? 'closed'} ${name}`;
-          const code = timedOut ? Code.BACKEND_TIMEOUT : Code.CONNECT_FAILED;
+          const reason = authRefused ?? (timedOut ? `${this.failureLimit} probes timed out` : `probe failed: connect ${error ?? 'closed'} ${name}`);
+          const code = authRefused !== null ? Code.BACKEND_AUTH : timedOut ? Code.BACKEND_TIMEOUT : Code.CONNECT_FAILED;
           if (this.health.markDown(i)) log.warn('server marked down', { server: name, code, reason });
           return;
         }
@@ -220,17 +220,17 @@ async function probe(address: ServerAddress, timeoutMs: number): Promise<number 
  * and the whole reply when it is one (text); failed: no connection, or no
  * answer (timedOut: within the timeout).
  */
-export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null; text: string | null; version: number }> {
-  const { text, timedOut, refused, error } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
+export async function identity(address: ServerAddress, timeoutMs: number): Promise<{ id: Identity | null; failed: boolean; timedOut: boolean; error: string | null; text: string | null; version: number; authRefused: string | null }> {
+  const { text, timedOut, refused, error, authRefused } = await exchange(address, STATS_REQUEST, timeoutMs, endsWithEnd);
   // Connected, then closed on `stats` (twemproxy does): it has no identity to give, and is up.
-  if (text === null) return { id: null, failed: !refused, timedOut, error, text: null, version: 0 };
+  if (text === null) return { id: null, failed: !refused, timedOut, error, text: null, version: 0, authRefused };
   const v = /^STAT version (\S+)\r$/m.exec(text)?.[1];
   const version = v === undefined ? 0 : packVersion(v);
   const pid = /^STAT pid (\d+)\r$/m.exec(text)?.[1];
   const uptime = /^STAT uptime (\d+)\r$/m.exec(text)?.[1];
   const time = /^STAT time (\d+)\r$/m.exec(text)?.[1];
-  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null, text: null, version };
-  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null, text, version };
+  if (!endsWithEnd(text) || pid === undefined || uptime === undefined || time === undefined) return { id: null, failed: false, timedOut: false, error: null, text: null, version, authRefused: null };
+  return { id: { pid, started: Number(time) - Number(uptime) }, failed: false, timedOut: false, error: null, text, version, authRefused: null };
 }
 
 /**

@@ -33,6 +33,7 @@ import { VERSION } from '../version.js';
 import { UsageError } from '../errors.js';
 import { dropPrivileges, resolveIdentity, willDrop, type Identity } from './privileges.js';
 import { listenUnix, removeUnix, type BoundSocket } from './unix-socket.js';
+import { setBackendAuth } from '../backend/auth.js';
 
 export interface Running {
   readonly supervisor: Supervisor;
@@ -108,6 +109,7 @@ export async function start(config: Config): Promise<Running> {
   const adminSecrets = config.admin !== null && (config.adminTokenFile !== null || config.adminTls !== null)
     ? (await import('./admin-secrets.js')).readAdminSecrets(config)
     : undefined;
+  setBackendAuth(config);
   const startedAt = Date.now();
   const servers = [...config.masters, ...config.backups];
   let health = new HealthTable(servers.length);
@@ -331,6 +333,7 @@ export async function start(config: Config): Promise<Running> {
     // Empty until the new prober's first poll, a moment away.
     figures = new ServerFigures(names.length);
     current = merged;
+    setBackendAuth(merged);
     supervisor.reload(merged, health.buffer, serverStats.buffer, figures.buffer);
     watch(merged);
     if (moved !== null) {
@@ -366,6 +369,8 @@ export async function start(config: Config): Promise<Running> {
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
       // The token and the certificate are read again whatever else the reload does.
       void admin?.reload(merged);
+      // Until the switch, the servers of both configurations are read and written (placement.ts).
+      setBackendAuth(current, merged);
       const placement = placementOf(merged);
       if (samePlacement(placements.placement, placement)) {
         apply(merged, null);

@@ -25,7 +25,7 @@ export const BinOp = {
 
 export const Status = {
   OK: 0x00, KEY_ENOENT: 0x01, KEY_EEXISTS: 0x02, E2BIG: 0x03, EINVAL: 0x04, NOT_STORED: 0x05,
-  DELTA_BADVAL: 0x06, UNKNOWN_COMMAND: 0x81, ENOMEM: 0x82, ETMPFAIL: 0x86,
+  DELTA_BADVAL: 0x06, AUTH_ERROR: 0x20, UNKNOWN_COMMAND: 0x81, ENOMEM: 0x82, ETMPFAIL: 0x86,
 } as const;
 
 // memcached's words for each status (write_bin_error); ETMPFAIL is mcrelay's.
@@ -36,6 +36,7 @@ const STATUS_TEXT: Record<number, Buffer> = {
   [Status.EINVAL]: Buffer.from('Invalid arguments'),
   [Status.NOT_STORED]: Buffer.from('Not stored.'),
   [Status.DELTA_BADVAL]: Buffer.from('Non-numeric server-side value for incr or decr'),
+  [Status.AUTH_ERROR]: Buffer.from('Auth failure.'),
   [Status.UNKNOWN_COMMAND]: Buffer.from('Unknown command'),
   [Status.ENOMEM]: Buffer.from('Out of memory'),
   [Status.ETMPFAIL]: Buffer.from('Temporary failure'),

@@ -36,6 +36,13 @@ export function notPassedOn(command: string): Buffer {
   return line(`CLIENT_ERROR ${command} is not passed on by mcrelay: it acts on one server, send it to that server directly`);
 }
 
+// memcached's answers before a client has authenticated (-Y; proto_text.c try_read_command_asciiauth).
+export const CLIENT_ERROR_UNAUTHENTICATED = line('CLIENT_ERROR unauthenticated');
+export const CLIENT_ERROR_AUTH_FAILURE = line('CLIENT_ERROR authentication failure');
+export const CLIENT_ERROR_AUTH_TOO_LONG = line('CLIENT_ERROR auth token too long');
+export const CLIENT_ERROR_AUTH_FORMAT = line('CLIENT_ERROR bad authentication token format');
+export const CLIENT_ERROR_LINE_TERMINATION = line('CLIENT_ERROR bad command line termination');
+
 export const SERVER_ERROR_TOO_LARGE = line('SERVER_ERROR object too large for cache');
 export const SERVER_ERROR_OUT_OF_MEMORY = line('SERVER_ERROR out of memory storing object');
 export const SERVER_ERROR_UNAVAILABLE = line('SERVER_ERROR backend unavailable');

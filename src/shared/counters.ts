@@ -34,8 +34,11 @@ export const C = {
   // client bytes that are no request memcached serves: an unknown command or
   // opcode, a malformed binary header, a line too long (worker/client.ts)
   PROTOCOL_ERRORS: 17,
+  // clients refused before they authenticated (auth_file): a wrong user or
+  // password, a malformed auth set, or another command first (worker/client.ts)
+  AUTH_FAILURES: 18,
 } as const;
-export const COUNTER_COUNT = 18;
+export const COUNTER_COUNT = 19;
 /**
  * A row's length in float64s: rows start on 128-byte boundaries (two 64-byte
  * cache lines, and the pair the adjacent-line prefetcher fetches together), so

@@ -26,6 +26,7 @@ import { Code } from '../errors.js';
  */
 export const ERROR_CODES = [
   Code.CONNECT_FAILED, Code.BACKEND_CONNECTION_LIMIT, Code.BACKEND_CLOSED, Code.BACKEND_UNPARSEABLE, Code.BACKEND_UNEXPECTED_REPLY,
+  Code.BACKEND_AUTH,
 ] as const;
 
 export const S = {
@@ -65,14 +66,14 @@ export const S = {
   /** ERRORS per code: ERROR_CODES.length slots */
   ERRORS_BY_CODE: 19,
   /** what a histogram's _sum needs besides the buckets (ms) */
-  LATENCY_SUM: 24,
+  LATENCY_SUM: 25,
   /** LATENCY_BUCKETS slots */
-  LATENCY: 25,
+  LATENCY: 26,
   /** the placement sweep of this server (main/placement.ts): RESTORE_STATES index */
-  SWEEP_STATE: 49,
+  SWEEP_STATE: 50,
   /** items its last (or current) sweep walked in the server's dump, and the stale copies it deleted */
-  SWEEP_WALKED: 50,
-  SWEEP_DELETED: 51,
+  SWEEP_WALKED: 51,
+  SWEEP_DELETED: 52,
 } as const;
 
 /** The states of a restore, and of a placement sweep (RESTORE_STATE, SWEEP_STATE), by index. */

@@ -12,6 +12,9 @@
 // 0x80 is the binary protocol, whose requests are translated into text ones
 // (protocol/binary-request.ts) and then go the same way; their replies are
 // encoded back (protocol/binary-reply.ts).
+//
+// With auth_file set, nothing is parsed before the client has authenticated
+// (worker/auth.ts): its first bytes must be the auth `set`.
 
 import { performance } from 'node:perf_hooks';
 import { Cmd } from '../protocol/commands.js';
@@ -19,13 +22,14 @@ import { InputBuffer, readArena } from '../io/buffers.js';
 import { META_BASE64 } from '../protocol/meta-request.js';
 import { Parse } from '../protocol/request-rules.js';
 import { Bin, BinaryParser, MAGIC_REQUEST } from '../protocol/binary-request.js';
-import { errorResponse, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
+import { errorResponse, HEADER_LENGTH, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
 import { ReplyQueue, type ClientWorker } from './reply-queue.js';
 import { adoptStream } from '../io/open-stream.js';
 import { debugEnabled, log } from '../log.js';
+import { Auth, type ClientAuth } from './auth.js';
 
 /** The first byte of a TLS ClientHello (a handshake record): no memcached command starts with it. */
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -65,6 +69,10 @@ export class ClientConnection extends ReplyQueue {
   /** the binary request being translated: its opcode and opaque */
   private binOp = -1;
   private binOpaque = 0;
+  /** auth_file is set and this client has not authenticated yet */
+  private authenticating: boolean;
+  /** the users in force when it connected: what judges it if a reload turns authentication off before it is in */
+  private readonly gate: ClientAuth | null;
 
   constructor(
     /** the connection: a libuv handle received from the main thread, or a net.Socket (--io portable) */
@@ -73,6 +81,8 @@ export class ClientConnection extends ReplyQueue {
     local: LocalCommands,
   ) {
     super(ctx, local);
+    this.gate = ctx.auth;
+    this.authenticating = ctx.auth !== null;
     this.socket = adoptStream(handle, this);
   }
 
@@ -100,6 +110,7 @@ export class ClientConnection extends ReplyQueue {
    */
   private parseInput(): void {
     const input = this.input;
+    if (this.authenticating && !this.authenticate()) return;
     if (this.binary === null && input.end > input.pos) {
       // A TLS client on a plain listener: its hello would read as lines of junk.
       // Closing at once lets it fail its handshake now rather than on a timeout.
@@ -168,6 +179,47 @@ export class ClientConnection extends ReplyQueue {
   private protocolError(what: string, buf: Buffer, pos: number, end: number): void {
     this.ctx.dispatcher.counters[C.PROTOCOL_ERRORS]!++;
     if (debugEnabled()) log.debug(`protocol error: ${what}`, { client: this.id, bytes: end - pos, head: buf.toString('hex', pos, Math.min(end, pos + 24)) });
+  }
+
+  /**
+   * The client's first bytes, before it has authenticated: true once it has
+   * (STORED is answered, and what follows is parsed as usual); false while
+   * they are incomplete, or when it is refused and closes.
+   */
+  private authenticate(): boolean {
+    // The file in force now; if a reload has turned authentication off, the
+    // one it connected under (else a half-sent auth set would be read as a
+    // set, and store the password).
+    const auth = this.ctx.auth ?? this.gate!;
+    const input = this.input;
+    const buf = input.buf;
+    const pos = input.pos;
+    const end = input.end;
+    if (end === pos) return false;
+    if (buf[pos] === MAGIC_REQUEST) {
+      // A binary request: the status a binary client library knows, for its opcode and opaque.
+      if (end - pos < HEADER_LENGTH) return false;
+      this.authRefused(errorResponse(buf[pos + 1]!, buf.readUInt32BE(pos + 12), Status.AUTH_ERROR), 'a binary request before authenticating');
+      return false;
+    }
+    const r = auth.read(buf, pos, end);
+    if (r === Auth.NEED_MORE) return false;
+    if (r === Auth.REFUSED) {
+      this.authRefused(auth.reply, auth.badCredentials ? 'wrong user or password' : auth.reply === null ? 'a first line too long' : auth.reply.toString('latin1', 13, auth.reply.length - 2));
+      return false;
+    }
+    input.consume(auth.next);
+    this.authenticating = false;
+    this.replyNow(wire.STORED);
+    return true;
+  }
+
+  /** Refused before authenticating: counted (stats auth_failures), answered, closed. Never logs what the client sent. */
+  private authRefused(reply: Buffer | null, why: string): void {
+    this.ctx.dispatcher.counters[C.AUTH_FAILURES]!++;
+    if (debugEnabled()) log.debug('client refused: authentication failed', { client: this.id, reason: why });
+    this.input.consume(this.input.end);
+    this.closeAfter(reply);
   }
 
   /** Answers `reply` (if any) after the replies owed, then closes; nothing more is read. */

@@ -29,6 +29,8 @@ import { TlsClients } from './tls-clients.js';
 import { StripeTable } from '../shared/stripes.js';
 import { PendingBytes, pendingShare } from './pending-bytes.js';
 import type { Sampled } from './write-sampler.js';
+import { ClientAuth } from './auth.js';
+import { setBackendAuth } from '../backend/auth.js';
 
 export interface WorkerInit {
   id: number;
@@ -86,6 +88,12 @@ const init = workerData as WorkerInit;
 setLogLevel(init.config.verbose);
 useIo(init.clients.io);
 
+setBackendAuth(init.config);
+
+function clientAuth(config: Config): ClientAuth | null {
+  return config.clientAuth === null ? null : new ClientAuth(config.clientAuth);
+}
+
 const counters = new Counters(init.counters, true);
 const row = counters.row(init.row);
 const pools = new Pools();
@@ -126,6 +134,7 @@ const ctx = {
   parser: new RequestParser(init.config.maxItemSize),
   pending: new PendingBytes(pendingShare(init.config)),
   scheduler,
+  auth: clientAuth(init.config),
 };
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats, new ServerFigures(init.figures));
 
@@ -212,6 +221,9 @@ parentPort!.on('message', (m: ToWorker) => {
     old.retire();
     ctx.parser = new RequestParser(config.maxItemSize);
     ctx.pending.limit = pendingShare(config);
+    // New clients authenticate against the new file; those already in stay in.
+    ctx.auth = clientAuth(config);
+    setBackendAuth(config);
     local.reconfigure(config, new HealthTable(m.health), serverStats, new ServerFigures(m.figures));
     if (config.tls !== null) tlsClients?.update(config.tls);
     setLogLevel(config.verbose);

@@ -202,6 +202,8 @@ export class LocalCommands {
       ['backup_coverage_warn', c.backupCoverageWarn],
       ['drain_seconds', c.drainSeconds],
       ['admin', c.admin === null ? 'off' : `${c.admin.host}:${c.admin.port}`],
+      // memcached's name for it: the file, or no
+      ['auth_enabled_ascii', c.clientAuth === null ? 'no' : c.clientAuth.path],
     ];
     let s = '';
     for (const [k, v] of lines) s += `STAT ${k} ${v}\r\n`;
@@ -237,6 +239,7 @@ export class LocalCommands {
       ['backend_timeouts', c.sinceReset(C.BACKEND_TIMEOUTS)],
       ['backup_repairs', c.sinceReset(C.BACKUP_REPAIRS)],
       ['protocol_errors', c.sinceReset(C.PROTOCOL_ERRORS)],
+      ['auth_failures', c.sinceReset(C.AUTH_FAILURES)],
       ['bytes_read', c.sinceReset(C.BYTES_READ)],
       ['bytes_written', c.sinceReset(C.BYTES_WRITTEN)],
     ];

@@ -289,7 +289,7 @@ test('garbage from a master: one error under MCRELAY_BACKEND_UNPARSEABLE, in /me
       Object.fromEntries(['errors', ...ERROR_CODES.map((code) => `errors_${code}`)].map((f) => [f, table.get(addr)?.get(f)]));
     const master = {
       errors: '1', errors_MCRELAY_CONNECT_FAILED: '0', errors_MCRELAY_BACKEND_CONNECTION_LIMIT: '0', errors_MCRELAY_BACKEND_CLOSED: '0',
-      errors_MCRELAY_BACKEND_UNPARSEABLE: '1', errors_MCRELAY_BACKEND_UNEXPECTED_REPLY: '0',
+      errors_MCRELAY_BACKEND_UNPARSEABLE: '1', errors_MCRELAY_BACKEND_UNEXPECTED_REPLY: '0', errors_MCRELAY_BACKEND_AUTH: '0',
     };
     const none = { ...master, errors: '0', errors_MCRELAY_BACKEND_UNPARSEABLE: '0' };
     assert.equal(scraped(fake.addr, 'master'), master);

@@ -57,6 +57,9 @@ const DEFAULT_CONFIG: Config = {
   adminTokenFile: null,
   adminTls: null,
   adminInsecure: false,
+  clientAuth: null,
+  mastersAuth: null,
+  backupsAuth: null,
 };
 
 test('magent example command line keeps magent meaning', () => {
@@ -340,6 +343,7 @@ const LONG_NAMES = [
   '--io', '--tls-cert', '--tls-key', '--tls-ca', '--tls-client-auth', '--tls-min-version', '--tls-listen',
   '--admin-token-file', '--admin-insecure', '--admin-tls-cert', '--admin-tls-key', '--admin-tls-ca',
   '--admin-tls-client-auth', '--admin-tls-min-version',
+  '--auth-file', '--backend-auth-file', '--masters-auth-file', '--backups-auth-file',
 ];
 // every flag magent 0.6 accepts (getopt "p:u:g:s:Dhvn:l:kb:f:i:"), with its long form
 const MAGENT_FLAGS = [

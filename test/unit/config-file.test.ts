@@ -103,8 +103,32 @@ test('a file with every key gives every setting', () => {
     adminTokenFile: '/etc/mcrelay/admin.token',
     adminTls: { cert: '/etc/mcrelay/admin.pem', key: '/etc/mcrelay/admin.key', ca: '/etc/mcrelay/ca.pem', clientAuth: 'require', minVersion: 'TLSv1.3' },
     adminInsecure: false,
+    clientAuth: null,
+    mastersAuth: null,
+    backupsAuth: null,
   });
   assert.ok(Object.isFrozen(c));
+});
+
+test('password files: auth_file for clients, backend_auth_file for both pools unless a pool names its own; flags over the file', () => {
+  const users = write('users.txt', 'alice:a1\nbob:b2\n');
+  const both = write('both.txt', 'svc:s1\n');
+  const backups = write('backups.txt', 'bsvc:s2\n');
+  const file = write('auth.yml', `masters: [a:1]\nbackups: [b:1]\nauth_file: ${users}\nbackend_auth_file: ${both}\nbackups_auth_file: ${backups}\n`);
+  const c = configOf(['--config', file]);
+  assert.equal(plain(c.clientAuth), { path: users, users: [{ user: 'alice', password: 'a1' }, { user: 'bob', password: 'b2' }] });
+  assert.equal(plain(c.mastersAuth), { path: both, users: [{ user: 'svc', password: 's1' }] });
+  assert.equal(plain(c.backupsAuth), { path: backups, users: [{ user: 'bsvc', password: 's2' }] });
+  const flags = configOf(['--config', file, '--auth-file', both, '--masters-auth-file', backups]);
+  assert.is(flags.clientAuth!.path, both);
+  assert.is(flags.mastersAuth!.path, backups);
+  const none = configOf(['-s', 'a']);
+  assert.equal([none.clientAuth, none.mastersAuth, none.backupsAuth], [null, null, null]);
+  // A bad path or file is the configuration's error: one line, naming the file.
+  assert.equal(parseArgv(['--config', write('auth-empty.yml', 'masters: [a:1]\nauth_file: ""\n')], ENV).kind, 'error');
+  const bad = write('bad-users.txt', 'alice\n');
+  assert.equal(parseArgv(['-s', 'a', '--backups-auth-file', bad], ENV), { kind: 'error', message: `mcrelay: ${bad}:1: backups_auth_file: expected user:password` });
+  assert.equal(parseArgv(['-s', 'a', '--auth-file='], ENV), { kind: 'error', message: "mcrelay: invalid value '' for --auth-file: expected the path of a user:password file" });
 });
 
 test('defaults of the new settings, without a file', () => {
@@ -193,7 +217,7 @@ test('a file without masters needs -s; flags are checked before the file is read
 
 // [file text, exact message after "mcrelay: <file>"]
 const FILE_ERRORS: [string, string][] = [
-  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, admin_token_file, admin_insecure, admin_tls, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, tls, masters_tls, backups_tls, io)'],
+  ['bogus: 1\n', ':1: bogus: unknown key (known: listen, workers, masters, backups, distribution, timeout_ms, retry_interval_ms, failure_limit, max_connections, connections_per_server, max_item_size, max_pending_bytes, warmup, restore, journal, admin, admin_token_file, admin_insecure, admin_tls, backup_coverage_warn, drain_seconds, switch_delay_seconds, unix_socket_mode, user, group, verbose, tls, masters_tls, backups_tls, io, auth_file, backend_auth_file, masters_auth_file, backups_auth_file)'],
   ['masters: [a]\ntimeout: 5\n', ':2: timeout: unknown key (did you mean timeout_ms?)'],
   ['timeout-ms: 5\n', ':1: timeout-ms: unknown key (did you mean timeout_ms?)'],
   ['server: [a]\n', ':1: server: unknown key (did you mean masters?)'],
