@@ -124,6 +124,30 @@ test('a TLS master that comes back empty is restored from its TLS backup (the ma
   assert.is(held, 8, 'sampled keys back on the master');
 });
 
+test('TLS and authentication together: clients authenticate over TLS, mcrelay authenticates to a memcached -Z -Y', async () => {
+  const users = path.join(certs.dir, 'users');
+  writeFileSync(users, 'app:s3cret-app\n', { mode: 0o600 });
+  const backendUsers = path.join(certs.dir, 'backend-users');
+  writeFileSync(backendUsers, 'relay:s3cret-relay\n', { mode: 0o600 });
+  const mY = await startMemcached({ extraArgs: ['-Z', '-o', `ssl_chain_cert=${certs.serverCert},ssl_key=${certs.serverKey}`, '-Y', backendUsers] });
+  procs.push(mY);
+  const p = await proxyWith(`masters: [${mY.addr}]\nmasters_tls: { ca: ${certs.caCert} }\nbackend_auth_file: ${backendUsers}\nauth_file: ${users}\ntls: { cert: ${certs.serverCert}, key: ${certs.serverKey} }\n`);
+  // Its only listener speaks TLS and asks for authentication: stats servers is asked as a client would.
+  const c = await WireClient.connectTls(p.port, { ca: readFileSync(certs.caCert) });
+  assert.is(await c.request('get btls:x\r\n'), 'CLIENT_ERROR unauthenticated\r\n', 'nothing before the auth set');
+  const d = await WireClient.connectTls(p.port, { ca: readFileSync(certs.caCert) });
+  assert.is(await d.request('set a 0 0 14\r\napp s3cret-app\r\n'), 'STORED\r\n');
+  let state = '';
+  for (let i = 0; i < 100 && state !== 'up'; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 50));
+    state = new RegExp(`^STAT ${mY.addr}:state (\\S+)\r$`, 'm').exec(await d.request('stats servers\r\n', 'END\r\n'))?.[1] ?? '';
+  }
+  assert.is(state, 'up', 'the server is up: mcrelay authenticated to it over TLS');
+  assert.is(await d.request('set btls:x 0 0 2\r\nxy\r\nget btls:x\r\n', 'END\r\n'), 'STORED\r\nVALUE btls:x 0 2\r\nxy\r\nEND\r\n');
+  c.close();
+  d.close();
+});
+
 test('a bad file for a pool\'s TLS: one line naming it, exit status 2', async () => {
   const file = path.join(certs.dir, 'bad-backend-tls.yml');
   const missing = path.join(certs.dir, 'missing-ca.pem');
