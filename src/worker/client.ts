@@ -110,15 +110,16 @@ export class ClientConnection extends ReplyQueue {
    */
   private parseInput(): void {
     const input = this.input;
+    // A TLS client on a plain listener: its hello would read as lines of junk (or
+    // as a broken auth set). Closing at once lets it fail its handshake now
+    // rather than on a timeout.
+    if (this.binary === null && input.end > input.pos && input.buf[input.pos] === TLS_HANDSHAKE_RECORD) {
+      if (debugEnabled()) log.debug('a TLS handshake on a plain listener: closed', { client: this.id });
+      this.destroy();
+      return;
+    }
     if (this.authenticating && !this.authenticate()) return;
     if (this.binary === null && input.end > input.pos) {
-      // A TLS client on a plain listener: its hello would read as lines of junk.
-      // Closing at once lets it fail its handshake now rather than on a timeout.
-      if (input.buf[input.pos] === TLS_HANDSHAKE_RECORD) {
-        if (debugEnabled()) log.debug('a TLS handshake on a plain listener: closed', { client: this.id });
-        this.destroy();
-        return;
-      }
       this.binary = input.buf[input.pos] === MAGIC_REQUEST ? new BinaryParser(this.ctx.parser.maxItemSize) : false;
     }
     if (this.binary) {

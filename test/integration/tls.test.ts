@@ -134,6 +134,21 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5) as raw
   secure.close();
 });
 
+test('with auth_file on, a TLS hello on the plain port is still refused at once (not read as an auth set)', async () => {
+  const users = path.join(certs.dir, 'tls-users');
+  writeFileSync(users, 'app:s3cret-app\n', { mode: 0o600 });
+  const tlsPort = await freePort();
+  const p = await proxy(['--auth-file', users, '--tls-cert', certs.serverCert, '--tls-key', certs.serverKey, '--tls-listen', `127.0.0.1:${tlsPort}`]);
+  assert.match(await tlsOutcome(p.port, { ca: ca() }), /^refused/);
+  const c = await WireClient.connect(p.port);
+  assert.is(await c.request('stats\r\n'), 'CLIENT_ERROR unauthenticated\r\n', 'a plain client is asked to authenticate');
+  c.close();
+  const d = await WireClient.connect(p.port);
+  assert.is(await d.request('set a 0 0 14\r\napp s3cret-app\r\n'), 'STORED\r\n');
+  assert.match(await d.request('stats\r\n', 'END\r\n'), /^STAT auth_failures 1\r$/m, 'the refused TLS hello is not an auth failure; the plain client\'s stats is');
+  d.close();
+});
+
 test('refusals: a client trusting another CA, an expired server certificate', async () => {
   const p = await proxy(['--tls-cert', certs.serverCert, '--tls-key', certs.serverKey]);
   assert.is(await tlsOutcome(p.port, { ca: readFileSync(certs.otherCaCert) }), 'refused: UNABLE_TO_VERIFY_LEAF_SIGNATURE');
