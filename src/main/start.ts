@@ -369,8 +369,10 @@ export async function start(config: Config): Promise<Running> {
       if (kept.length > 0) log.warn('reload: these settings only change on restart; kept', { settings: kept });
       // The token and the certificate are read again whatever else the reload does.
       void admin?.reload(merged);
-      // Until the switch, the servers of both configurations are read and written (placement.ts).
-      setBackendAuth(current, merged);
+      // Until the switch, the servers of both configurations are read and written
+      // (placement.ts), the workers on the running one: its credentials win for a
+      // server both list, as the workers' do; apply() takes the new ones.
+      setBackendAuth(merged, current);
       const placement = placementOf(merged);
       if (samePlacement(placements.placement, placement)) {
         apply(merged, null);
