@@ -20,7 +20,7 @@
 
 import { availableParallelism } from 'node:os';
 import { loadConfig } from './config/argv.js';
-import { parseServerAddress, serverKey, type Distribution, type ServerAddress } from './config/config.js';
+import { parseServerAddress, serverKey, type Config, type Distribution, type ServerAddress } from './config/config.js';
 import { isProxyKey, metadump } from './backend/metadump.js';
 import { addBackendAuth } from './backend/auth.js';
 import { endsWithEnd, exchange } from './backend/server-request.js';
@@ -38,6 +38,8 @@ export interface Placement {
   readonly backups: readonly ServerAddress[];
   /** where it was read: "file OLD.yml", "admin listener HOST:PORT" */
   readonly from: string;
+  /** a file's pools' password files (backend_auth_file...), for servers the admin listener names */
+  readonly auth?: Pick<Config, 'mastersAuth' | 'backupsAuth'>;
 }
 
 /** Keys a server (or a pool) holds, gains and loses. */
@@ -117,7 +119,12 @@ export async function plan(argv: readonly string[]): Promise<number> {
   } else {
     const c = await fromAdmin(args.admin, args.access);
     if (typeof c === 'string') { process.stderr.write(`mcrelay plan: ${c}\n`); return 1; }
-    current = c;
+    // /config names the servers only: a server the new file also lists is reached
+    // as that file says (its pool's TLS); one it removes, as its pool's first server there.
+    current = { ...c, masters: withTlsOf(c.masters, next.masters), backups: withTlsOf(c.backups, next.backups) };
+    // ... and authenticates to as its pool there does; the new file's own servers keep theirs.
+    addBackendAuth({ masters: current.masters.filter((s) => !next.masters.some((n) => serverKey(n) === serverKey(s))),
+      backups: current.backups.filter((s) => !next.backups.some((n) => serverKey(n) === serverKey(s))), ...next.auth! });
   }
   const result = await measure(current, next, args.sample);
   for (const s of result.sources) {
@@ -175,7 +182,17 @@ function fromFile(path: string, flag: string): Placement | string {
     return message.startsWith(path) ? `${flag} ${message}` : `${flag} ${path}: ${message}`;
   }
   addBackendAuth(r.config);
-  return { distribution: r.config.distribution, masters: r.config.masters, backups: r.config.backups, from: `file ${path}` };
+  const auth = { mastersAuth: r.config.mastersAuth, backupsAuth: r.config.backupsAuth };
+  return { distribution: r.config.distribution, masters: r.config.masters, backups: r.config.backups, from: `file ${path}`, auth };
+}
+
+/** The servers with the TLS settings the same server, else the pool, has in `from`. */
+function withTlsOf(servers: readonly ServerAddress[], from: readonly ServerAddress[]): ServerAddress[] {
+  const pool = from.find((s) => s.tls !== undefined)?.tls;
+  return servers.map((s) => {
+    const tls = from.find((f) => serverKey(f) === serverKey(s))?.tls ?? (s.path === null ? pool : undefined);
+    return tls === undefined ? s : { ...s, tls };
+  });
 }
 
 /** What a running mcrelay serves now, from its admin listener's GET /config. */

@@ -7,13 +7,15 @@
 // certificate does not verify, or that wants a client certificate mcrelay does
 // not have, is marked down (its keys answer as for any server that is down);
 // a TLS backup serves a master's outage.
+import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { Plan } from '../../src/plan.js';
 import { makeCerts, type Certs } from '../helpers/certs.js';
 import { stateOf, waitState } from '../helpers/cluster.js';
-import { startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { CLI, freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 
 let certs: Certs;
@@ -146,6 +148,28 @@ test('TLS and authentication together: clients authenticate over TLS, mcrelay au
   assert.is(await d.request('set btls:x 0 0 2\r\nxy\r\nget btls:x\r\n', 'END\r\n'), 'STORED\r\nVALUE btls:x 0 2\r\nxy\r\nEND\r\n');
   c.close();
   d.close();
+});
+
+test('mcrelay plan --admin reads a TLS backup over TLS (the servers /config names take the new file\'s pool settings)', async () => {
+  const m1 = await tlsMemcached();
+  const m2 = await tlsMemcached();
+  const b1 = await tlsMemcached();
+  const tlsConf = `{ ca: ${certs.caCert} }`;
+  const pools = `masters_tls: ${tlsConf}\nbackups_tls: ${tlsConf}\n`;
+  const admin = `127.0.0.1:${await freePort()}`;
+  const p = await proxyWith(`masters: [${m1.addr}]\nbackups: [${b1.addr}]\n${pools}`, ['--admin', admin]);
+  await waitState([p], b1.addr, ['up'], 5000);
+  const c = await WireClient.connect(p.port);
+  for (let i = 0; i < 100; i++) assert.is(await c.request(`set btls:p${i} 0 0 1\r\np\r\n`), 'STORED\r\n');
+  c.close();
+  const next = path.join(certs.dir, 'plan-next.yml');
+  writeFileSync(next, `masters: [${m1.addr}, ${m2.addr}]\nbackups: [${b1.addr}]\n${pools}`);
+  const r = spawnSync(process.execPath, [CLI, 'plan', '--config', next, '--admin', admin, '--json'], { encoding: 'utf8', timeout: 30_000 });
+  assert.is(r.status, 0, r.stderr);
+  assert.is(r.stderr, '');
+  const plan = JSON.parse(r.stdout) as Plan;
+  assert.equal(plan.unreadable, []);
+  assert.is(plan.masters.keys, 100, 'every key counted on the backup, read over TLS');
 });
 
 test('a bad file for a pool\'s TLS: one line naming it, exit status 2', async () => {
