@@ -73,3 +73,15 @@ export function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
+
+/** Why a file could not be read, in words for a one-line message ("no such file"). */
+export function unreadable(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  return UNREADABLE[e.code ?? ''] ?? e.message;
+}
+
+const UNREADABLE: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+};

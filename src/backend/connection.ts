@@ -31,7 +31,7 @@ import {
   BackendAuthError, BackendClosedError, BackendConnectionLimitError, BackendTimeoutError, BackendUnexpectedReplyError, BackendUnparseableError, ConnectError, codeOf,
 } from '../errors.js';
 import { debugEnabled, log } from '../log.js';
-import { backendAuth } from './auth.js';
+import { authAnswer, authRefusal, backendAuth } from './auth.js';
 
 /** Why a connection failed its ops; decides what health does with the server. */
 export const Failure = {
@@ -57,7 +57,6 @@ const BYTES_PER_MS = 16 * 1024;
 /** memcached's greeting to a connection past its -c limit, just before it closes it */
 const TOO_MANY_CONNECTIONS = Buffer.from('ERROR Too many open connections\r\n');
 /** memcached -Y's acceptance of the auth set */
-const STORED = Buffer.from('STORED\r\n');
 
 /**
  * What the connection needs of a request queued on it; the worker's Op
@@ -245,9 +244,8 @@ export class BackendConnection<O extends PendingOp = PendingOp> implements Conne
     if (this.authing) {
       const nl = buf.indexOf(0x0a, pos);
       if (nl < 0 || nl >= end) return;
-      if (!bytesEqual(buf, pos, STORED, 0, STORED.length) || nl !== pos + STORED.length - 1) {
-        return this.fail(Failure.CONNECTION, new BackendAuthError(`backend authentication refused: ${buf.toString('latin1', pos, Math.min(nl, pos + 100)).replace(/\r$/, '')}`));
-      }
+      const line = buf.toString('latin1', pos, nl + 1);
+      if (authAnswer(line) < 0) return this.fail(Failure.CONNECTION, new BackendAuthError(authRefusal(line)));
       this.authing = false;
       pos = nl + 1;
     }

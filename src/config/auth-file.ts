@@ -15,6 +15,7 @@
 // Messages name the file and the line, never what the line holds.
 
 import { readFileSync } from 'node:fs';
+import { unreadable } from '../errors.js';
 
 export interface Credential {
   readonly user: string;
@@ -29,20 +30,13 @@ export interface AuthFile {
 
 export type AuthFileResult = { file: AuthFile } | { error: string };
 
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EISDIR: 'is a directory',
-};
-
 /** Reads and checks the file; `setting` (auth_file...) labels the messages. */
 export function loadAuthFile(path: string, setting: string): AuthFileResult {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return { error: `${path}: cannot read the ${setting}: ${READ_ERRORS[e.code ?? ''] ?? e.code ?? 'unreadable'}` };
+    return { error: `${path}: cannot read the ${setting}: ${unreadable(err)}` };
   }
   return parseAuthText(text, path, setting);
 }

@@ -25,6 +25,7 @@ import {
   CLIENT_AUTH_EXPECTED, emptyServerTlsDraft, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED,
   type ClientAuth, type ServerTlsDraft, type TlsDraft, type TlsVersion,
 } from './tls.js';
+import { unreadable } from '../errors.js';
 
 /**
  * What a file sets; a key it leaves out is absent. listen is the first listen
@@ -52,17 +53,10 @@ export function loadConfigFile(path: string): FileResult {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    return { error: `${path}: cannot read the config file: ${READ_ERRORS[e.code ?? ''] ?? e.message}` };
+    return { error: `${path}: cannot read the config file: ${unreadable(err)}` };
   }
   return parseConfigText(text, path);
 }
-
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EISDIR: 'is a directory',
-};
 
 /** The same checks on text already read; name labels the messages. */
 export function parseConfigText(text: string, name: string): FileResult {

@@ -15,6 +15,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
+import { unreadable } from '../errors.js';
 
 /** A TCP address to listen on (config.ts's ListenAddress without a socket path; imported the other way). */
 export interface TlsAddress {
@@ -54,7 +55,7 @@ export function emptyTlsDraft(): TlsDraft {
 export interface ClientTls {
   readonly certFile: string;
   readonly keyFile: string;
-  /** the CA that client certificates must chain to; null: the system's roots */
+  /** the CA that client certificates must chain to; null: none (client_auth none, which needs none) */
   readonly caFile: string | null;
   readonly clientAuth: ClientAuth;
   readonly minVersion: TlsVersion;
@@ -65,12 +66,6 @@ export interface ClientTls {
   readonly key: string;
   readonly ca: string | null;
 }
-
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EISDIR: 'is a directory',
-};
 
 /** The settings with their files read and checked; a string is the one-line error (it names the file). */
 export function finishTls(d: TlsDraft): ClientTls | null | string {
@@ -116,8 +111,7 @@ export function readTlsFiles(paths: TlsFiles, setting: string): TlsFiles | strin
     try {
       out[which] = readFileSync(path, 'utf8');
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      return `${setting}.${which} ${path}: cannot read it: ${READ_ERRORS[e.code ?? ''] ?? e.message}`;
+      return `${setting}.${which} ${path}: cannot read it: ${unreadable(err)}`;
     }
   }
   const parsed = <T>(parse: () => T): T | null => { try { return parse(); } catch { return null; } };

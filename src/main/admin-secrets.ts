@@ -17,7 +17,7 @@ import { readFileSync, statSync } from 'node:fs';
 
 import type { AdminTlsSettings, Config } from '../config/config.js';
 import { readTlsFiles, type TlsFiles } from '../config/tls.js';
-import { UsageError } from '../errors.js';
+import { UsageError, unreadable } from '../errors.js';
 
 /** Shorter tokens are refused: a guessable token is no lock. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -70,17 +70,10 @@ function readAdminTls(t: AdminTlsSettings): TlsFiles {
   return files;
 }
 
-const READ_ERRORS: Record<string, string> = {
-  ENOENT: 'no such file',
-  EACCES: 'permission denied',
-  EISDIR: 'is a directory',
-};
-
 function readFile(where: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new UsageError(`${where}: cannot read it: ${READ_ERRORS[e.code ?? ''] ?? e.message}`);
+    throw new UsageError(`${where}: cannot read it: ${unreadable(err)}`);
   }
 }

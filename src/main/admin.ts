@@ -28,7 +28,7 @@ import type { AddressInfo } from 'node:net';
 
 import type { Registry } from 'prom-client';
 
-import type { AdminAddress, AdminTlsSettings, Config } from '../config/config.js';
+import { isLoopbackHost, type AdminAddress, type AdminTlsSettings, type Config } from '../config/config.js';
 import { log } from '../log.js';
 import type { AdminSecrets } from './admin-secrets.js';
 import type { TlsFiles } from '../config/tls.js';
@@ -80,7 +80,7 @@ export async function startAdmin(
 
   const timeout = limits.headersTimeoutMs;
   // Write endpoints only where nobody but this host can reach them, or to whoever has the token.
-  const loopbackOnly = isLoopback(at.host);
+  const loopbackOnly = isLoopbackHost(at.host);
   const options = {
     headersTimeout: timeout,
     requestTimeout: timeout,
@@ -246,16 +246,12 @@ async function control(req: http.IncomingMessage, res: http.ServerResponse, sour
     return;
   }
   if (req.method !== 'POST') { res.setHeader('Allow', 'POST'); json(405, { error: 'method not allowed' }); return; }
-  if (!tokenChecked && (!loopbackOnly || !isLoopback(req.socket.remoteAddress ?? ''))) {
+  if (!tokenChecked && (!loopbackOnly || !isLoopbackHost(req.socket.remoteAddress ?? ''))) {
     json(403, { error: 'drain and undrain are answered only on a loopback admin address' });
     return;
   }
   const r = action === 'drain' ? await drains.drain(name) : await drains.undrain(name);
   json(r.status, r.body);
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.') || host.startsWith('::ffff:127.');
 }
 
 const JSON_TYPE = 'application/json';
