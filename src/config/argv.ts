@@ -221,17 +221,17 @@ function adminSecuritySettings(draft: Draft): Pick<Config, 'adminTokenFile' | 'a
  * backend_auth_file is for both pools unless masters_auth_file or
  * backups_auth_file names another for one.
  */
-function readAuthFiles(paths: AuthPaths): Pick<Config, 'clientAuth' | 'mastersAuth' | 'backupsAuth'> | { error: string } {
+function readAuthFiles(paths: AuthPaths): Pick<Config, 'clientUsers' | 'mastersAuth' | 'backupsAuth'> | { error: string } {
   const read = (path: string | undefined, setting: string): AuthFile | string | null => {
     if (path === undefined) return null;
     const r = loadAuthFile(path, setting);
     return 'error' in r ? r.error : r.file;
   };
-  const clientAuth = read(paths.authFile, 'auth_file');
+  const clientUsers = read(paths.authFile, 'auth_file');
   const mastersAuth = read(paths.mastersAuthFile ?? paths.backendAuthFile, paths.mastersAuthFile !== undefined ? 'masters_auth_file' : 'backend_auth_file');
   const backupsAuth = read(paths.backupsAuthFile ?? paths.backendAuthFile, paths.backupsAuthFile !== undefined ? 'backups_auth_file' : 'backend_auth_file');
-  for (const r of [clientAuth, mastersAuth, backupsAuth]) if (typeof r === 'string') return { error: r };
-  return { clientAuth: clientAuth as AuthFile | null, mastersAuth: mastersAuth as AuthFile | null, backupsAuth: backupsAuth as AuthFile | null };
+  for (const r of [clientUsers, mastersAuth, backupsAuth]) if (typeof r === 'string') return { error: r };
+  return { clientUsers: clientUsers as AuthFile | null, mastersAuth: mastersAuth as AuthFile | null, backupsAuth: backupsAuth as AuthFile | null };
 }
 
 /**

@@ -109,7 +109,7 @@ export interface Config {
   readonly adminInsecure: boolean;
   // ---- authentication (memcached's -Y ASCII authentication) ----
   /** auth_file / --auth-file: the users clients authenticate as; null: clients are not asked */
-  readonly clientAuth: AuthFile | null;
+  readonly clientUsers: AuthFile | null;
   /** backend_auth_file (or masters_auth_file / backups_auth_file): its first user is sent to each server of the pool; null: none */
   readonly mastersAuth: AuthFile | null;
   readonly backupsAuth: AuthFile | null;

@@ -37,7 +37,7 @@ export type FileConfig = { -readonly [K in keyof Omit<Config, 'configPath' | 'tl
   & { tls?: TlsDraft; mastersTls?: ServerTlsDraft; backupsTls?: ServerTlsDraft } & AuthPaths;
 
 /** The password files are named in the file and read once every setting is known (config/auth-file.ts). */
-type AuthKeys = 'clientAuth' | 'mastersAuth' | 'backupsAuth';
+type AuthKeys = 'clientUsers' | 'mastersAuth' | 'backupsAuth';
 export interface AuthPaths {
   authFile?: string;
   backendAuthFile?: string;

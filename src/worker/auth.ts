@@ -32,7 +32,7 @@ export const Auth = {
 
 const SET = Buffer.from('set');
 
-export class ClientAuth {
+export class PasswordGate {
   private readonly users: ReadonlyArray<{ user: Buffer; password: Buffer }>;
   /** the longest password: every check compares this many bytes */
   private readonly width: number;

@@ -29,7 +29,7 @@ import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
 import { ReplyQueue, type ClientWorker } from './reply-queue.js';
 import { adoptStream } from '../io/open-stream.js';
 import { debugEnabled, log } from '../log.js';
-import { Auth, type ClientAuth } from './auth.js';
+import { Auth, type PasswordGate } from './auth.js';
 
 /** The first byte of a TLS ClientHello (a handshake record): no memcached command starts with it. */
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -72,7 +72,7 @@ export class ClientConnection extends ReplyQueue {
   /** auth_file is set and this client has not authenticated yet */
   private authenticating: boolean;
   /** the users in force when it connected: what judges it if a reload turns authentication off before it is in */
-  private readonly gate: ClientAuth | null;
+  private readonly gate: PasswordGate | null;
 
   constructor(
     /** the connection: a libuv handle received from the main thread, or a net.Socket (--io portable) */

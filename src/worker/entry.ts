@@ -29,7 +29,7 @@ import { TlsClients } from './tls-clients.js';
 import { StripeTable } from '../shared/stripes.js';
 import { PendingBytes, pendingShare } from './pending-bytes.js';
 import type { Sampled } from './write-sampler.js';
-import { ClientAuth } from './auth.js';
+import { PasswordGate } from './auth.js';
 import { setBackendAuth } from '../backend/auth.js';
 
 export interface WorkerInit {
@@ -90,8 +90,8 @@ useIo(init.clients.io);
 
 setBackendAuth(init.config);
 
-function clientAuth(config: Config): ClientAuth | null {
-  return config.clientAuth === null ? null : new ClientAuth(config.clientAuth);
+function passwordGate(config: Config): PasswordGate | null {
+  return config.clientUsers === null ? null : new PasswordGate(config.clientUsers);
 }
 
 const counters = new Counters(init.counters, true);
@@ -134,7 +134,7 @@ const ctx = {
   parser: new RequestParser(init.config.maxItemSize),
   pending: new PendingBytes(pendingShare(init.config)),
   scheduler,
-  auth: clientAuth(init.config),
+  auth: passwordGate(init.config),
 };
 const local = new LocalCommands(init.config, counters, row, init.startedAt, new HealthTable(init.health), serverStats, new ServerFigures(init.figures));
 
@@ -222,7 +222,7 @@ parentPort!.on('message', (m: ToWorker) => {
     ctx.parser = new RequestParser(config.maxItemSize);
     ctx.pending.limit = pendingShare(config);
     // New clients authenticate against the new file; those already in stay in.
-    ctx.auth = clientAuth(config);
+    ctx.auth = passwordGate(config);
     setBackendAuth(config);
     local.reconfigure(config, new HealthTable(m.health), serverStats, new ServerFigures(m.figures));
     if (config.tls !== null) tlsClients?.update(config.tls);

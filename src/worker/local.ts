@@ -203,7 +203,7 @@ export class LocalCommands {
       ['drain_seconds', c.drainSeconds],
       ['admin', c.admin === null ? 'off' : `${c.admin.host}:${c.admin.port}`],
       // memcached's name for it: the file, or no
-      ['auth_enabled_ascii', c.clientAuth === null ? 'no' : c.clientAuth.path],
+      ['auth_enabled_ascii', c.clientUsers === null ? 'no' : c.clientUsers.path],
     ];
     let s = '';
     for (const [k, v] of lines) s += `STAT ${k} ${v}\r\n`;

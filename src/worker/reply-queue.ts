@@ -23,7 +23,7 @@ import type { LocalCommands } from './local.js';
 import type { PendingBytes } from './pending-bytes.js';
 import { LARGE_BYTES, LARGE_KEYS, largeRequestDone } from './collect.js';
 import type { ByteStream } from '../io/stream.js';
-import type { ClientAuth } from './auth.js';
+import type { PasswordGate } from './auth.js';
 
 /** The worker's current dispatcher and parser (a reload replaces them; requests in flight stay with theirs). */
 export interface ClientWorker {
@@ -32,7 +32,7 @@ export interface ClientWorker {
   readonly pending: PendingBytes;
   readonly scheduler: FlushScheduler;
   /** auth_file's users (null: clients are not asked to authenticate) */
-  readonly auth: ClientAuth | null;
+  readonly auth: PasswordGate | null;
 }
 
 export abstract class ReplyQueue implements ReplyTarget {

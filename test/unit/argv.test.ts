@@ -57,7 +57,7 @@ const DEFAULT_CONFIG: Config = {
   adminTokenFile: null,
   adminTls: null,
   adminInsecure: false,
-  clientAuth: null,
+  clientUsers: null,
   mastersAuth: null,
   backupsAuth: null,
 };

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadAuthFile, parseAuthText, type AuthFile } from '../../src/config/auth-file.js';
 import { authAnswer, authRefusal, authRequest } from '../../src/backend/auth.js';
-import { Auth, ClientAuth } from '../../src/worker/auth.js';
+import { Auth, PasswordGate } from '../../src/worker/auth.js';
 
 const parse = (text: string): AuthFile | string => {
   const r = parseAuthText(text, 'users.txt', 'auth_file');
@@ -57,7 +57,7 @@ test('auth file: an unreadable file is one line naming it', () => {
   assert.equal(loadAuthFile(good, 'auth_file'), { file: { path: good, users: [{ user: 'alice', password: 'secret' }] } });
 });
 
-const auth = new ClientAuth({ path: 'users.txt', users: [{ user: 'alice', password: 'secret' }, { user: 'bob', password: 'pw two' }] });
+const auth = new PasswordGate({ path: 'users.txt', users: [{ user: 'alice', password: 'secret' }, { user: 'bob', password: 'pw two' }] });
 
 /** What the reader does with `wire`: the outcome, the reply, and where the input goes on. */
 function read(wire: string): [number, string | null, number] {

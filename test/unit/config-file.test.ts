@@ -103,7 +103,7 @@ test('a file with every key gives every setting', () => {
     adminTokenFile: '/etc/mcrelay/admin.token',
     adminTls: { cert: '/etc/mcrelay/admin.pem', key: '/etc/mcrelay/admin.key', ca: '/etc/mcrelay/ca.pem', clientAuth: 'require', minVersion: 'TLSv1.3' },
     adminInsecure: false,
-    clientAuth: null,
+    clientUsers: null,
     mastersAuth: null,
     backupsAuth: null,
   });
@@ -116,14 +116,14 @@ test('password files: auth_file for clients, backend_auth_file for both pools un
   const backups = write('backups.txt', 'bsvc:s2\n');
   const file = write('auth.yml', `masters: [a:1]\nbackups: [b:1]\nauth_file: ${users}\nbackend_auth_file: ${both}\nbackups_auth_file: ${backups}\n`);
   const c = configOf(['--config', file]);
-  assert.equal(plain(c.clientAuth), { path: users, users: [{ user: 'alice', password: 'a1' }, { user: 'bob', password: 'b2' }] });
+  assert.equal(plain(c.clientUsers), { path: users, users: [{ user: 'alice', password: 'a1' }, { user: 'bob', password: 'b2' }] });
   assert.equal(plain(c.mastersAuth), { path: both, users: [{ user: 'svc', password: 's1' }] });
   assert.equal(plain(c.backupsAuth), { path: backups, users: [{ user: 'bsvc', password: 's2' }] });
   const flags = configOf(['--config', file, '--auth-file', both, '--masters-auth-file', backups]);
-  assert.is(flags.clientAuth!.path, both);
+  assert.is(flags.clientUsers!.path, both);
   assert.is(flags.mastersAuth!.path, backups);
   const none = configOf(['-s', 'a']);
-  assert.equal([none.clientAuth, none.mastersAuth, none.backupsAuth], [null, null, null]);
+  assert.equal([none.clientUsers, none.mastersAuth, none.backupsAuth], [null, null, null]);
   // A bad path or file is the configuration's error: one line, naming the file.
   assert.equal(parseArgv(['--config', write('auth-empty.yml', 'masters: [a:1]\nauth_file: ""\n')], ENV).kind, 'error');
   const bad = write('bad-users.txt', 'alice\n');
