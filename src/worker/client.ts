@@ -31,8 +31,14 @@ import { adoptStream } from '../io/open-stream.js';
 import { debugEnabled, log } from '../log.js';
 import { Auth, type PasswordGate } from './auth.js';
 
-/** The first byte of a TLS ClientHello (a handshake record): no memcached command starts with it. */
-const TLS_HANDSHAKE_RECORD = 0x16;
+/**
+ * The start of a TLS record carrying a handshake (a ClientHello): 0x16, then
+ * the record version 3.0 to 3.4. No memcached command starts so; one byte alone
+ * is not enough to tell (memcached answers a stray 0x16 as a line of junk).
+ */
+function isTlsHello(buf: Uint8Array, pos: number, end: number): boolean {
+  return end - pos >= 3 && buf[pos] === 0x16 && buf[pos + 1] === 0x03 && buf[pos + 2]! <= 0x04;
+}
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
 /** Requests in flight per client before its input stops being parsed and read. */
@@ -113,7 +119,7 @@ export class ClientConnection extends ReplyQueue {
     // A TLS client on a plain listener: its hello would read as lines of junk (or
     // as a broken auth set). Closing at once lets it fail its handshake now
     // rather than on a timeout.
-    if (this.binary === null && input.end > input.pos && input.buf[input.pos] === TLS_HANDSHAKE_RECORD) {
+    if (this.binary === null && isTlsHello(input.buf, input.pos, input.end)) {
       if (debugEnabled()) log.debug('a TLS handshake on a plain listener: closed', { client: this.id });
       this.destroy();
       return;

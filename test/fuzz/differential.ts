@@ -110,6 +110,8 @@ export function diffInput(seed: number, index: number): DiffInput {
     // screened as it will be sent: completed, if it is the last
     // memcached reads a connection whose first byte is 0x80 as its binary protocol (mcrelay is text only)
     if (stream.length === 0 && candidate.charCodeAt(0) === 0x80) { dropped.push('binary protocol (first byte 0x80)'); continue; }
+    // mcrelay closes a connection that opens with a TLS handshake record (a TLS client on a plain port)
+    if (stream.length === 0 && /^\x16\x03[\x00-\x04]/.test(candidate)) { dropped.push('TLS hello on a plain port (closed by mcrelay)'); continue; }
     const completed = complete(stream + candidate);
     const why = completed === null ? 'announces more data than a test stream sends' : screen(stream, completed.slice(stream.length));
     if (why !== null) { dropped.push(why); continue; }
