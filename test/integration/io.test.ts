@@ -121,8 +121,19 @@ test('--io portable: -n is the limit over all workers; the client past it reads 
     else c.close();
     return alone.length > 0;
   }), 'a client alone on the proxy');
-  const held = [alone[0]!, await connect(p.port), await connect(p.port)];
-  for (const c of held.slice(1)) assert.is((await roundTrip(c, 'version\r\n')).line.slice(0, 8), 'VERSION ');
+  // Two more served: on a loaded machine a worker may see a probe's close after
+  // another worker counted the proxy's clients, so a refused one is tried again.
+  const held = [alone[0]!];
+  for (let i = 0; i < 2; i++) {
+    assert.ok(await until(async () => {
+      const c = await connect(p.port);
+      c.write('version\r\n');
+      const r = await c.readUntil((x) => x.includes('\r\n') || c.closed, 2000).catch(() => Buffer.alloc(0));
+      if (r.toString().startsWith('VERSION ')) held.push(c);
+      else c.close();
+      return held.length === i + 2;
+    }), `client ${i + 2} of 3 served`);
+  }
   assert.match(await held[0]!.request('stats\r\n', 'END\r\n'), /STAT curr_connections 3\r\n/);
   const fourth = await connect(p.port);
   const b = await fourth.readUntil(() => fourth.closed, 3000);
