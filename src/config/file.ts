@@ -149,18 +149,12 @@ const KEYS: Record<string, Reader> = {
     out.adminInsecure = v.value;
   },
   admin_tls: (out, v, key, doc) => {
-    const t: { cert?: string; key?: string; ca?: string | null; clientAuth?: ClientAuth; minVersion?: TlsVersion } = {};
-    section(v, key, doc, {
-      cert: (n, k) => { t.cert = filePath(n, k, doc); },
-      key: (n, k) => { t.key = filePath(n, k, doc); },
-      ca: (n, k) => { t.ca = filePath(n, k, doc); },
-      client_auth: (n, k) => { t.clientAuth = readClientAuth(n, k, doc); },
-      min_version: (n, k) => { t.minVersion = tlsVersion(n, k, doc); },
-    });
-    if (t.cert === undefined || t.key === undefined) throw new FileError(key, 'expected both cert and key', v);
+    const t = emptyTlsDraft();
+    section(v, key, doc, tlsKeys(t, doc));
+    if (t.cert === null || t.key === null) throw new FileError(key, 'expected both cert and key', v);
     const clientAuth = t.clientAuth ?? 'none';
-    if (clientAuth !== 'none' && t.ca === undefined) throw new FileError(key, `client_auth: ${clientAuth} needs ca (the CA client certificates are checked against)`, v);
-    out.adminTls = Object.freeze({ cert: t.cert, key: t.key, ca: t.ca ?? null, clientAuth, minVersion: t.minVersion ?? 'TLSv1.2' });
+    if (clientAuth !== 'none' && t.ca === null) throw new FileError(key, `client_auth: ${clientAuth} needs ca (the CA client certificates are checked against)`, v);
+    out.adminTls = Object.freeze({ cert: t.cert, key: t.key, ca: t.ca, clientAuth, minVersion: t.minVersion ?? 'TLSv1.2' });
   },
   backup_coverage_warn: (out, v, key, doc) => { out.backupCoverageWarn = ratio(v, key, doc); },
   drain_seconds: (out, v, key, doc) => { out.drainSeconds = integer(v, key, doc, 0, MAX_SECONDS); },
@@ -260,11 +254,7 @@ function readListen(out: FileConfig, v: Node | null, key: string, doc: Document)
 function readTls(out: FileConfig, v: Node | null, key: string, doc: Document): void {
   const t = emptyTlsDraft();
   section(v, key, doc, {
-    cert: (n, k) => { t.cert = filePath(n, k, doc); },
-    key: (n, k) => { t.key = filePath(n, k, doc); },
-    ca: (n, k) => { t.ca = filePath(n, k, doc); },
-    client_auth: (n, k) => { t.clientAuth = readClientAuth(n, k, doc); },
-    min_version: (n, k) => { t.minVersion = tlsVersion(n, k, doc); },
+    ...tlsKeys(t, doc),
     listen: (n, k) => {
       const items = isSeq(n) ? n.items.map((item, i) => [deref(item as Node, doc, `${k}[${i}]`), `${k}[${i}]`] as const) : [[n, k] as const];
       t.listen = [];
@@ -277,6 +267,17 @@ function readTls(out: FileConfig, v: Node | null, key: string, doc: Document): v
     },
   });
   out.tls = t;
+}
+
+/** The keys a listener's TLS section shares (tls, admin_tls), read into `t`. */
+function tlsKeys(t: TlsDraft, doc: Document): Record<string, (n: Node | null, key: string) => void> {
+  return {
+    cert: (n, k) => { t.cert = filePath(n, k, doc); },
+    key: (n, k) => { t.key = filePath(n, k, doc); },
+    ca: (n, k) => { t.ca = filePath(n, k, doc); },
+    client_auth: (n, k) => { t.clientAuth = readClientAuth(n, k, doc); },
+    min_version: (n, k) => { t.minVersion = tlsVersion(n, k, doc); },
+  };
 }
 
 /** A pool's TLS toward its servers (masters_tls, backups_tls). */
