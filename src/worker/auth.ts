@@ -15,6 +15,8 @@
 
 import { timingSafeEqual } from 'node:crypto';
 import type { AuthFile } from '../config/auth-file.js';
+import { MAGIC_REQUEST } from '../protocol/binary-request.js';
+import { errorResponse, HEADER_LENGTH, Status } from '../protocol/binary-reply.js';
 import * as wire from '../protocol/wire.js';
 
 /** memcached's limits: a first line with no newline after this many bytes is dropped; a token longer is refused. */
@@ -39,8 +41,8 @@ export class PasswordGate {
   /** after read(): where the input goes on (OK), and the answer */
   next = 0;
   reply: Buffer | null = null;
-  /** after read() REFUSED: whether it was an attempt with wrong credentials (not another command) */
-  badCredentials = false;
+  /** after read() REFUSED: why, for a debug line (never what was sent) */
+  reason = '';
 
   constructor(file: AuthFile) {
     this.users = file.users.map((u) => ({ user: Buffer.from(u.user, 'utf8'), password: Buffer.from(u.password, 'utf8') }));
@@ -50,11 +52,17 @@ export class PasswordGate {
   /** Reads the auth `set` at buf[pos, end). */
   read(buf: Buffer, pos: number, end: number): number {
     this.reply = null;
-    this.badCredentials = false;
+    if (end === pos) return Auth.NEED_MORE;
+    if (buf[pos] === MAGIC_REQUEST) {
+      // A binary request: the status a binary client library knows, for its opcode and opaque.
+      if (end - pos < HEADER_LENGTH) return Auth.NEED_MORE;
+      return this.refuse(errorResponse(buf[pos + 1]!, buf.readUInt32BE(pos + 12), Status.AUTH_ERROR), 'a binary request before authenticating');
+    }
     const nl = buf.indexOf(0x0a, pos);
     if (nl < 0 || nl >= end) {
-      if (end - pos > MAX_AUTH_LINE) return Auth.REFUSED;
-      return Auth.NEED_MORE;
+      if (end - pos <= MAX_AUTH_LINE) return Auth.NEED_MORE;
+      this.reason = 'a first line too long';
+      return Auth.REFUSED;
     }
     const size = authSize(buf, pos, nl);
     if (size < 0) return this.refuse(wire.CLIENT_ERROR_UNAUTHENTICATED);
@@ -65,17 +73,16 @@ export class PasswordGate {
     if (buf[dataEnd] !== 0x0d || buf[dataEnd + 1] !== 0x0a) return this.refuse(wire.CLIENT_ERROR_LINE_TERMINATION);
     const space = buf.indexOf(0x20, data);
     if (space < 0 || space >= dataEnd) return this.refuse(wire.CLIENT_ERROR_AUTH_FORMAT);
-    if (!this.check(buf, data, space, space + 1, dataEnd)) {
-      this.badCredentials = true;
-      return this.refuse(wire.CLIENT_ERROR_AUTH_FAILURE);
-    }
+    if (!this.check(buf, data, space, space + 1, dataEnd)) return this.refuse(wire.CLIENT_ERROR_AUTH_FAILURE, 'wrong user or password');
     this.reply = wire.STORED;
     this.next = dataEnd + 2;
     return Auth.OK;
   }
 
-  private refuse(reply: Buffer): number {
+  /** why: for a reply of memcached's, the reply's own words */
+  private refuse(reply: Buffer, why = reply.toString('latin1', 13, reply.length - 2)): number {
     this.reply = reply;
+    this.reason = why;
     return Auth.REFUSED;
   }
 

@@ -22,7 +22,7 @@ import { InputBuffer, readArena } from '../io/buffers.js';
 import { META_BASE64 } from '../protocol/meta-request.js';
 import { Parse } from '../protocol/request-rules.js';
 import { Bin, BinaryParser, MAGIC_REQUEST } from '../protocol/binary-request.js';
-import { errorResponse, HEADER_LENGTH, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
+import { errorResponse, statsResponse, statusOf, Status } from '../protocol/binary-reply.js';
 import * as wire from '../protocol/wire.js';
 import { C } from '../shared/counters.js';
 import { STATS_ANSWER, STATS_FORWARD, type LocalCommands } from './local.js';
@@ -30,15 +30,8 @@ import { ReplyQueue, type ClientWorker } from './reply-queue.js';
 import { adoptStream } from '../io/open-stream.js';
 import { debugEnabled, log } from '../log.js';
 import { Auth, type PasswordGate } from './auth.js';
+import { isTlsHello } from '../protocol/tls-hello.js';
 
-/**
- * The start of a TLS record carrying a handshake (a ClientHello): 0x16, then
- * the record version 3.0 to 3.4. No memcached command starts so; one byte alone
- * is not enough to tell (memcached answers a stray 0x16 as a line of junk).
- */
-function isTlsHello(buf: Uint8Array, pos: number, end: number): boolean {
-  return end - pos >= 3 && buf[pos] === 0x16 && buf[pos + 1] === 0x03 && buf[pos + 2]! <= 0x04;
-}
 /** While draining, a client quiet this long with nothing owed is closed. */
 const DRAIN_QUIET_MS = 100;
 /** Requests in flight per client before its input stops being parsed and read. */
@@ -199,20 +192,10 @@ export class ClientConnection extends ReplyQueue {
     // set, and store the password).
     const auth = this.ctx.auth ?? this.gate!;
     const input = this.input;
-    const buf = input.buf;
-    const pos = input.pos;
-    const end = input.end;
-    if (end === pos) return false;
-    if (buf[pos] === MAGIC_REQUEST) {
-      // A binary request: the status a binary client library knows, for its opcode and opaque.
-      if (end - pos < HEADER_LENGTH) return false;
-      this.authRefused(errorResponse(buf[pos + 1]!, buf.readUInt32BE(pos + 12), Status.AUTH_ERROR), 'a binary request before authenticating');
-      return false;
-    }
-    const r = auth.read(buf, pos, end);
+    const r = auth.read(input.buf, input.pos, input.end);
     if (r === Auth.NEED_MORE) return false;
     if (r === Auth.REFUSED) {
-      this.authRefused(auth.reply, auth.badCredentials ? 'wrong user or password' : auth.reply === null ? 'a first line too long' : auth.reply.toString('latin1', 13, auth.reply.length - 2));
+      this.authRefused(auth.reply, auth.reason);
       return false;
     }
     input.consume(auth.next);
