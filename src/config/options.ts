@@ -13,8 +13,8 @@ import {
   parseMode, parseSize, serverKey, IO_EXPECTED, MODE_EXPECTED,
   type AdminAddress, type Config, type Distribution, type IoMode, type ListenAddress, type ServerAddress,
 } from './config.js';
-import { quoteless, type AuthPaths } from './file.js';
-import { CLIENT_AUTH_EXPECTED, emptyTlsDraft, parseClientAuth, parseTlsVersion, TLS_VERSION_EXPECTED, type ClientAuth, type ServerTlsDraft, type TlsDraft, type TlsVersion } from './tls.js';
+import { quoteless } from './file.js';
+import { applySecurity, SECURITY_OPTIONS, securityDraft, type SecurityDraft, type SecurityOptionId } from './security-options.js';
 import { helpText } from './help.js';
 import { VERSION } from '../version.js';
 
@@ -31,15 +31,7 @@ type OptionId =
   | 'version' | 'workers' | 'timeout' | 'retryInterval' | 'failureLimit'
   | 'maxItemSize' | 'distribution' | 'config' | 'admin' | 'drainSeconds' | 'switchDelaySeconds' | 'warmupSeconds'
   | 'warmupDoneRatio' | 'journalMaxKeys' | 'unixSocketMode' | 'restoreKeysPerSecond' | 'restoreMaxInflight' | 'maxPendingBytes' | 'backupCoverageWarn' | 'io'
-  | 'tlsCert' | 'tlsKey' | 'tlsCa' | 'tlsClientAuth' | 'tlsMinVersion' | 'tlsListen'
-  | AdminSecurityId | AuthOptionId;
-
-/** The admin listener's security options (issue 18). */
-type AdminSecurityId =
-  | 'adminTokenFile' | 'adminInsecure' | 'adminTlsCert' | 'adminTlsKey' | 'adminTlsCa' | 'adminTlsClientAuth' | 'adminTlsMinVersion';
-
-/** The password file options (config/auth-file.ts): each takes a path. */
-type AuthOptionId = 'authFile' | 'backendAuthFile' | 'mastersAuthFile' | 'backupsAuthFile';
+  | SecurityOptionId;
 
 interface OptionSpec {
   readonly id: OptionId;
@@ -83,24 +75,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { id: 'restoreMaxInflight', short: null, long: ['restore-max-inflight'], takesValue: true },
   { id: 'backupCoverageWarn', short: null, long: ['backup-coverage-warn'], takesValue: true },
   { id: 'io', short: null, long: ['io'], takesValue: true },
-  { id: 'tlsCert', short: null, long: ['tls-cert'], takesValue: true },
-  { id: 'tlsKey', short: null, long: ['tls-key'], takesValue: true },
-  { id: 'tlsCa', short: null, long: ['tls-ca'], takesValue: true },
-  { id: 'tlsClientAuth', short: null, long: ['tls-client-auth'], takesValue: true },
-  { id: 'tlsMinVersion', short: null, long: ['tls-min-version'], takesValue: true },
-  { id: 'tlsListen', short: null, long: ['tls-listen'], takesValue: true },
-  // The admin listener's security (issue 18).
-  { id: 'adminTokenFile', short: null, long: ['admin-token-file'], takesValue: true },
-  { id: 'adminInsecure', short: null, long: ['admin-insecure'], takesValue: false },
-  { id: 'adminTlsCert', short: null, long: ['admin-tls-cert'], takesValue: true },
-  { id: 'adminTlsKey', short: null, long: ['admin-tls-key'], takesValue: true },
-  { id: 'adminTlsCa', short: null, long: ['admin-tls-ca'], takesValue: true },
-  { id: 'adminTlsClientAuth', short: null, long: ['admin-tls-client-auth'], takesValue: true },
-  { id: 'adminTlsMinVersion', short: null, long: ['admin-tls-min-version'], takesValue: true },
-  { id: 'authFile', short: null, long: ['auth-file'], takesValue: true },
-  { id: 'backendAuthFile', short: null, long: ['backend-auth-file'], takesValue: true },
-  { id: 'mastersAuthFile', short: null, long: ['masters-auth-file'], takesValue: true },
-  { id: 'backupsAuthFile', short: null, long: ['backups-auth-file'], takesValue: true },
+  ...SECURITY_OPTIONS,
 ];
 
 export const BY_SHORT = new Map<string, OptionSpec>();
@@ -114,7 +89,7 @@ for (const spec of OPTIONS) {
 export const LONG_OPTIONS: readonly string[] = OPTIONS.flatMap((o) => o.long.map((n) => `--${n}`));
 
 /** The settings as they accumulate; -p, -l and the like: the last one given wins, as in magent. */
-export interface Draft {
+export interface Draft extends SecurityDraft {
   listenHost: string;
   port: number;
   unixSocket: string | null;
@@ -144,29 +119,12 @@ export interface Draft {
   restoreMaxInflight: number;
   backupCoverageWarn: number;
   io: IoMode;
-  /** the client listeners' TLS (config/tls.ts), files not read yet */
-  tls: TlsDraft;
-  /** set while tls.listen is still the file's: the first --tls-listen replaces it */
-  tlsListenFromFile: boolean;
-  /** the pools' TLS toward their servers (the file's masters_tls, backups_tls) */
-  mastersTls: ServerTlsDraft | null;
-  backupsTls: ServerTlsDraft | null;
   /** --config as given */
   configPath: string | null;
-  // The admin listener's security, as given (paths made absolute by argv.ts); admin_tls field by field.
-  adminTokenFile: string | null;
-  adminInsecure: boolean;
-  adminTlsCert: string | null;
-  adminTlsKey: string | null;
-  adminTlsCa: string | null;
-  adminTlsClientAuth: ClientAuth | null;
-  adminTlsMinVersion: TlsVersion | null;
   // Set while the list (or level) is still the file's: the first flag replaces it.
   mastersFromFile: boolean;
   backupsFromFile: boolean;
   verboseFromFile: boolean;
-  /** password file paths as given (read once the settings are all known) */
-  auth: AuthPaths;
 }
 
 export function defaultDraft(defaultWorkers: number): Draft {
@@ -200,22 +158,11 @@ export function defaultDraft(defaultWorkers: number): Draft {
     restoreMaxInflight: DEFAULTS.restoreMaxInflight,
     backupCoverageWarn: DEFAULTS.backupCoverageWarn,
     io: DEFAULTS.io,
-    tls: emptyTlsDraft(),
-    tlsListenFromFile: false,
-    mastersTls: null,
-    backupsTls: null,
     configPath: null,
-    adminTokenFile: null,
-    adminInsecure: false,
-    adminTlsCert: null,
-    adminTlsKey: null,
-    adminTlsCa: null,
-    adminTlsClientAuth: null,
-    adminTlsMinVersion: null,
     mastersFromFile: false,
     backupsFromFile: false,
     verboseFromFile: false,
-    auth: {},
+    ...securityDraft(),
   };
 }
 
@@ -363,77 +310,16 @@ export function apply(draft: Draft, id: OptionId, flag: string, value: string | 
       if (v !== 'fast' && v !== 'portable') return invalid(flag, v, IO_EXPECTED);
       draft.io = v;
       return null;
-    case 'tlsCert':
-    case 'tlsKey':
-    case 'tlsCa':
-      if (v === '') return invalid(flag, v, 'expected a file path');
-      if (id === 'tlsCert') draft.tls.cert = v;
-      else if (id === 'tlsKey') draft.tls.key = v;
-      else draft.tls.ca = v;
-      return null;
-    case 'tlsClientAuth': {
-      const a = parseClientAuth(v);
-      if (a === null) return invalid(flag, v, CLIENT_AUTH_EXPECTED);
-      draft.tls.clientAuth = a;
-      return null;
-    }
-    case 'tlsMinVersion': {
-      const t = parseTlsVersion(v);
-      if (t === null) return invalid(flag, v, TLS_VERSION_EXPECTED);
-      draft.tls.minVersion = t;
-      return null;
-    }
-    case 'tlsListen': {
-      const a = parseListenAddress(v, false);
-      if (typeof a === 'string') return invalid(flag, v, a);
-      if (draft.tlsListenFromFile || draft.tls.listen === null) draft.tls.listen = [];
-      draft.tlsListenFromFile = false;
-      if (!draft.tls.listen.some((l) => l.port === a.port && l.host.toLowerCase() === a.host.toLowerCase())) draft.tls.listen.push(a);
-      return null;
-    }
-    case 'authFile':
-    case 'backendAuthFile':
-    case 'mastersAuthFile':
-    case 'backupsAuthFile':
-      if (v === '') return invalid(flag, v, 'expected the path of a user:password file');
-      draft.auth[id] = v;
-      return null;
     case 'journalMaxKeys': {
       const n = parseInteger(v, 1, MAX_INT);
       if (n === null) return invalid(flag, v, `expected an integer 1..${MAX_INT}`);
       draft.journalMaxKeys = n;
       return null;
     }
-    default:
-      return applyAdminSecurity(draft, id, flag, v);
-  }
-}
-
-/** The admin listener's security options (issue 18). */
-function applyAdminSecurity(draft: Draft, id: AdminSecurityId, flag: string, v: string): ParseResult | null {
-  switch (id) {
-    case 'adminInsecure':
-      draft.adminInsecure = true;
-      return null;
-    case 'adminTlsClientAuth': {
-      const a = parseClientAuth(v);
-      if (a === null) return invalid(flag, v, CLIENT_AUTH_EXPECTED);
-      draft.adminTlsClientAuth = a;
-      return null;
+    default: {
+      const expected = applySecurity(draft, id, v);
+      return expected === null ? null : invalid(flag, v, expected);
     }
-    case 'adminTlsMinVersion': {
-      const t = parseTlsVersion(v);
-      if (t === null) return invalid(flag, v, TLS_VERSION_EXPECTED);
-      draft.adminTlsMinVersion = t;
-      return null;
-    }
-    default:
-      if (v === '') return invalid(flag, v, 'expected a file path');
-      if (id === 'adminTokenFile') draft.adminTokenFile = v;
-      else if (id === 'adminTlsCert') draft.adminTlsCert = v;
-      else if (id === 'adminTlsKey') draft.adminTlsKey = v;
-      else draft.adminTlsCa = v;
-      return null;
   }
 }
 
