@@ -14,7 +14,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Plan } from '../../src/plan.js';
 import { makeCerts, type Certs } from '../helpers/certs.js';
-import { stateOf, waitState } from '../helpers/cluster.js';
+import { serverStats, stateOf, waitState } from '../helpers/cluster.js';
 import { CLI, freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
 import { WireClient } from '../helpers/wire.js';
 
@@ -148,6 +148,25 @@ test('TLS and authentication together: clients authenticate over TLS, mcrelay au
   assert.is(await d.request('set btls:x 0 0 2\r\nxy\r\nget btls:x\r\n', 'END\r\n'), 'STORED\r\nVALUE btls:x 0 2\r\nxy\r\nEND\r\n');
   c.close();
   d.close();
+});
+
+test('an idle TLS connection that memcached -Z -Y closes (idle_timeout) is reopened, handshaken and authenticated again', async () => {
+  const users = path.join(certs.dir, 'idle-users');
+  writeFileSync(users, 'relay:s3cret-idle\n', { mode: 0o600 });
+  const m = await startMemcached({ extraArgs: ['-Z', '-o', `ssl_chain_cert=${certs.serverCert},ssl_key=${certs.serverKey},idle_timeout=1`, '-Y', users] });
+  procs.push(m);
+  const p = await proxyWith(`masters: [${m.addr}]\nmasters_tls: { ca: ${certs.caCert} }\nbackend_auth_file: ${users}\n`);
+  await waitState([p], m.addr, ['up'], 5000);
+  const c = await WireClient.connect(p.port);
+  assert.is(await c.request('set btls:i 0 0 4\r\nidle\r\n'), 'STORED\r\n');
+  // memcached's idle check runs about once a second: well past idle_timeout, the worker's connection is gone.
+  await new Promise((r) => setTimeout(r, 3500));
+  for (let i = 0; i < 3; i++) {
+    assert.is(await c.request('get btls:i\r\n', 'END\r\n'), 'VALUE btls:i 0 4\r\nidle\r\nEND\r\n', `get ${i} after the idle close`);
+  }
+  assert.is(await stateOf(p.port, m.addr), 'up', 'an idle close is not an outage');
+  assert.ok(Number((await serverStats(p.port)).table.get(m.addr)?.get('reconnects')) >= 1, 'memcached did close the idle connection, and it was reopened');
+  c.close();
 });
 
 test('mcrelay plan --admin reads a TLS backup over TLS (the servers /config names take the new file\'s pool settings)', async () => {
