@@ -186,14 +186,21 @@ export function clientOptions(t: ServerTls, host: string, port: number): import(
   };
 }
 
-/** What a worker's tls.Server takes from the settings. */
-export function serverOptions(t: ClientTls): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
+/** What a TLS listener's server takes from the settings (a worker's tls.Server, the admin listener's https.Server). */
+export function serverOptions(
+  t: Pick<ClientTls, 'clientAuth' | 'minVersion'> & TlsFiles,
+): SecureContextOptions & { requestCert: boolean; rejectUnauthorized: boolean } {
   return {
-    cert: t.cert,
-    key: t.key,
+    cert: t.cert!,
+    key: t.key!,
     ...(t.ca !== null ? { ca: t.ca } : {}),
     minVersion: t.minVersion,
     requestCert: t.clientAuth !== 'none',
     rejectUnauthorized: t.clientAuth === 'require',
   };
+}
+
+/** client_auth optional: a client may come without a certificate, but one it presents must verify. */
+export function presentsUnverified(socket: import('node:tls').TLSSocket): boolean {
+  return !socket.authorized && Object.keys(socket.getPeerCertificate()).length > 0;
 }

@@ -31,7 +31,7 @@ import type { Registry } from 'prom-client';
 import { isLoopbackHost, type AdminAddress, type AdminTlsSettings, type Config } from '../config/config.js';
 import { log } from '../log.js';
 import type { AdminSecrets } from './admin-secrets.js';
-import type { TlsFiles } from '../config/tls.js';
+import { presentsUnverified, serverOptions, type TlsFiles } from '../config/tls.js';
 import { STATE_NAMES } from '../shared/health.js';
 import { F } from '../shared/server-figures.js';
 import { buildRegistry, type AdminSources } from './metrics.js';
@@ -121,7 +121,7 @@ export async function startAdmin(
         const { readAdminSecrets } = await import('./admin-secrets.js');
         // admin_tls is fixed at start (an HTTP listener cannot turn HTTPS): its files are read again.
         const fresh = readAdminSecrets({ adminTokenFile: next.adminTokenFile, adminTls: tlsSettings });
-        if (fresh.tls !== null) (server as import('node:https').Server).setSecureContext(secureContextOptions(tlsSettings!, fresh.tls));
+        if (fresh.tls !== null) (server as import('node:https').Server).setSecureContext(serverOptions({ ...fresh.tls, clientAuth: tlsSettings!.clientAuth, minVersion: tlsSettings!.minVersion }));
         authorize = fresh.authorize;
       } catch (err) {
         log.error('reload: the admin listener keeps its token and certificate', { error: (err as Error).message });
@@ -169,23 +169,18 @@ async function httpsServer(
   const https = await import('node:https');
   const server = https.createServer({
     ...options,
-    ...secureContextOptions(t, files),
-    requestCert: t.clientAuth !== 'none',
-    rejectUnauthorized: t.clientAuth === 'require',
+    ...serverOptions({ ...files, clientAuth: t.clientAuth, minVersion: t.minVersion }),
     // A client that stalls its handshake is dropped as one that stalls its headers.
     handshakeTimeout: timeout,
   }, handle);
   if (t.clientAuth === 'optional') {
     server.on('secureConnection', (socket: import('node:tls').TLSSocket) => {
-      if (!socket.authorized && Object.keys(socket.getPeerCertificate()).length > 0) socket.destroy();
+      if (presentsUnverified(socket)) socket.destroy();
     });
   }
   return server as unknown as http.Server;
 }
 
-function secureContextOptions(t: AdminTlsSettings, files: TlsFiles): import('node:tls').SecureContextOptions {
-  return { cert: files.cert!, key: files.key!, ...(files.ca === null ? {} : { ca: files.ca }), minVersion: t.minVersion };
-}
 
 function pathOf(req: http.IncomingMessage): string {
   const q = req.url?.indexOf('?') ?? -1;

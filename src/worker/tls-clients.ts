@@ -16,7 +16,7 @@
 
 import net from 'node:net';
 import type tls from 'node:tls';
-import { serverOptions, type ClientTls } from '../config/tls.js';
+import { presentsUnverified, serverOptions, type ClientTls } from '../config/tls.js';
 import { debugEnabled, log } from '../log.js';
 
 /** How long a client may take to complete its handshake. */
@@ -61,7 +61,7 @@ export class TlsClients {
     const server = createServer({ ...serverOptions(settings), handshakeTimeout: HANDSHAKE_MS });
     server.on('secureConnection', (socket: tls.TLSSocket) => {
       // client_auth optional: a certificate is not required, but one presented must verify.
-      if (settings.clientAuth === 'optional' && !socket.authorized && socket.authorizationError !== null && hasPeerCertificate(socket)) {
+      if (settings.clientAuth === 'optional' && presentsUnverified(socket)) {
         if (debugEnabled()) log.debug('TLS client refused: its certificate does not verify', { error: String(socket.authorizationError) });
         socket.destroy();
         this.onRefused();
@@ -78,11 +78,6 @@ export class TlsClients {
     });
     return server;
   }
-}
-
-function hasPeerCertificate(socket: tls.TLSSocket): boolean {
-  const c = socket.getPeerCertificate();
-  return c !== null && Object.keys(c).length > 0;
 }
 
 function sameSettings(a: ClientTls, b: ClientTls): boolean {
