@@ -120,8 +120,11 @@ export class PortableStream implements ByteStream {
       // An error without an errno (a TLS alert, a certificate that does not verify): its own code says what happened.
       if (this.status === UV_UNKNOWN) this.detail = err.code ?? err.message;
     }
-    // Node destroys the socket after an error; 'close' follows.
+    // Node destroys a socket after its own errors, but not after a TLS
+    // session's (a record that does not decrypt): destroy it here. 'close' follows.
+    const socket = this.socket;
     this.socket = null;
+    socket?.destroy();
   }
 
   private closedNow(): void {
