@@ -4,6 +4,8 @@
 //       io/raw-stream.ts: TCP and Unix socket handles driven without a net.Socket
 //       io/handoff.ts:    IPC pipes that pass accepted handles to the workers
 //   net.Server#_handle.onconnection (listenerHandle): accepts without a net.Socket
+//   tls.TLSSocket#_handle (tlsHandle): a client's TLS session, driven by
+//       raw-stream.ts once its handshake is done
 //
 // These are libuv stream handles, the layer under net.Socket (what net.js itself
 // uses), with the request objects of a connect, a write and a shutdown, and the
@@ -31,6 +33,12 @@ export interface UvStream {
   /** TCP: connect(req, ipv4, port); Unix socket: connect(req, path) */
   connect(req: object, address: string, port?: number): number;
   connect6(req: object, address: string, port: number): number;
+}
+
+/** A TLS session's handle (TLSWrap): a stream as above over the TCP handle, plus the callback of its TLS errors. */
+export interface TlsHandle extends UvStream {
+  /** Node calls it (with the handle as `this`) when OpenSSL fails a read: a bad record, an alert */
+  onerror: (err: Error) => void;
 }
 
 /** An IPC pipe (or a pipe listener) as handoff.ts drives it. */
@@ -199,4 +207,19 @@ export function listenerHandle(server: net.Server): { onconnection: (status: num
     throw new IoInternalsError('the fast I/O path needs net.Server#_handle.onconnection, which this Node lacks; use --io portable');
   }
   return handle as { onconnection: (status: number, handle?: AcceptedHandle) => void };
+}
+
+/** The methods raw-stream.ts calls on a TLS session's handle. */
+const TLS_METHODS = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'writev', 'shutdown', 'close'];
+
+/**
+ * A TLS socket's session handle, for the fast path to drive once the handshake
+ * is done; null when this Node has none with every method raw-stream.ts calls,
+ * and the socket stays a net.Socket (io/portable.ts).
+ */
+export function tlsHandle(socket: net.Socket): TlsHandle | null {
+  const handle = (socket as unknown as { _handle?: unknown })._handle;
+  if (handle === null || typeof handle !== 'object') return null;
+  for (const m of TLS_METHODS) if (typeof (handle as Record<string, unknown>)[m] !== 'function') return null;
+  return handle as TlsHandle;
 }

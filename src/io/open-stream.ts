@@ -4,6 +4,7 @@
 // internals are missing); owners open their streams here and never name a path.
 
 import net from 'node:net';
+import type tls from 'node:tls';
 import type { IoMode } from '../config/config.js';
 import { PortableStream } from './portable.js';
 import { RawStream } from './raw-stream.js';
@@ -16,9 +17,20 @@ export function useIo(mode: IoMode): void {
   portable = mode === 'portable';
 }
 
-/** Takes over an accepted client: a libuv handle the main thread handed over, or a worker's own net.Socket. */
+/**
+ * Takes over an accepted client: a libuv handle the main thread handed over, a
+ * worker's own net.Socket, or a TLS socket whose handshake is done (on the fast
+ * path its session handle is driven as the TCP handles are).
+ */
 export function adoptStream(handle: object, owner: StreamOwner): ByteStream {
-  return handle instanceof net.Socket ? new PortableStream(handle, owner) : new RawStream(handle, owner);
+  if (!(handle instanceof net.Socket)) return new RawStream(handle, owner);
+  if (!portable && isTls(handle)) return RawStream.adoptTls(handle, owner) ?? new PortableStream(handle, owner);
+  return new PortableStream(handle, owner);
+}
+
+/** A TLS socket says so in `encrypted` (node:tls is loaded only where TLS is configured). */
+function isTls(socket: net.Socket): socket is tls.TLSSocket {
+  return (socket as Partial<tls.TLSSocket>).encrypted === true;
 }
 
 /** Opens a connection (to a memcached server); the owner hears connected(), or closed() with the error. */

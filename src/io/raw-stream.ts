@@ -12,6 +12,15 @@
 // write is one WriteWrap and the syscall. Node exposes the handles and their
 // request objects only through its internal bindings (io/internals.ts).
 //
+// A TLS client (worker/tls-clients.ts) is driven the same way once its handshake
+// is done: its session handle (Node's TLSWrap, over the TCP handle) is a stream
+// handle with these methods, which encrypts on write and decrypts into the arena
+// on read. Two differences: TLSWrap takes one write at a time (a second one
+// while the first is out aborts the process: a CHECK in Node), so writes made
+// meanwhile wait in `queued` and go as one writev when it completes, and the
+// shutdown of end() waits for them; and OpenSSL's failures come through the
+// handle's `onerror`, not its reads.
+//
 // Back-pressure: this class counts the bytes still queued in libuv (`pending`)
 // and calls the owner's drained() whenever a queued write completes. Ordering
 // holds: libuv does not try a write while earlier ones are queued, and the
@@ -27,7 +36,8 @@ import { lookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 import { readArena } from './buffers.js';
-import { internals, lastWriteWasAsync, readResult, type Internals, type UvStream as Handle } from './internals.js';
+import type tls from 'node:tls';
+import { internals, lastWriteWasAsync, readResult, tlsHandle, type Internals, type TlsHandle, type UvStream as Handle } from './internals.js';
 import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddress, type StreamOwner } from './stream.js';
 
 interface UvStream extends Handle {
@@ -84,6 +94,10 @@ export class RawStream implements ByteStream {
   private readEnded = false;
   /** set from connect() until the stream is connected or closes */
   private connecting: Connecting | null = null;
+  /** a TLS session (adoptTls): one write at a time, the others waiting here; null on a TCP or Unix socket */
+  private queued: Buffer[] | null = null;
+  /** a write of a TLS session is out */
+  private writing = false;
 
   /**
    * Takes over a connected handle (one received from the main thread) and starts
@@ -94,6 +108,26 @@ export class RawStream implements ByteStream {
     this.handle = this.adopt(handle as UvStream);
     this.owner = owner;
     if (connected) this.opened();
+  }
+
+  /**
+   * Takes over a TLS client whose handshake is done; null when this Node's TLS
+   * socket has no handle to drive (the caller keeps the net.Socket), or when it
+   * has already read data the handle would not give again.
+   */
+  static adoptTls(socket: tls.TLSSocket, owner: StreamOwner): RawStream | null {
+    const handle = tlsHandle(socket);
+    if (handle === null || socket.readableLength > 0) return null;
+    // The TLS socket started reading for itself: start again, into the arena.
+    handle.readStop();
+    const stream = new RawStream(handle, owner, false);
+    stream.queued = [];
+    handle.onerror = onTlsError;
+    // What the TLS socket still reports of itself (its TCP socket's errors, a
+    // client renegotiating past Node's limit) closes this stream; unheard, it would end the thread.
+    socket.on('error', () => stream.destroy(UV_EPROTO));
+    stream.opened();
+    return stream;
   }
 
   /** Routes the handle's reads to this stream. */
@@ -214,8 +248,20 @@ export class RawStream implements ByteStream {
 
   /** Nothing is sent once the stream is closing or ending. */
   private send(data: Buffer | Buffer[]): void {
-    const handle = this.handle;
-    if (handle === null || this.ending) return;
+    if (this.handle === null || this.ending) return;
+    if (this.writing) {
+      // A TLS session with a write out: this one goes when it completes.
+      const queued = this.queued!;
+      if (Array.isArray(data)) for (let i = 0; i < data.length; i++) queued.push(data[i]!);
+      else queued.push(data);
+      this.pending += Array.isArray(data) ? totalLength(data) : data.length;
+      return;
+    }
+    this.sendNow(data);
+  }
+
+  private sendNow(data: Buffer | Buffer[]): void {
+    const handle = this.handle!;
     // A write that libuv finishes at once leaves its request untouched: the next
     // write of any stream of this thread takes it again.
     let req = spareWrite;
@@ -241,6 +287,7 @@ export class RawStream implements ByteStream {
       req.bytes = bytes;
       req.stream = this;
       this.pending += bytes;
+      if (this.queued !== null) this.writing = true;
     }
   }
 
@@ -248,20 +295,36 @@ export class RawStream implements ByteStream {
     this.pending -= req.bytes;
     req.buffer = null;
     req.stream = null;
-    if (status < 0) this.destroy(status);
-    else if (this.handle !== null) this.owner.drained();
+    this.writing = false;
+    if (status < 0) return this.destroy(status);
+    if (this.handle === null) return;
+    const queued = this.queued;
+    if (queued !== null && queued.length > 0) {
+      // A TLS session's writes made while this one was out, as one.
+      this.queued = [];
+      this.pending -= totalLength(queued);
+      this.sendNow(queued.length === 1 ? queued[0]! : queued);
+      if (this.handle === null) return;
+    }
+    // end() came while a TLS session's write was out: the writes are done now.
+    if (this.queued !== null && this.ending && !this.writing) this.shutdown();
+    this.owner.drained();
   }
 
   /** Closes once every queued write is out: shuts the write side down, then closes. */
   end(): void {
-    const handle = this.handle;
-    if (handle === null || this.ending) return;
+    if (this.handle === null || this.ending) return;
     this.ending = true;
     this.pause();
+    // A TLS session with a write out shuts down when its writes are done (written).
+    if (!this.writing) this.shutdown();
+  }
+
+  private shutdown(): void {
     const req = new uv!.ShutdownWrap<ShutdownReq>();
     req.oncomplete = onShutdown;
     req.stream = this;
-    const err = handle.shutdown(req);
+    const err = this.handle!.shutdown(req);
     if (err !== 0) this.destroy(err);
   }
 
@@ -303,6 +366,8 @@ let spareWrite: WriteReq | null = null;
 const UV_EOF = -4095;
 /** libuv's UV_ETIMEDOUT */
 const UV_ETIMEDOUT = [...getSystemErrorMap()].find(([, [name]]) => name === 'ETIMEDOUT')![0];
+/** libuv's UV_EPROTO: a TLS session's failure (a bad record, an alert) */
+const UV_EPROTO = [...getSystemErrorMap()].find(([, [name]]) => name === 'EPROTO')![0];
 /** how long one address of several may take to connect before the next is tried (net's autoSelectFamilyAttemptTimeout default) */
 const ATTEMPT_TIMEOUT_MS = 250;
 
@@ -315,6 +380,10 @@ function onRead(this: UvStream): void {
 }
 
 function ignoreRead(): void {}
+
+function onTlsError(this: TlsHandle): void {
+  (this as unknown as UvStream).stream?.destroy(UV_EPROTO);
+}
 
 function totalLength(chunks: readonly Buffer[]): number {
   let n = 0;

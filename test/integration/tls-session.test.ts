@@ -1,7 +1,9 @@
-// A TLS client's session after its handshake (issue 18): what a client sees of
-// it, under the fast path and --io portable alike: replies that outgrow the
-// socket buffers while the client reads late, a quit behind them, a record that
-// does not decrypt, and a session idle for longer than the handshake timeout.
+// A TLS client's session after its handshake (issue 18): on the fast path the
+// worker drives Node's TLS handle itself (io/raw-stream.ts adoptTls), which
+// takes one write at a time; with --io portable the TLS socket carries it. What
+// a client sees must not differ: replies that outgrow the socket buffers while
+// the client reads late, a quit behind them, a record that does not decrypt, and
+// a session idle for longer than the handshake timeout.
 //
 //   Node tls client --TLS--> mcrelay --workers 1 --tls-cert --> memcached
 import { once } from 'node:events';
