@@ -1,5 +1,6 @@
 // The client listener on a unix socket (-f): what mcrelay does with what it
-// finds at the path, the socket's mode and owner, and what it leaves at exit.
+// finds at the path, the socket's mode and owner, what it leaves at exit, and
+// that --auth-file holds there as on a TCP port.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -61,6 +62,21 @@ test('default mode 0660, serves, removed at SIGTERM', async () => {
   assert.is(await p.stop('SIGTERM'), 0);
   assert.not.ok(fs.existsSync(sock));
   assert.equal(fs.readdirSync(dir).filter((f) => f.startsWith('.mcrelay-')), [], 'no temporary name left');
+});
+
+test('with --auth-file, a client on the socket authenticates first, as on a TCP port', async () => {
+  const users = path.join(dir, `users${n++}.txt`);
+  fs.writeFileSync(users, 'carol:unix-pw\n');
+  const sock = fresh();
+  await proxyOn(sock, ['--auth-file', users]);
+  const refused = await WireClient.connectPath(sock);
+  refused.write('get k\r\n');
+  assert.is((await refused.readQuiet(300, 3000)).toString(), 'CLIENT_ERROR unauthenticated\r\n');
+  assert.ok(refused.closed, 'closed after the refusal');
+  const c = await WireClient.connectPath(sock);
+  assert.is(await c.request('set auth 0 0 13\r\ncarol unix-pw\r\n'), 'STORED\r\n');
+  assert.is(await c.request('set u 0 0 1\r\nu\r\nget u\r\n', 'END\r\n'), 'STORED\r\nVALUE u 0 1\r\nu\r\nEND\r\n');
+  c.close();
 });
 
 test('--unix-socket-mode 0600', async () => {
