@@ -4,8 +4,8 @@
 //       io/raw-stream.ts: TCP and Unix socket handles driven without a net.Socket
 //       io/handoff.ts:    IPC pipes that pass accepted handles to the workers
 //   net.Server#_handle.onconnection (listenerHandle): accepts without a net.Socket
-//   tls.TLSSocket#_handle (tlsHandle): a client's TLS session, driven by
-//       raw-stream.ts once its handshake is done
+//   tls.TLSSocket#_handle (tlsHandle): a client's TLS session (TLSWrap), driven
+//       by tls-stream.ts once its handshake is done
 //
 // These are libuv stream handles, the layer under net.Socket (what net.js itself
 // uses), with the request objects of a connect, a write and a shutdown, and the
@@ -39,6 +39,10 @@ export interface UvStream {
 export interface TlsHandle extends UvStream {
   /** Node calls it (with the handle as `this`) when OpenSSL fails a read: a bad record, an alert */
   onerror: (err: Error) => void;
+  /** encrypted bytes not yet handed to the TCP handle */
+  readonly writeQueueSize: number;
+  /** the TCP handle under it; its writeQueueSize: bytes libuv has not written yet */
+  readonly _parent: { readonly writeQueueSize: number };
 }
 
 /** An IPC pipe (or a pipe listener) as handoff.ts drives it. */
@@ -209,17 +213,19 @@ export function listenerHandle(server: net.Server): { onconnection: (status: num
   return handle as { onconnection: (status: number, handle?: AcceptedHandle) => void };
 }
 
-/** The methods raw-stream.ts calls on a TLS session's handle. */
+/** The methods tls-stream.ts calls on a TLS session's handle. */
 const TLS_METHODS = ['readStart', 'readStop', 'useUserBuffer', 'writeBuffer', 'writev', 'shutdown', 'close'];
 
 /**
  * A TLS socket's session handle, for the fast path to drive once the handshake
- * is done; null when this Node has none with every method raw-stream.ts calls,
+ * is done; null when this Node has none with every method and figure tls-stream.ts reads,
  * and the socket stays a net.Socket (io/portable.ts).
  */
 export function tlsHandle(socket: net.Socket): TlsHandle | null {
   const handle = (socket as unknown as { _handle?: unknown })._handle;
   if (handle === null || typeof handle !== 'object') return null;
-  for (const m of TLS_METHODS) if (typeof (handle as Record<string, unknown>)[m] !== 'function') return null;
+  const h = handle as Record<string, unknown>;
+  for (const m of TLS_METHODS) if (typeof h[m] !== 'function') return null;
+  if (typeof h.writeQueueSize !== 'number' || typeof (h._parent as { writeQueueSize?: unknown } | undefined)?.writeQueueSize !== 'number') return null;
   return handle as TlsHandle;
 }

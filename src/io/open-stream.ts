@@ -8,6 +8,7 @@ import type tls from 'node:tls';
 import type { IoMode } from '../config/config.js';
 import { PortableStream } from './portable.js';
 import { RawStream } from './raw-stream.js';
+import { TlsStream } from './tls-stream.js';
 import type { ByteStream, ConnectingOwner, StreamAddress, StreamOwner } from './stream.js';
 
 let portable = false;
@@ -24,7 +25,7 @@ export function useIo(mode: IoMode): void {
  */
 export function adoptStream(handle: object, owner: StreamOwner): ByteStream {
   if (!(handle instanceof net.Socket)) return new RawStream(handle, owner);
-  if (!portable && isTls(handle)) return RawStream.adoptTls(handle, owner) ?? new PortableStream(handle, owner);
+  if (!portable && isTls(handle)) return TlsStream.adopt(handle, owner) ?? new PortableStream(handle, owner);
   return new PortableStream(handle, owner);
 }
 

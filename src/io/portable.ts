@@ -1,7 +1,9 @@
 // The portable I/O path: the same ByteStream as io/raw-stream.ts, over a
 // net.Socket, and the listeners each worker opens itself. Public APIs only
 // (net.Socket, net.Server's `reusePort`, Node 22.12+), so it runs where the fast
-// path's internals are missing or refused (`node --permission`).
+// path's internals are missing or refused (`node --permission`). One exception,
+// read where present: a TLS socket's stall watch (io/tls-stream.ts StallWatch)
+// looks at two figures of its handle, through io/internals.ts `tlsHandle`.
 //
 //   worker: net.Server (reusePort: the kernel spreads the accepts over the
 //           workers' listeners) --'connection'--> PortableStream(socket) --> owner
@@ -16,12 +18,16 @@
 
 import net from 'node:net';
 import { ListenError } from '../errors.js';
+import type { TLSSocket } from 'node:tls';
 import { clientOptions, type ServerTls } from '../config/tls.js';
+import { tlsHandle } from './internals.js';
+import { StallWatch, UV_EPIPE } from './tls-stream.js';
 import { readArena } from './buffers.js';
 import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddress, type StreamOwner } from './stream.js';
 
 /** libuv's UV_UNKNOWN: an error without an errno (Node's own codes, such as a connect attempt timing out). */
 const UV_UNKNOWN = -4094;
+
 
 export class PortableStream implements ByteStream {
   /** null once closing: nothing more is read or written */
@@ -36,6 +42,8 @@ export class PortableStream implements ByteStream {
   /** the code of an error that has no errno (UV_UNKNOWN), such as a TLS failure */
   private detail: string | null = null;
   private done = false;
+  /** a TLS socket whose handle shows its output queues (io/tls-stream.ts) */
+  private stall: StallWatch | null = null;
 
   /** Takes over a connected socket (an accepted client), or from connect() one still connecting. */
   constructor(socket: net.Socket, owner: StreamOwner, connected = true) {
@@ -48,6 +56,10 @@ export class PortableStream implements ByteStream {
     socket.on('drain', () => { if (this.socket !== null) this.owner.drained(); });
     // The write side shut after the queued writes: close, as raw-stream's end() does.
     socket.on('finish', () => this.destroy());
+    const tls = (socket as Partial<TLSSocket>).encrypted === true ? tlsHandle(socket) : null;
+    // Progress: the bytes whose write completed (bytesWritten counts what is
+    // buffered too, writableLength what has not completed).
+    if (tls !== null) this.stall = new StallWatch(tls, () => (!this.connecting && socket.writableLength > 0 ? socket.bytesWritten - socket.writableLength : -1), () => this.destroy(UV_EPIPE));
     if (connected) {
       socket.on('data', (chunk: Buffer) => this.received(chunk));
       this.reading = true;
@@ -149,6 +161,7 @@ export class PortableStream implements ByteStream {
   write(data: Buffer): void {
     if (this.socket === null || this.ending) return;
     this.socket.write(data);
+    this.stall?.arm();
   }
 
   /** Several chunks as one writev (cork gathers them). */
@@ -158,6 +171,7 @@ export class PortableStream implements ByteStream {
     socket.cork();
     for (let i = 0; i < chunks.length; i++) socket.write(chunks[i]!);
     socket.uncork();
+    this.stall?.arm();
   }
 
   end(): void {
@@ -171,6 +185,7 @@ export class PortableStream implements ByteStream {
   destroy(status = 0): void {
     const socket = this.socket;
     if (socket === null) return;
+    this.stall?.stop();
     this.socket = null;
     if (this.status === 0) this.status = status;
     socket.destroy();

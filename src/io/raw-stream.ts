@@ -12,14 +12,8 @@
 // write is one WriteWrap and the syscall. Node exposes the handles and their
 // request objects only through its internal bindings (io/internals.ts).
 //
-// A TLS client (worker/tls-clients.ts) is driven the same way once its handshake
-// is done: its session handle (Node's TLSWrap, over the TCP handle) is a stream
-// handle with these methods, which encrypts on write and decrypts into the arena
-// on read. Two differences: TLSWrap takes one write at a time (a second one
-// while the first is out aborts the process: a CHECK in Node), so writes made
-// meanwhile wait in `queued` and go as one writev when it completes, and the
-// shutdown of end() waits for them; and OpenSSL's failures come through the
-// handle's `onerror`, not its reads.
+// A TLS client, once its handshake is done, is driven the same way: its session
+// handle is such a stream handle (io/tls-stream.ts, a subclass).
 //
 // Back-pressure: this class counts the bytes still queued in libuv (`pending`)
 // and calls the owner's drained() whenever a queued write completes. Ordering
@@ -36,11 +30,10 @@ import { lookup, type LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { getSystemErrorMap } from 'node:util';
 import { readArena } from './buffers.js';
-import type tls from 'node:tls';
-import { internals, lastWriteWasAsync, readResult, tlsHandle, type Internals, type TlsHandle, type UvStream as Handle } from './internals.js';
+import { internals, lastWriteWasAsync, readResult, type Internals, type UvStream as Handle } from './internals.js';
 import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddress, type StreamOwner } from './stream.js';
 
-interface UvStream extends Handle {
+export interface UvStream extends Handle {
   /** Node accepts only a function here */
   onread: (this: UvStream) => void;
   /** set by this module: the handle's owner */
@@ -50,12 +43,12 @@ interface UvStream extends Handle {
 /** This thread's internals, taken on the first stream (never at import: the portable path imports this module too). */
 let uv: Internals | null = null;
 
-function bind(): Internals {
+export function bind(): Internals {
   return uv ??= internals();
 }
 
 /** Node calls a write request's `oncomplete` when libuv finishes it; the other fields are this module's own. */
-interface WriteReq {
+export interface WriteReq {
   oncomplete: (this: WriteReq, status: number) => void;
   bytes: number;
   buffer: Buffer | Buffer[] | null;
@@ -85,19 +78,15 @@ export class RawStream implements ByteStream {
   /** bytes handed to libuv that it has not written yet */
   pending = 0;
   /** null once closing: nothing more is read or written */
-  private handle: UvStream | null;
-  private owner: StreamOwner;
+  protected handle: UvStream | null;
+  protected owner: StreamOwner;
   private reading = false;
   /** end() was called: the write side is being shut down */
-  private ending = false;
+  protected ending = false;
   /** the peer shut its side: nothing more to read */
   private readEnded = false;
   /** set from connect() until the stream is connected or closes */
   private connecting: Connecting | null = null;
-  /** a TLS session (adoptTls): one write at a time, the others waiting here; null on a TCP or Unix socket */
-  private queued: Buffer[] | null = null;
-  /** a write of a TLS session is out */
-  private writing = false;
 
   /**
    * Takes over a connected handle (one received from the main thread) and starts
@@ -108,26 +97,6 @@ export class RawStream implements ByteStream {
     this.handle = this.adopt(handle as UvStream);
     this.owner = owner;
     if (connected) this.opened();
-  }
-
-  /**
-   * Takes over a TLS client whose handshake is done; null when this Node's TLS
-   * socket has no handle to drive (the caller keeps the net.Socket), or when it
-   * has already read data the handle would not give again.
-   */
-  static adoptTls(socket: tls.TLSSocket, owner: StreamOwner): RawStream | null {
-    const handle = tlsHandle(socket);
-    if (handle === null || socket.readableLength > 0) return null;
-    // The TLS socket started reading for itself: start again, into the arena.
-    handle.readStop();
-    const stream = new RawStream(handle, owner, false);
-    stream.queued = [];
-    handle.onerror = onTlsError;
-    // What the TLS socket still reports of itself (its TCP socket's errors, a
-    // client renegotiating past Node's limit) closes this stream; unheard, it would end the thread.
-    socket.on('error', () => stream.destroy(UV_EPROTO));
-    stream.opened();
-    return stream;
   }
 
   /** Routes the handle's reads to this stream. */
@@ -216,7 +185,7 @@ export class RawStream implements ByteStream {
     this.tryNext(connecting);
   }
 
-  private opened(): void {
+  protected opened(): void {
     const h = this.handle!;
     h.useUserBuffer(readArena.scratch);
     if (typeof h.setNoDelay === 'function') h.setNoDelay(true);
@@ -247,21 +216,9 @@ export class RawStream implements ByteStream {
   }
 
   /** Nothing is sent once the stream is closing or ending. */
-  private send(data: Buffer | Buffer[]): void {
-    if (this.handle === null || this.ending) return;
-    if (this.writing) {
-      // A TLS session with a write out: this one goes when it completes.
-      const queued = this.queued!;
-      if (Array.isArray(data)) for (let i = 0; i < data.length; i++) queued.push(data[i]!);
-      else queued.push(data);
-      this.pending += Array.isArray(data) ? totalLength(data) : data.length;
-      return;
-    }
-    this.sendNow(data);
-  }
-
-  private sendNow(data: Buffer | Buffer[]): void {
-    const handle = this.handle!;
+  protected send(data: Buffer | Buffer[]): void {
+    const handle = this.handle;
+    if (handle === null || this.ending) return;
     // A write that libuv finishes at once leaves its request untouched: the next
     // write of any stream of this thread takes it again.
     let req = spareWrite;
@@ -287,7 +244,6 @@ export class RawStream implements ByteStream {
       req.bytes = bytes;
       req.stream = this;
       this.pending += bytes;
-      if (this.queued !== null) this.writing = true;
     }
   }
 
@@ -295,36 +251,24 @@ export class RawStream implements ByteStream {
     this.pending -= req.bytes;
     req.buffer = null;
     req.stream = null;
-    this.writing = false;
-    if (status < 0) return this.destroy(status);
-    if (this.handle === null) return;
-    const queued = this.queued;
-    if (queued !== null && queued.length > 0) {
-      // A TLS session's writes made while this one was out, as one.
-      this.queued = [];
-      this.pending -= totalLength(queued);
-      this.sendNow(queued.length === 1 ? queued[0]! : queued);
-      if (this.handle === null) return;
-    }
-    // end() came while a TLS session's write was out: the writes are done now.
-    if (this.queued !== null && this.ending && !this.writing) this.shutdown();
-    this.owner.drained();
+    if (status < 0) this.destroy(status);
+    else if (this.handle !== null) this.owner.drained();
   }
 
   /** Closes once every queued write is out: shuts the write side down, then closes. */
   end(): void {
-    if (this.handle === null || this.ending) return;
+    const handle = this.handle;
+    if (handle === null || this.ending) return;
     this.ending = true;
     this.pause();
-    // A TLS session with a write out shuts down when its writes are done (written).
-    if (!this.writing) this.shutdown();
+    this.shutdown(handle);
   }
 
-  private shutdown(): void {
+  protected shutdown(handle: UvStream): void {
     const req = new uv!.ShutdownWrap<ShutdownReq>();
     req.oncomplete = onShutdown;
     req.stream = this;
-    const err = this.handle!.shutdown(req);
+    const err = handle.shutdown(req);
     if (err !== 0) this.destroy(err);
   }
 
@@ -366,8 +310,6 @@ let spareWrite: WriteReq | null = null;
 const UV_EOF = -4095;
 /** libuv's UV_ETIMEDOUT */
 const UV_ETIMEDOUT = [...getSystemErrorMap()].find(([, [name]]) => name === 'ETIMEDOUT')![0];
-/** libuv's UV_EPROTO: a TLS session's failure (a bad record, an alert) */
-const UV_EPROTO = [...getSystemErrorMap()].find(([, [name]]) => name === 'EPROTO')![0];
 /** how long one address of several may take to connect before the next is tried (net's autoSelectFamilyAttemptTimeout default) */
 const ATTEMPT_TIMEOUT_MS = 250;
 
@@ -381,17 +323,13 @@ function onRead(this: UvStream): void {
 
 function ignoreRead(): void {}
 
-function onTlsError(this: TlsHandle): void {
-  (this as unknown as UvStream).stream?.destroy(UV_EPROTO);
-}
-
-function totalLength(chunks: readonly Buffer[]): number {
+export function totalLength(chunks: readonly Buffer[]): number {
   let n = 0;
   for (let i = 0; i < chunks.length; i++) n += chunks[i]!.length;
   return n;
 }
 
-function onWriteComplete(this: WriteReq, status: number): void {
+export function onWriteComplete(this: WriteReq, status: number): void {
   this.stream?.written(this, status);
 }
 

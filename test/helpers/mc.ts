@@ -131,3 +131,21 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 1000
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * curr_connections (which counts the asking connection) once it is `want`, or
+ * what it was after `waitMs`: closes seen by the server a moment after the
+ * client's. Asks over TLS when `tlsOptions` is given.
+ */
+export async function currConnections(port: number, want: number, tlsOptions?: Parameters<typeof WireClient.connectTls>[1], waitMs = 3000): Promise<number> {
+  const c = tlsOptions === undefined ? await WireClient.connect(port) : await WireClient.connectTls(port, tlsOptions);
+  const deadline = Date.now() + waitMs;
+  let n: number;
+  for (;;) {
+    n = Number(/^STAT curr_connections (\d+)\r$/m.exec(await c.request('stats\r\n', 'END\r\n'))?.[1]);
+    if (n === want || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  c.close();
+  return n;
+}

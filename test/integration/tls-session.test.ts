@@ -14,6 +14,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeCerts, type Certs } from '../helpers/certs.js';
 import { startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { currConnections } from '../helpers/mc.js';
 import { WireClient } from '../helpers/wire.js';
 
 let certs: Certs;
@@ -97,6 +98,39 @@ test('a record that does not decrypt closes that client at once; the worker serv
   const c = await client();
   assert.is(await c.request('get session:x\r\n', 'END\r\n'), 'VALUE session:x 0 1\r\nx\r\nEND\r\n');
   c.close();
+});
+
+test('clients that leave mid-reply (reset, close, shut side, quit) are all closed; none is left open', async () => {
+  const c = await client();
+  assert.is(await c.request(Buffer.concat([Buffer.from(`set session:big 0 0 ${BIG}\r\n`), big, Buffer.from('\r\n')])), 'STORED\r\n');
+  c.close();
+  // Each asks for 4 MB and leaves with most of it unread, while the worker
+  // writes: 40 reset their TCP connection (0 to 28 ms after asking: some before
+  // the server's first write, even its session tickets), 10 close, 10 shut
+  // their side and read on, 10 send quit and read on. The worker must hear
+  // every close; one it misses stays open with its replies for ever.
+  const ways = ['reset', 'reset', 'reset', 'reset', 'destroy', 'end', 'quit'] as const;
+  await Promise.all(Array.from({ length: 70 }, async (_, i) => {
+    const tcp = net.connect(relay.port, '127.0.0.1');
+    tcp.on('error', () => { /* the reset */ });
+    await once(tcp, 'connect');
+    const s = tls.connect({ socket: tcp, servername: 'localhost', ca: readFileSync(certs.caCert) });
+    s.on('error', () => { /* a reset or the server's close */ });
+    await once(s, 'secureConnect');
+    const way = ways[i % ways.length]!;
+    s.pause();
+    s.write('get session:big\r\n'.repeat(8) + (way === 'quit' ? 'quit\r\n' : ''));
+    await new Promise((r) => setTimeout(r, (i % 5) * 7));
+    if (way === 'reset') tcp.resetAndDestroy();
+    else if (way === 'destroy') s.destroy();
+    else {
+      if (way === 'end') s.end();
+      // These read on: every reply comes, then the server closes.
+      s.resume();
+      await new Promise((r) => s.once('close', r));
+    }
+  }));
+  assert.is(await currConnections(relay.port, 1, { ca: readFileSync(certs.caCert) }, 5000), 1, 'only the asking client is open');
 });
 
 test('a session idle for longer than the handshake timeout (10 s) is served', async () => {

@@ -16,6 +16,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeCerts, type Certs } from '../helpers/certs.js';
 import { CLI, freePort, startMemcached, startProxy, type Proc } from '../helpers/procs.js';
+import { currConnections } from '../helpers/mc.js';
 import { WireClient } from '../helpers/wire.js';
 
 let certs: Certs;
@@ -56,21 +57,6 @@ async function tlsOutcome(port: number, options: Parameters<typeof WireClient.co
   ]);
   assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
   return outcome;
-}
-
-/**
- * curr_connections (which counts the asking connection) once it is `want`, or
- * what it was after 3 s: closes seen by the worker a moment after the client's.
- */
-async function currConnections(port: number, want: number, tlsOptions?: Parameters<typeof WireClient.connectTls>[1]): Promise<number> {
-  const c = tlsOptions === undefined ? await WireClient.connect(port) : await WireClient.connectTls(port, tlsOptions);
-  let n = -1;
-  for (let i = 0; i < 60 && n !== want; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, 50));
-    n = Number(/^STAT curr_connections (\d+)\r$/m.exec(await c.request('stats\r\n', 'END\r\n'))?.[1]);
-  }
-  c.close();
-  return n;
 }
 
 test('TLS only: Node\'s tls client sets and gets; a plain client is closed at once', async () => {
