@@ -39,7 +39,7 @@ export interface UvStream {
 export interface TlsHandle extends UvStream {
   /** Node calls it (with the handle as `this`) when OpenSSL fails a read: a bad record, an alert */
   onerror: (err: Error) => void;
-  /** encrypted bytes not yet handed to the TCP handle */
+  /** encrypted bytes whose TCP write has not completed yet (or not begun) */
   readonly writeQueueSize: number;
   /** the TCP handle under it; its writeQueueSize: bytes libuv has not written yet */
   readonly _parent: { readonly writeQueueSize: number };

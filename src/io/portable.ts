@@ -17,8 +17,8 @@
 // only wait for it past that (a client past 4 MB unsent, a large reply).
 
 import net from 'node:net';
-import { ListenError } from '../errors.js';
 import type { TLSSocket } from 'node:tls';
+import { ListenError } from '../errors.js';
 import { clientOptions, type ServerTls } from '../config/tls.js';
 import { tlsHandle } from './internals.js';
 import { StallWatch, UV_EPIPE } from './tls-stream.js';
@@ -27,7 +27,6 @@ import { UV_EAI_NONAME, type ByteStream, type ConnectingOwner, type StreamAddres
 
 /** libuv's UV_UNKNOWN: an error without an errno (Node's own codes, such as a connect attempt timing out). */
 const UV_UNKNOWN = -4094;
-
 
 export class PortableStream implements ByteStream {
   /** null once closing: nothing more is read or written */
@@ -141,6 +140,7 @@ export class PortableStream implements ByteStream {
 
   private closedNow(): void {
     this.socket = null;
+    this.stall?.stop();
     if (this.done) return;
     this.done = true;
     this.owner.closed(this.status, this.detail ?? undefined);

@@ -1,9 +1,10 @@
 // A TLS client's session after its handshake (issue 18): on the fast path the
-// worker drives Node's TLS handle itself (io/raw-stream.ts adoptTls), which
-// takes one write at a time; with --io portable the TLS socket carries it. What
-// a client sees must not differ: replies that outgrow the socket buffers while
-// the client reads late, a quit behind them, a record that does not decrypt, and
-// a session idle for longer than the handshake timeout.
+// worker drives Node's TLS handle itself (io/tls-stream.ts), which takes one
+// write at a time; with --io portable the TLS socket carries it. What a client
+// sees must not differ: replies that outgrow the socket buffers while the
+// client reads late, a quit behind them, a record that does not decrypt,
+// clients that reset or leave mid-reply (each closed, none left open), and a
+// session idle for longer than the handshake timeout.
 //
 //   Node tls client --TLS--> mcrelay --workers 1 --tls-cert --> memcached
 import { once } from 'node:events';
@@ -47,7 +48,12 @@ async function readAll(socket: tls.TLSSocket, late: number): Promise<{ data: Buf
   socket.on('data', (d: Buffer) => chunks.push(d));
   await new Promise((r) => setTimeout(r, late));
   socket.resume();
-  const closed = await Promise.race([once(socket, 'close').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 10_000))]);
+  let timer: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([
+    new Promise<boolean>((r) => socket.once('close', () => r(true))),
+    new Promise<boolean>((r) => { timer = setTimeout(() => r(false), 10_000); }),
+  ]);
+  clearTimeout(timer);
   return { data: Buffer.concat(chunks), closed };
 }
 
