@@ -109,7 +109,7 @@ function describeStale(stale: readonly Stale[], marks: Record<string, number>): 
   const summary = stale.length === 0 ? '' :
     `by reader: ${[...byVia].map(([v, n]) => `${v} ${n}`).join(', ')}; reads sent from ${rel(first)} to ${rel(last)}\n    `;
   return summary + stale.slice(0, 6).map((s) =>
-    `${s.via} ${s.key}: got ${JSON.stringify(s.got)} (${s.prev}), but ${s.want === null ? 'its delete' : JSON.stringify(s.want)} was acknowledged before the read was sent ${rel(s.sentAt)}`).join('\n    ');
+    `${s.via} ${s.key}: got ${JSON.stringify(s.got)} (${s.prev}), but ${s.want === null ? 'its delete' : JSON.stringify(s.want)} was acknowledged ${(s.sentAt - s.ackedAt).toFixed(0)} ms before the read was sent ${rel(s.sentAt)}`).join('\n    ');
 }
 
 /** The log lines each entry wrote about one server (state changes). */
